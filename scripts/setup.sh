@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs everything sluice needs to build, test, benchmark and demo on Debian 12.
+# Idempotent: safe to re-run; installs only what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PKGS=(build-essential cmake ninja-build ccache pkg-config git
+      libboost-dev libboost-system-dev libssl-dev libsimdjson-dev libyaml-cpp-dev
+      libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
+      clang libclang-rt-14-dev
+      nghttp2-client nginx-light curl procps
+      nodejs npm)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+# nodejs may come from outside Debian's package (e.g. NodeSource) on dev machines: accept any node >= 18.
+if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
+  missing=("${missing[@]/nodejs}"); missing=("${missing[@]/npm}")
+fi
+pkgs_to_install=()
+for p in "${missing[@]}"; do [ -n "$p" ] && pkgs_to_install+=("$p"); done
+if [ ${#pkgs_to_install[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  echo "setup: installing ${pkgs_to_install[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${pkgs_to_install[@]}" >/dev/null
+fi
+# Debian's nginx package starts a system nginx on port 80; the benchmarks start their own.
+if pgrep -x nginx >/dev/null 2>&1 && [ -f /run/nginx.pid ]; then
+  (systemctl stop nginx 2>/dev/null || service nginx stop 2>/dev/null || nginx -s stop 2>/dev/null) || true
+fi
+
+# npm packages for the integration tests (the official OpenAI SDK) and the benchmark peer.
+if [ ! -d tests/integration/node_modules/openai ]; then
+  (cd tests/integration && npm ci --no-audit --no-fund --loglevel=error 2>/dev/null || npm install --no-audit --no-fund --loglevel=error)
+fi
+echo "setup: ok"

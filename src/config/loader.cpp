@@ -1,0 +1,338 @@
+#include "config/loader.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+#include "core/crypto.hpp"
+
+#include <cstdlib>
+#include <fstream>
+#include <initializer_list>
+#include <set>
+#include <sstream>
+
+namespace sluice::config {
+
+namespace {
+
+class Walker {
+ public:
+  Walker(std::string file, LoadResult& r) : file_(std::move(file)), r_(r) {}
+
+  std::string at(const YAML::Node& n) const {
+    auto m = n.Mark();
+    if (m.is_null()) return file_;
+    return file_ + ":" + std::to_string(m.line + 1) + ":" + std::to_string(m.column + 1);
+  }
+  void error(const YAML::Node& n, const std::string& msg) { r_.errors.push_back(at(n) + ": " + msg); }
+
+  bool expect_map(const YAML::Node& n, const char* what) {
+    if (n.IsMap()) return true;
+    error(n, std::string(what) + " must be a mapping");
+    return false;
+  }
+  void allow_keys(const YAML::Node& n, std::initializer_list<const char*> keys, const char* what) {
+    for (auto it = n.begin(); it != n.end(); ++it) {
+      std::string k = it->first.Scalar();
+      bool known = false;
+      for (const char* a : keys) known = known || k == a;
+      if (!known) {
+        std::string list;
+        for (const char* a : keys) list += std::string(list.empty() ? "" : ", ") + a;
+        error(it->first, "unknown key '" + k + "' in " + what + " (expected one of: " + list + ")");
+      }
+    }
+  }
+  void str(const YAML::Node& n, const char* key, std::string& out) {
+    YAML::Node v = n[key];
+    if (!v) return;
+    if (!v.IsScalar()) return error(v, std::string("'") + key + "' must be a string");
+    out = v.Scalar();
+  }
+  void integer(const YAML::Node& n, const char* key, int64_t& out, int64_t min, int64_t max) {
+    YAML::Node v = n[key];
+    if (!v) return;
+    try {
+      int64_t x = v.as<int64_t>();
+      if (x < min || x > max) {
+        return error(v, std::string("'") + key + "' must be between " + std::to_string(min) + " and " +
+                            std::to_string(max));
+      }
+      out = x;
+    } catch (const YAML::Exception&) {
+      error(v, std::string("'") + key + "' must be an integer");
+    }
+  }
+  void integer(const YAML::Node& n, const char* key, int& out, int min, int max) {
+    int64_t x = out;
+    integer(n, key, x, min, max);
+    out = static_cast<int>(x);
+  }
+  void number(const YAML::Node& n, const char* key, double& out) {
+    YAML::Node v = n[key];
+    if (!v) return;
+    try {
+      out = v.as<double>();
+      if (out < 0) error(v, std::string("'") + key + "' must not be negative");
+    } catch (const YAML::Exception&) {
+      error(v, std::string("'") + key + "' must be a number");
+    }
+  }
+  void boolean(const YAML::Node& n, const char* key, bool& out) {
+    YAML::Node v = n[key];
+    if (!v) return;
+    try {
+      out = v.as<bool>();
+    } catch (const YAML::Exception&) {
+      error(v, std::string("'") + key + "' must be true or false");
+    }
+  }
+  void strings(const YAML::Node& n, const char* key, std::vector<std::string>& out) {
+    YAML::Node v = n[key];
+    if (!v) return;
+    if (v.IsScalar()) {
+      out = {v.Scalar()};
+      return;
+    }
+    if (!v.IsSequence()) return error(v, std::string("'") + key + "' must be a list of strings");
+    out.clear();
+    for (const auto& e : v) {
+      if (!e.IsScalar()) {
+        error(e, std::string("'") + key + "' entries must be strings");
+        continue;
+      }
+      out.push_back(e.Scalar());
+    }
+  }
+  YAML::Node seq(const YAML::Node& root, const char* key) {
+    YAML::Node v = root[key];
+    if (v && !v.IsSequence()) {
+      error(v, std::string("'") + key + "' must be a list");
+      return YAML::Node();
+    }
+    return v;
+  }
+
+  void timeouts(const YAML::Node& n, Timeouts& t) {
+    if (!n) return;
+    if (!expect_map(n, "timeouts")) return;
+    allow_keys(n, {"connect_ms", "first_byte_ms", "idle_ms", "total_ms"}, "timeouts");
+    integer(n, "connect_ms", t.connect_ms, 1, 3600000);
+    integer(n, "first_byte_ms", t.first_byte_ms, 1, 3600000);
+    integer(n, "idle_ms", t.idle_ms, 1, 3600000);
+    integer(n, "total_ms", t.total_ms, 1, 86400000);
+  }
+
+  void load(const YAML::Node& root, Config& c) {
+    if (root.IsNull()) return;
+    if (!expect_map(root, "the configuration")) return;
+    allow_keys(root,
+               {"listen", "admin_listen", "threads", "data_dir", "allow_public_unauthenticated", "limits",
+                "request_log", "upstreams", "routes", "api_keys", "admin"},
+               "the configuration");
+    str(root, "listen", c.listen);
+    str(root, "admin_listen", c.admin_listen);
+    integer(root, "threads", c.threads, 0, 256);
+    str(root, "data_dir", c.data_dir);
+    boolean(root, "allow_public_unauthenticated", c.allow_public_unauthenticated);
+    if (YAML::Node l = root["limits"]; l && expect_map(l, "limits")) {
+      allow_keys(l,
+                 {"max_body_bytes", "max_header_bytes", "max_response_bytes", "max_sse_event_bytes",
+                  "header_timeout_ms", "keepalive_timeout_ms", "client_write_timeout_ms", "drain_timeout_ms",
+                  "max_inflight_per_worker", "max_attempts"},
+                 "limits");
+      Limits& x = c.limits;
+      integer(l, "max_body_bytes", x.max_body_bytes, 1024, int64_t(1) << 32);
+      integer(l, "max_header_bytes", x.max_header_bytes, 1024, 1 << 20);
+      integer(l, "max_response_bytes", x.max_response_bytes, 1024, int64_t(1) << 32);
+      integer(l, "max_sse_event_bytes", x.max_sse_event_bytes, 1024, 1 << 28);
+      integer(l, "header_timeout_ms", x.header_timeout_ms, 100, 3600000);
+      integer(l, "keepalive_timeout_ms", x.keepalive_timeout_ms, 100, 3600000);
+      integer(l, "client_write_timeout_ms", x.client_write_timeout_ms, 100, 3600000);
+      integer(l, "drain_timeout_ms", x.drain_timeout_ms, 0, 3600000);
+      integer(l, "max_inflight_per_worker", x.max_inflight_per_worker, 1, 10000000);
+      integer(l, "max_attempts", x.max_attempts, 1, 10);
+    }
+    if (YAML::Node l = root["request_log"]; l && expect_map(l, "request_log")) {
+      allow_keys(l, {"enabled", "path", "queue_capacity"}, "request_log");
+      boolean(l, "enabled", c.request_log.enabled);
+      str(l, "path", c.request_log.path);
+      integer(l, "queue_capacity", c.request_log.queue_capacity, 16, 100000000);
+    }
+    if (YAML::Node ups = seq(root, "upstreams")) {
+      for (const auto& n : ups) {
+        if (!expect_map(n, "an upstream")) continue;
+        allow_keys(n,
+                   {"name", "url", "api_key_env", "api_key_file", "models", "tls_verify", "ca_file",
+                    "max_idle_connections", "timeouts", "price"},
+                   "an upstream");
+        Upstream u;
+        str(n, "name", u.name);
+        str(n, "url", u.url);
+        if (u.name.empty()) error(n, "upstream needs a 'name'");
+        if (u.url.empty()) {
+          error(n, "upstream '" + u.name + "' needs a 'url'");
+        } else if (auto p = parse_url(u.url)) {
+          u.parsed = *p;
+        } else {
+          error(n["url"], "upstream '" + u.name + "': 'url' must look like http(s)://host[:port][/base]");
+        }
+        str(n, "api_key_env", u.api_key_env);
+        str(n, "api_key_file", u.api_key_file);
+        strings(n, "models", u.models);
+        boolean(n, "tls_verify", u.tls_verify);
+        str(n, "ca_file", u.ca_file);
+        integer(n, "max_idle_connections", u.max_idle_connections, 0, 100000);
+        timeouts(n["timeouts"], u.timeouts);
+        if (YAML::Node p = n["price"]; p && expect_map(p, "price")) {
+          allow_keys(p, {"input_per_1m", "output_per_1m"}, "price");
+          number(p, "input_per_1m", u.price_input_per_1m);
+          number(p, "output_per_1m", u.price_output_per_1m);
+        }
+        c.upstreams.push_back(std::move(u));
+        marks_.push_back(n);
+      }
+    }
+    if (YAML::Node rs = seq(root, "routes")) {
+      for (const auto& n : rs) {
+        if (!expect_map(n, "a route")) continue;
+        allow_keys(n, {"name", "upstream", "upstreams", "model"}, "a route");
+        Route r;
+        str(n, "name", r.name);
+        if (r.name.empty()) error(n, "route needs a 'name'");
+        if (n["upstream"]) strings(n, "upstream", r.upstreams);
+        if (n["upstreams"]) strings(n, "upstreams", r.upstreams);
+        if (r.upstreams.empty()) error(n, "route '" + r.name + "' needs 'upstream' or 'upstreams'");
+        str(n, "model", r.model);
+        for (const auto& un : r.upstreams) {
+          bool found = false;
+          for (const auto& u : c.upstreams) found = found || u.name == un;
+          if (!found) error(n, "route '" + r.name + "' refers to unknown upstream '" + un + "'");
+        }
+        c.routes.push_back(std::move(r));
+      }
+    }
+    if (YAML::Node ks = seq(root, "api_keys")) {
+      for (const auto& n : ks) {
+        if (!expect_map(n, "an api key")) continue;
+        allow_keys(n, {"tenant", "key_sha256", "key_env"}, "an api key");
+        ApiKey k;
+        str(n, "tenant", k.tenant);
+        str(n, "key_sha256", k.key_sha256);
+        std::string env;
+        str(n, "key_env", env);
+        if (k.tenant.empty()) error(n, "api key needs a 'tenant'");
+        if (!env.empty()) {
+          const char* v = std::getenv(env.c_str());
+          if (!v || !*v) {
+            error(n["key_env"], "environment variable " + env + " is not set");
+          } else {
+            k.key_sha256 = sha256_hex(v);
+          }
+        } else if (k.key_sha256.size() != 64) {
+          error(n, "api key needs 'key_sha256' (64 hex chars) or 'key_env'");
+        }
+        c.api_keys.push_back(std::move(k));
+      }
+    }
+    if (YAML::Node a = root["admin"]; a && expect_map(a, "admin")) {
+      allow_keys(a, {"tokens"}, "admin");
+      if (YAML::Node ts = seq(a, "tokens")) {
+        for (const auto& n : ts) {
+          if (!expect_map(n, "an admin token")) continue;
+          allow_keys(n, {"name", "role", "token_sha256"}, "an admin token");
+          AdminToken t;
+          str(n, "name", t.name);
+          str(n, "role", t.role);
+          str(n, "token_sha256", t.token_sha256);
+          if (t.role != "viewer" && t.role != "operator" && t.role != "admin")
+            error(n, "admin token role must be viewer, operator or admin");
+          if (t.token_sha256.size() != 64) error(n, "admin token needs 'token_sha256' (64 hex chars)");
+          c.admin_tokens.push_back(std::move(t));
+        }
+      }
+    }
+  }
+
+  std::vector<YAML::Node> marks_;
+
+ private:
+  std::string file_;
+  LoadResult& r_;
+};
+
+}  // namespace
+
+LoadResult load_string(const std::string& yaml, const std::string& source_name) {
+  LoadResult r;
+  r.config.source = source_name;
+  try {
+    YAML::Node root = YAML::Load(yaml);
+    Walker w(source_name, r);
+    w.load(root, r.config);
+  } catch (const YAML::Exception& e) {
+    std::ostringstream os;
+    os << source_name;
+    if (!e.mark.is_null()) os << ":" << e.mark.line + 1 << ":" << e.mark.column + 1;
+    os << ": " << e.msg;
+    r.errors.push_back(os.str());
+    return r;
+  }
+  return r;
+}
+
+LoadResult load_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    LoadResult r;
+    r.errors.push_back(path + ": cannot open file");
+    return r;
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return load_string(ss.str(), path);
+}
+
+void validate(LoadResult& r) {
+  Config& c = r.config;
+  const std::string& f = c.source;
+  std::set<std::string> names;
+  for (const auto& u : c.upstreams) {
+    if (!u.name.empty() && !names.insert(u.name).second) r.errors.push_back(f + ": duplicate upstream name '" + u.name + "'");
+    if (!u.api_key_env.empty()) {
+      const char* v = std::getenv(u.api_key_env.c_str());
+      if (!v || !*v)
+        r.warnings.push_back(f + ": upstream '" + u.name + "': environment variable " + u.api_key_env +
+                             " is not set (requests will be sent without a key)");
+    }
+    if (!u.api_key_file.empty()) {
+      std::ifstream kf(u.api_key_file);
+      if (!kf) r.errors.push_back(f + ": upstream '" + u.name + "': cannot read api_key_file " + u.api_key_file);
+    }
+  }
+  std::set<std::string> routes;
+  for (const auto& rt : c.routes) {
+    if (!rt.name.empty() && !routes.insert(rt.name).second) r.errors.push_back(f + ": duplicate route name '" + rt.name + "'");
+  }
+  if (!parse_host_port(c.listen)) r.errors.push_back(f + ": 'listen' must be HOST:PORT, got '" + c.listen + "'");
+  if (!parse_host_port(c.admin_listen))
+    r.errors.push_back(f + ": 'admin_listen' must be HOST:PORT, got '" + c.admin_listen + "'");
+  if (c.upstreams.empty()) r.errors.push_back(f + ": no upstreams configured (add 'upstreams:' or --upstream NAME=URL)");
+}
+
+std::string add_flag_upstream(Config& cfg, const std::string& spec) {
+  size_t eq = spec.find('=');
+  if (eq == std::string::npos || eq == 0) return "--upstream expects NAME=URL, got '" + spec + "'";
+  Upstream u;
+  u.name = spec.substr(0, eq);
+  u.url = spec.substr(eq + 1);
+  auto p = parse_url(u.url);
+  if (!p) return "--upstream " + u.name + ": URL must look like http(s)://host[:port][/base], got '" + u.url + "'";
+  u.parsed = *p;
+  for (const auto& existing : cfg.upstreams) {
+    if (existing.name == u.name) return "--upstream " + u.name + ": duplicate name";
+  }
+  cfg.upstreams.push_back(std::move(u));
+  return "";
+}
+
+}  // namespace sluice::config

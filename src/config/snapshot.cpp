@@ -1,0 +1,95 @@
+#include "config/snapshot.hpp"
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "core/strings.hpp"
+
+namespace sluice::config {
+
+std::shared_ptr<const Snapshot> Snapshot::build(Config cfg, uint64_t version, std::string& error) {
+  auto s = std::shared_ptr<Snapshot>(new Snapshot());
+  s->config_ = std::move(cfg);
+  s->version_ = version;
+  const Config& c = s->config_;
+  std::unordered_map<std::string, size_t> index;
+  for (size_t i = 0; i < c.upstreams.size(); ++i) {
+    const Upstream& u = c.upstreams[i];
+    UpstreamRuntime rt;
+    rt.cfg = &u;
+    rt.index = i;
+    bool default_port = (u.parsed.tls && u.parsed.port == 443) || (!u.parsed.tls && u.parsed.port == 80);
+    rt.host_header = u.parsed.host.find(':') != std::string::npos ? "[" + u.parsed.host + "]" : u.parsed.host;
+    if (!default_port) rt.host_header += ":" + std::to_string(u.parsed.port);
+    // A base URL without a path means the OpenAI layout at /v1.
+    rt.path_prefix = u.parsed.base_path.empty() ? "/v1" : u.parsed.base_path;
+    rt.identity = u.name + "|" + u.url + "|" + (u.tls_verify ? "v" : "n") + "|" + u.ca_file;
+    if (!u.api_key_env.empty()) {
+      if (const char* v = std::getenv(u.api_key_env.c_str())) rt.api_key = v;
+    } else if (!u.api_key_file.empty()) {
+      std::ifstream in(u.api_key_file);
+      if (!in) {
+        error = "upstream '" + u.name + "': cannot read api_key_file";
+        return nullptr;
+      }
+      std::stringstream ss;
+      ss << in.rdbuf();
+      rt.api_key = std::string(trim(ss.str()));
+    }
+    index[u.name] = i;
+    s->upstreams_.push_back(std::move(rt));
+  }
+  for (const Route& r : c.routes) {
+    Resolution res;
+    res.route = r.name;
+    res.upstream_model = r.model;
+    for (const auto& n : r.upstreams) {
+      auto it = index.find(n);
+      if (it == index.end()) {
+        error = "route '" + r.name + "' refers to unknown upstream '" + n + "'";
+        return nullptr;
+      }
+      res.upstreams.push_back(it->second);
+    }
+    if (s->by_model_.emplace(r.name, std::move(res)).second) s->model_names_.push_back(r.name);
+  }
+  // Models listed on upstreams resolve to every upstream that lists them, in config order.
+  for (size_t i = 0; i < c.upstreams.size(); ++i) {
+    for (const auto& m : c.upstreams[i].models) {
+      auto it = s->by_model_.find(m);
+      if (it == s->by_model_.end()) {
+        Resolution res;
+        res.route = m;
+        res.upstreams.push_back(i);
+        s->by_model_.emplace(m, std::move(res));
+        s->model_names_.push_back(m);
+      } else if (it->second.upstream_model.empty() && it->second.route == m) {
+        bool listed = false;
+        for (size_t x : it->second.upstreams) listed = listed || x == i;
+        if (!listed) it->second.upstreams.push_back(i);
+      }
+    }
+  }
+  // Zero-config: one upstream, no routes: every model name passes through to it.
+  if (c.routes.empty() && c.upstreams.size() == 1) {
+    Resolution res;
+    res.upstreams.push_back(0);
+    s->passthrough_ = std::move(res);
+  }
+  for (const ApiKey& k : c.api_keys) s->key_tenants_[k.key_sha256] = k.tenant;
+  return s;
+}
+
+const Resolution* Snapshot::resolve(std::string_view model) const {
+  if (auto it = by_model_.find(model); it != by_model_.end()) return &it->second;
+  if (passthrough_) return &*passthrough_;
+  return nullptr;
+}
+
+const std::string* Snapshot::tenant_for_key_hash(std::string_view h) const {
+  auto it = key_tenants_.find(h);
+  return it == key_tenants_.end() ? nullptr : &it->second;
+}
+
+}  // namespace sluice::config

@@ -1,0 +1,107 @@
+// config/snapshot.hpp: an immutable, compiled view of a Config that the data plane reads.
+// The control plane builds a new Snapshot and publishes it; workers pick it up on their
+// next request with one relaxed atomic load (no lock on the hot path).
+#pragma once
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "config/config.hpp"
+
+namespace sluice::config {
+
+// An upstream ready to be called: secrets resolved, path prefix computed.
+struct UpstreamRuntime {
+  const Upstream* cfg = nullptr;  // points into Snapshot::config
+  size_t index = 0;
+  std::string api_key;            // resolved secret; never logged or serialized
+  std::string host_header;        // "host[:port]"
+  std::string path_prefix;        // e.g. "/v1" (prepended to "/chat/completions")
+  std::string identity;           // name|url: pools survive reloads that keep it
+};
+
+// How a model name resolves.
+struct Resolution {
+  std::string route;                 // route name for metrics/logs ("" in pass-through)
+  std::vector<size_t> upstreams;     // indices into Snapshot::upstreams, in try order
+  std::string upstream_model;        // model id to send; empty = leave the body's model as is
+};
+
+struct StringHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+
+class Snapshot {
+ public:
+  // Builds from a validated config. Errors (e.g. unreadable secret file) are returned as text.
+  static std::shared_ptr<const Snapshot> build(Config cfg, uint64_t version, std::string& error);
+
+  const Config& config() const { return config_; }
+  uint64_t version() const { return version_; }
+  const std::vector<UpstreamRuntime>& upstreams() const { return upstreams_; }
+
+  // nullptr when the model is unknown.
+  const Resolution* resolve(std::string_view model) const;
+  // Tenant owning the key with this sha256, or nullptr.
+  const std::string* tenant_for_key_hash(std::string_view sha256_hex) const;
+  bool requires_api_key() const { return !key_tenants_.empty(); }
+  bool passthrough() const { return passthrough_.has_value(); }
+  // Names clients may send in "model" (routes, then upstream model lists).
+  const std::vector<std::string>& model_names() const { return model_names_; }
+
+ private:
+  Config config_;
+  uint64_t version_ = 0;
+  std::vector<UpstreamRuntime> upstreams_;
+  std::unordered_map<std::string, Resolution, StringHash, std::equal_to<>> by_model_;
+  std::optional<Resolution> passthrough_;
+  std::unordered_map<std::string, std::string, StringHash, std::equal_to<>> key_tenants_;
+  std::vector<std::string> model_names_;
+};
+
+// Holds the current snapshot. publish() is for the control plane; current() for anyone.
+class SnapshotStore {
+ public:
+  void publish(std::shared_ptr<const Snapshot> s) {
+    std::lock_guard<std::mutex> lock(mu_);
+    current_ = std::move(s);
+    version_.fetch_add(1, std::memory_order_release);
+  }
+  std::shared_ptr<const Snapshot> current() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return current_;
+  }
+  // Bumps on every publish; workers compare it with their cached copy per request.
+  uint64_t generation() const { return version_.load(std::memory_order_acquire); }
+
+ private:
+  mutable std::mutex mu_;  // taken only when a worker sees a new generation
+  std::shared_ptr<const Snapshot> current_;
+  std::atomic<uint64_t> version_{0};
+};
+
+// A worker's cached view of the store: one atomic load per request when nothing changed.
+class SnapshotCache {
+ public:
+  explicit SnapshotCache(const SnapshotStore& store) : store_(store) {}
+  const std::shared_ptr<const Snapshot>& get() {
+    uint64_t g = store_.generation();
+    if (g != seen_) {
+      cached_ = store_.current();
+      seen_ = g;
+    }
+    return cached_;
+  }
+
+ private:
+  const SnapshotStore& store_;
+  std::shared_ptr<const Snapshot> cached_;
+  uint64_t seen_ = ~uint64_t(0);
+};
+
+}  // namespace sluice::config

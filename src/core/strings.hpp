@@ -1,0 +1,34 @@
+// core/strings.hpp: string helpers with no allocation surprises.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace sluice {
+
+std::string_view trim(std::string_view s);
+std::vector<std::string_view> split(std::string_view s, char sep);
+bool iequals(std::string_view a, std::string_view b);
+bool starts_with(std::string_view s, std::string_view prefix);
+
+struct HostPort {
+  std::string host;
+  uint16_t port = 0;
+};
+// "127.0.0.1:8080", "[::1]:80", "localhost:0". nullopt on malformed input.
+std::optional<HostPort> parse_host_port(std::string_view s);
+
+// A parsed http(s) URL: scheme, host, port (defaulted), and base path without trailing '/'.
+struct Url {
+  bool tls = false;
+  std::string host;
+  uint16_t port = 0;
+  std::string base_path;  // e.g. "/v1" or ""
+};
+std::optional<Url> parse_url(std::string_view s);
+
+bool is_loopback_host(std::string_view host);
+
+}  // namespace sluice

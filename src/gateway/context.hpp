@@ -1,0 +1,47 @@
+// gateway/context.hpp: everything one request carries through the pipeline. Stages read
+// what earlier stages wrote; nothing here is shared with another request.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/snapshot.hpp"
+#include "core/clock.hpp"
+#include "json/chat.hpp"
+
+namespace sluice::gateway {
+
+enum class Endpoint { kChat, kEmbeddings, kModels };
+
+struct RequestContext {
+  // Set by the listener before the pipeline runs.
+  std::string request_id;
+  Clock::time_point t_start;
+  Endpoint endpoint = Endpoint::kChat;
+  std::string* body = nullptr;  // the client's body; stages may replace it
+  std::string_view authorization;
+  const config::Snapshot* snap = nullptr;
+
+  // parse
+  json::RequestInfo info;
+  bool strip_usage = false;  // the gateway asked for usage the client did not ask for
+  // authenticate
+  std::string tenant;
+  // route
+  const config::Resolution* resolution = nullptr;
+  // select_upstream: indices into snap->upstreams(), in try order
+  std::vector<size_t> candidates;
+
+  // forward / relay results
+  std::string upstream;    // name of the upstream that answered (or was last tried)
+  int attempts = 0;
+  int status = 0;          // what the client got (or, for a cut stream, the failure status)
+  std::string error_kind;  // "" on success
+  bool streamed = false;
+  int64_t tokens_in = -1, tokens_out = -1;
+  int64_t content_chunks = 0;
+  Clock::time_point t_first_token{}, t_last_token{};
+};
+
+}  // namespace sluice::gateway

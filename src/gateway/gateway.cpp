@@ -1,0 +1,372 @@
+// gateway/gateway.cpp: process wiring for `sluice serve`: config load and reload, data
+// directory and admin token, worker threads, admin listener, signals, graceful drain.
+#include "gateway/gateway.hpp"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <thread>
+
+#include "config/loader.hpp"
+#include "core/crypto.hpp"
+#include "gateway/admin.hpp"
+#include "gateway/stages.hpp"
+#include "gateway/worker.hpp"
+#include "net/listener.hpp"
+#include "reqlog/request_log.hpp"
+
+namespace sluice::gateway {
+
+// ---------------------------------------------------------------- Worker (dispatch)
+
+Worker::Worker(Shared& shared, size_t idx)
+    : index(idx), shared_(shared), snaps_(shared.snapshots), metrics_(shared.metrics->shard(idx)),
+      ids_(static_cast<uint32_t>(idx)) {}
+
+awaitable<bool> Worker::respond(beast::tcp_stream& client, http::request<http::string_body>& req, http::status status,
+                                std::string body, std::string_view content_type, std::string_view request_id) {
+  bool keep = req.keep_alive() && !draining();
+  client.expires_after(std::chrono::seconds(30));
+  error_code ec = co_await net::write_response(client, status, std::move(body), content_type, request_id, keep,
+                                               req.version());
+  client.expires_never();
+  co_return !ec && keep;
+}
+
+awaitable<bool> Worker::respond_error(beast::tcp_stream& client, http::request<http::string_body>& req,
+                                      const ApiError& e, std::string_view request_id) {
+  return respond(client, req, static_cast<http::status>(e.status), e.to_json(), "application/json", request_id);
+}
+
+std::string models_json(const config::Snapshot& snap) {
+  std::string out = "{\"object\":\"list\",\"data\":[";
+  bool first = true;
+  for (const auto& m : snap.model_names()) {
+    if (!first) out.push_back(',');
+    first = false;
+    out += "{\"id\":";
+    append_json_string(out, m);
+    out += ",\"object\":\"model\",\"created\":0,\"owned_by\":\"sluice\"}";
+  }
+  out += "]}";
+  return out;
+}
+
+awaitable<bool> Worker::handle(beast::tcp_stream& stream, beast::flat_buffer&, http::request<http::string_body>& req) {
+  std::string_view target = req.target();
+  std::string_view path = target.substr(0, target.find('?'));
+  const bool post = req.method() == http::verb::post;
+  const bool get = req.method() == http::verb::get;
+  if (path == "/v1/chat/completions" && post) co_return co_await proxy(stream, req, Endpoint::kChat);
+  if (path == "/v1/embeddings" && post) co_return co_await proxy(stream, req, Endpoint::kEmbeddings);
+  if (path == "/v1/models" && get) {
+    auto snap = snaps_.get();
+    if (snap->passthrough() && snap->model_names().empty()) co_return co_await proxy(stream, req, Endpoint::kModels);
+    // Listing models is a data-plane call: it needs a key when keys are configured.
+    RequestContext ctx;
+    ctx.snap = snap.get();
+    ctx.authorization = req[http::field::authorization];
+    StageEnv env{json_, metrics_, 0};
+    std::string id = ids_.next();
+    if (auto err = authenticate(ctx, env)) co_return co_await respond_error(stream, req, *err, id);
+    co_return co_await respond(stream, req, http::status::ok, models_json(*snap), "application/json", id);
+  }
+  if (get) {
+    if (auto ops = ops_endpoint(shared_, path))
+      co_return co_await respond(stream, req, ops->status, std::move(ops->body), ops->content_type, "");
+  }
+  std::string id = ids_.next();
+  bool known = path == "/v1/chat/completions" || path == "/v1/embeddings" || path == "/v1/models";
+  if (known) {
+    ApiError e{405, "invalid_request_error", "method_not_allowed",
+               "Method " + std::string(req.method_string()) + " is not allowed on " + std::string(path)};
+    co_return co_await respond_error(stream, req, e, id);
+  }
+  co_return co_await respond_error(
+      stream, req,
+      not_found("Unknown request URL: " + std::string(req.method_string()) + " " + std::string(path), "unknown_url"), id);
+}
+
+std::optional<OpsResponse> ops_endpoint(Shared& shared, std::string_view path) {
+  if (path == "/healthz") return OpsResponse{http::status::ok, "{\"status\":\"ok\"}\n", "application/json"};
+  if (path == "/readyz") {
+    auto snap = shared.snapshots.current();
+    bool ready = shared.ready.load() && !shared.draining.load() && snap && !snap->upstreams().empty();
+    std::string body = std::string("{\"ready\":") + (ready ? "true" : "false") +
+                       ",\"draining\":" + (shared.draining.load() ? "true" : "false") +
+                       ",\"config_version\":" + std::to_string(snap ? snap->version() : 0) + "}\n";
+    return OpsResponse{ready ? http::status::ok : http::status::service_unavailable, std::move(body), "application/json"};
+  }
+  if (path == "/metrics")
+    return OpsResponse{http::status::ok, shared.metrics->render_prometheus(), "text/plain; version=0.0.4"};
+  return std::nullopt;
+}
+
+// ---------------------------------------------------------------- Gateway
+
+struct Gateway::Impl {
+  Options opts;
+  Shared shared;
+  std::vector<std::unique_ptr<Worker>> workers;
+  std::vector<std::thread> threads;
+  asio::io_context control{1};
+  std::unique_ptr<AdminHandler> admin;
+  std::optional<tcp::acceptor> admin_acceptor;
+  uint64_t next_version = 1;
+
+  // Reads the config file (if any) and applies command-line overrides.
+  config::LoadResult load() {
+    config::LoadResult r;
+    if (!opts.config_path.empty()) {
+      r = config::load_file(opts.config_path);
+      if (!r.ok()) return r;
+    } else {
+      r.config.source = "<command line>";
+    }
+    config::Config& c = r.config;
+    if (opts.listen) c.listen = *opts.listen;
+    if (opts.admin_listen) c.admin_listen = *opts.admin_listen;
+    if (opts.data_dir) c.data_dir = *opts.data_dir;
+    if (opts.threads) c.threads = *opts.threads;
+    if (opts.allow_public_unauthenticated) c.allow_public_unauthenticated = true;
+    for (const auto& spec : opts.upstreams) {
+      std::string err = config::add_flag_upstream(c, spec);
+      if (!err.empty()) r.errors.push_back(err);
+    }
+    if (r.ok()) config::validate(r);
+    return r;
+  }
+
+  // Builds and publishes a snapshot; returns "" or the reason it was rejected.
+  std::string publish(config::Config cfg) {
+    std::string err;
+    auto snap = config::Snapshot::build(std::move(cfg), next_version, err);
+    if (!snap) return err;
+    ++next_version;
+    shared.snapshots.publish(std::move(snap));
+    return "";
+  }
+
+  std::string reload() {
+    auto r = load();
+    if (!r.ok()) {
+      shared.metrics->config_reload_failures.fetch_add(1);
+      std::string all;
+      for (const auto& e : r.errors) all += e + "\n";
+      return all;
+    }
+    auto current = shared.snapshots.current();
+    const config::Config& old = current->config();
+    if (r.config.listen != old.listen || r.config.admin_listen != old.admin_listen || r.config.threads != old.threads ||
+        r.config.data_dir != old.data_dir) {
+      std::cerr << "sluice: listen addresses, threads and data_dir apply at the next restart\n";
+    }
+    std::string err = publish(std::move(r.config));
+    if (!err.empty()) {
+      shared.metrics->config_reload_failures.fetch_add(1);
+      return err;
+    }
+    shared.metrics->config_reloads.fetch_add(1);
+    std::cerr << "sluice: configuration reloaded (version " << shared.snapshots.current()->version() << ")\n";
+    return "";
+  }
+
+  std::string describe() {
+    auto snap = shared.snapshots.current();
+    std::string out = "{\"config_version\":" + std::to_string(snap->version());
+    out += ",\"config_source\":";
+    append_json_string(out, snap->config().source);
+    out += ",\"workers\":" + std::to_string(workers.size());
+    out += ",\"inflight\":" + std::to_string(shared.metrics->inflight());
+    out += ",\"draining\":" + std::string(shared.draining.load() ? "true" : "false");
+    out += ",\"upstreams\":[";
+    bool first = true;
+    for (const auto& u : snap->upstreams()) {
+      if (!first) out += ",";
+      first = false;
+      out += "{\"name\":";
+      append_json_string(out, u.cfg->name);
+      out += ",\"url\":";
+      append_json_string(out, u.cfg->url);
+      out += ",\"has_api_key\":" + std::string(u.api_key.empty() ? "false" : "true") + "}";
+    }
+    out += "],\"routes\":";
+    out += models_json(*snap);
+    out += "}";
+    return out;
+  }
+
+  // Creates the data directory and, when no admin token is configured, the bootstrap token.
+  std::string prepare_data_dir(const config::Config& c, std::string& bootstrap_hash) {
+    std::error_code fec;
+    std::filesystem::create_directories(c.data_dir, fec);
+    if (fec) return "cannot create data directory " + c.data_dir + ": " + fec.message();
+    ::chmod(c.data_dir.c_str(), 0700);
+    if (!c.admin_tokens.empty()) return "";
+    std::string hash_path = c.data_dir + "/admin.token.sha256";
+    std::ifstream in(hash_path);
+    if (in >> bootstrap_hash && bootstrap_hash.size() == 64) return "";
+    std::string token = random_token("sk-admin-");
+    bootstrap_hash = sha256_hex(token);
+    std::string token_path = c.data_dir + "/admin.token";
+    ::umask(0077);
+    {
+      std::ofstream t(token_path, std::ios::trunc);
+      t << token << "\n";
+      if (!t) return "cannot write " + token_path;
+    }
+    ::chmod(token_path.c_str(), 0600);
+    std::ofstream h(hash_path, std::ios::trunc);
+    h << bootstrap_hash << "\n";
+    if (!h) return "cannot write " + hash_path;
+    std::cerr << "sluice: generated an admin token in " << token_path << " (mode 0600)\n";
+    return "";
+  }
+
+  int run() {
+    auto r = load();
+    for (const auto& w : r.warnings) std::cerr << "warning: " << w << "\n";
+    if (!r.ok()) {
+      for (const auto& e : r.errors) std::cerr << "error: " << e << "\n";
+      return 2;
+    }
+    config::Config cfg = r.config;
+    auto listen = parse_host_port(cfg.listen);
+    auto admin_listen = parse_host_port(cfg.admin_listen);
+    if (!is_loopback_host(listen->host) && cfg.api_keys.empty() && !cfg.allow_public_unauthenticated) {
+      std::cerr << "error: refusing to serve the data plane on " << cfg.listen
+                << " without API keys; configure api_keys or pass --allow-public-unauthenticated\n";
+      return 2;
+    }
+    std::string bootstrap_hash;
+    if (std::string err = prepare_data_dir(cfg, bootstrap_hash); !err.empty()) {
+      std::cerr << "error: " << err << "\n";
+      return 2;
+    }
+    size_t n = cfg.threads > 0 ? static_cast<size_t>(cfg.threads) : std::max(1u, std::thread::hardware_concurrency());
+    shared.metrics = std::make_unique<metrics::Registry>(n);
+    if (std::string err = publish(cfg); !err.empty()) {
+      std::cerr << "error: " << err << "\n";
+      return 2;
+    }
+    if (cfg.request_log.enabled) {
+      std::string path = cfg.request_log.path.empty() ? cfg.data_dir + "/requests.jsonl" : cfg.request_log.path;
+      shared.reqlog = std::make_unique<reqlog::RequestLog>(path, n, static_cast<size_t>(cfg.request_log.queue_capacity),
+                                                           *shared.metrics);
+      if (std::string err = shared.reqlog->start(); !err.empty()) {
+        std::cerr << "error: " << err << "\n";
+        return 2;
+      }
+    }
+
+    std::vector<asio::io_context*> ctxs;
+    for (size_t i = 0; i < n; ++i) {
+      workers.push_back(std::make_unique<Worker>(shared, i));
+      ctxs.push_back(&workers.back()->ioc);
+    }
+    std::string err;
+    uint16_t port = 0, admin_port = 0;
+    auto acceptors = net::bind_acceptors(ctxs, listen->host, listen->port, err, port);
+    if (acceptors.empty()) {
+      std::cerr << "error: " << err << "\n";
+      return 2;
+    }
+    auto admin_acc = net::bind_acceptors({&control}, admin_listen->host, admin_listen->port, err, admin_port);
+    if (admin_acc.empty()) {
+      std::cerr << "error: " << err << "\n";
+      return 2;
+    }
+    net::SessionLimits limits;
+    limits.max_body_bytes = static_cast<uint64_t>(cfg.limits.max_body_bytes);
+    limits.max_header_bytes = static_cast<uint32_t>(cfg.limits.max_header_bytes);
+    limits.header_timeout = std::chrono::milliseconds(cfg.limits.header_timeout_ms);
+    limits.keepalive_timeout = std::chrono::milliseconds(cfg.limits.keepalive_timeout_ms);
+    limits.write_timeout = std::chrono::milliseconds(cfg.limits.client_write_timeout_ms);
+    for (size_t i = 0; i < n; ++i) {
+      Worker& w = *workers[i];
+      w.acceptor.emplace(std::move(acceptors[i]));
+      asio::co_spawn(w.ioc, net::accept_loop(*w.acceptor, &w, limits, &shared.metrics->connections_accepted),
+                     asio::detached);
+    }
+    AdminEnv env{shared, bootstrap_hash, [this] { return reload(); }, [this] { return describe(); }};
+    admin = std::make_unique<AdminHandler>(std::move(env), control);
+    admin_acceptor.emplace(std::move(admin_acc[0]));
+    net::SessionLimits admin_limits;
+    admin_limits.max_body_bytes = 1 << 20;
+    asio::co_spawn(control, net::accept_loop(*admin_acceptor, admin.get(), admin_limits, nullptr), asio::detached);
+
+    std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
+    for (auto& w : workers) guards.push_back(asio::make_work_guard(w->ioc));
+    for (auto& w : workers) threads.emplace_back([&ioc = w->ioc] { ioc.run(); });
+
+    std::cout << "sluice: data plane listening on " << listen->host << ":" << port << "\n"
+              << "sluice: admin listening on " << admin_listen->host << ":" << admin_port << "\n"
+              << "sluice: " << n << " worker thread(s), data dir " << cfg.data_dir << std::endl;
+    shared.ready.store(true);
+
+    asio::signal_set signals(control, SIGINT, SIGTERM, SIGHUP);
+    std::function<void(error_code, int)> on_signal = [&](error_code ec, int sig) {
+      if (ec) return;
+      if (sig == SIGHUP) {
+        std::string e = reload();
+        if (!e.empty()) std::cerr << "sluice: reload rejected, keeping the running configuration:\n" << e;
+        signals.async_wait(on_signal);
+        return;
+      }
+      begin_drain(std::chrono::milliseconds(shared.snapshots.current()->config().limits.drain_timeout_ms));
+    };
+    signals.async_wait(on_signal);
+    control.run();
+
+    guards.clear();
+    for (auto& w : workers) w->ioc.stop();
+    for (auto& t : threads) t.join();
+    if (shared.reqlog) shared.reqlog->stop();
+    std::cerr << "sluice: stopped\n";
+    return 0;
+  }
+
+  // Stop accepting, close idle connections, let in-flight requests finish until the deadline.
+  void begin_drain(std::chrono::milliseconds deadline) {
+    std::cerr << "sluice: draining (" << shared.metrics->inflight() << " in flight, deadline " << deadline.count()
+              << " ms)\n";
+    shared.draining.store(true);
+    shared.ready.store(false);
+    for (auto& w : workers) {
+      asio::post(w->ioc, [wp = w.get()] {
+        error_code ec;
+        if (wp->acceptor) wp->acceptor->close(ec);
+        wp->close_idle();
+      });
+    }
+    error_code ec;
+    admin_acceptor->close(ec);
+    admin->close_idle();
+    auto until = std::chrono::steady_clock::now() + deadline;
+    auto timer = std::make_shared<asio::steady_timer>(control);
+    std::shared_ptr<std::function<void()>> poll = std::make_shared<std::function<void()>>();
+    *poll = [this, timer, until, poll] {
+      if (shared.metrics->inflight() == 0 || std::chrono::steady_clock::now() >= until) {
+        if (shared.metrics->inflight() > 0)
+          std::cerr << "sluice: drain deadline reached with " << shared.metrics->inflight() << " in flight\n";
+        control.stop();
+        *poll = nullptr;  // break the self-reference
+        return;
+      }
+      timer->expires_after(std::chrono::milliseconds(20));
+      timer->async_wait([poll](error_code) {
+        if (*poll) (*poll)();
+      });
+    };
+    (*poll)();
+  }
+};
+
+Gateway::Gateway(Options opts) : impl_(std::make_unique<Impl>()) { impl_->opts = std::move(opts); }
+Gateway::~Gateway() = default;
+int Gateway::run() { return impl_->run(); }
+
+}  // namespace sluice::gateway

@@ -1,0 +1,423 @@
+// gateway/proxy.cpp: forward and relay, the I/O half of the request pipeline.
+//
+// forward: try the selected upstreams in order (retries and fallbacks happen only before a
+// byte has reached the client), with connect / first-byte / idle / total deadlines.
+// relay: whole bodies are passed through; SSE streams are relayed event by event with
+// backpressure (we read the upstream only after the client took the previous batch), and a
+// stream that breaks is finished with an OpenAI-shaped error event, never silently.
+#include <sys/socket.h>
+
+#include "gateway/stages.hpp"
+#include "gateway/worker.hpp"
+#include "reqlog/request_log.hpp"
+#include "sse/parser.hpp"
+
+namespace sluice::gateway {
+
+namespace {
+
+using std::chrono::milliseconds;
+
+// Watches the client socket while the upstream works: a client that hangs up cancels the
+// upstream request at once instead of when we next write.
+struct ClientWatch {
+  bool active = true;
+  bool gone = false;
+  net::UpstreamConn* upstream = nullptr;
+};
+
+void arm_watch(beast::tcp_stream& client, const std::shared_ptr<ClientWatch>& w) {
+  tcp::socket& sock = client.socket();
+  sock.async_wait(tcp::socket::wait_read, [w, &sock](error_code ec) {
+    if (!w->active || ec) return;
+    char c;
+    ssize_t r = ::recv(sock.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+      w->gone = true;
+      if (w->upstream) w->upstream->cancel();
+    }
+    // r > 0: the client pipelined its next request; it is read after this one.
+  });
+}
+
+bool retryable_status(unsigned s) { return s == 502 || s == 503 || s == 504 || s == 429 || s == 500; }
+
+std::string stream_error_event(const ApiError& e) { return "data: " + e.to_json() + "\n\n"; }
+
+const char* target_suffix(Endpoint e) {
+  switch (e) {
+    case Endpoint::kChat: return "/chat/completions";
+    case Endpoint::kEmbeddings: return "/embeddings";
+    case Endpoint::kModels: return "/models";
+  }
+  return "";
+}
+
+}  // namespace
+
+net::UpstreamPool& Worker::pool_for(const config::UpstreamRuntime& u) {
+  auto it = pools_.find(u.identity);
+  if (it != pools_.end()) return *it->second;
+  net::UpstreamEndpoint ep;
+  ep.host = u.cfg->parsed.host;
+  ep.port = u.cfg->parsed.port;
+  ep.tls = u.cfg->parsed.tls;
+  ep.tls_verify = u.cfg->tls_verify;
+  ep.ca_file = u.cfg->ca_file;
+  ep.max_idle = static_cast<size_t>(u.cfg->max_idle_connections);
+  return *pools_.emplace(u.identity, std::make_unique<net::UpstreamPool>(ioc, std::move(ep))).first->second;
+}
+
+void Worker::account(RequestContext& ctx) {
+  auto t_end = Clock::now();
+  metrics_.record(to_sample(ctx, t_end));
+  if (shared_.reqlog) shared_.reqlog->push(index, request_log_line(ctx, t_end));
+}
+
+awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::string_body>& req, Endpoint endpoint) {
+  RequestContext ctx;
+  ctx.request_id = ids_.next();
+  ctx.t_start = Clock::now();
+  ctx.endpoint = endpoint;
+  ctx.body = &req.body();
+  ctx.authorization = req[http::field::authorization];
+  std::shared_ptr<const config::Snapshot> snap = snaps_.get();  // pinned for this request
+  ctx.snap = snap.get();
+  const config::Config& cfg = snap->config();
+  const bool keep_alive = req.keep_alive() && !draining();
+  metrics_.inflight.fetch_add(1, std::memory_order_relaxed);
+  struct InflightGuard {
+    metrics::Shard& m;
+    ~InflightGuard() { m.inflight.fetch_sub(1, std::memory_order_relaxed); }
+  } guard{metrics_};
+
+  StageEnv env{json_, metrics_, cfg.limits.max_inflight_per_worker};
+  for (const Stage& stage : kStages) {
+    if (auto err = stage.run(ctx, env)) {
+      ctx.status = err->status;
+      ctx.error_kind = err->code;
+      account(ctx);
+      co_return co_await respond_error(client, req, *err, ctx.request_id);
+    }
+  }
+
+  // ---- forward ----
+  auto watch = std::make_shared<ClientWatch>();
+  arm_watch(client, watch);
+  struct WatchGuard {
+    std::shared_ptr<ClientWatch>& w;
+    beast::tcp_stream& c;
+    ~WatchGuard() {
+      w->active = false;
+      w->upstream = nullptr;
+      error_code ec;
+      c.socket().cancel(ec);
+    }
+  } watch_guard{watch, client};
+
+  const auto& ups = snap->upstreams();
+  http::request<http::string_body> ureq;
+  ureq.version(11);
+  ureq.method(endpoint == Endpoint::kModels ? http::verb::get : http::verb::post);
+  ureq.set(http::field::content_type, "application/json");
+  ureq.set(http::field::user_agent, "sluice/0.1");
+  ureq.set("x-request-id", ctx.request_id);
+  if (endpoint != Endpoint::kModels) {
+    ureq.body() = std::move(*ctx.body);
+    ureq.prepare_payload();
+  }
+  const bool want_stream = endpoint == Endpoint::kChat && ctx.info.stream;
+  std::optional<ApiError> failure;
+  std::unique_ptr<net::UpstreamConn> conn;
+  std::optional<http::response_parser<http::buffer_body>> parser;
+  const config::UpstreamRuntime* chosen = nullptr;
+  bool stale_retry_left = true;
+  int max_attempts = std::max(cfg.limits.max_attempts, static_cast<int>(ctx.candidates.size()));
+
+  for (int attempt = 0; attempt < max_attempts;) {
+    const config::UpstreamRuntime& u = ups[ctx.candidates[static_cast<size_t>(attempt) % ctx.candidates.size()]];
+    const config::Timeouts& to = u.cfg->timeouts;
+    ctx.upstream = u.cfg->name;
+    ++ctx.attempts;
+    net::UpstreamPool& pool = pool_for(u);
+    auto deadline = Clock::now() + milliseconds(to.total_ms);
+    std::string kind;
+    conn = co_await pool.acquire(milliseconds(to.connect_ms), kind, !stale_retry_left);
+    if (watch->gone) break;
+    if (!conn) {
+      metrics_.upstream_error(u.cfg->name, kind);
+      failure = kind == "connect_timeout"
+                    ? gateway_timeout("upstream '" + u.cfg->name + "' did not accept a connection in time", kind)
+                    : bad_gateway("upstream '" + u.cfg->name + "' is unreachable (" + kind + ")", kind);
+      ++attempt;
+      continue;
+    }
+    ureq.target(u.path_prefix + target_suffix(endpoint));
+    ureq.set(http::field::host, u.host_header);
+    if (!u.api_key.empty()) {
+      ureq.set(http::field::authorization, "Bearer " + u.api_key);
+    } else {
+      ureq.erase(http::field::authorization);
+    }
+    watch->upstream = conn.get();
+    conn->expires_at(std::min(deadline, Clock::now() + milliseconds(to.first_byte_ms)));
+    error_code ec = co_await conn->write(ureq);
+    parser.emplace();
+    parser->body_limit(want_stream ? std::numeric_limits<uint64_t>::max()
+                                  : static_cast<uint64_t>(cfg.limits.max_response_bytes));
+    if (!ec) ec = co_await conn->read_header(*parser);
+    if (watch->gone) break;
+    if (ec) {
+      bool stale = conn->reused && (ec == http::error::end_of_stream || ec == asio::error::eof ||
+                                    ec == asio::error::connection_reset || ec == asio::error::broken_pipe);
+      conn->close();
+      watch->upstream = nullptr;
+      conn.reset();
+      if (stale && stale_retry_left) {  // a keep-alive connection the upstream had closed
+        stale_retry_left = false;
+        --ctx.attempts;
+        continue;
+      }
+      stale_retry_left = true;
+      if (ec == beast::error::timeout) {
+        kind = "first_byte_timeout";
+        failure = gateway_timeout("upstream '" + u.cfg->name + "' did not answer in time", kind);
+      } else {
+        kind = ec.category() == http::make_error_code(http::error::bad_version).category() ? "bad_response" : "reset";
+        failure = bad_gateway("upstream '" + u.cfg->name + "' failed before answering (" + kind + ")", kind);
+      }
+      metrics_.upstream_error(u.cfg->name, kind);
+      ++attempt;
+      continue;
+    }
+    unsigned status = parser->get().result_int();
+    if (retryable_status(status) && attempt + 1 < max_attempts && (status != 429 || ctx.candidates.size() > 1)) {
+      metrics_.upstream_error(u.cfg->name, status == 429 ? "status_429" : "status_5xx");
+      failure.reset();
+      conn->close();  // do not bother draining an error body
+      watch->upstream = nullptr;
+      conn.reset();
+      stale_retry_left = true;
+      ++attempt;
+      continue;
+    }
+    chosen = &u;
+    break;
+  }
+
+  if (watch->gone) {
+    ctx.status = 499;
+    ctx.error_kind = "client_abort";
+    if (conn) conn->close();
+    account(ctx);
+    co_return false;
+  }
+  if (!chosen) {
+    if (!failure) failure = bad_gateway("no upstream could serve the request", "upstream_failed");
+    ctx.status = failure->status;
+    ctx.error_kind = failure->code;
+    account(ctx);
+    co_return co_await respond_error(client, req, *failure, ctx.request_id);
+  }
+
+  // ---- relay ----
+  const config::Timeouts& to = chosen->cfg->timeouts;
+  const auto deadline = Clock::now() + milliseconds(to.total_ms);
+  auto& ures = parser->get();
+  unsigned status = ures.result_int();
+  std::string_view content_type = ures[http::field::content_type];
+  const bool is_sse = content_type.substr(0, 17) == "text/event-stream";
+  char rbuf[4096];
+  error_code ec;
+
+  if (!(want_stream && status == 200 && is_sse)) {
+    // Whole body: read (bounded), inspect usage, pass through with the upstream's status.
+    std::string body;
+    while (!parser->is_done()) {
+      conn->expires_at(std::min(deadline, Clock::now() + milliseconds(to.idle_ms)));
+      size_t n = co_await conn->read_some(*parser, rbuf, sizeof rbuf, ec);
+      body.append(rbuf, n);
+      if (ec) break;
+    }
+    if (watch->gone) {
+      conn->close();
+      ctx.status = 499;
+      ctx.error_kind = "client_abort";
+      account(ctx);
+      co_return false;
+    }
+    if (ec) {
+      conn->close();
+      std::string kind = ec == beast::error::timeout   ? (Clock::now() >= deadline ? "total_timeout" : "idle_timeout")
+                         : ec == http::error::body_limit ? "response_too_large"
+                                                         : "reset";
+      metrics_.upstream_error(chosen->cfg->name, kind);
+      ApiError e = kind.find("timeout") != std::string::npos
+                       ? gateway_timeout("upstream '" + chosen->cfg->name + "' timed out while answering", kind)
+                       : bad_gateway("upstream '" + chosen->cfg->name + "' failed while answering (" + kind + ")", kind);
+      ctx.status = e.status;
+      ctx.error_kind = kind;
+      account(ctx);
+      co_return co_await respond_error(client, req, e, ctx.request_id);
+    }
+    bool reusable = ures.keep_alive();
+    watch->upstream = nullptr;
+    if (reusable) {
+      pool_for(*chosen).release(std::move(conn));
+    } else {
+      conn->close();
+    }
+    if (status == 200 && endpoint != Endpoint::kModels) {
+      std::optional<json::Usage> usage = json::response_usage(json_, body);
+      if (!usage) {
+        metrics_.upstream_error(chosen->cfg->name, "bad_response");
+        ApiError e = bad_gateway("upstream '" + chosen->cfg->name + "' returned an invalid response", "bad_response");
+        ctx.status = e.status;
+        ctx.error_kind = "bad_response";
+        account(ctx);
+        co_return co_await respond_error(client, req, e, ctx.request_id);
+      }
+      ctx.tokens_in = usage->prompt_tokens;
+      ctx.tokens_out = usage->completion_tokens;
+    } else if (status >= 400) {
+      ctx.error_kind = "upstream_status_" + std::to_string(status);
+      metrics_.upstream_error(chosen->cfg->name, status == 429 ? "status_429" : (status >= 500 ? "status_5xx" : "status_4xx"));
+    }
+    ctx.status = static_cast<int>(status);
+    account(ctx);
+    http::response<http::string_body> res{static_cast<http::status>(status), req.version()};
+    res.set(http::field::content_type, content_type.empty() ? std::string_view("application/json") : content_type);
+    if (auto ra = ures[http::field::retry_after]; !ra.empty()) res.set(http::field::retry_after, ra);
+    res.set("x-request-id", ctx.request_id);
+    res.keep_alive(keep_alive);
+    res.body() = std::move(body);
+    res.prepare_payload();
+    client.expires_after(milliseconds(cfg.limits.client_write_timeout_ms));
+    co_await http::async_write(client, res, ec_await(ec));
+    client.expires_never();
+    co_return !ec && keep_alive;
+  }
+
+  // Streaming relay.
+  ctx.streamed = true;
+  metrics_.open_streams.fetch_add(1, std::memory_order_relaxed);
+  struct StreamGuard {
+    metrics::Shard& m;
+    ~StreamGuard() { m.open_streams.fetch_sub(1, std::memory_order_relaxed); }
+  } stream_guard{metrics_};
+
+  http::response<http::empty_body> head{http::status::ok, req.version()};
+  head.set(http::field::content_type, "text/event-stream");
+  head.set(http::field::cache_control, "no-cache");
+  head.set("x-request-id", ctx.request_id);
+  head.keep_alive(keep_alive);
+  head.chunked(true);
+  http::response_serializer<http::empty_body> sr{head};
+  client.expires_after(milliseconds(cfg.limits.client_write_timeout_ms));
+  co_await http::async_write_header(client, sr, ec_await(ec));
+  bool client_ok = !ec;
+
+  sse::Parser events(static_cast<size_t>(cfg.limits.max_sse_event_bytes));
+  std::string out, scratch;
+  bool done_marker = false, upstream_error_event = false, garbage = false;
+  std::optional<ApiError> cut;
+  while (client_ok) {
+    conn->expires_at(std::min(deadline, Clock::now() + milliseconds(to.idle_ms)));
+    size_t n = co_await conn->read_some(*parser, rbuf, sizeof rbuf, ec);
+    if (n > 0) {
+      auto now = Clock::now();
+      bool ok = events.feed(std::string_view(rbuf, n), [&](std::string_view raw) {
+        if (garbage || done_marker) return;
+        std::string_view data = sse::Parser::data_of(raw, scratch);
+        if (data.empty()) return;  // comments and keep-alives are not relayed
+        if (data == "[DONE]") {
+          done_marker = true;
+          out.append(raw);
+          return;
+        }
+        json::ChunkInfo info = json::inspect_chunk(json_, data);
+        if (!info.valid_json) {
+          garbage = true;
+          return;
+        }
+        if (info.is_error) upstream_error_event = true;
+        if (info.usage.present()) {
+          ctx.tokens_in = info.usage.prompt_tokens;
+          ctx.tokens_out = info.usage.completion_tokens;
+        }
+        if (info.has_content) {
+          if (ctx.content_chunks++ == 0) ctx.t_first_token = now;
+          ctx.t_last_token = now;
+        }
+        if (info.usage_only && ctx.strip_usage) return;
+        out.append(raw);
+      });
+      if (!ok) garbage = true;
+    }
+    if (!out.empty()) {
+      client.expires_after(milliseconds(cfg.limits.client_write_timeout_ms));
+      co_await asio::async_write(client, http::make_chunk(asio::buffer(out)), ec_await(ec));
+      out.clear();
+      if (ec) {
+        client_ok = false;
+        break;
+      }
+    }
+    if (garbage) {
+      cut = bad_gateway("upstream '" + chosen->cfg->name + "' sent an invalid stream event", "bad_stream");
+      break;
+    }
+    if (done_marker || parser->is_done() || upstream_error_event) break;
+    if (ec) {
+      if (watch->gone) {
+        client_ok = false;
+        break;
+      }
+      std::string kind = ec == beast::error::timeout ? (Clock::now() >= deadline ? "total_timeout" : "idle_timeout")
+                                                     : "stream_cut";
+      cut = kind == "stream_cut"
+                ? bad_gateway("upstream '" + chosen->cfg->name + "' closed the stream before it was complete", kind)
+                : gateway_timeout("upstream '" + chosen->cfg->name + "' stalled mid-stream (" + kind + ")", kind);
+      break;
+    }
+  }
+  if (!cut && client_ok && !done_marker && !upstream_error_event && parser->is_done()) {
+    cut = bad_gateway("upstream '" + chosen->cfg->name + "' ended the stream without [DONE]", "stream_cut");
+  }
+  watch->upstream = nullptr;
+  if (done_marker && client_ok && !cut) {
+    // Read the upstream's terminating chunk so the connection can be reused.
+    while (!parser->is_done() && !ec) {
+      conn->expires_after(milliseconds(200));
+      co_await conn->read_some(*parser, rbuf, sizeof rbuf, ec);
+    }
+  }
+  if (parser->is_done() && ures.keep_alive() && !cut && client_ok && !ec) {
+    pool_for(*chosen).release(std::move(conn));
+  } else {
+    conn->close();
+  }
+  if (!client_ok) {
+    ctx.status = 499;
+    ctx.error_kind = "client_abort";
+    account(ctx);
+    co_return false;
+  }
+  if (cut) {
+    metrics_.upstream_error(chosen->cfg->name, cut->code);
+    std::string ev = stream_error_event(*cut);
+    client.expires_after(milliseconds(cfg.limits.client_write_timeout_ms));
+    co_await asio::async_write(client, http::make_chunk(asio::buffer(ev)), ec_await(ec));
+    ctx.status = cut->status;
+    ctx.error_kind = cut->code;
+  } else {
+    ctx.status = upstream_error_event ? 502 : 200;
+    if (upstream_error_event) ctx.error_kind = "upstream_error_event";
+  }
+  if (!ec) co_await asio::async_write(client, http::make_chunk_last(), ec_await(ec));
+  client.expires_never();
+  account(ctx);
+  co_return !ec && keep_alive;
+}
+
+}  // namespace sluice::gateway

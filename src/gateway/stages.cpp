@@ -1,0 +1,128 @@
+#include "gateway/stages.hpp"
+
+#include <simdjson.h>
+
+#include "core/crypto.hpp"
+#include "core/strings.hpp"
+#include "json/splice.hpp"
+
+namespace sluice::gateway {
+
+std::optional<ApiError> authenticate(RequestContext& ctx, StageEnv&) {
+  if (!ctx.snap->requires_api_key()) return std::nullopt;
+  std::string_view h = ctx.authorization;
+  if (h.empty()) return unauthorized("Missing API key: send 'Authorization: Bearer <key>'.");
+  if (h.size() < 7 || !iequals(h.substr(0, 7), "bearer ")) return unauthorized("Authorization must be 'Bearer <key>'.");
+  std::string_view key = trim(h.substr(7));
+  const std::string* tenant = ctx.snap->tenant_for_key_hash(sha256_hex(key));
+  if (!tenant) return unauthorized("Incorrect API key provided.");
+  ctx.tenant = *tenant;
+  return std::nullopt;
+}
+
+std::optional<ApiError> parse(RequestContext& ctx, StageEnv& env) {
+  if (ctx.endpoint == Endpoint::kModels) return std::nullopt;
+  std::string& body = *ctx.body;
+  if (body.empty()) return bad_request("request body is empty; expected a JSON object", "invalid_json");
+  if (auto err = json::inspect_request(env.json, body, body.capacity(), ctx.info)) return bad_request(*err, "invalid_json");
+  if (ctx.info.model.empty()) return bad_request("you must provide a model parameter", "missing_model");
+  if (ctx.endpoint == Endpoint::kChat && ctx.info.messages == 0)
+    return bad_request("'messages' must be a non-empty array", "missing_messages");
+  return std::nullopt;
+}
+
+std::optional<ApiError> admit(RequestContext&, StageEnv& env) {
+  if (env.metrics.inflight.load(std::memory_order_relaxed) > env.max_inflight)
+    return unavailable("The gateway is overloaded; retry shortly.", "overloaded");
+  return std::nullopt;
+}
+
+std::optional<ApiError> route(RequestContext& ctx, StageEnv&) {
+  if (ctx.endpoint == Endpoint::kModels) {
+    ctx.resolution = ctx.snap->resolve("");
+    return std::nullopt;
+  }
+  ctx.resolution = ctx.snap->resolve(ctx.info.model);
+  if (!ctx.resolution)
+    return not_found("The model '" + ctx.info.model + "' does not exist or you do not have access to it.",
+                     "model_not_found");
+  // Rewrite the body only where needed; every other byte goes upstream as the client sent it.
+  std::vector<json::Edit> edits;
+  std::string model_literal;
+  if (!ctx.resolution->upstream_model.empty() && ctx.resolution->upstream_model != ctx.info.model) {
+    append_json_string(model_literal, ctx.resolution->upstream_model);
+    edits.push_back({"model", model_literal});
+  }
+  // Ask for usage on streams so tokens are accounted; the relay strips it again if the
+  // client did not ask for it.
+  if (ctx.endpoint == Endpoint::kChat && ctx.info.stream && !ctx.info.has_stream_options) {
+    edits.push_back({"stream_options", "{\"include_usage\":true}"});
+    ctx.strip_usage = true;
+  }
+  if (!edits.empty()) {
+    auto spliced = json::splice_members(*ctx.body, edits);
+    if (!spliced) return bad_request("request body is not a JSON object", "invalid_json");
+    *ctx.body = std::move(*spliced);
+  }
+  return std::nullopt;
+}
+
+std::optional<ApiError> select_upstream(RequestContext& ctx, StageEnv&) {
+  if (!ctx.resolution || ctx.resolution->upstreams.empty())
+    return not_found("no upstream serves this model", "model_not_found");
+  ctx.candidates = ctx.resolution->upstreams;
+  return std::nullopt;
+}
+
+metrics::RequestSample to_sample(const RequestContext& ctx, Clock::time_point t_end) {
+  metrics::RequestSample s;
+  s.route = ctx.resolution ? std::string_view(ctx.resolution->route) : std::string_view();
+  s.upstream = ctx.upstream;
+  s.status = ctx.status;
+  s.latency_s = std::chrono::duration<double>(t_end - ctx.t_start).count();
+  if (ctx.streamed && ctx.t_first_token != Clock::time_point{}) {
+    s.ttft_s = std::chrono::duration<double>(ctx.t_first_token - ctx.t_start).count();
+    int64_t n = ctx.tokens_out > 0 ? ctx.tokens_out : ctx.content_chunks;
+    if (n > 1) s.tpot_s = std::chrono::duration<double>(ctx.t_last_token - ctx.t_first_token).count() / double(n - 1);
+  }
+  s.tokens_in = ctx.tokens_in;
+  s.tokens_out = ctx.tokens_out;
+  return s;
+}
+
+std::string request_log_line(const RequestContext& ctx, Clock::time_point t_end) {
+  std::string l;
+  l.reserve(320);
+  l += "{\"ts\":" + std::to_string(unix_millis());
+  l += ",\"request_id\":";
+  append_json_string(l, ctx.request_id);
+  l += ",\"tenant\":";
+  append_json_string(l, ctx.tenant);
+  l += ",\"route\":";
+  append_json_string(l, ctx.resolution ? ctx.resolution->route : std::string());
+  l += ",\"model\":";
+  append_json_string(l, ctx.info.model);
+  l += ",\"upstream\":";
+  append_json_string(l, ctx.upstream);
+  l += ",\"status\":" + std::to_string(ctx.status);
+  l += ctx.info.stream ? ",\"stream\":true" : ",\"stream\":false";
+  l += ",\"attempts\":" + std::to_string(ctx.attempts);
+  l += ",\"tokens_in\":" + (ctx.tokens_in >= 0 ? std::to_string(ctx.tokens_in) : std::string("null"));
+  l += ",\"tokens_out\":" + (ctx.tokens_out >= 0 ? std::to_string(ctx.tokens_out) : std::string("null"));
+  if (ctx.t_first_token != Clock::time_point{}) {
+    l += ",\"ttft_ms\":" + std::to_string(micros_between(ctx.t_start, ctx.t_first_token) / 1000.0);
+  } else {
+    l += ",\"ttft_ms\":null";
+  }
+  l += ",\"total_ms\":" + std::to_string(micros_between(ctx.t_start, t_end) / 1000.0);
+  l += ",\"error_kind\":";
+  if (ctx.error_kind.empty()) {
+    l += "null";
+  } else {
+    append_json_string(l, ctx.error_kind);
+  }
+  l += "}";
+  return l;
+}
+
+}  // namespace sluice::gateway

@@ -1,0 +1,69 @@
+// gateway/worker.hpp: one data-plane worker thread: its own event loop, acceptor, snapshot
+// cache, metric shard, JSON parser and upstream connection pools. Workers share nothing
+// mutable but the snapshot store and the request log queues.
+#pragma once
+#include <simdjson.h>
+
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <optional>
+
+#include "config/snapshot.hpp"
+#include "core/ids.hpp"
+#include "gateway/context.hpp"
+#include "metrics/metrics.hpp"
+#include "net/asio.hpp"
+#include "net/session.hpp"
+#include "net/upstream.hpp"
+
+namespace sluice::reqlog {
+class RequestLog;
+}
+
+namespace sluice::gateway {
+
+// State shared by all workers (read-mostly).
+struct Shared {
+  config::SnapshotStore snapshots;
+  std::unique_ptr<metrics::Registry> metrics;
+  std::unique_ptr<reqlog::RequestLog> reqlog;
+  std::atomic<bool> draining{false};
+  std::atomic<bool> ready{false};
+};
+
+class Worker : public net::IdleConnections {
+ public:
+  Worker(Shared& shared, size_t index);
+
+  // net::run_session handler interface.
+  awaitable<bool> handle(beast::tcp_stream& stream, beast::flat_buffer& buf, http::request<http::string_body>& req);
+  std::string next_request_id() { return ids_.next(); }
+  bool draining() const { return shared_.draining.load(std::memory_order_relaxed); }
+
+  std::optional<tcp::acceptor> acceptor;  // owned here so drain can close it on this thread
+
+  asio::io_context ioc{1};
+  size_t index;
+
+ private:
+  awaitable<bool> proxy(beast::tcp_stream& client, http::request<http::string_body>& req, Endpoint endpoint);
+  awaitable<bool> respond(beast::tcp_stream& client, http::request<http::string_body>& req, http::status status,
+                          std::string body, std::string_view content_type, std::string_view request_id);
+  awaitable<bool> respond_error(beast::tcp_stream& client, http::request<http::string_body>& req, const ApiError& e,
+                                std::string_view request_id);
+  void account(RequestContext& ctx);
+  net::UpstreamPool& pool_for(const config::UpstreamRuntime& u);
+
+  Shared& shared_;
+  config::SnapshotCache snaps_;
+  metrics::Shard& metrics_;
+  RequestIdGenerator ids_;
+  simdjson::dom::parser json_;
+  std::unordered_map<std::string, std::unique_ptr<net::UpstreamPool>> pools_;
+};
+
+// Shared response helpers for the data plane and admin listeners.
+std::string models_json(const config::Snapshot& snap);
+
+}  // namespace sluice::gateway

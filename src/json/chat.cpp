@@ -1,0 +1,106 @@
+#include "json/chat.hpp"
+
+#include <simdjson.h>
+
+namespace sluice::json {
+
+using simdjson::dom::element;
+
+std::optional<std::string> inspect_request(simdjson::dom::parser& parser, std::string_view body,
+                                           size_t capacity, RequestInfo& out) {
+  bool padded = capacity >= body.size() + simdjson::SIMDJSON_PADDING;
+  element doc;
+  auto err = parser.parse(body.data(), body.size(), !padded).get(doc);
+  if (err) return std::string("request body is not valid JSON: ") + simdjson::error_message(err);
+  simdjson::dom::object obj;
+  if (doc.get_object().get(obj)) return std::string("request body must be a JSON object");
+
+  std::string_view model;
+  if (auto m = obj["model"]; m.error() == simdjson::SUCCESS) {
+    if (m.get_string().get(model)) return std::string("'model' must be a string");
+    out.model.assign(model);
+  }
+  if (auto s = obj["stream"]; s.error() == simdjson::SUCCESS && !s.is_null()) {
+    bool v = false;
+    if (s.get_bool().get(v)) return std::string("'stream' must be a boolean");
+    out.stream = v;
+  }
+  if (auto so = obj["stream_options"]; so.error() == simdjson::SUCCESS && !so.is_null()) {
+    simdjson::dom::object o;
+    if (so.get_object().get(o)) return std::string("'stream_options' must be an object");
+    out.has_stream_options = true;
+    bool v = false;
+    if (auto iu = o["include_usage"]; iu.error() == simdjson::SUCCESS && !iu.get_bool().get(v)) out.include_usage = v;
+  }
+  if (auto u = obj["user"]; u.error() == simdjson::SUCCESS) {
+    std::string_view user;
+    if (!u.get_string().get(user)) out.user.assign(user);
+  }
+  if (auto n = obj["n"]; n.error() == simdjson::SUCCESS && !n.is_null()) {
+    int64_t v = 1;
+    if (n.get_int64().get(v) || v < 1 || v > 128) return std::string("'n' must be an integer between 1 and 128");
+    out.n = v;
+  }
+  if (auto t = obj["tools"]; t.error() == simdjson::SUCCESS) {
+    simdjson::dom::array a;
+    if (!t.get_array().get(a)) out.has_tools = a.size() > 0;
+  }
+  if (auto msgs = obj["messages"]; msgs.error() == simdjson::SUCCESS) {
+    simdjson::dom::array a;
+    if (msgs.get_array().get(a)) return std::string("'messages' must be an array");
+    out.messages = static_cast<int64_t>(a.size());
+  }
+  return std::nullopt;
+}
+
+namespace {
+Usage read_usage(element usage) {
+  Usage u;
+  int64_t v = 0;
+  if (!usage["prompt_tokens"].get_int64().get(v)) u.prompt_tokens = v;
+  if (!usage["completion_tokens"].get_int64().get(v)) u.completion_tokens = v;
+  return u;
+}
+}  // namespace
+
+ChunkInfo inspect_chunk(simdjson::dom::parser& parser, std::string_view data) {
+  ChunkInfo info;
+  element doc;
+  if (parser.parse(data.data(), data.size(), true).get(doc)) return info;
+  simdjson::dom::object obj;
+  if (doc.get_object().get(obj)) return info;
+  info.valid_json = true;
+  if (obj["error"].error() == simdjson::SUCCESS) {
+    info.is_error = true;
+    return info;
+  }
+  element usage;
+  bool has_usage = !obj["usage"].get(usage) && usage.is_object();
+  if (has_usage) info.usage = read_usage(usage);
+  simdjson::dom::array choices;
+  if (!obj["choices"].get_array().get(choices)) {
+    if (choices.size() == 0 && has_usage) info.usage_only = true;
+    for (element c : choices) {
+      std::string_view fr;
+      if (!c["finish_reason"].get_string().get(fr)) info.finish_reason = fr;
+      element delta;
+      if (!c["delta"].get(delta)) {
+        std::string_view content;
+        if ((!delta["content"].get_string().get(content) && !content.empty()) ||
+            delta["tool_calls"].error() == simdjson::SUCCESS)
+          info.has_content = true;
+      }
+    }
+  }
+  return info;
+}
+
+std::optional<Usage> response_usage(simdjson::dom::parser& parser, std::string_view body) {
+  element doc;
+  if (parser.parse(body.data(), body.size(), true).get(doc) || !doc.is_object()) return std::nullopt;
+  element usage;
+  if (doc["usage"].get(usage) || !usage.is_object()) return Usage{};
+  return read_usage(usage);
+}
+
+}  // namespace sluice::json

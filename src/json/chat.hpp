@@ -1,0 +1,55 @@
+// json/chat.hpp: what the gateway needs to know about an OpenAI request or response body,
+// read with one validating simdjson pass. Nothing here allocates per field except copies
+// of the few strings that outlive the parser.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace simdjson::dom {
+class parser;
+}
+
+namespace sluice::json {
+
+// Fields of a /v1/chat/completions or /v1/embeddings request the pipeline uses.
+struct RequestInfo {
+  std::string model;
+  std::string user;
+  bool stream = false;
+  bool has_stream_options = false;
+  bool include_usage = false;  // stream_options.include_usage as sent by the client
+  bool has_tools = false;
+  int64_t n = 1;
+  int64_t messages = 0;
+};
+
+// Validates `body` as a JSON object and fills `out`. On failure returns a message for a 400.
+// `body` must have SIMDJSON_PADDING bytes of spare capacity or it is copied once.
+std::optional<std::string> inspect_request(simdjson::dom::parser& parser, std::string_view body,
+                                           size_t capacity, RequestInfo& out);
+
+// Token usage as reported by an upstream.
+struct Usage {
+  int64_t prompt_tokens = -1;
+  int64_t completion_tokens = -1;
+  bool present() const { return prompt_tokens >= 0 || completion_tokens >= 0; }
+};
+
+// What the relay learns from one streamed chunk (`data:` payload of an SSE event).
+struct ChunkInfo {
+  bool valid_json = false;
+  bool is_error = false;        // {"error":...}
+  bool usage_only = false;      // "choices":[] with a usage object (the include_usage chunk)
+  bool has_content = false;     // carries a content or tool-call delta
+  std::string_view finish_reason;  // valid until the next parse with the same parser
+  Usage usage;
+};
+ChunkInfo inspect_chunk(simdjson::dom::parser& parser, std::string_view data);
+
+// Usage from a whole (non-streamed) response body; nullopt when the body is not a JSON
+// object (usage fields stay -1 when the object has none).
+std::optional<Usage> response_usage(simdjson::dom::parser& parser, std::string_view body);
+
+}  // namespace sluice::json

@@ -1,0 +1,185 @@
+#include "metrics/metrics.hpp"
+
+#include <cstdio>
+
+namespace sluice::metrics {
+
+void Histogram::observe(double v) {
+  size_t i = 0;
+  while (i < kBuckets.size() && v > kBuckets[i]) ++i;
+  ++counts[i];
+  sum += v;
+  ++count;
+}
+
+void Histogram::merge(const Histogram& o) {
+  for (size_t i = 0; i < counts.size(); ++i) counts[i] += o.counts[i];
+  sum += o.sum;
+  count += o.count;
+}
+
+void RequestSeries::merge(const RequestSeries& o) {
+  for (size_t i = 0; i < by_class.size(); ++i) by_class[i] += o.by_class[i];
+  latency.merge(o.latency);
+  ttft.merge(o.ttft);
+  tpot.merge(o.tpot);
+  tokens_in += o.tokens_in;
+  tokens_out += o.tokens_out;
+}
+
+void Shard::record(const RequestSample& s) {
+  std::lock_guard<std::mutex> lock(mu_);
+  key_.assign(s.route);
+  key_.push_back('\x1f');
+  key_.append(s.upstream);
+  auto it = series_.find(key_);
+  if (it == series_.end()) it = series_.emplace(key_, RequestSeries{}).first;
+  RequestSeries& r = it->second;
+  int cls = s.status / 100;
+  ++r.by_class[(cls >= 1 && cls <= 5) ? cls : 0];
+  r.latency.observe(s.latency_s);
+  if (s.ttft_s >= 0) r.ttft.observe(s.ttft_s);
+  if (s.tpot_s >= 0) r.tpot.observe(s.tpot_s);
+  if (s.tokens_in > 0) r.tokens_in += static_cast<uint64_t>(s.tokens_in);
+  if (s.tokens_out > 0) r.tokens_out += static_cast<uint64_t>(s.tokens_out);
+}
+
+void Shard::upstream_error(std::string_view upstream, std::string_view kind) {
+  std::lock_guard<std::mutex> lock(mu_);
+  key_.assign(upstream);
+  key_.push_back('\x1f');
+  key_.append(kind);
+  ++upstream_errors_[key_];
+}
+
+Registry::Registry(size_t workers) {
+  for (size_t i = 0; i < workers; ++i) shards_.push_back(std::make_unique<Shard>());
+}
+
+int64_t Registry::inflight() const {
+  int64_t n = 0;
+  for (const auto& s : shards_) n += s->inflight.load(std::memory_order_relaxed);
+  return n;
+}
+
+namespace {
+
+std::string escape_label(std::string_view v) {
+  std::string out;
+  for (char c : v) {
+    if (c == '\\' || c == '"') out.push_back('\\');
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out.push_back(c);
+  }
+  return out;
+}
+
+std::pair<std::string, std::string> split_key(const std::string& k) {
+  size_t p = k.find('\x1f');
+  return {k.substr(0, p), k.substr(p + 1)};
+}
+
+void fmt_double(std::string& out, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.9g", v);
+  out += buf;
+}
+
+void render_histogram(std::string& out, const char* name, const std::string& labels, const Histogram& h) {
+  uint64_t cum = 0;
+  for (size_t i = 0; i < h.counts.size(); ++i) {
+    cum += h.counts[i];
+    out += name;
+    out += "_bucket{" + labels + ",le=\"";
+    if (i < kBuckets.size()) {
+      fmt_double(out, kBuckets[i]);
+    } else {
+      out += "+Inf";
+    }
+    out += "\"} " + std::to_string(cum) + "\n";
+  }
+  out += std::string(name) + "_sum{" + labels + "} ";
+  fmt_double(out, h.sum);
+  out += "\n" + std::string(name) + "_count{" + labels + "} " + std::to_string(h.count) + "\n";
+}
+
+}  // namespace
+
+std::string Registry::render_prometheus() const {
+  std::map<std::string, RequestSeries> series;
+  std::map<std::string, uint64_t> errors;
+  int64_t inflight = 0, streams = 0;
+  for (const auto& s : shards_) {
+    std::lock_guard<std::mutex> lock(s->mu_);
+    for (const auto& [k, v] : s->series_) series[k].merge(v);
+    for (const auto& [k, v] : s->upstream_errors_) errors[k] += v;
+    inflight += s->inflight.load(std::memory_order_relaxed);
+    streams += s->open_streams.load(std::memory_order_relaxed);
+  }
+  std::string out;
+  out.reserve(4096 + series.size() * 4096);
+  out += "# HELP sluice_requests_total Requests finished, by route, upstream and status class.\n";
+  out += "# TYPE sluice_requests_total counter\n";
+  static const char* kClass[] = {"other", "1xx", "2xx", "3xx", "4xx", "5xx"};
+  for (const auto& [k, v] : series) {
+    auto [route, upstream] = split_key(k);
+    for (size_t c = 0; c < v.by_class.size(); ++c) {
+      if (v.by_class[c] == 0) continue;
+      out += "sluice_requests_total{route=\"" + escape_label(route) + "\",upstream=\"" + escape_label(upstream) +
+             "\",status_class=\"" + kClass[c] + "\"} " + std::to_string(v.by_class[c]) + "\n";
+    }
+  }
+  struct H {
+    const char* name;
+    const char* help;
+    const Histogram RequestSeries::*member;
+  };
+  static const H kHists[] = {
+      {"sluice_request_duration_seconds", "End-to-end request latency seen by the gateway.", &RequestSeries::latency},
+      {"sluice_time_to_first_token_seconds", "Time from request arrival to the first streamed token.", &RequestSeries::ttft},
+      {"sluice_time_per_output_token_seconds", "Mean time per output token after the first, per stream.", &RequestSeries::tpot},
+  };
+  for (const H& h : kHists) {
+    out += std::string("# HELP ") + h.name + " " + h.help + "\n# TYPE " + h.name + " histogram\n";
+    for (const auto& [k, v] : series) {
+      if ((v.*(h.member)).count == 0) continue;
+      auto [route, upstream] = split_key(k);
+      render_histogram(out, h.name, "route=\"" + escape_label(route) + "\",upstream=\"" + escape_label(upstream) + "\"",
+                       v.*(h.member));
+    }
+  }
+  out += "# HELP sluice_tokens_total Tokens by direction (input = prompt, output = completion).\n";
+  out += "# TYPE sluice_tokens_total counter\n";
+  for (const auto& [k, v] : series) {
+    auto [route, upstream] = split_key(k);
+    std::string l = "route=\"" + escape_label(route) + "\",upstream=\"" + escape_label(upstream) + "\"";
+    out += "sluice_tokens_total{" + l + ",direction=\"input\"} " + std::to_string(v.tokens_in) + "\n";
+    out += "sluice_tokens_total{" + l + ",direction=\"output\"} " + std::to_string(v.tokens_out) + "\n";
+  }
+  out += "# HELP sluice_upstream_errors_total Upstream failures by kind.\n";
+  out += "# TYPE sluice_upstream_errors_total counter\n";
+  for (const auto& [k, v] : errors) {
+    auto [upstream, kind] = split_key(k);
+    out += "sluice_upstream_errors_total{upstream=\"" + escape_label(upstream) + "\",kind=\"" + escape_label(kind) +
+           "\"} " + std::to_string(v) + "\n";
+  }
+  out += "# HELP sluice_inflight_requests Requests being served now.\n# TYPE sluice_inflight_requests gauge\n";
+  out += "sluice_inflight_requests " + std::to_string(inflight) + "\n";
+  out += "# HELP sluice_open_streams Streaming responses being relayed now.\n# TYPE sluice_open_streams gauge\n";
+  out += "sluice_open_streams " + std::to_string(streams) + "\n";
+  auto counter = [&](const char* name, const char* help, uint64_t v) {
+    out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " counter\n" + name + " " +
+           std::to_string(v) + "\n";
+  };
+  counter("sluice_request_log_written_total", "Request log lines written.", reqlog_written.load());
+  counter("sluice_request_log_dropped_total", "Request log lines dropped because the queue was full.", reqlog_dropped.load());
+  counter("sluice_config_reloads_total", "Configuration snapshots published after start.", config_reloads.load());
+  counter("sluice_config_reload_failures_total", "Rejected configuration reloads.", config_reload_failures.load());
+  counter("sluice_connections_accepted_total", "Client connections accepted.", connections_accepted.load());
+  return out;
+}
+
+}  // namespace sluice::metrics

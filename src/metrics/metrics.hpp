@@ -1,0 +1,84 @@
+// metrics/metrics.hpp: what the gateway counts, sharded per worker thread.
+//
+// Each worker writes only its own shard. A shard's mutex is taken by its worker per request
+// and by the scraper once per scrape, so it is never contended on the hot path in practice
+// and no lock is shared between workers.
+#pragma once
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace sluice::metrics {
+
+// Latency buckets in seconds, shared by all histograms.
+inline constexpr std::array<double, 16> kBuckets = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                                    0.25,   0.5,   1,      2.5,   5,    10,    30,    60};
+
+struct Histogram {
+  std::array<uint64_t, kBuckets.size() + 1> counts{};  // last = +Inf
+  double sum = 0;
+  uint64_t count = 0;
+  void observe(double seconds);
+  void merge(const Histogram& o);
+};
+
+struct RequestSeries {
+  std::array<uint64_t, 6> by_class{};  // 1xx..5xx, index 0 = other
+  Histogram latency, ttft, tpot;
+  uint64_t tokens_in = 0, tokens_out = 0;
+  void merge(const RequestSeries& o);
+};
+
+// One finished request as the account stage reports it.
+struct RequestSample {
+  std::string_view route;     // "" in pass-through mode
+  std::string_view upstream;  // "" when none was chosen
+  int status = 0;
+  double latency_s = 0;
+  double ttft_s = -1;  // < 0: not a stream or no token
+  double tpot_s = -1;
+  int64_t tokens_in = 0, tokens_out = 0;
+};
+
+class Shard {
+ public:
+  void record(const RequestSample& s);
+  void upstream_error(std::string_view upstream, std::string_view kind);
+  std::atomic<int64_t> inflight{0};
+  std::atomic<int64_t> open_streams{0};
+
+ private:
+  friend class Registry;
+  std::mutex mu_;
+  std::unordered_map<std::string, RequestSeries> series_;  // key: route \x1f upstream
+  std::unordered_map<std::string, uint64_t> upstream_errors_;  // key: upstream \x1f kind
+  std::string key_;  // scratch, reused per request
+};
+
+class Registry {
+ public:
+  explicit Registry(size_t workers);
+  Shard& shard(size_t worker) { return *shards_[worker]; }
+  size_t shards() const { return shards_.size(); }
+  // Counters owned outside the workers (request log, config reloads).
+  std::atomic<uint64_t> reqlog_dropped{0};
+  std::atomic<uint64_t> reqlog_written{0};
+  std::atomic<uint64_t> config_reloads{0};
+  std::atomic<uint64_t> config_reload_failures{0};
+  std::atomic<uint64_t> connections_accepted{0};
+
+  int64_t inflight() const;
+  std::string render_prometheus() const;
+
+ private:
+  std::vector<std::unique_ptr<Shard>> shards_;
+};
+
+}  // namespace sluice::metrics

@@ -1,0 +1,235 @@
+// mockllm/server.cpp: the sockets side of mock-llm. Endpoints:
+//   POST /v1/chat/completions  (stream or not, tools, n, response_format, usage)
+//   POST /v1/embeddings        (float or base64)
+//   GET  /v1/models
+//   GET|POST|DELETE /mock/faults   run-time fault switches; GET /mock/stats; GET /healthz
+#include "mockllm/server.hpp"
+
+#include <simdjson.h>
+
+#include <iostream>
+#include <thread>
+
+#include "core/strings.hpp"
+#include "net/listener.hpp"
+#include "net/session.hpp"
+
+namespace sluice::mockllm {
+
+namespace {
+
+using std::chrono::milliseconds;
+
+awaitable<void> sleep_ms(double ms) {
+  if (ms <= 0) co_return;
+  asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::microseconds(static_cast<int64_t>(ms * 1000)));
+  error_code ec;
+  co_await t.async_wait(ec_await(ec));
+}
+
+class Handler : public net::IdleConnections {
+ public:
+  Handler(MockState& state, size_t index) : state_(state), index_(index) {}
+
+  std::string next_request_id() { return "mock_" + std::to_string(index_) + "_" + std::to_string(++ids_); }
+  bool draining() const { return false; }
+
+  awaitable<bool> handle(beast::tcp_stream& stream, beast::flat_buffer&, http::request<http::string_body>& req) {
+    std::string_view target = req.target();
+    std::string_view path = target.substr(0, target.find('?'));
+    bool keep = req.keep_alive();
+    auto reply = [&](http::status st, std::string body) -> awaitable<bool> {
+      error_code ec = co_await net::write_response(stream, st, std::move(body), "application/json", "", keep, req.version());
+      co_return !ec && keep;
+    };
+    if (path == "/v1/chat/completions" && req.method() == http::verb::post) co_return co_await chat(stream, req);
+    if (path == "/v1/embeddings" && req.method() == http::verb::post) {
+      state_.requests.fetch_add(1);
+      std::string err;
+      std::string body = embeddings_json(json_, req.body(), err);
+      if (!err.empty()) co_return co_await reply(http::status::bad_request, bad_request(err).to_json());
+      co_return co_await reply(http::status::ok, std::move(body));
+    }
+    if (path == "/v1/models" && req.method() == http::verb::get) co_return co_await reply(http::status::ok, state_.models_json());
+    if (path == "/mock/faults") {
+      if (req.method() == http::verb::get) co_return co_await reply(http::status::ok, state_.faults_json());
+      if (req.method() == http::verb::delete_) {
+        state_.clear_faults();
+        co_return co_await reply(http::status::ok, state_.faults_json());
+      }
+      if (req.method() == http::verb::post) {
+        std::string err = state_.set_faults(json_, req.body());
+        if (!err.empty()) co_return co_await reply(http::status::bad_request, bad_request(err).to_json());
+        co_return co_await reply(http::status::ok, state_.faults_json());
+      }
+    }
+    if (path == "/mock/stats") co_return co_await reply(http::status::ok, state_.stats_json());
+    if (path == "/healthz") co_return co_await reply(http::status::ok, "{\"status\":\"ok\"}");
+    co_return co_await reply(http::status::not_found, not_found("unknown path " + std::string(path)).to_json());
+  }
+
+ private:
+  awaitable<bool> chat(beast::tcp_stream& stream, http::request<http::string_body>& req) {
+    state_.requests.fetch_add(1);
+    state_.in_flight.fetch_add(1);
+    struct Guard {
+      MockState& s;
+      ~Guard() { s.in_flight.fetch_sub(1); }
+    } guard{state_};
+    bool keep = req.keep_alive();
+    ChatRequest cr;
+    if (auto err = parse_chat(json_, req.body(), cr)) {
+      co_return !co_await net::write_response(stream, http::status::bad_request, bad_request(*err).to_json(),
+                                              "application/json", "", keep) && keep;
+    }
+    Plan p = state_.plan(cr);
+    co_await sleep_ms(static_cast<double>(p.slow_first_byte_ms));
+    if (p.fault == Fault::kError) {
+      ApiError e{500, "server_error", "mock_error", "mock-llm: injected server error"};
+      co_return !co_await net::write_response(stream, http::status::internal_server_error, e.to_json(),
+                                              "application/json", "", keep) && keep;
+    }
+    if (p.fault == Fault::kRateLimit) {
+      http::response<http::string_body> res{http::status::too_many_requests, req.version()};
+      res.set(http::field::content_type, "application/json");
+      res.set(http::field::retry_after, std::to_string(p.retry_after_s));
+      res.body() = ApiError{429, "rate_limit_error", "rate_limit_exceeded", "mock-llm: injected rate limit"}.to_json();
+      res.keep_alive(keep);
+      res.prepare_payload();
+      error_code ec;
+      co_await http::async_write(stream, res, ec_await(ec));
+      co_return !ec && keep;
+    }
+    std::string id = "chatcmpl-" + next_request_id();
+    if (!cr.stream) {
+      co_await sleep_ms(p.ttft_ms + p.tpot_ms * static_cast<double>(std::max<int64_t>(0, p.completion_tokens - 1)));
+      if (p.fault == Fault::kCut) {
+        error_code ec;
+        stream.socket().close(ec);
+        co_return false;
+      }
+      if (p.fault == Fault::kStall) co_await sleep_ms(static_cast<double>(p.stall_ms));
+      std::string body = p.fault == Fault::kGarbage ? std::string("<html>502 Bad Gateway</html>\x01\x02 not json")
+                                                    : completion_json(id, cr.model, p, cr.n);
+      co_return !co_await net::write_response(stream, http::status::ok, std::move(body), "application/json", "", keep) &&
+          keep;
+    }
+
+    // Streaming.
+    state_.streams_started.fetch_add(1);
+    http::response<http::empty_body> head{http::status::ok, req.version()};
+    head.set(http::field::content_type, "text/event-stream");
+    head.set(http::field::cache_control, "no-cache");
+    head.keep_alive(keep);
+    head.chunked(true);
+    http::response_serializer<http::empty_body> sr{head};
+    error_code ec;
+    co_await http::async_write_header(stream, sr, ec_await(ec));
+    std::string ev;
+    auto send = [&](std::string data) -> awaitable<bool> {
+      ev = "data: " + data + "\n\n";
+      co_await asio::async_write(stream, http::make_chunk(asio::buffer(ev)), ec_await(ec));
+      co_return !ec;
+    };
+    bool ok = !ec;
+    if (p.fault == Fault::kGarbage && ok) {
+      ok = co_await send("{\"choices\": [ this is not json");
+    }
+    co_await sleep_ms(p.ttft_ms);
+    for (int i = 0; ok && i < cr.n; ++i) {
+      std::string delta = p.tool_name.empty() ? std::string("{\"role\":\"assistant\",\"content\":\"\"}")
+                                              : "{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"index\":0,\"id\":\"call_mock_" +
+                                                    std::to_string(i) + "\",\"type\":\"function\",\"function\":{\"name\":\"" +
+                                                    p.tool_name + "\",\"arguments\":\"\"}}]}";
+      ok = co_await send(chunk_json(id, cr.model, i, delta, nullptr));
+    }
+    for (size_t t = 0; ok && t < p.pieces.size(); ++t) {
+      if (t > 0) co_await sleep_ms(p.tpot_ms);
+      if (static_cast<int>(t) == p.fault_after) {
+        if (p.fault == Fault::kCut) {
+          stream.socket().close(ec);
+          state_.streams_aborted.fetch_add(1);
+          co_return false;
+        }
+        if (p.fault == Fault::kStall) co_await sleep_ms(static_cast<double>(p.stall_ms));
+      }
+      for (int i = 0; ok && i < cr.n; ++i) {
+        std::string delta;
+        if (p.tool_name.empty()) {
+          delta = "{\"content\":";
+          append_json_string(delta, p.pieces[t]);
+          delta += "}";
+        } else {
+          delta = "{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":";
+          append_json_string(delta, p.pieces[t]);
+          delta += "}}]}";
+        }
+        ok = co_await send(chunk_json(id, cr.model, i, delta, nullptr));
+      }
+    }
+    for (int i = 0; ok && i < cr.n; ++i) ok = co_await send(chunk_json(id, cr.model, i, "{}", p.finish_reason.c_str()));
+    if (ok && cr.include_usage) ok = co_await send(usage_chunk_json(id, cr.model, p, cr.n));
+    if (ok) ok = co_await send("[DONE]");
+    if (ok) co_await asio::async_write(stream, http::make_chunk_last(), ec_await(ec));
+    if (!ok || ec) {
+      state_.streams_aborted.fetch_add(1);
+      co_return false;
+    }
+    state_.streams_completed.fetch_add(1);
+    co_return keep;
+  }
+
+  MockState& state_;
+  size_t index_;
+  uint64_t ids_ = 0;
+  simdjson::dom::parser json_;
+};
+
+}  // namespace
+
+int run(const Options& opts) {
+  MockState state(opts.seed);
+  if (std::string err = state.load(opts); !err.empty()) {
+    std::cerr << "mock-llm: " << err << "\n";
+    return 2;
+  }
+  auto hp = parse_host_port(opts.listen);
+  if (!hp) {
+    std::cerr << "mock-llm: --listen must be HOST:PORT\n";
+    return 2;
+  }
+  size_t n = static_cast<size_t>(std::max(1, opts.threads));
+  std::vector<std::unique_ptr<asio::io_context>> ctxs;
+  std::vector<asio::io_context*> raw;
+  for (size_t i = 0; i < n; ++i) {
+    ctxs.push_back(std::make_unique<asio::io_context>(1));
+    raw.push_back(ctxs.back().get());
+  }
+  std::string err;
+  uint16_t port = 0;
+  auto acceptors = net::bind_acceptors(raw, hp->host, hp->port, err, port);
+  if (acceptors.empty()) {
+    std::cerr << "mock-llm: " << err << "\n";
+    return 2;
+  }
+  std::vector<std::unique_ptr<Handler>> handlers;
+  net::SessionLimits limits;
+  limits.max_body_bytes = 64 << 20;
+  for (size_t i = 0; i < n; ++i) {
+    handlers.push_back(std::make_unique<Handler>(state, i));
+    asio::co_spawn(*ctxs[i], net::accept_loop(acceptors[i], handlers[i].get(), limits, nullptr), asio::detached);
+  }
+  asio::signal_set signals(*ctxs[0], SIGINT, SIGTERM);
+  signals.async_wait([&](error_code, int) {
+    for (auto& c : ctxs) c->stop();
+  });
+  std::cout << "mock-llm: listening on " << hp->host << ":" << port << std::endl;
+  std::vector<std::thread> threads;
+  for (size_t i = 1; i < n; ++i) threads.emplace_back([c = ctxs[i].get()] { c->run(); });
+  ctxs[0]->run();
+  for (auto& c : ctxs) c->stop();
+  for (auto& t : threads) t.join();
+  return 0;
+}
+
+}  // namespace sluice::mockllm

@@ -1,0 +1,187 @@
+// net/session.hpp: the HTTP/1.1 server connection loop shared by the gateway, the admin
+// listener and mock-llm. It owns the limits every listener needs (header and body size,
+// slowloris and keep-alive timeouts) and hands each whole request to a Handler:
+//
+//   struct Handler {
+//     // Serves one request; returns false to close the connection afterwards.
+//     awaitable<bool> handle(beast::tcp_stream&, beast::flat_buffer&, http::request<http::string_body>&);
+//     std::string next_request_id();
+//     bool draining() const;               // stop keep-alive, finish the current request
+//     void idle(beast::tcp_stream*, bool);  // connection waits for a request (closable on drain)
+//   };
+#pragma once
+#include <atomic>
+#include <chrono>
+#include <string>
+#include <unordered_set>
+
+#include "core/error.hpp"
+#include "net/asio.hpp"
+
+namespace sluice::net {
+
+struct SessionLimits {
+  uint64_t max_body_bytes = 8 << 20;
+  uint32_t max_header_bytes = 16 << 10;
+  std::chrono::milliseconds header_timeout{10000};
+  std::chrono::milliseconds keepalive_timeout{75000};
+  std::chrono::milliseconds write_timeout{30000};
+};
+
+// Writes a complete response with a string body. Errors are returned, never thrown.
+template <class Stream>
+awaitable<error_code> write_response(Stream& stream, http::status status, std::string body,
+                                     std::string_view content_type, std::string_view request_id, bool keep_alive,
+                                     unsigned version = 11) {
+  http::response<http::string_body> res{status, version};
+  res.set(http::field::content_type, content_type);
+  if (!request_id.empty()) res.set("x-request-id", request_id);
+  res.keep_alive(keep_alive);
+  res.body() = std::move(body);
+  res.prepare_payload();
+  error_code ec;
+  co_await http::async_write(stream, res, ec_await(ec));
+  co_return ec;
+}
+
+inline awaitable<error_code> write_error(beast::tcp_stream& stream, const ApiError& e, std::string_view request_id,
+                                         bool keep_alive) {
+  return write_response(stream, static_cast<http::status>(e.status), e.to_json(), "application/json", request_id,
+                        keep_alive);
+}
+
+// After refusing a request whose body we will not read (413), read and discard what the
+// client is still sending for a bounded time so that closing does not reset the connection
+// before the client has read the response.
+inline awaitable<void> linger_close(beast::tcp_stream& stream) {
+  error_code ec;
+  stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+  static thread_local char sink[16384];
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+  size_t total = 0;
+  while (!ec && std::chrono::steady_clock::now() < deadline && total < (size_t(256) << 20)) {
+    stream.expires_at(deadline);
+    total += co_await stream.async_read_some(asio::buffer(sink), ec_await(ec));
+  }
+  stream.socket().close(ec);
+}
+
+template <class Handler>
+awaitable<void> run_session(tcp::socket socket, Handler* h, SessionLimits lim) {
+  beast::tcp_stream stream(std::move(socket));
+  error_code ec;
+  stream.socket().set_option(tcp::no_delay(true), ec);
+  beast::flat_buffer buf;
+  bool first = true;
+  for (;;) {
+    if (h->draining()) break;
+    // Wait for the first byte of the next request with the keep-alive timeout, then give
+    // the whole header and body the (short) header timeout: a slowloris client cannot
+    // hold a connection longer than that.
+    if (buf.size() == 0) {
+      h->idle(&stream, true);
+      stream.expires_after(first ? lim.header_timeout : lim.keepalive_timeout);
+      size_t n = co_await stream.async_read_some(buf.prepare(4096), ec_await(ec));
+      h->idle(&stream, false);
+      if (ec) break;
+      buf.commit(n);
+    }
+    first = false;
+    http::request_parser<http::string_body> parser;
+    parser.header_limit(lim.max_header_bytes);
+    parser.body_limit(lim.max_body_bytes);
+    stream.expires_after(lim.header_timeout);
+    co_await http::async_read_header(stream, buf, parser, ec_await(ec));
+    if (!ec && !parser.is_done() && beast::iequals(parser.get()[http::field::expect], "100-continue")) {
+      http::response<http::empty_body> cont{http::status::continue_, 11};
+      stream.expires_after(lim.write_timeout);
+      co_await http::async_write(stream, cont, ec_await(ec));
+      stream.expires_after(lim.header_timeout);
+    }
+    if (!ec) {
+      if (auto len = parser.content_length(); len && *len <= lim.max_body_bytes)
+        parser.get().body().reserve(static_cast<size_t>(*len) + 64);  // simdjson padding
+      if (!parser.is_done()) co_await http::async_read(stream, buf, parser, ec_await(ec));
+    }
+    if (ec) {
+      if (ec == http::error::body_limit) {
+        ApiError e = payload_too_large("request body exceeds the limit of " + std::to_string(lim.max_body_bytes) +
+                                       " bytes");
+        stream.expires_after(lim.write_timeout);
+        co_await write_error(stream, e, h->next_request_id(), false);
+        co_await linger_close(stream);
+        co_return;
+      }
+      if (ec == http::error::header_limit) {
+        ApiError e{431, "invalid_request_error", "headers_too_large", "request headers exceed the limit"};
+        stream.expires_after(lim.write_timeout);
+        co_await write_error(stream, e, h->next_request_id(), false);
+        break;
+      }
+      if (ec == beast::error::timeout || ec == http::error::end_of_stream || ec == asio::error::eof ||
+          ec == asio::error::operation_aborted || ec == asio::error::connection_reset) {
+        break;
+      }
+      // Anything else is a malformed request line or header.
+      stream.expires_after(lim.write_timeout);
+      co_await write_error(stream, bad_request("malformed HTTP request: " + ec.message(), "bad_http_request"),
+                           h->next_request_id(), false);
+      break;
+    }
+    stream.expires_never();
+    auto& req = parser.get();
+    bool keep = req.keep_alive() && !h->draining();
+    bool again = co_await h->handle(stream, buf, req);
+    if (!again || !keep) break;
+  }
+  stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+  stream.socket().close(ec);
+}
+
+}  // namespace sluice::net
+
+namespace sluice::net {
+
+// Connections waiting for their next request, closable all at once on drain. Handlers
+// derive from it to provide idle(); single-threaded (one per event loop).
+class IdleConnections {
+ public:
+  void idle(beast::tcp_stream* s, bool on) {
+    if (on) {
+      idle_.insert(s);
+    } else {
+      idle_.erase(s);
+    }
+  }
+  void close_idle() {
+    for (beast::tcp_stream* s : idle_) {
+      error_code ec;
+      s->socket().close(ec);
+    }
+    idle_.clear();
+  }
+
+ private:
+  std::unordered_set<beast::tcp_stream*> idle_;
+};
+
+// Accepts until the acceptor is closed, one detached session coroutine per connection.
+template <class Handler>
+awaitable<void> accept_loop(tcp::acceptor& acceptor, Handler* h, SessionLimits limits,
+                            std::atomic<uint64_t>* accepted) {
+  for (;;) {
+    error_code ec;
+    tcp::socket sock = co_await acceptor.async_accept(ec_await(ec));
+    if (ec) {
+      if (!acceptor.is_open() || ec == asio::error::operation_aborted) co_return;
+      // EMFILE and friends: back off briefly instead of spinning.
+      asio::steady_timer t(acceptor.get_executor(), std::chrono::milliseconds(20));
+      co_await t.async_wait(ec_await(ec));
+      continue;
+    }
+    if (accepted) accepted->fetch_add(1, std::memory_order_relaxed);
+    asio::co_spawn(acceptor.get_executor(), run_session(std::move(sock), h, limits), asio::detached);
+  }
+}
+
+}  // namespace sluice::net

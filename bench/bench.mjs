@@ -1,0 +1,578 @@
+#!/usr/bin/env node
+// bench/bench.mjs: the small helpers bench/run.sh needs that bash does badly. No dependencies.
+//
+//   freeport                         print a free TCP port on 127.0.0.1
+//   h2load FILE                      summarise an h2load stdout capture as JSON
+//   latency FILE [--skip-s S]        percentiles of an h2load --log-file (3rd column, us) as JSON
+//   ttft --url U --rate R --duration S --body F [--warmup-s W] [--header 'k: v']...
+//                                    open-loop streaming load; time to first content chunk
+//   hold --url U --streams N --body F --pids P1,P2 [--header 'k: v']... [--timeout-s T]
+//                                    open N concurrent streams, RSS of PIDs before / with / after
+//   rss PID[,PID...]                 summed VmRSS in KiB
+//   report --dir D --md F --json F   assemble the fragments in D into the results files
+import fs from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import { performance } from 'node:perf_hooks';
+
+function args(argv) {
+  const out = { _: [], header: [] };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a.startsWith('--')) {
+      const k = a.slice(2);
+      const v = argv[i + 1] !== undefined && !argv[i + 1].startsWith('--') ? argv[++i] : 'true';
+      if (k === 'header') out.header.push(v);
+      else out[k] = v;
+    } else out._.push(a);
+  }
+  return out;
+}
+
+function pct(sorted, p) {
+  if (sorted.length === 0) return null;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i];
+}
+
+function summary(values) {
+  const s = Float64Array.from(values).sort();
+  const r3 = (x) => (x === null ? null : Math.round(x * 1000) / 1000);
+  let sum = 0;
+  for (const v of s) sum += v;
+  return {
+    n: s.length,
+    mean: s.length ? r3(sum / s.length) : null,
+    p50: r3(pct(s, 50)),
+    p90: r3(pct(s, 90)),
+    p99: r3(pct(s, 99)),
+    p999: r3(pct(s, 99.9)),
+    max: s.length ? r3(s[s.length - 1]) : null,
+  };
+}
+
+function parseHeaders(list) {
+  const h = {};
+  for (const line of list) {
+    const i = line.indexOf(':');
+    h[line.slice(0, i).trim().toLowerCase()] = line.slice(i + 1).trim();
+  }
+  return h;
+}
+
+function rssKiB(pids) {
+  let total = 0;
+  for (const pid of pids) {
+    try {
+      const m = /VmRSS:\s+(\d+)\s+kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+      if (m) total += Number(m[1]);
+    } catch {
+      /* process gone */
+    }
+  }
+  return total;
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// ------------------------------------------------------------------ freeport
+async function freeport() {
+  const srv = net.createServer();
+  await new Promise((r) => srv.listen(0, '127.0.0.1', r));
+  const { port } = srv.address();
+  await new Promise((r) => srv.close(r));
+  console.log(port);
+}
+
+// ------------------------------------------------------------------ h2load summary
+function h2loadSummary(file) {
+  const t = fs.readFileSync(file, 'utf8');
+  const num = (re) => {
+    const m = re.exec(t);
+    return m ? Number(m[1]) : null;
+  };
+  const out = {
+    seconds: num(/finished in ([\d.]+)s/),
+    rps: num(/finished in [\d.]+s, ([\d.]+) req\/s/),
+    total: num(/requests: (\d+) total/),
+    succeeded: num(/(\d+) succeeded/),
+    failed: num(/(\d+) failed/),
+    errored: num(/(\d+) errored/),
+    timeout: num(/(\d+) timeout/),
+    status_2xx: num(/status codes: (\d+) 2xx/),
+    status_4xx: num(/(\d+) 4xx/),
+    status_5xx: num(/(\d+) 5xx/),
+  };
+  // ms units in h2load's "time for request" line vary (us, ms, s): normalise to ms.
+  const m = /time for request:\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)/.exec(t);
+  if (m) {
+    const ms = (s) => {
+      const v = parseFloat(s);
+      if (s.endsWith('us')) return v / 1000;
+      if (s.endsWith('ms')) return v;
+      if (s.endsWith('s')) return v * 1000;
+      return v;
+    };
+    out.request_ms = { min: ms(m[1]), max: ms(m[2]), mean: ms(m[3]), sd: ms(m[4]) };
+  }
+  console.log(JSON.stringify(out));
+}
+
+// ------------------------------------------------------------------ latency from --log-file
+function latency(file, skipS) {
+  const lines = fs.readFileSync(file, 'utf8').split('\n');
+  const rows = [];
+  let t0 = Infinity;
+  for (const l of lines) {
+    if (!l) continue;
+    const [start, status, us] = l.split('\t');
+    const s = Number(start);
+    if (s < t0) t0 = s;
+    rows.push([s, Number(status), Number(us)]);
+  }
+  const skip = skipS * 1e6;
+  const vals = [];
+  let bad = 0, tmin = Infinity, tmax = 0;
+  for (const [s, status, us] of rows) {
+    if (s - t0 < skip) continue;
+    if (status < 200 || status >= 300) {
+      bad++;
+      continue;
+    }
+    vals.push(us / 1000);
+    if (s < tmin) tmin = s;
+    if (s > tmax) tmax = s;
+  }
+  const out = summary(vals);
+  out.non_2xx = bad;
+  out.total_logged = rows.length;
+  out.achieved_rps = tmax > tmin ? Math.round((vals.length / ((tmax - tmin) / 1e6)) * 10) / 10 : null;
+  console.log(JSON.stringify(out));
+}
+
+// ------------------------------------------------------------------ streaming TTFT client
+// A chunk carries content when a "content" string is non-empty (the first, role-only chunk
+// of an OpenAI stream has "content":"").
+const CONTENT_RE = /"content":"(?:[^"\\]|\\.)/;
+
+async function ttft(o) {
+  const u = new URL(o.url);
+  const rate = Number(o.rate);
+  const duration = Number(o.duration);
+  const warmup = Number(o['warmup-s'] ?? 1);
+  const body = fs.readFileSync(o.body);
+  const headers = { 'content-type': 'application/json', 'content-length': body.length, ...parseHeaders(o.header) };
+  const agent = new http.Agent({ keepAlive: true, maxSockets: Number(o['max-sockets'] ?? 2048), maxFreeSockets: 2048, scheduling: 'lifo' });
+  const total = Math.round(rate * (duration + warmup));
+  const recs = [];
+  let finished = 0;
+  const start = performance.now();
+  let resolveAll;
+  const all = new Promise((r) => (resolveAll = r));
+  const finish = () => {
+    if (++finished === total) resolveAll();
+  };
+  function fire() {
+    const t0 = performance.now();
+    const rec = { t0: (t0 - start) / 1000, status: 0, ttft: -1, total: -1, err: null, content: 0 };
+    recs.push(rec);
+    let done = false;
+    const end = (err) => {
+      if (done) return;
+      done = true;
+      if (err) rec.err = err;
+      finish();
+    };
+    const req = http.request(
+      { host: u.hostname, port: u.port, path: u.pathname, method: 'POST', agent, headers },
+      (res) => {
+        rec.status = res.statusCode;
+        res.setEncoding('utf8');
+        let buf = '';
+        res.on('data', (chunk) => {
+          if (rec.ttft < 0) {
+            buf += chunk;
+            if (CONTENT_RE.test(buf)) {
+              rec.ttft = performance.now() - t0;
+              buf = '';
+            } else if (buf.length > 1 << 16) buf = buf.slice(-4096);
+          }
+          rec.content += chunk.length;
+        });
+        res.on('end', () => {
+          rec.total = performance.now() - t0;
+          end(null);
+        });
+        res.on('error', (e) => end(e.code || e.message));
+        res.on('aborted', () => end('aborted'));
+      },
+    );
+    req.setTimeout(30000, () => req.destroy(new Error('timeout')));
+    req.on('error', (e) => end(e.code || e.message));
+    req.end(body);
+  }
+  let sent = 0;
+  const tick = () => {
+    const due = Math.min(total, Math.floor(((performance.now() - start) / 1000) * rate));
+    while (sent < due) {
+      fire();
+      sent++;
+    }
+    if (sent < total) setTimeout(tick, 1);
+  };
+  tick();
+  const hardStop = setTimeout(() => resolveAll(), (duration + warmup + 60) * 1000);
+  await all;
+  clearTimeout(hardStop);
+  const wall = (performance.now() - start) / 1000;
+  agent.destroy();
+  const measured = recs.filter((r) => r.t0 >= warmup);
+  const ok = measured.filter((r) => r.status === 200 && r.ttft >= 0 && r.total >= 0 && !r.err);
+  const errs = {};
+  for (const r of measured) {
+    if (r.status === 200 && r.ttft >= 0 && !r.err && r.total >= 0) continue;
+    const k = r.err || (r.status !== 200 ? `status_${r.status}` : r.ttft < 0 ? 'no_content' : 'incomplete');
+    errs[k] = (errs[k] || 0) + 1;
+  }
+  const out = {
+    target_rps: rate,
+    offered: measured.length,
+    ok: ok.length,
+    errors: errs,
+    achieved_rps: Math.round((measured.length / duration) * 10) / 10,
+    wall_s: Math.round(wall * 10) / 10,
+    ttft_ms: summary(ok.map((r) => r.ttft)),
+    total_ms: summary(ok.map((r) => r.total)),
+  };
+  console.log(JSON.stringify(out));
+}
+
+// ------------------------------------------------------------------ memory per open stream
+async function hold(o) {
+  const u = new URL(o.url);
+  const n = Number(o.streams);
+  const pids = String(o.pids).split(',').filter(Boolean).map(Number);
+  const timeoutS = Number(o['timeout-s'] ?? 40);
+  const settleMs = Number(o['settle-ms'] ?? 3000);
+  const batch = Number(o.batch ?? 250);
+  const body = fs.readFileSync(o.body);
+  const headers = { 'content-type': 'application/json', 'content-length': body.length, ...parseHeaders(o.header) };
+  const agent = new http.Agent({ keepAlive: false, maxSockets: Infinity });
+
+  await sleep(500);
+  const before = rssKiB(pids);
+  let open = 0, errors = 0, ended = 0;
+  const errKinds = {};
+  const reqs = [];
+  const t0 = performance.now();
+  for (let i = 0; i < n; i++) {
+    let counted = false, failed = false;
+    const fail = (k) => {
+      if (failed) return;
+      failed = true;
+      errors++;
+      errKinds[k] = (errKinds[k] || 0) + 1;
+      if (counted) open--;
+    };
+    const req = http.request({ host: u.hostname, port: u.port, path: u.pathname, method: 'POST', agent, headers }, (res) => {
+      res.setEncoding('utf8');
+      let buf = '';
+      if (res.statusCode !== 200) fail(`status_${res.statusCode}`);
+      res.on('data', (c) => {
+        if (!counted && !failed) {
+          buf += c;
+          if (CONTENT_RE.test(buf)) {
+            counted = true;
+            open++;
+            buf = '';
+          }
+        }
+      });
+      res.on('end', () => {
+        ended++;
+        if (counted && !failed) open--;
+        failed = true;
+      });
+      res.on('error', (e) => fail(e.code || e.message));
+    });
+    req.on('error', (e) => fail(e.code || e.message));
+    req.end(body);
+    reqs.push(req);
+    if ((i + 1) % batch === 0) await sleep(50);
+  }
+  while (open + errors + ended < n && performance.now() - t0 < timeoutS * 1000) await sleep(100);
+  const openedIn = (performance.now() - t0) / 1000;
+  await sleep(settleMs);
+  const samples = [];
+  for (let i = 0; i < 3; i++) {
+    samples.push(rssKiB(pids));
+    await sleep(500);
+  }
+  const during = Math.max(...samples);
+  const openAtSample = open;
+  for (const r of reqs) r.destroy();
+  await sleep(3000);
+  const after = rssKiB(pids);
+  const out = {
+    streams_requested: n,
+    streams_open: openAtSample,
+    errors,
+    error_kinds: errKinds,
+    ended_early: ended,
+    open_seconds: Math.round(openedIn * 10) / 10,
+    rss_before_kib: before,
+    rss_open_kib: during,
+    rss_after_close_kib: after,
+    per_stream_kib: openAtSample > 0 ? Math.round(((during - before) / openAtSample) * 100) / 100 : null,
+  };
+  console.log(JSON.stringify(out));
+  process.exit(0);
+}
+
+// ------------------------------------------------------------------ report
+function readJSON(f, dflt = null) {
+  try {
+    return JSON.parse(fs.readFileSync(f, 'utf8'));
+  } catch {
+    return dflt;
+  }
+}
+
+function report(o) {
+  const dir = o.dir;
+  const meta = readJSON(`${dir}/meta.json`, {});
+  const targets = meta.targets || ['direct', 'nginx', 'portkey', 'sluice'];
+  const res = { meta, throughput: {}, latency: {}, ttft: {}, memory: {}, rss_flatness: null, notes: meta.notes || [] };
+
+  // 1. throughput: every run, median
+  for (const t of targets) {
+    const runs = [];
+    for (let i = 1; i <= 20; i++) {
+      const r = readJSON(`${dir}/sat-${t}-${i}.json`);
+      if (r) runs.push(r);
+    }
+    if (!runs.length) continue;
+    const rps = runs.map((r) => r.rps ?? 0).sort((a, b) => a - b);
+    res.throughput[t] = {
+      rps_median: rps[Math.floor((rps.length - 1) / 2)],
+      rps_runs: runs.map((r) => r.rps),
+      failed: runs.reduce((a, r) => a + (r.failed || 0) + (r.errored || 0), 0),
+      non_2xx: runs.reduce((a, r) => a + (r.status_4xx || 0) + (r.status_5xx || 0), 0),
+      requests_per_run: runs[0].total,
+    };
+  }
+  const ngx = res.throughput.nginx?.rps_median;
+  for (const t of Object.keys(res.throughput)) {
+    res.throughput[t].ratio_to_nginx = ngx ? Math.round((res.throughput[t].rps_median / ngx) * 1000) / 1000 : null;
+  }
+
+  // 2. latency at fixed rates
+  for (const rate of meta.latency_rates || []) {
+    const row = {};
+    for (const t of targets) {
+      const r = readJSON(`${dir}/lat-${rate}-${t}.json`);
+      if (r) row[t] = r;
+    }
+    const d = row.direct;
+    for (const t of Object.keys(row)) {
+      if (t === 'direct' || !d) continue;
+      const r3 = (x) => Math.round(x * 1000) / 1000;
+      row[t].added_ms = { p50: r3(row[t].p50 - d.p50), p90: r3(row[t].p90 - d.p90), p99: r3(row[t].p99 - d.p99) };
+      const sat = res.throughput[t]?.rps_median;
+      row[t].above_saturation = sat ? rate > sat * 0.95 : null;
+    }
+    if (row.nginx?.added_ms) {
+      for (const t of Object.keys(row)) {
+        if (t === 'direct' || !row[t].added_ms) continue;
+        row[t].added_p99_ratio_to_nginx =
+          row.nginx.added_ms.p99 > 0 ? Math.round((row[t].added_ms.p99 / row.nginx.added_ms.p99) * 100) / 100 : null;
+      }
+    }
+    res.latency[rate] = row;
+  }
+
+  // 3. streaming TTFT
+  for (const t of targets) {
+    const r = readJSON(`${dir}/ttft-${t}.json`);
+    if (r) res.ttft[t] = r;
+  }
+  const dt = res.ttft.direct;
+  for (const t of Object.keys(res.ttft)) {
+    if (t === 'direct' || !dt) continue;
+    const a = res.ttft[t].ttft_ms, b = dt.ttft_ms;
+    const r3 = (x) => Math.round(x * 1000) / 1000;
+    if (a.p50 != null && b.p50 != null) res.ttft[t].added_ttft_ms = { p50: r3(a.p50 - b.p50), p90: r3(a.p90 - b.p90), p99: r3(a.p99 - b.p99) };
+  }
+
+  // 4. memory per stream
+  for (const t of targets) {
+    const r = readJSON(`${dir}/mem-${t}.json`);
+    if (r) res.memory[t] = r;
+  }
+  if (res.memory.nginx?.per_stream_kib && res.memory.sluice?.per_stream_kib) {
+    res.memory.sluice.ratio_to_nginx = Math.round((res.memory.sluice.per_stream_kib / res.memory.nginx.per_stream_kib) * 100) / 100;
+  }
+
+  // 5. RSS flatness
+  const fl = readJSON(`${dir}/flat.json`);
+  if (fl) {
+    const samples = [];
+    for (const line of (fs.existsSync(`${dir}/flat-samples.tsv`) ? fs.readFileSync(`${dir}/flat-samples.tsv`, 'utf8') : '').split('\n')) {
+      if (!line) continue;
+      const [t, kib] = line.split('\t').map(Number);
+      samples.push({ t_s: t, rss_kib: kib });
+    }
+    const during = samples.filter((s) => s.t_s > 0);
+    const first = during.length ? during[0].rss_kib : null;
+    const last = during.length ? during[during.length - 1].rss_kib : null;
+    const max = during.length ? Math.max(...during.map((s) => s.rss_kib)) : null;
+    res.rss_flatness = {
+      ...fl,
+      samples,
+      baseline_kib: samples.length ? samples[0].rss_kib : null,
+      first_kib: first,
+      last_kib: last,
+      max_kib: max,
+      change_pct: first ? Math.round(((last - first) / first) * 10000) / 100 : null,
+      max_over_first_pct: first ? Math.round(((max - first) / first) * 10000) / 100 : null,
+    };
+  }
+
+  fs.writeFileSync(o.json, JSON.stringify(res, null, 2) + '\n');
+  fs.writeFileSync(o.md, markdown(res));
+}
+
+function fmt(x, d = 2) {
+  if (x === null || x === undefined || Number.isNaN(x)) return '-';
+  return Number(x).toFixed(d);
+}
+
+function markdown(res) {
+  const m = res.meta;
+  const L = [];
+  L.push(`# sluice benchmark: ${m.date} on ${m.host}${m.quick ? ' (--quick)' : ''}`);
+  L.push('');
+  L.push('Produced by `bench/run.sh`; method in `bench/README.md`. All four targets ran in this one run,');
+  L.push('in front of the same upstream, on the same machine, one after another.');
+  L.push('');
+  L.push('## Machine and versions');
+  L.push('');
+  L.push('| item | value |');
+  L.push('|---|---|');
+  for (const [k, v] of Object.entries(m.machine || {})) L.push(`| ${k} | ${v} |`);
+  for (const [k, v] of Object.entries(m.versions || {})) L.push(`| ${k} | ${v} |`);
+  L.push(`| gateway workers | ${m.gateway_threads} (sluice --threads, nginx worker_processes, Portkey is one Node event loop) |`);
+  L.push(`| upstream | ${m.upstream} |`);
+  L.push(`| request body | \`${m.body}\` |`);
+  L.push('');
+
+  L.push('## 1. Saturation throughput (non-streaming)');
+  L.push('');
+  L.push(`h2load --h1 -c ${m.sat_clients} -m 1 -n ${m.sat_requests}, ${m.sat_runs} run(s) per target interleaved, median shown.`);
+  L.push('');
+  L.push('| target | req/s (median) | runs | failed+errored | non-2xx | ratio to nginx |');
+  L.push('|---|---:|---|---:|---:|---:|');
+  for (const [t, r] of Object.entries(res.throughput)) {
+    L.push(`| ${t} | ${fmt(r.rps_median, 0)} | ${r.rps_runs.map((x) => fmt(x, 0)).join(', ')} | ${r.failed} | ${r.non_2xx} | ${fmt(r.ratio_to_nginx, 3)} |`);
+  }
+  L.push('');
+
+  L.push('## 2. Latency at fixed request rates (non-streaming)');
+  L.push('');
+  L.push('Per-request times from h2load --log-file; the first second of each run is dropped. Added latency = the');
+  L.push('percentile through the gateway minus the same percentile calling the upstream directly. All times in ms.');
+  L.push('');
+  for (const [rate, row] of Object.entries(res.latency)) {
+    L.push(`### ${rate} req/s${m.latency_labels?.[rate] ? ` (${m.latency_labels[rate]})` : ''}`);
+    L.push('');
+    L.push('| target | achieved req/s | p50 | p90 | p99 | p99.9 | max | added p50 | added p99 | added p99 / nginx | non-2xx |');
+    L.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+    for (const [t, r] of Object.entries(row)) {
+      const warn = r.above_saturation ? ' (over its saturation)' : '';
+      L.push(
+        `| ${t}${warn} | ${fmt(r.achieved_rps, 0)} | ${fmt(r.p50, 3)} | ${fmt(r.p90, 3)} | ${fmt(r.p99, 3)} | ${fmt(r.p999, 3)} | ${fmt(r.max, 3)} | ${fmt(r.added_ms?.p50, 3)} | ${fmt(r.added_ms?.p99, 3)} | ${fmt(r.added_p99_ratio_to_nginx, 2)} | ${r.non_2xx} |`,
+      );
+    }
+    L.push('');
+  }
+
+  L.push('## 3. Streaming: time to first token');
+  L.push('');
+  L.push(`Open-loop Node client (bench/bench.mjs ttft) at ${m.ttft_rate} streams/s for ${m.ttft_duration_s} s after a 1 s warm-up; upstream mock-llm`);
+  L.push('`--ttft-ms 0 --tpot-ms 5 --output-tokens 20:20`. TTFT = request start to the first SSE chunk with non-empty content. ms.');
+  L.push('');
+  L.push('| target | achieved/s | ok | errors | TTFT p50 | TTFT p90 | TTFT p99 | added p50 | added p99 | stream total p50 | total p99 |');
+  L.push('|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|');
+  for (const [t, r] of Object.entries(res.ttft)) {
+    const e = Object.entries(r.errors || {}).map(([k, v]) => `${k}: ${v}`).join(', ') || '0';
+    L.push(
+      `| ${t} | ${fmt(r.achieved_rps, 0)} | ${r.ok} | ${e} | ${fmt(r.ttft_ms.p50, 3)} | ${fmt(r.ttft_ms.p90, 3)} | ${fmt(r.ttft_ms.p99, 3)} | ${fmt(r.added_ttft_ms?.p50, 3)} | ${fmt(r.added_ttft_ms?.p99, 3)} | ${fmt(r.total_ms.p50, 1)} | ${fmt(r.total_ms.p99, 1)} |`,
+    );
+  }
+  L.push('');
+
+  L.push('## 4. Memory per open stream');
+  L.push('');
+  L.push(`${m.mem_streams} concurrent streams held open (mock-llm \`--tpot-ms 1000 --output-tokens ${m.mem_tokens}:${m.mem_tokens}\`). RSS = VmRSS`);
+  L.push('of the gateway process(es) (nginx: master + worker; Portkey: the node process) before opening, with all open, and 3 s after closing.');
+  L.push('');
+  L.push('| target | streams open | errors | RSS before (MiB) | RSS with streams (MiB) | RSS after close (MiB) | KiB per stream | ratio to nginx |');
+  L.push('|---|---:|---:|---:|---:|---:|---:|---:|');
+  for (const [t, r] of Object.entries(res.memory)) {
+    L.push(
+      `| ${t} | ${r.streams_open} | ${r.errors} | ${fmt(r.rss_before_kib / 1024, 1)} | ${fmt(r.rss_open_kib / 1024, 1)} | ${fmt(r.rss_after_close_kib / 1024, 1)} | ${fmt(r.per_stream_kib, 2)} | ${fmt(r.ratio_to_nginx, 2)} |`,
+    );
+  }
+  L.push('');
+
+  L.push('## 5. sluice RSS under sustained load');
+  L.push('');
+  const f = res.rss_flatness;
+  if (f) {
+    L.push(`${f.duration_s} s at ${f.rate} req/s (about half of sluice's saturation), RSS sampled every ${f.interval_s} s. h2load: ${f.h2load?.succeeded ?? '-'} succeeded, ${(f.h2load?.failed ?? 0) + (f.h2load?.errored ?? 0)} failed.`);
+    L.push('');
+    L.push('| before load (MiB) | first sample (MiB) | last (MiB) | max (MiB) | last vs first | max vs first |');
+    L.push('|---:|---:|---:|---:|---:|---:|');
+    L.push(`| ${fmt(f.baseline_kib / 1024, 1)} | ${fmt(f.first_kib / 1024, 1)} | ${fmt(f.last_kib / 1024, 1)} | ${fmt(f.max_kib / 1024, 1)} | ${fmt(f.change_pct, 2)} % | ${fmt(f.max_over_first_pct, 2)} % |`);
+    L.push('');
+    L.push('Samples (s: MiB): ' + f.samples.map((s) => `${s.t_s}: ${fmt(s.rss_kib / 1024, 1)}`).join(', '));
+  } else L.push('not run');
+  L.push('');
+  if (res.notes.length) {
+    L.push('## Notes from this run');
+    L.push('');
+    for (const n of res.notes) L.push(`- ${n}`);
+    L.push('');
+  }
+  return L.join('\n');
+}
+
+// ------------------------------------------------------------------ main
+const [cmd, ...rest] = process.argv.slice(2);
+const o = args(rest);
+switch (cmd) {
+  case 'freeport':
+    await freeport();
+    break;
+  case 'h2load':
+    h2loadSummary(o._[0]);
+    break;
+  case 'latency':
+    latency(o._[0], Number(o['skip-s'] ?? 1));
+    break;
+  case 'ttft':
+    await ttft(o);
+    break;
+  case 'hold':
+    await hold(o);
+    break;
+  case 'rss':
+    console.log(rssKiB(String(o._[0]).split(',').map(Number)));
+    break;
+  case 'report':
+    report(o);
+    break;
+  default:
+    console.error('usage: bench.mjs freeport|h2load|latency|ttft|hold|rss|report ...');
+    process.exit(2);
+}

@@ -1,0 +1,93 @@
+#include "config/loader.hpp"
+
+#include <gtest/gtest.h>
+
+namespace sluice::config {
+
+namespace {
+LoadResult load(const std::string& y) {
+  auto r = load_string(y, "test.yaml");
+  if (r.ok()) validate(r);
+  return r;
+}
+bool has_error(const LoadResult& r, const std::string& needle) {
+  for (const auto& e : r.errors)
+    if (e.find(needle) != std::string::npos) return true;
+  return false;
+}
+}  // namespace
+
+TEST(ConfigLoader, LoadsAFullConfig) {
+  auto r = load(R"(
+listen: 127.0.0.1:9000
+threads: 2
+limits:
+  max_body_bytes: 2048
+upstreams:
+  - name: a
+    url: https://api.example.com/v1
+    models: [m1, m2]
+    timeouts: {connect_ms: 100, idle_ms: 200}
+    price: {input_per_1m: 2.5, output_per_1m: 10}
+routes:
+  - name: support-bot
+    upstream: a
+    model: m1-2024
+)");
+  ASSERT_TRUE(r.ok()) << r.errors[0];
+  const Config& c = r.config;
+  EXPECT_EQ(c.threads, 2);
+  EXPECT_EQ(c.limits.max_body_bytes, 2048);
+  ASSERT_EQ(c.upstreams.size(), 1u);
+  EXPECT_TRUE(c.upstreams[0].parsed.tls);
+  EXPECT_EQ(c.upstreams[0].timeouts.connect_ms, 100);
+  EXPECT_EQ(c.upstreams[0].timeouts.first_byte_ms, Timeouts{}.first_byte_ms);
+  EXPECT_DOUBLE_EQ(c.upstreams[0].price_output_per_1m, 10);
+  ASSERT_EQ(c.routes.size(), 1u);
+  EXPECT_EQ(c.routes[0].upstreams, std::vector<std::string>{"a"});
+}
+
+TEST(ConfigLoader, ReportsFileLineAndColumn) {
+  auto r = load("upstreams:\n  - name: a\n    url: http://x\n    timeoutz: 3\n");
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(has_error(r, "test.yaml:4:5: unknown key 'timeoutz'")) << r.errors[0];
+  auto syntax = load("upstreams: [\n");
+  ASSERT_FALSE(syntax.ok());
+  EXPECT_EQ(syntax.errors[0].rfind("test.yaml:", 0), 0u);
+  EXPECT_NE(syntax.errors[0].find(":2:"), std::string::npos) << syntax.errors[0];
+}
+
+TEST(ConfigLoader, RejectsBadValuesAndReferences) {
+  EXPECT_TRUE(has_error(load("upstreams:\n  - {name: a, url: 'ftp://x'}\n"), "test.yaml:2:"));
+  EXPECT_TRUE(has_error(load("upstreams:\n  - {name: a, url: 'http://x'}\nroutes:\n  - {name: r, upstream: b}\n"),
+                        "unknown upstream 'b'"));
+  EXPECT_TRUE(has_error(load("threads: many\nupstreams:\n  - {name: a, url: 'http://x'}\n"), "test.yaml:1:10"));
+  EXPECT_TRUE(has_error(load("upstreams:\n  - {name: a, url: 'http://x'}\n  - {name: a, url: 'http://y'}\n"),
+                        "duplicate upstream"));
+  EXPECT_TRUE(has_error(load("listen: nope\nupstreams:\n  - {name: a, url: 'http://x'}\n"), "'listen'"));
+  EXPECT_TRUE(has_error(load("{}"), "no upstreams"));
+  EXPECT_TRUE(has_error(load("upstreams:\n  - {name: a, url: 'http://x', timeouts: {connect_ms: 0}}\n"), "connect_ms"));
+}
+
+TEST(ConfigLoader, FlagUpstreams) {
+  Config c;
+  EXPECT_EQ(add_flag_upstream(c, "m=http://127.0.0.1:9000"), "");
+  EXPECT_NE(add_flag_upstream(c, "m=http://127.0.0.1:9001"), "");  // duplicate
+  EXPECT_NE(add_flag_upstream(c, "nourl"), "");
+  EXPECT_NE(add_flag_upstream(c, "x=gopher://h"), "");
+  ASSERT_EQ(c.upstreams.size(), 1u);
+  EXPECT_EQ(c.upstreams[0].parsed.port, 9000);
+}
+
+TEST(ConfigLoader, ApiKeysFromEnvironmentAreHashed) {
+  setenv("SLUICE_TEST_KEY", "sk-test", 1);
+  auto r = load("upstreams:\n  - {name: a, url: 'http://x'}\napi_keys:\n  - {tenant: t, key_env: SLUICE_TEST_KEY}\n");
+  ASSERT_TRUE(r.ok()) << r.errors[0];
+  ASSERT_EQ(r.config.api_keys.size(), 1u);
+  EXPECT_EQ(r.config.api_keys[0].key_sha256.size(), 64u);
+  EXPECT_EQ(r.config.api_keys[0].key_sha256.find("sk-test"), std::string::npos);
+  EXPECT_TRUE(has_error(load("upstreams:\n  - {name: a, url: 'http://x'}\napi_keys:\n  - {tenant: t, key_env: NOPE_UNSET}\n"),
+                        "NOPE_UNSET is not set"));
+}
+
+}  // namespace sluice::config

@@ -1,0 +1,66 @@
+#include "core/strings.hpp"
+
+#include <gtest/gtest.h>
+
+#include "core/error.hpp"
+
+namespace sluice {
+
+TEST(ParseHostPort, AcceptsIpv4Ipv6AndNames) {
+  auto a = parse_host_port("127.0.0.1:8080");
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->host, "127.0.0.1");
+  EXPECT_EQ(a->port, 8080);
+  auto b = parse_host_port("[::1]:0");
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->host, "::1");
+  EXPECT_EQ(b->port, 0);
+  EXPECT_FALSE(parse_host_port("localhost"));
+  EXPECT_FALSE(parse_host_port("host:99999"));
+  EXPECT_FALSE(parse_host_port(":80"));
+  EXPECT_FALSE(parse_host_port("h:8x"));
+}
+
+TEST(ParseUrl, SchemesPortsAndBasePath) {
+  auto u = parse_url("https://api.openai.com/v1/");
+  ASSERT_TRUE(u);
+  EXPECT_TRUE(u->tls);
+  EXPECT_EQ(u->host, "api.openai.com");
+  EXPECT_EQ(u->port, 443);
+  EXPECT_EQ(u->base_path, "/v1");
+  auto v = parse_url("http://127.0.0.1:9000");
+  ASSERT_TRUE(v);
+  EXPECT_FALSE(v->tls);
+  EXPECT_EQ(v->port, 9000);
+  EXPECT_EQ(v->base_path, "");
+  auto w = parse_url("http://[::1]:81/x");
+  ASSERT_TRUE(w);
+  EXPECT_EQ(w->host, "::1");
+  EXPECT_EQ(w->port, 81);
+  EXPECT_FALSE(parse_url("ftp://x"));
+  EXPECT_FALSE(parse_url("http://"));
+}
+
+TEST(Loopback, RecognisesLoopbackOnly) {
+  EXPECT_TRUE(is_loopback_host("127.0.0.1"));
+  EXPECT_TRUE(is_loopback_host("::1"));
+  EXPECT_TRUE(is_loopback_host("localhost"));
+  EXPECT_FALSE(is_loopback_host("0.0.0.0"));
+  EXPECT_FALSE(is_loopback_host("10.0.0.1"));
+}
+
+TEST(ApiError, RendersOpenAiShapeWithEscaping) {
+  ApiError e = bad_request("bad \"thing\"\n\x01", "invalid_json");
+  EXPECT_EQ(e.status, 400);
+  EXPECT_EQ(e.to_json(),
+            "{\"error\":{\"message\":\"bad \\\"thing\\\"\\n\\u0001\",\"type\":\"invalid_request_error\","
+            "\"param\":null,\"code\":\"invalid_json\"}}");
+}
+
+TEST(Split, KeepsEmptyFields) {
+  auto parts = split("a::b", ':');
+  ASSERT_EQ(parts.size(), 3u);
+  EXPECT_EQ(parts[1], "");
+}
+
+}  // namespace sluice

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Sets everything up and runs every test: unit tests and fuzz-corpus regressions under
+# ASan+UBSan and TSan, the integration suite (real sockets, official OpenAI SDK) against the
+# ASan+UBSan gateway and the TSan gateway, and a short libFuzzer run of each fuzz target.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CCACHE_DIR="${CCACHE_DIR:-$PWD/build/.ccache}"
+JOBS="${JOBS:-$(nproc)}"
+FUZZ_SECONDS="${FUZZ_SECONDS:-20}"
+
+step() { printf '\n=== %s ===\n' "$*"; }
+
+step "setup"
+scripts/setup.sh
+
+export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=0"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1"
+
+for preset in asan-ubsan tsan; do
+  step "build ($preset)"
+  cmake --preset "$preset" >/dev/null
+  cmake --build "build/$preset" -j"$JOBS"
+  step "unit tests and fuzz corpus ($preset)"
+  ctest --test-dir "build/$preset" --output-on-failure -j"$JOBS"
+  step "integration tests ($preset gateway, official OpenAI SDK)"
+  (cd tests/integration && SLUICE_BIN="$PWD/../../build/$preset/sluice" SLUICE_SANITIZER="$preset" npm test)
+done
+
+if command -v clang++ >/dev/null 2>&1; then
+  step "libFuzzer (${FUZZ_SECONDS}s per target)"
+  cmake --preset fuzz >/dev/null
+  cmake --build build/fuzz -j"$JOBS"
+  for t in request sse; do
+    mkdir -p "build/fuzz/corpus-$t"
+    "build/fuzz/fuzz/${t}_fuzz" -max_total_time="$FUZZ_SECONDS" -max_len=4096 "build/fuzz/corpus-$t" "fuzz/corpus/$t" 2>&1 | tail -2
+  done
+fi
+
+step "all tests passed"

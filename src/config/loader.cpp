@@ -189,7 +189,6 @@ class Walker {
           number(p, "output_per_1m", u.price_output_per_1m);
         }
         c.upstreams.push_back(std::move(u));
-        marks_.push_back(n);
       }
     }
     if (YAML::Node rs = seq(root, "routes")) {
@@ -203,12 +202,8 @@ class Walker {
         if (n["upstreams"]) strings(n, "upstreams", r.upstreams);
         if (r.upstreams.empty()) error(n, "route '" + r.name + "' needs 'upstream' or 'upstreams'");
         str(n, "model", r.model);
-        for (const auto& un : r.upstreams) {
-          bool found = false;
-          for (const auto& u : c.upstreams) found = found || u.name == un;
-          if (!found) error(n, "route '" + r.name + "' refers to unknown upstream '" + un + "'");
-        }
         c.routes.push_back(std::move(r));
+        route_marks_.push_back(at(n));
       }
     }
     if (YAML::Node ks = seq(root, "api_keys")) {
@@ -253,7 +248,7 @@ class Walker {
     }
   }
 
-  std::vector<YAML::Node> marks_;
+  std::vector<std::string> route_marks_;  // file:line:col of each route, for validate()
 
  private:
   std::string file_;
@@ -269,6 +264,7 @@ LoadResult load_string(const std::string& yaml, const std::string& source_name) 
     YAML::Node root = YAML::Load(yaml);
     Walker w(source_name, r);
     w.load(root, r.config);
+    r.route_locations = w.route_marks_;
   } catch (const YAML::Exception& e) {
     std::ostringstream os;
     os << source_name;
@@ -310,7 +306,14 @@ void validate(LoadResult& r) {
     }
   }
   std::set<std::string> routes;
-  for (const auto& rt : c.routes) {
+  for (size_t i = 0; i < c.routes.size(); ++i) {
+    const Route& rt = c.routes[i];
+    std::string where = i < r.route_locations.size() ? r.route_locations[i] : f;
+    for (const auto& un : rt.upstreams) {
+      bool found = false;
+      for (const auto& u : c.upstreams) found = found || u.name == un;
+      if (!found) r.errors.push_back(where + ": route '" + rt.name + "' refers to unknown upstream '" + un + "'");
+    }
     if (!rt.name.empty() && !routes.insert(rt.name).second) r.errors.push_back(f + ": duplicate route name '" + rt.name + "'");
   }
   if (!parse_host_port(c.listen)) r.errors.push_back(f + ": 'listen' must be HOST:PORT, got '" + c.listen + "'");

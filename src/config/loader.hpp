@@ -12,6 +12,7 @@ struct LoadResult {
   Config config;
   std::vector<std::string> errors;    // "file:line:col: message"
   std::vector<std::string> warnings;  // same shape; do not block serving
+  std::vector<std::string> route_locations;  // file:line:col per route (for later checks)
   bool ok() const { return errors.empty(); }
 };
 

@@ -248,10 +248,13 @@ async function ttft(o) {
 }
 
 // ------------------------------------------------------------------ memory per open stream
-async function hold(o) {
+// Opens N streams (in batches), waits until each has relayed its first content chunk, samples
+// the RSS of the gateway process(es), closes them all, samples again. With --rounds 2 it does
+// it twice: a second round that needs no new memory shows the first round's growth is reused
+// (allocator caching), not leaked.
+async function holdRound(o, pids) {
   const u = new URL(o.url);
   const n = Number(o.streams);
-  const pids = String(o.pids).split(',').filter(Boolean).map(Number);
   const timeoutS = Number(o['timeout-s'] ?? 40);
   const settleMs = Number(o['settle-ms'] ?? 3000);
   const batch = Number(o.batch ?? 250);
@@ -261,15 +264,15 @@ async function hold(o) {
 
   await sleep(500);
   const before = rssKiB(pids);
-  let open = 0, errors = 0, ended = 0;
+  let open = 0, errors = 0, ended = 0, closing = false;
   const errKinds = {};
   const reqs = [];
   const t0 = performance.now();
   for (let i = 0; i < n; i++) {
-    let counted = false, failed = false;
+    let counted = false, over = false;
     const fail = (k) => {
-      if (failed) return;
-      failed = true;
+      if (over || closing) return;
+      over = true;
       errors++;
       errKinds[k] = (errKinds[k] || 0) + 1;
       if (counted) open--;
@@ -279,7 +282,7 @@ async function hold(o) {
       let buf = '';
       if (res.statusCode !== 200) fail(`status_${res.statusCode}`);
       res.on('data', (c) => {
-        if (!counted && !failed) {
+        if (!counted && !over) {
           buf += c;
           if (CONTENT_RE.test(buf)) {
             counted = true;
@@ -289,9 +292,10 @@ async function hold(o) {
         }
       });
       res.on('end', () => {
+        if (over || closing) return;
+        over = true;
         ended++;
-        if (counted && !failed) open--;
-        failed = true;
+        if (counted) open--;
       });
       res.on('error', (e) => fail(e.code || e.message));
     });
@@ -310,10 +314,11 @@ async function hold(o) {
   }
   const during = Math.max(...samples);
   const openAtSample = open;
+  closing = true;
   for (const r of reqs) r.destroy();
   await sleep(3000);
   const after = rssKiB(pids);
-  const out = {
+  return {
     streams_requested: n,
     streams_open: openAtSample,
     errors,
@@ -325,6 +330,14 @@ async function hold(o) {
     rss_after_close_kib: after,
     per_stream_kib: openAtSample > 0 ? Math.round(((during - before) / openAtSample) * 100) / 100 : null,
   };
+}
+
+async function hold(o) {
+  const pids = String(o.pids).split(',').filter(Boolean).map(Number);
+  const rounds = Number(o.rounds ?? 1);
+  const first = await holdRound(o, pids);
+  const out = { ...first, rounds: [first] };
+  for (let i = 1; i < rounds; i++) out.rounds.push(await holdRound(o, pids));
   console.log(JSON.stringify(out));
   process.exit(0);
 }
@@ -501,12 +514,12 @@ function markdown(res) {
   L.push(`Open-loop Node client (bench/bench.mjs ttft) at ${m.ttft_rate} streams/s for ${m.ttft_duration_s} s after a 1 s warm-up; upstream mock-llm`);
   L.push('`--ttft-ms 0 --tpot-ms 5 --output-tokens 20:20`. TTFT = request start to the first SSE chunk with non-empty content. ms.');
   L.push('');
-  L.push('| target | achieved/s | ok | errors | TTFT p50 | TTFT p90 | TTFT p99 | added p50 | added p99 | stream total p50 | total p99 |');
+  L.push('| target | offered/s | ok | errors | TTFT p50 | TTFT p90 | TTFT p99 | added p50 | added p99 | stream total p50 | total p99 |');
   L.push('|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|');
   for (const [t, r] of Object.entries(res.ttft)) {
     const e = Object.entries(r.errors || {}).map(([k, v]) => `${k}: ${v}`).join(', ') || '0';
     L.push(
-      `| ${t} | ${fmt(r.achieved_rps, 0)} | ${r.ok} | ${e} | ${fmt(r.ttft_ms.p50, 3)} | ${fmt(r.ttft_ms.p90, 3)} | ${fmt(r.ttft_ms.p99, 3)} | ${fmt(r.added_ttft_ms?.p50, 3)} | ${fmt(r.added_ttft_ms?.p99, 3)} | ${fmt(r.total_ms.p50, 1)} | ${fmt(r.total_ms.p99, 1)} |`,
+      `| ${t} | ${fmt(r.target_rps, 0)} | ${r.ok} | ${e} | ${fmt(r.ttft_ms.p50, 3)} | ${fmt(r.ttft_ms.p90, 3)} | ${fmt(r.ttft_ms.p99, 3)} | ${fmt(r.added_ttft_ms?.p50, 3)} | ${fmt(r.added_ttft_ms?.p99, 3)} | ${fmt(r.total_ms.p50, 1)} | ${fmt(r.total_ms.p99, 1)} |`,
     );
   }
   L.push('');
@@ -514,13 +527,14 @@ function markdown(res) {
   L.push('## 4. Memory per open stream');
   L.push('');
   L.push(`${m.mem_streams} concurrent streams held open (mock-llm \`--tpot-ms 1000 --output-tokens ${m.mem_tokens}:${m.mem_tokens}\`). RSS = VmRSS`);
-  L.push('of the gateway process(es) (nginx: master + worker; Portkey: the node process) before opening, with all open, and 3 s after closing.');
+  L.push('of the gateway process(es) (nginx: master + worker; Portkey: the node process) before opening, with all open, and 3 s after closing;');
+  L.push('then the same again (2nd round) to tell memory kept for reuse from memory lost. KiB per stream = (with - before) / open, 1st round.');
   L.push('');
-  L.push('| target | streams open | errors | RSS before (MiB) | RSS with streams (MiB) | RSS after close (MiB) | KiB per stream | ratio to nginx |');
-  L.push('|---|---:|---:|---:|---:|---:|---:|---:|');
+  L.push('| target | streams open | errors | RSS before (MiB) | RSS with streams (MiB) | RSS after close (MiB) | KiB per stream | ratio to nginx | 2nd round: with streams / after close (MiB) |');
+  L.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const [t, r] of Object.entries(res.memory)) {
     L.push(
-      `| ${t} | ${r.streams_open} | ${r.errors} | ${fmt(r.rss_before_kib / 1024, 1)} | ${fmt(r.rss_open_kib / 1024, 1)} | ${fmt(r.rss_after_close_kib / 1024, 1)} | ${fmt(r.per_stream_kib, 2)} | ${fmt(r.ratio_to_nginx, 2)} |`,
+      `| ${t} | ${r.streams_open} | ${r.errors} | ${fmt(r.rss_before_kib / 1024, 1)} | ${fmt(r.rss_open_kib / 1024, 1)} | ${fmt(r.rss_after_close_kib / 1024, 1)} | ${fmt(r.per_stream_kib, 2)} | ${fmt(r.ratio_to_nginx, 2)} | ${r.rounds?.[1] ? `${fmt(r.rounds[1].rss_open_kib / 1024, 1)} / ${fmt(r.rounds[1].rss_after_close_kib / 1024, 1)} (${r.rounds[1].streams_open} open)` : '-'} |`,
     );
   }
   L.push('');

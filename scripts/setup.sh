@@ -8,7 +8,7 @@ PKGS=(build-essential cmake ninja-build ccache pkg-config git
       libboost-dev libboost-system-dev libssl-dev libsimdjson-dev libyaml-cpp-dev
       libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
       clang libclang-rt-14-dev
-      nghttp2-client nginx-light curl procps
+      nghttp2-client nginx-light curl procps openssl
       nodejs npm)
 
 missing=()

@@ -66,6 +66,7 @@ Usage read_usage(element usage) {
 ChunkInfo inspect_chunk(simdjson::dom::parser& parser, std::string_view data) {
   ChunkInfo info;
   element doc;
+  if (data.empty()) return info;
   if (parser.parse(data.data(), data.size(), true).get(doc)) return info;
   simdjson::dom::object obj;
   if (doc.get_object().get(obj)) return info;
@@ -97,7 +98,7 @@ ChunkInfo inspect_chunk(simdjson::dom::parser& parser, std::string_view data) {
 
 std::optional<Usage> response_usage(simdjson::dom::parser& parser, std::string_view body) {
   element doc;
-  if (parser.parse(body.data(), body.size(), true).get(doc) || !doc.is_object()) return std::nullopt;
+  if (body.empty() || parser.parse(body.data(), body.size(), true).get(doc) || !doc.is_object()) return std::nullopt;
   element usage;
   if (doc["usage"].get(usage) || !usage.is_object()) return Usage{};
   return read_usage(usage);

@@ -15,6 +15,11 @@ export { sleep };
 
 export const SLUICE_BIN = process.env.SLUICE_BIN || '/work/main/build/dev/sluice';
 
+// Sanitizer builds (scripts/test.sh sets SLUICE_SANITIZER) run several times slower: wall-clock
+// bounds in the tests are scaled with ms(); bounds that are inherent to the scenario are not.
+export const SLACK = { tsan: 4, 'asan-ubsan': 2 }[process.env.SLUICE_SANITIZER] ?? 1;
+export const ms = (n) => n * SLACK;
+
 if (!existsSync(SLUICE_BIN)) {
   throw new Error(`sluice binary not found at ${SLUICE_BIN} (set SLUICE_BIN)`);
 }
@@ -117,7 +122,7 @@ class Proc {
     }
   }
 
-  waitLine(re, { stream = 'stdout', timeout = 5000 } = {}) {
+  waitLine(re, { stream = 'stdout', timeout = ms(5000) } = {}) {
     const m = (stream === 'stderr' ? this.stderr : this.stdout).match(re);
     if (m) return Promise.resolve(m);
     return new Promise((resolve, reject) => {
@@ -281,7 +286,7 @@ export async function startGateway({ upstreams = {}, config, args = [], env, thr
       } catch {
         return false;
       }
-    }, { timeout: 5000, what: 'gateway /readyz' });
+    }, { timeout: ms(5000), what: 'gateway /readyz' });
   }
   return gw;
 }
@@ -297,7 +302,7 @@ export async function closedPort() {
 
 // ------------------------------------------------------------------ polling, logs
 
-export async function waitFor(fn, { timeout = 3000, interval = 25, what = 'condition' } = {}) {
+export async function waitFor(fn, { timeout = ms(3000), interval = 25, what = 'condition' } = {}) {
   const until = Date.now() + timeout;
   let last;
   for (;;) {
@@ -317,7 +322,7 @@ export function readRequestLog(dir) {
     .map((l) => JSON.parse(l));
 }
 
-export function waitForLogLine(dir, pred, timeout = 3000) {
+export function waitForLogLine(dir, pred, timeout = ms(3000)) {
   return waitFor(() => readRequestLog(dir).find(pred), { timeout, what: 'request log line' });
 }
 
@@ -485,4 +490,116 @@ export function parsePrometheus(text) {
     return f.length ? f.reduce((a, s) => a + s.value, 0) : undefined;
   };
   return { text, samples, types, bad, find, value };
+}
+
+// Sends a request with a `total`-byte body (Content-Length or chunked) on a raw socket,
+// honouring backpressure and stopping as soon as the server answers or hangs up.
+// Resolves {status, text, error, sent, ms}: a client of a server that refuses a huge body
+// may legitimately see EPIPE/ECONNRESET instead of the response.
+export async function sendLargeBody(port, { total = 100 << 20, chunked = false, path = '/v1/chat/completions', extraHeaders = '' } = {}) {
+  const s = await connect(port);
+  const st = watchSocket(s);
+  s.on('error', () => {});
+  const t0 = Date.now();
+  s.write(
+    `POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n${extraHeaders}` +
+      (chunked ? 'Transfer-Encoding: chunked\r\n' : `Content-Length: ${total}\r\n`) +
+      '\r\n',
+  );
+  const chunk = Buffer.alloc(1 << 20, 0x20);
+  let sent = 0;
+  while (sent < total && !st.closed && !st.error && st.data.length === 0 && Date.now() - t0 < 20000) {
+    const n = Math.min(chunk.length, total - sent);
+    let ok;
+    if (chunked) {
+      s.write(`${n.toString(16)}\r\n`);
+      s.write(chunk.subarray(0, n));
+      ok = s.write('\r\n');
+    } else {
+      ok = s.write(chunk.subarray(0, n));
+    }
+    sent += n;
+    if (!ok) {
+      await new Promise((res) => {
+        const done = () => {
+          s.off('drain', done);
+          s.off('close', done);
+          res();
+        };
+        s.once('drain', done);
+        s.once('close', done);
+      });
+    }
+  }
+  if (chunked && sent >= total && !st.closed) s.write('0\r\n\r\n');
+  if (st.data.length > 0 && !st.closed) {
+    // Answered early: give the rest of the response a moment, then hang up our side.
+    await Promise.race([st.done, sleep(100)]);
+    if (!st.closed) s.end();
+  }
+  // Wait for the server to close (it lingers a few seconds at most).
+  const t = setTimeout(() => s.destroy(), 6000);
+  await st.done;
+  clearTimeout(t);
+  const text = st.text();
+  return { status: parseStatus(text), text, error: st.error, sent, ms: Date.now() - t0 };
+}
+
+// ------------------------------------------------------------------ scripted upstream
+
+// A tiny HTTP upstream in this process, for checking exactly what the gateway sends and for
+// answers mock-llm cannot give. `handler(req, res, body)` answers; every request is recorded
+// as {method, url, headers, body}.
+export async function startFakeUpstream(handler) {
+  const http = await import('node:http');
+  const requests = [];
+  const sockets = new Set();
+  const server = http.createServer((req, res) => {
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks);
+      requests.push({ method: req.method, url: req.url, headers: req.headers, body: body.toString('utf8') });
+      Promise.resolve(handler(req, res, body.toString('utf8'))).catch((e) => {
+        res.destroy(e);
+      });
+    });
+  });
+  server.on('connection', (s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  await new Promise((res) => server.listen(0, '127.0.0.1', res));
+  const port = server.address().port;
+  return {
+    port,
+    url: `http://127.0.0.1:${port}`,
+    requests,
+    close: () =>
+      new Promise((res) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => res());
+      }),
+  };
+}
+
+export function completionBody(model = 'fake-model', content = 'hello from fake') {
+  return JSON.stringify({
+    id: 'chatcmpl-fake',
+    object: 'chat.completion',
+    created: 1,
+    model,
+    choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: 'stop' }],
+    usage: { prompt_tokens: 5, completion_tokens: 3, total_tokens: 8 },
+  });
+}
+
+export function chunkEvent(content, { finish = null, id = 'chatcmpl-fake' } = {}) {
+  return JSON.stringify({
+    id,
+    object: 'chat.completion.chunk',
+    created: 1,
+    model: 'fake-model',
+    choices: [{ index: 0, delta: content === null ? {} : { content }, finish_reason: finish }],
+  });
 }

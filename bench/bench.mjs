@@ -9,6 +9,7 @@
 //   hold --url U --streams N --body F --pids P1,P2 [--header 'k: v']... [--timeout-s T]
 //                                    open N concurrent streams, RSS of PIDs before / with / after
 //   rss PID[,PID...]                 summed VmRSS in KiB
+//   cpu PID[,PID...]                 summed user+system CPU seconds so far
 //   report --dir D --md F --json F   assemble the fragments in D into the results files
 import fs from 'node:fs';
 import http from 'node:http';
@@ -71,6 +72,21 @@ function rssKiB(pids) {
     }
   }
   return total;
+}
+
+// CPU seconds (user + system, all threads) used so far by the processes.
+function cpuSeconds(pids) {
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      const st = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(f[11]) + Number(f[12]);
+    } catch {
+      /* process gone */
+    }
+  }
+  return ticks / 100;  // USER_HZ is 100 on Linux
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -366,7 +382,15 @@ function report(o) {
     }
     if (!runs.length) continue;
     const rps = runs.map((r) => r.rps ?? 0).sort((a, b) => a - b);
+    const cpus = [];
+    for (let i = 1; i <= runs.length; i++) {
+      const c = readJSON(`${dir}/cpu-sat-${t}-${i}.json`);
+      if (c) cpus.push(c);
+    }
+    const med = (xs) => (xs.length ? xs.slice().sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)] : null);
     res.throughput[t] = {
+      gateway_cpu_us_per_req: t === 'direct' ? null : med(cpus.map((c) => Math.round((c.gateway_cpu_s * 1e6) / c.requests * 10) / 10)),
+      upstream_cpu_us_per_req: med(cpus.map((c) => Math.round((c.upstream_cpu_s * 1e6) / c.requests * 10) / 10)),
       rps_median: rps[Math.floor((rps.length - 1) / 2)],
       rps_runs: runs.map((r) => r.rps),
       failed: runs.reduce((a, r) => a + (r.failed || 0) + (r.errored || 0), 0),
@@ -384,6 +408,11 @@ function report(o) {
     const row = {};
     for (const t of targets) {
       const r = readJSON(`${dir}/lat-${rate}-${t}.json`);
+      const c = readJSON(`${dir}/cpu-lat-${rate}-${t}.json`);
+      if (r && c) {
+        r.gateway_cpu_us_per_req = t === 'direct' ? null : Math.round((c.gateway_cpu_s * 1e6) / c.requests * 10) / 10;
+        r.gateway_cpu_pct = t === 'direct' ? null : Math.round((c.gateway_cpu_s / (c.requests / Number(rate))) * 1000) / 10;
+      }
       if (r) row[t] = r;
     }
     const d = row.direct;
@@ -404,17 +433,31 @@ function report(o) {
     res.latency[rate] = row;
   }
 
-  // 3. streaming TTFT
-  for (const t of targets) {
-    const r = readJSON(`${dir}/ttft-${t}.json`);
-    if (r) res.ttft[t] = r;
-  }
-  const dt = res.ttft.direct;
-  for (const t of Object.keys(res.ttft)) {
-    if (t === 'direct' || !dt) continue;
-    const a = res.ttft[t].ttft_ms, b = dt.ttft_ms;
-    const r3 = (x) => Math.round(x * 1000) / 1000;
-    if (a.p50 != null && b.p50 != null) res.ttft[t].added_ttft_ms = { p50: r3(a.p50 - b.p50), p90: r3(a.p90 - b.p90), p99: r3(a.p99 - b.p99) };
+  // 3. streaming TTFT, per rate
+  for (const rate of meta.ttft_rates || []) {
+    const row = {};
+    for (const t of targets) {
+      const r = readJSON(`${dir}/ttft-${rate}-${t}.json`);
+      const c = readJSON(`${dir}/cpu-ttft-${rate}-${t}.json`);
+      if (r && c) {
+        r.gateway_cpu_us_per_stream = t === 'direct' ? null : Math.round((c.gateway_cpu_s * 1e6) / c.requests);
+        r.upstream_cpu_us_per_stream = Math.round((c.upstream_cpu_s * 1e6) / c.requests);
+      }
+      if (r) row[t] = r;
+    }
+    const dt = row.direct;
+    for (const t of Object.keys(row)) {
+      if (t === 'direct' || !dt) continue;
+      const a = row[t].ttft_ms, b = dt.ttft_ms;
+      const r3 = (x) => Math.round(x * 1000) / 1000;
+      if (a.p50 != null && b.p50 != null) row[t].added_ttft_ms = { p50: r3(a.p50 - b.p50), p90: r3(a.p90 - b.p90), p99: r3(a.p99 - b.p99) };
+      // Streams last ~100 ms upstream; a gateway whose streams take far longer fell behind the offered rate.
+      const tot = row[t].total_ms?.p50, dtot = dt.total_ms?.p50;
+      row[t].fell_behind = tot != null && dtot != null && tot > 1.5 * dtot;
+      if (row[t].fell_behind)
+        res.notes.push(`streaming at ${rate}/s: ${t} fell behind the offered rate (median stream took ${Math.round(tot)} ms, direct ${Math.round(dtot)} ms): its TTFT there is queueing, not per-request overhead`);
+    }
+    res.ttft[rate] = row;
   }
 
   // 4. memory per stream
@@ -422,8 +465,9 @@ function report(o) {
     const r = readJSON(`${dir}/mem-${t}.json`);
     if (r) res.memory[t] = r;
   }
-  if (res.memory.nginx?.per_stream_kib && res.memory.sluice?.per_stream_kib) {
-    res.memory.sluice.ratio_to_nginx = Math.round((res.memory.sluice.per_stream_kib / res.memory.nginx.per_stream_kib) * 100) / 100;
+  for (const t of Object.keys(res.memory)) {
+    if (t !== 'nginx' && res.memory.nginx?.per_stream_kib && res.memory[t].per_stream_kib != null)
+      res.memory[t].ratio_to_nginx = Math.round((res.memory[t].per_stream_kib / res.memory.nginx.per_stream_kib) * 100) / 100;
   }
 
   // 5. RSS flatness
@@ -483,10 +527,10 @@ function markdown(res) {
   L.push('');
   L.push(`h2load --h1 -c ${m.sat_clients} -m 1 -n ${m.sat_requests}, ${m.sat_runs} run(s) per target interleaved, median shown.`);
   L.push('');
-  L.push('| target | req/s (median) | runs | failed+errored | non-2xx | ratio to nginx |');
-  L.push('|---|---:|---|---:|---:|---:|');
+  L.push('| target | req/s (median) | runs | failed+errored | non-2xx | ratio to nginx | gateway CPU us/req | upstream CPU us/req |');
+  L.push('|---|---:|---|---:|---:|---:|---:|---:|');
   for (const [t, r] of Object.entries(res.throughput)) {
-    L.push(`| ${t} | ${fmt(r.rps_median, 0)} | ${r.rps_runs.map((x) => fmt(x, 0)).join(', ')} | ${r.failed} | ${r.non_2xx} | ${fmt(r.ratio_to_nginx, 3)} |`);
+    L.push(`| ${t} | ${fmt(r.rps_median, 0)} | ${r.rps_runs.map((x) => fmt(x, 0)).join(', ')} | ${r.failed} | ${r.non_2xx} | ${fmt(r.ratio_to_nginx, 3)} | ${fmt(r.gateway_cpu_us_per_req, 1)} | ${fmt(r.upstream_cpu_us_per_req, 1)} |`);
   }
   L.push('');
 
@@ -498,12 +542,12 @@ function markdown(res) {
   for (const [rate, row] of Object.entries(res.latency)) {
     L.push(`### ${rate} req/s${m.latency_labels?.[rate] ? ` (${m.latency_labels[rate]})` : ''}`);
     L.push('');
-    L.push('| target | achieved req/s | p50 | p90 | p99 | p99.9 | max | added p50 | added p99 | added p99 / nginx | non-2xx |');
-    L.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+    L.push('| target | achieved req/s | p50 | p90 | p99 | p99.9 | max | added p50 | added p99 | added p99 / nginx | non-2xx | gateway CPU % of a core |');
+    L.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
     for (const [t, r] of Object.entries(row)) {
       const warn = r.above_saturation ? ' (over its saturation)' : '';
       L.push(
-        `| ${t}${warn} | ${fmt(r.achieved_rps, 0)} | ${fmt(r.p50, 3)} | ${fmt(r.p90, 3)} | ${fmt(r.p99, 3)} | ${fmt(r.p999, 3)} | ${fmt(r.max, 3)} | ${fmt(r.added_ms?.p50, 3)} | ${fmt(r.added_ms?.p99, 3)} | ${fmt(r.added_p99_ratio_to_nginx, 2)} | ${r.non_2xx} |`,
+        `| ${t}${warn} | ${fmt(r.achieved_rps, 0)} | ${fmt(r.p50, 3)} | ${fmt(r.p90, 3)} | ${fmt(r.p99, 3)} | ${fmt(r.p999, 3)} | ${fmt(r.max, 3)} | ${fmt(r.added_ms?.p50, 3)} | ${fmt(r.added_ms?.p99, 3)} | ${fmt(r.added_p99_ratio_to_nginx, 2)} | ${r.non_2xx} | ${fmt(r.gateway_cpu_pct, 1)} |`,
       );
     }
     L.push('');
@@ -511,18 +555,23 @@ function markdown(res) {
 
   L.push('## 3. Streaming: time to first token');
   L.push('');
-  L.push(`Open-loop Node client (bench/bench.mjs ttft) at ${m.ttft_rate} streams/s for ${m.ttft_duration_s} s after a 1 s warm-up; upstream mock-llm`);
-  L.push('`--ttft-ms 0 --tpot-ms 5 --output-tokens 20:20`. TTFT = request start to the first SSE chunk with non-empty content. ms.');
+  L.push(`Open-loop Node client (bench/bench.mjs ttft), ${m.ttft_duration_s} s per run after a 1 s warm-up; upstream mock-llm`);
+  L.push('`--ttft-ms 0 --tpot-ms 5 --output-tokens 20:20` (about 100 ms per stream). TTFT = request start to the first SSE chunk with');
+  L.push('non-empty content. Added = percentile minus the direct percentile at the same rate. ms.');
   L.push('');
-  L.push('| target | offered/s | ok | errors | TTFT p50 | TTFT p90 | TTFT p99 | added p50 | added p99 | stream total p50 | total p99 |');
-  L.push('|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|');
-  for (const [t, r] of Object.entries(res.ttft)) {
-    const e = Object.entries(r.errors || {}).map(([k, v]) => `${k}: ${v}`).join(', ') || '0';
-    L.push(
-      `| ${t} | ${fmt(r.target_rps, 0)} | ${r.ok} | ${e} | ${fmt(r.ttft_ms.p50, 3)} | ${fmt(r.ttft_ms.p90, 3)} | ${fmt(r.ttft_ms.p99, 3)} | ${fmt(r.added_ttft_ms?.p50, 3)} | ${fmt(r.added_ttft_ms?.p99, 3)} | ${fmt(r.total_ms.p50, 1)} | ${fmt(r.total_ms.p99, 1)} |`,
-    );
+  for (const [rate, row] of Object.entries(res.ttft)) {
+    L.push(`### ${rate} streams/s`);
+    L.push('');
+    L.push('| target | ok | errors | TTFT p50 | TTFT p90 | TTFT p99 | TTFT max | added p50 | added p99 | stream total p50 | total p99 | gateway CPU us/stream |');
+    L.push('|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+    for (const [t, r] of Object.entries(row)) {
+      const e = Object.entries(r.errors || {}).map(([k, v]) => `${k}: ${v}`).join(', ') || '0';
+      L.push(
+        `| ${t}${r.fell_behind ? ' (fell behind)' : ''} | ${r.ok} | ${e} | ${fmt(r.ttft_ms.p50, 3)} | ${fmt(r.ttft_ms.p90, 3)} | ${fmt(r.ttft_ms.p99, 3)} | ${fmt(r.ttft_ms.max, 3)} | ${fmt(r.added_ttft_ms?.p50, 3)} | ${fmt(r.added_ttft_ms?.p99, 3)} | ${fmt(r.total_ms.p50, 1)} | ${fmt(r.total_ms.p99, 1)} | ${fmt(r.gateway_cpu_us_per_stream, 0)} |`,
+      );
+    }
+    L.push('');
   }
-  L.push('');
 
   L.push('## 4. Memory per open stream');
   L.push('');
@@ -579,6 +628,9 @@ switch (cmd) {
     break;
   case 'hold':
     await hold(o);
+    break;
+  case 'cpu':
+    console.log(cpuSeconds(String(o._[0] ?? '').split(',').filter(Boolean).map(Number)).toFixed(2));
     break;
   case 'rss':
     console.log(rssKiB(String(o._[0]).split(',').map(Number)));

@@ -227,6 +227,18 @@ portkey_h() {  # UPSTREAM_PORT -> header args routing Portkey to that upstream
   PK_H=(-H 'x-portkey-provider: openai' -H "x-portkey-custom-host: http://127.0.0.1:$1/v1" -H 'authorization: Bearer sk-bench')
 }
 
+# CPU accounting around a load run: gateway process(es) and upstream, user+system seconds.
+declare -A GWPIDS
+cpu_of() { if [ -n "$1" ]; then node "$HELPER" cpu "$1"; else echo 0; fi; }
+cpu_snap() {  # TARGET UPSTREAM_PID
+  CPU_GW0=$(cpu_of "${GWPIDS[$1]:-}"); CPU_UP0=$(cpu_of "$2")
+}
+cpu_write() {  # TARGET UPSTREAM_PID REQUESTS OUTFILE
+  local gw up
+  gw=$(cpu_of "${GWPIDS[$1]:-}"); up=$(cpu_of "$2")
+  node -e "console.log(JSON.stringify({gateway_cpu_s: +($gw - $CPU_GW0).toFixed(2), upstream_cpu_s: +($up - $CPU_UP0).toFixed(2), requests: $3}))" >"$4"
+}
+
 h2() { run_fg h2load --h1 -m 1 -t 1 -d "$BODY" "${JSON_H[@]}" "$@"; }
 
 # ------------------------------------------------------------------ phase A: non-streaming
@@ -245,6 +257,7 @@ URL[nginx]="http://127.0.0.1:$NGX_A_PORT/v1/chat/completions"
 URL[sluice]="http://127.0.0.1:$SL_A_PORT/v1/chat/completions"
 URL[portkey]="http://127.0.0.1:$PORTKEY_PORT/v1/chat/completions"
 portkey_h "$FAST_PORT"
+GWPIDS[nginx]=$(pgrep -P "$NGX_A_PID" | paste -sd, -); GWPIDS[sluice]=$SL_A_PID; GWPIDS[portkey]=$PORTKEY_PID; GWPIDS[direct]=""
 h_for() { if [ "$1" = portkey ]; then HX=("${PK_H[@]}"); else HX=(); fi; }
 
 # sanity: every target answers 200 with a completion
@@ -264,7 +277,9 @@ log "1. saturation: $RUNS run(s) x ${TARGETS[*]}"
 for r in $(seq 1 "$RUNS"); do
   for t in "${TARGETS[@]}"; do
     h_for "$t"; n=$SAT_N; [ "$t" = portkey ] && n=$PORTKEY_SAT_N
+    cpu_snap "$t" "$FAST_PID"
     h2 -n "$n" -c "$SAT_CLIENTS" "${HX[@]}" "${URL[$t]}" >"$WORK/sat-$t-$r.txt"
+    cpu_write "$t" "$FAST_PID" "$n" "$OUT/cpu-sat-$t-$r.json"
     node "$HELPER" h2load "$WORK/sat-$t-$r.txt" >"$OUT/sat-$t-$r.json"
     log "   run $r $t: $(grep -o 'finished in .*req/s' "$WORK/sat-$t-$r.txt")"
   done
@@ -281,7 +296,7 @@ declare -A SAT=([nginx]="$NGX_SAT" [sluice]="$SL_SAT" [portkey]="$PK_SAT" [direc
 # 250 per client here), so the client count is rate / 200.
 round200() { node -e "console.log(Math.max(200, Math.floor($1 / 200) * 200))"; }
 HALF_NGX=$(round200 "$NGX_SAT / 2")
-LAT_RATES=(500 1000)
+LAT_RATES=(400 1000)
 [ "$HALF_NGX" -gt 1000 ] && LAT_RATES+=("$HALF_NGX")
 log "2. latency at fixed rates: ${LAT_RATES[*]} req/s ($LAT_SECONDS s each, 1 s warm-up dropped)"
 for rate in "${LAT_RATES[@]}"; do
@@ -294,18 +309,21 @@ for rate in "${LAT_RATES[@]}"; do
       continue
     fi
     h_for "$t"
+    cpu_snap "$t" "$FAST_PID"
     h2 -n "$n" -c "$clients" --rps "$per" --log-file "$WORK/lat-$rate-$t.log" "${HX[@]}" "${URL[$t]}" >"$WORK/lat-$rate-$t.txt"
+    cpu_write "$t" "$FAST_PID" "$n" "$OUT/cpu-lat-$rate-$t.json"
     node "$HELPER" latency "$WORK/lat-$rate-$t.log" --skip-s 1 >"$OUT/lat-$rate-$t.json"
     log "   $rate req/s $t: $(cat "$OUT/lat-$rate-$t.json")"
   done
 done
 
 # ------------------------------------------------------------------ phase B: streaming TTFT
-log "3. streaming TTFT at $TTFT_RATE streams/s ($TTFT_SECONDS s each)"
+log "3. streaming TTFT up to $TTFT_RATE streams/s ($TTFT_SECONDS s each)"
 start_mock mock-stream --ttft-ms 0 --tpot-ms 5 --output-tokens 20:20
 ST_PORT=$MOCK_PORT; ST_PID=$MOCK_PID
 start_nginx nginx-b "$ST_PORT"; NGX_B_PID=$NGINX_PID; NGX_B_PORT=$NGINX_PORT
 start_sluice sluice-b "$ST_PORT"; SL_B_PID=$SLUICE_PID; SL_B_PORT=$SLUICE_PORT
+GWPIDS[nginx]=$(pgrep -P "$NGX_B_PID" | paste -sd, -); GWPIDS[sluice]=$SL_B_PID
 declare -A SURL
 SURL[direct]="http://127.0.0.1:$ST_PORT/v1/chat/completions"
 SURL[nginx]="http://127.0.0.1:$NGX_B_PORT/v1/chat/completions"
@@ -313,17 +331,23 @@ SURL[sluice]="http://127.0.0.1:$SL_B_PORT/v1/chat/completions"
 SURL[portkey]="http://127.0.0.1:$PORTKEY_PORT/v1/chat/completions"
 portkey_h "$ST_PORT"
 # Portkey cannot take 1,000 streams/s on one event loop (it saturates near ${PK_SAT} req/s
-# without streaming): it streams at a quarter of its saturation so TTFT is not queueing.
+# without streaming): it streams only at a quarter of its saturation, so its TTFT is
+# overhead, not queueing; direct, nginx and sluice also run at that rate for comparison.
 PK_TTFT_RATE=$(node -e "console.log(Math.min($TTFT_RATE, Math.max(50, Math.floor(($PK_SAT || 0) / 4 / 50) * 50)))")
-[ "$PK_TTFT_RATE" != "$TTFT_RATE" ] && NOTES+=("streaming TTFT: Portkey ran at $PK_TTFT_RATE streams/s, a quarter of its non-streaming saturation, not $TTFT_RATE")
-for t in "${TARGETS[@]}"; do
-  h_for "$t"
-  rate=$TTFT_RATE; [ "$t" = portkey ] && rate=$PK_TTFT_RATE
-  HDR=()
-  for ((i = 1; i < ${#HX[@]}; i += 2)); do HDR+=(--header "${HX[$i]}"); done
-  run_fg node "$HELPER" ttft --url "${SURL[$t]}" --rate "$rate" --duration "$TTFT_SECONDS" --warmup-s 1 \
-    --body "$STREAM_BODY" "${HDR[@]}" >"$OUT/ttft-$t.json"
-  log "   $t: $(cat "$OUT/ttft-$t.json")"
+TTFT_RATES=($(printf '%s\n' "$PK_TTFT_RATE" $((TTFT_RATE / 2)) "$TTFT_RATE" | sort -n | uniq))
+log "   rates: ${TTFT_RATES[*]} streams/s (Portkey only at $PK_TTFT_RATE)"
+for rate in "${TTFT_RATES[@]}"; do
+  for t in "${TARGETS[@]}"; do
+    [ "$t" = portkey ] && [ "$rate" -gt "$PK_TTFT_RATE" ] && continue
+    h_for "$t"
+    HDR=()
+    for ((i = 1; i < ${#HX[@]}; i += 2)); do HDR+=(--header "${HX[$i]}"); done
+    cpu_snap "$t" "$ST_PID"
+    run_fg node "$HELPER" ttft --url "${SURL[$t]}" --rate "$rate" --duration "$TTFT_SECONDS" --warmup-s 1 \
+      --body "$STREAM_BODY" "${HDR[@]}" >"$OUT/ttft-$rate-$t.json"
+    cpu_write "$t" "$ST_PID" "$((rate * (TTFT_SECONDS + 1)))" "$OUT/cpu-ttft-$rate-$t.json"
+    log "   $rate/s $t: $(cut -c1-230 "$OUT/ttft-$rate-$t.json")"
+  done
 done
 stop "$NGX_B_PID"; stop "$SL_B_PID"; stop "$ST_PID"
 
@@ -392,12 +416,12 @@ DATE=$(date +%F)
 [ -n "$SL_METRICS" ] && NOTES+=("sluice /metrics after the run: $(echo "$SL_METRICS" | tr '\n' ';' | sed 's/;$//')")
 NOTES+=("sluice request log (on, the default) wrote $REQLOG_BYTES bytes during phase A; nginx ran with access_log off")
 export B_DATE="$DATE" B_HOST="$HOST" B_QUICK="$QUICK" B_THREADS="$THREADS" B_SAT_N="$SAT_N" B_PK_SAT_N="$PORTKEY_SAT_N" \
-  B_RUNS="$RUNS" B_CLIENTS="$SAT_CLIENTS" B_RATES="${LAT_RATES[*]}" B_HALF="$HALF_NGX" B_TTFT_RATE="$TTFT_RATE" \
+  B_RUNS="$RUNS" B_CLIENTS="$SAT_CLIENTS" B_RATES="${LAT_RATES[*]}" B_HALF="$HALF_NGX" B_TTFT_RATES="${TTFT_RATES[*]}" \
   B_TTFT_S="$TTFT_SECONDS" B_STREAMS="$STREAMS" B_MEM_TOKENS="$MEM_TOKENS" B_BODY="$(cat "$BODY")" \
   B_NPROC="$(nproc)" B_CPU="$(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1)" B_KERNEL="$(uname -r)" \
   B_OS="$(. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME")" \
   B_MEM="$(awk '/MemTotal/{printf "%.1f GiB", $2/1048576}' /proc/meminfo)" \
-  B_SLUICE_V="$("$SLUICE" --version 2>&1 | head -1)" \
+  B_SLUICE_V="$("$SLUICE" --version 2>&1 | head -1), binary sha256 $(sha256sum "$SLUICE" | cut -c1-12) built $(date -r "$SLUICE" '+%F %T')" \
   B_GIT="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet 2>/dev/null || echo ' (dirty)')" \
   B_NGINX_V="$(nginx -v 2>&1 | sed 's/^nginx version: //')" B_H2LOAD_V="$(h2load --version | head -1)" \
   B_NODE_V="$(node --version)" \
@@ -415,7 +439,7 @@ console.log(JSON.stringify({
   body: e.B_BODY,
   sat_clients: Number(e.B_CLIENTS), sat_requests: `${e.B_SAT_N} (Portkey ${e.B_PK_SAT_N})`, sat_runs: Number(e.B_RUNS),
   latency_rates: rates, latency_labels: labels,
-  ttft_rate: Number(e.B_TTFT_RATE), ttft_duration_s: Number(e.B_TTFT_S),
+  ttft_rates: e.B_TTFT_RATES.split(" ").map(Number), ttft_duration_s: Number(e.B_TTFT_S),
   mem_streams: Number(e.B_STREAMS), mem_tokens: Number(e.B_MEM_TOKENS),
   machine: { nproc: Number(e.B_NPROC), cpu: e.B_CPU, kernel: e.B_KERNEL, os: e.B_OS, memory: e.B_MEM },
   versions: { sluice: `${e.B_SLUICE_V} (git ${e.B_GIT})`, nginx: e.B_NGINX_V, h2load: e.B_H2LOAD_V, node: e.B_NODE_V, portkey: `@portkey-ai/gateway ${e.B_PK_V}` },

@@ -14,6 +14,16 @@ namespace sluice::config {
 
 namespace {
 
+// Accepts a SHA-256 digest in hex of either case and stores it lowercase (how it is compared).
+bool normalize_sha256(std::string& h) {
+  if (h.size() != 64) return false;
+  for (char& c : h) {
+    if (c >= 'A' && c <= 'F') c = static_cast<char>(c - 'A' + 'a');
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
+
 class Walker {
  public:
   Walker(std::string file, LoadResult& r) : file_(std::move(file)), r_(r) {}
@@ -223,8 +233,8 @@ class Walker {
           } else {
             k.key_sha256 = sha256_hex(v);
           }
-        } else if (k.key_sha256.size() != 64) {
-          error(n, "api key needs 'key_sha256' (64 hex chars) or 'key_env'");
+        } else if (!normalize_sha256(k.key_sha256)) {
+          error(n, "api key needs 'key_sha256' (64 hex characters) or 'key_env'");
         }
         c.api_keys.push_back(std::move(k));
       }
@@ -241,7 +251,7 @@ class Walker {
           str(n, "token_sha256", t.token_sha256);
           if (t.role != "viewer" && t.role != "operator" && t.role != "admin")
             error(n, "admin token role must be viewer, operator or admin");
-          if (t.token_sha256.size() != 64) error(n, "admin token needs 'token_sha256' (64 hex chars)");
+          if (!normalize_sha256(t.token_sha256)) error(n, "admin token needs 'token_sha256' (64 hex characters)");
           c.admin_tokens.push_back(std::move(t));
         }
       }

@@ -11,6 +11,7 @@ struct ApiError {
   std::string type;     // OpenAI error type, e.g. "invalid_request_error"
   std::string code;     // machine-readable code, e.g. "model_not_found"
   std::string message;  // human-readable, never contains secrets
+  std::string param;    // the request field at fault, if any ("" renders as null)
 
   // {"error":{"message":...,"type":...,"param":null,"code":...}}
   std::string to_json() const;

@@ -136,7 +136,13 @@ std::string ApiError::to_json() const {
   append_json_string(out, message);
   out += ",\"type\":";
   append_json_string(out, type);
-  out += ",\"param\":null,\"code\":";
+  out += ",\"param\":";
+  if (param.empty()) {
+    out += "null";
+  } else {
+    append_json_string(out, param);
+  }
+  out += ",\"code\":";
   append_json_string(out, code);
   out += "}}";
   return out;

@@ -15,9 +15,10 @@ struct AdminEnv {
   std::function<std::string()> describe;    // JSON status of the running gateway
 };
 
-class AdminHandler : public net::IdleConnections {
+class AdminHandler : public net::IdleConnections, public net::FixedLimits {
  public:
-  explicit AdminHandler(AdminEnv env, asio::io_context& ioc) : env_(std::move(env)), ioc_(ioc), ids_(255) {}
+  AdminHandler(AdminEnv env, asio::io_context& ioc, net::SessionLimits limits)
+      : net::FixedLimits(limits), env_(std::move(env)), ioc_(ioc), ids_(255) {}
 
   awaitable<bool> handle(beast::tcp_stream& stream, beast::flat_buffer& buf, http::request<http::string_body>& req);
   std::string next_request_id() { return ids_.next(); }

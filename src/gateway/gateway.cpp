@@ -55,6 +55,32 @@ std::string models_json(const config::Snapshot& snap) {
   return out;
 }
 
+net::SessionLimits Worker::limits() {
+  const config::Limits& l = snaps_.get()->config().limits;
+  net::SessionLimits s;
+  s.max_body_bytes = static_cast<uint64_t>(l.max_body_bytes);
+  s.max_header_bytes = static_cast<uint32_t>(l.max_header_bytes);
+  s.header_timeout = std::chrono::milliseconds(l.header_timeout_ms);
+  s.keepalive_timeout = std::chrono::milliseconds(l.keepalive_timeout_ms);
+  s.write_timeout = std::chrono::milliseconds(l.client_write_timeout_ms);
+  return s;
+}
+
+void Worker::account_local(int status, std::string_view code, std::string request_id, Clock::time_point t_start,
+                           const std::string& model) {
+  RequestContext ctx;
+  ctx.request_id = std::move(request_id);
+  ctx.t_start = t_start;
+  ctx.status = status;
+  ctx.error_kind = std::string(code);
+  ctx.info.model = model;
+  account(ctx);
+}
+
+void Worker::rejected(int status, std::string_view code, std::string_view request_id) {
+  account_local(status, code, std::string(request_id), Clock::now());
+}
+
 awaitable<bool> Worker::handle(beast::tcp_stream& stream, beast::flat_buffer&, http::request<http::string_body>& req) {
   std::string_view target = req.target();
   std::string_view path = target.substr(0, target.find('?'));
@@ -62,6 +88,7 @@ awaitable<bool> Worker::handle(beast::tcp_stream& stream, beast::flat_buffer&, h
   const bool get = req.method() == http::verb::get;
   if (path == "/v1/chat/completions" && post) co_return co_await proxy(stream, req, Endpoint::kChat);
   if (path == "/v1/embeddings" && post) co_return co_await proxy(stream, req, Endpoint::kEmbeddings);
+  const auto t_start = Clock::now();
   if (path == "/v1/models" && get) {
     auto snap = snaps_.get();
     if (snap->passthrough() && snap->model_names().empty()) co_return co_await proxy(stream, req, Endpoint::kModels);
@@ -71,23 +98,26 @@ awaitable<bool> Worker::handle(beast::tcp_stream& stream, beast::flat_buffer&, h
     ctx.authorization = req[http::field::authorization];
     StageEnv env{json_, metrics_, 0};
     std::string id = ids_.next();
-    if (auto err = authenticate(ctx, env)) co_return co_await respond_error(stream, req, *err, id);
+    if (auto err = authenticate(ctx, env)) {
+      account_local(err->status, err->code, id, t_start);
+      co_return co_await respond_error(stream, req, *err, id);
+    }
+    account_local(200, "", id, t_start);
     co_return co_await respond(stream, req, http::status::ok, models_json(*snap), "application/json", id);
   }
-  if (get) {
-    if (auto ops = ops_endpoint(shared_, path))
-      co_return co_await respond(stream, req, ops->status, std::move(ops->body), ops->content_type, "");
-  }
   std::string id = ids_.next();
-  bool known = path == "/v1/chat/completions" || path == "/v1/embeddings" || path == "/v1/models";
-  if (known) {
-    ApiError e{405, "invalid_request_error", "method_not_allowed",
-               "Method " + std::string(req.method_string()) + " is not allowed on " + std::string(path)};
-    co_return co_await respond_error(stream, req, e, id);
+  if (get) {
+    // Probes and scrapes carry a request id but are not request-log entries.
+    if (auto ops = ops_endpoint(shared_, path))
+      co_return co_await respond(stream, req, ops->status, std::move(ops->body), ops->content_type, id);
   }
-  co_return co_await respond_error(
-      stream, req,
-      not_found("Unknown request URL: " + std::string(req.method_string()) + " " + std::string(path), "unknown_url"), id);
+  bool known = path == "/v1/chat/completions" || path == "/v1/embeddings" || path == "/v1/models";
+  ApiError e = known ? ApiError{405, "invalid_request_error", "method_not_allowed",
+                                "Method " + std::string(req.method_string()) + " is not allowed on " + std::string(path)}
+                     : not_found("Unknown request URL: " + std::string(req.method_string()) + " " + std::string(path),
+                                 "unknown_url");
+  account_local(e.status, e.code, id, t_start);
+  co_return co_await respond_error(stream, req, e, id);
 }
 
 std::optional<OpsResponse> ops_endpoint(Shared& shared, std::string_view path) {
@@ -279,24 +309,18 @@ struct Gateway::Impl {
       std::cerr << "error: " << err << "\n";
       return 2;
     }
-    net::SessionLimits limits;
-    limits.max_body_bytes = static_cast<uint64_t>(cfg.limits.max_body_bytes);
-    limits.max_header_bytes = static_cast<uint32_t>(cfg.limits.max_header_bytes);
-    limits.header_timeout = std::chrono::milliseconds(cfg.limits.header_timeout_ms);
-    limits.keepalive_timeout = std::chrono::milliseconds(cfg.limits.keepalive_timeout_ms);
-    limits.write_timeout = std::chrono::milliseconds(cfg.limits.client_write_timeout_ms);
     for (size_t i = 0; i < n; ++i) {
       Worker& w = *workers[i];
       w.acceptor.emplace(std::move(acceptors[i]));
-      asio::co_spawn(w.ioc, net::accept_loop(*w.acceptor, &w, limits, &shared.metrics->connections_accepted),
+      asio::co_spawn(w.ioc, net::accept_loop(*w.acceptor, &w, &shared.metrics->connections_accepted),
                      asio::detached);
     }
     AdminEnv env{shared, bootstrap_hash, [this] { return reload(); }, [this] { return describe(); }};
-    admin = std::make_unique<AdminHandler>(std::move(env), control);
-    admin_acceptor.emplace(std::move(admin_acc[0]));
     net::SessionLimits admin_limits;
     admin_limits.max_body_bytes = 1 << 20;
-    asio::co_spawn(control, net::accept_loop(*admin_acceptor, admin.get(), admin_limits, nullptr), asio::detached);
+    admin = std::make_unique<AdminHandler>(std::move(env), control, admin_limits);
+    admin_acceptor.emplace(std::move(admin_acc[0]));
+    asio::co_spawn(control, net::accept_loop(*admin_acceptor, admin.get(), nullptr), asio::detached);
 
     std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
     for (auto& w : workers) guards.push_back(asio::make_work_guard(w->ioc));
@@ -348,10 +372,18 @@ struct Gateway::Impl {
     auto until = std::chrono::steady_clock::now() + deadline;
     auto timer = std::make_shared<asio::steady_timer>(control);
     std::shared_ptr<std::function<void()>> poll = std::make_shared<std::function<void()>>();
-    *poll = [this, timer, until, poll] {
-      if (shared.metrics->inflight() == 0 || std::chrono::steady_clock::now() >= until) {
-        if (shared.metrics->inflight() > 0)
-          std::cerr << "sluice: drain deadline reached with " << shared.metrics->inflight() << " in flight\n";
+    // At the deadline, streams still relaying are ended with an error event and accounted;
+    // a short grace lets them write it before the loops stop.
+    auto aborted = std::make_shared<bool>(false);
+    *poll = [this, timer, until, poll, aborted] {
+      auto now = std::chrono::steady_clock::now();
+      if (shared.metrics->inflight() > 0 && now >= until && !*aborted) {
+        *aborted = true;
+        std::cerr << "sluice: drain deadline reached with " << shared.metrics->inflight()
+                  << " in flight; ending them\n";
+        for (auto& w : workers) asio::post(w->ioc, [wp = w.get()] { wp->abort_streams(); });
+      }
+      if (shared.metrics->inflight() == 0 || now >= until + std::chrono::seconds(2)) {
         control.stop();
         *poll = nullptr;  // break the self-reference
         return;

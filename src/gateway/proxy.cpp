@@ -18,14 +18,7 @@ namespace {
 
 using std::chrono::milliseconds;
 
-// Watches the client socket while the upstream works: a client that hangs up cancels the
-// upstream request at once instead of when we next write.
-struct ClientWatch {
-  bool active = true;
-  bool gone = false;
-  net::UpstreamConn* upstream = nullptr;
-};
-
+// A client that hangs up cancels the upstream request at once instead of when we next write.
 void arm_watch(beast::tcp_stream& client, const std::shared_ptr<ClientWatch>& w) {
   tcp::socket& sock = client.socket();
   sock.async_wait(tcp::socket::wait_read, [w, &sock](error_code ec) {
@@ -68,6 +61,13 @@ net::UpstreamPool& Worker::pool_for(const config::UpstreamRuntime& u) {
   return *pools_.emplace(u.identity, std::make_unique<net::UpstreamPool>(ioc, std::move(ep))).first->second;
 }
 
+void Worker::abort_streams() {
+  for (ClientWatch* w : watches_) {
+    w->shutdown = true;
+    if (w->upstream) w->upstream->cancel();
+  }
+}
+
 void Worker::account(RequestContext& ctx) {
   auto t_end = Clock::now();
   metrics_.record(to_sample(ctx, t_end));
@@ -104,16 +104,19 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
   // ---- forward ----
   auto watch = std::make_shared<ClientWatch>();
   arm_watch(client, watch);
+  watches_.insert(watch.get());
   struct WatchGuard {
     std::shared_ptr<ClientWatch>& w;
     beast::tcp_stream& c;
+    std::unordered_set<ClientWatch*>& all;
     ~WatchGuard() {
+      all.erase(w.get());
       w->active = false;
       w->upstream = nullptr;
       error_code ec;
       c.socket().cancel(ec);
     }
-  } watch_guard{watch, client};
+  } watch_guard{watch, client, watches_};
 
   const auto& ups = snap->upstreams();
   http::request<http::string_body> ureq;
@@ -179,6 +182,15 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
         continue;
       }
       stale_retry_left = true;
+      if (ec == http::error::body_limit) {  // Content-Length above max_response_bytes: retrying won't help
+        metrics_.upstream_error(u.cfg->name, "response_too_large");
+        failure = bad_gateway("upstream '" + u.cfg->name + "' response exceeds max_response_bytes", "response_too_large");
+        break;
+      }
+      if (watch->shutdown) {
+        failure = unavailable("the gateway is shutting down", "shutting_down");
+        break;
+      }
       if (ec == beast::error::timeout) {
         kind = "first_byte_timeout";
         failure = gateway_timeout("upstream '" + u.cfg->name + "' did not answer in time", kind);
@@ -248,6 +260,13 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
     }
     if (ec) {
       conn->close();
+      if (watch->shutdown) {
+        ApiError e = unavailable("the gateway is shutting down; retry the request", "shutting_down");
+        ctx.status = e.status;
+        ctx.error_kind = e.code;
+        account(ctx);
+        co_return co_await respond_error(client, req, e, ctx.request_id);
+      }
       std::string kind = ec == beast::error::timeout   ? (Clock::now() >= deadline ? "total_timeout" : "idle_timeout")
                          : ec == http::error::body_limit ? "response_too_large"
                                                          : "reset";
@@ -306,12 +325,15 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
     ~StreamGuard() { m.open_streams.fetch_sub(1, std::memory_order_relaxed); }
   } stream_guard{metrics_};
 
+  // HTTP/1.0 clients get a close-delimited body: chunked coding is HTTP/1.1 only.
+  const bool chunked = req.version() >= 11;
+  const bool stream_keep_alive = keep_alive && chunked;
   http::response<http::empty_body> head{http::status::ok, req.version()};
   head.set(http::field::content_type, "text/event-stream");
   head.set(http::field::cache_control, "no-cache");
   head.set("x-request-id", ctx.request_id);
-  head.keep_alive(keep_alive);
-  head.chunked(true);
+  head.keep_alive(stream_keep_alive);
+  head.chunked(chunked);
   http::response_serializer<http::empty_body> sr{head};
   client.expires_after(milliseconds(cfg.limits.client_write_timeout_ms));
   co_await http::async_write_header(client, sr, ec_await(ec));
@@ -356,7 +378,11 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
     }
     if (!out.empty()) {
       client.expires_after(milliseconds(cfg.limits.client_write_timeout_ms));
-      co_await asio::async_write(client, http::make_chunk(asio::buffer(out)), ec_await(ec));
+      if (chunked) {
+        co_await asio::async_write(client, http::make_chunk(asio::buffer(out)), ec_await(ec));
+      } else {
+        co_await asio::async_write(client, asio::buffer(out), ec_await(ec));
+      }
       out.clear();
       if (ec) {
         client_ok = false;
@@ -371,6 +397,10 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
     if (ec) {
       if (watch->gone) {
         client_ok = false;
+        break;
+      }
+      if (watch->shutdown) {
+        cut = unavailable("the gateway is shutting down; retry the request", "shutting_down");
         break;
       }
       std::string kind = ec == beast::error::timeout ? (Clock::now() >= deadline ? "total_timeout" : "idle_timeout")
@@ -407,17 +437,21 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
     metrics_.upstream_error(chosen->cfg->name, cut->code);
     std::string ev = stream_error_event(*cut);
     client.expires_after(milliseconds(cfg.limits.client_write_timeout_ms));
-    co_await asio::async_write(client, http::make_chunk(asio::buffer(ev)), ec_await(ec));
+    if (chunked) {
+      co_await asio::async_write(client, http::make_chunk(asio::buffer(ev)), ec_await(ec));
+    } else {
+      co_await asio::async_write(client, asio::buffer(ev), ec_await(ec));
+    }
     ctx.status = cut->status;
     ctx.error_kind = cut->code;
   } else {
     ctx.status = upstream_error_event ? 502 : 200;
     if (upstream_error_event) ctx.error_kind = "upstream_error_event";
   }
-  if (!ec) co_await asio::async_write(client, http::make_chunk_last(), ec_await(ec));
+  if (!ec && chunked) co_await asio::async_write(client, http::make_chunk_last(), ec_await(ec));
   client.expires_never();
   account(ctx);
-  co_return !ec && keep_alive;
+  co_return !ec && stream_keep_alive;
 }
 
 }  // namespace sluice::gateway

@@ -24,10 +24,21 @@ std::optional<ApiError> parse(RequestContext& ctx, StageEnv& env) {
   if (ctx.endpoint == Endpoint::kModels) return std::nullopt;
   std::string& body = *ctx.body;
   if (body.empty()) return bad_request("request body is empty; expected a JSON object", "invalid_json");
-  if (auto err = json::inspect_request(env.json, body, body.capacity(), ctx.info)) return bad_request(*err, "invalid_json");
-  if (ctx.info.model.empty()) return bad_request("you must provide a model parameter", "missing_model");
-  if (ctx.endpoint == Endpoint::kChat && ctx.info.messages == 0)
-    return bad_request("'messages' must be a non-empty array", "missing_messages");
+  if (auto p = json::inspect_request(env.json, body, body.capacity(), ctx.info)) {
+    ApiError e = bad_request(std::move(p->message), std::move(p->code));
+    e.param = std::move(p->param);
+    return e;
+  }
+  if (ctx.info.model.empty()) {
+    ApiError e = bad_request("you must provide a model parameter", "missing_model");
+    e.param = "model";
+    return e;
+  }
+  if (ctx.endpoint == Endpoint::kChat && ctx.info.messages == 0) {
+    ApiError e = bad_request("'messages' must be a non-empty array", "missing_messages");
+    e.param = "messages";
+    return e;
+  }
   return std::nullopt;
 }
 

@@ -8,6 +8,7 @@
 #include <string>
 #include <unordered_map>
 #include <optional>
+#include <unordered_set>
 
 #include "config/snapshot.hpp"
 #include "core/ids.hpp"
@@ -22,6 +23,14 @@ class RequestLog;
 }
 
 namespace sluice::gateway {
+
+// Watches the client socket while the upstream works (see proxy.cpp).
+struct ClientWatch {
+  bool active = true;
+  bool gone = false;      // the client hung up
+  bool shutdown = false;  // the drain deadline passed
+  net::UpstreamConn* upstream = nullptr;
+};
 
 // State shared by all workers (read-mostly).
 struct Shared {
@@ -39,6 +48,11 @@ class Worker : public net::IdleConnections {
   // net::run_session handler interface.
   awaitable<bool> handle(beast::tcp_stream& stream, beast::flat_buffer& buf, http::request<http::string_body>& req);
   std::string next_request_id() { return ids_.next(); }
+  net::SessionLimits limits();
+  // A request refused before it reached handle() (413, 431, malformed HTTP): still accounted.
+  void rejected(int status, std::string_view code, std::string_view request_id);
+  // Drain deadline passed: end every stream still relaying with an error event.
+  void abort_streams();
   bool draining() const { return shared_.draining.load(std::memory_order_relaxed); }
 
   std::optional<tcp::acceptor> acceptor;  // owned here so drain can close it on this thread
@@ -53,6 +67,8 @@ class Worker : public net::IdleConnections {
   awaitable<bool> respond_error(beast::tcp_stream& client, http::request<http::string_body>& req, const ApiError& e,
                                 std::string_view request_id);
   void account(RequestContext& ctx);
+  void account_local(int status, std::string_view code, std::string request_id, Clock::time_point t_start,
+                     const std::string& model = {});
   net::UpstreamPool& pool_for(const config::UpstreamRuntime& u);
 
   Shared& shared_;
@@ -61,6 +77,7 @@ class Worker : public net::IdleConnections {
   RequestIdGenerator ids_;
   simdjson::dom::parser json_;
   std::unordered_map<std::string, std::unique_ptr<net::UpstreamPool>> pools_;
+  std::unordered_set<struct ClientWatch*> watches_;  // requests waiting on an upstream
 };
 
 // Shared response helpers for the data plane and admin listeners.

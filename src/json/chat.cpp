@@ -6,28 +6,31 @@ namespace sluice::json {
 
 using simdjson::dom::element;
 
-std::optional<std::string> inspect_request(simdjson::dom::parser& parser, std::string_view body,
-                                           size_t capacity, RequestInfo& out) {
+std::optional<RequestProblem> inspect_request(simdjson::dom::parser& parser, std::string_view body,
+                                              size_t capacity, RequestInfo& out) {
+  auto type_error = [](const char* param, const char* what) {
+    return RequestProblem{std::string("'") + param + "' must be " + what, "invalid_type", param};
+  };
   bool padded = capacity >= body.size() + simdjson::SIMDJSON_PADDING;
   element doc;
   auto err = parser.parse(body.data(), body.size(), !padded).get(doc);
-  if (err) return std::string("request body is not valid JSON: ") + simdjson::error_message(err);
+  if (err) return RequestProblem{std::string("request body is not valid JSON: ") + simdjson::error_message(err), "invalid_json", ""};
   simdjson::dom::object obj;
-  if (doc.get_object().get(obj)) return std::string("request body must be a JSON object");
+  if (doc.get_object().get(obj)) return RequestProblem{"request body must be a JSON object", "invalid_json", ""};
 
   std::string_view model;
   if (auto m = obj["model"]; m.error() == simdjson::SUCCESS) {
-    if (m.get_string().get(model)) return std::string("'model' must be a string");
+    if (m.get_string().get(model)) return type_error("model", "a string");
     out.model.assign(model);
   }
   if (auto s = obj["stream"]; s.error() == simdjson::SUCCESS && !s.is_null()) {
     bool v = false;
-    if (s.get_bool().get(v)) return std::string("'stream' must be a boolean");
+    if (s.get_bool().get(v)) return type_error("stream", "a boolean");
     out.stream = v;
   }
   if (auto so = obj["stream_options"]; so.error() == simdjson::SUCCESS && !so.is_null()) {
     simdjson::dom::object o;
-    if (so.get_object().get(o)) return std::string("'stream_options' must be an object");
+    if (so.get_object().get(o)) return type_error("stream_options", "an object");
     out.has_stream_options = true;
     bool v = false;
     if (auto iu = o["include_usage"]; iu.error() == simdjson::SUCCESS && !iu.get_bool().get(v)) out.include_usage = v;
@@ -38,7 +41,8 @@ std::optional<std::string> inspect_request(simdjson::dom::parser& parser, std::s
   }
   if (auto n = obj["n"]; n.error() == simdjson::SUCCESS && !n.is_null()) {
     int64_t v = 1;
-    if (n.get_int64().get(v) || v < 1 || v > 128) return std::string("'n' must be an integer between 1 and 128");
+    if (n.get_int64().get(v) || v < 1 || v > 128)
+      return RequestProblem{"'n' must be an integer between 1 and 128", "invalid_value", "n"};
     out.n = v;
   }
   if (auto t = obj["tools"]; t.error() == simdjson::SUCCESS) {
@@ -47,7 +51,7 @@ std::optional<std::string> inspect_request(simdjson::dom::parser& parser, std::s
   }
   if (auto msgs = obj["messages"]; msgs.error() == simdjson::SUCCESS) {
     simdjson::dom::array a;
-    if (msgs.get_array().get(a)) return std::string("'messages' must be an array");
+    if (msgs.get_array().get(a)) return type_error("messages", "an array");
     out.messages = static_cast<int64_t>(a.size());
   }
   return std::nullopt;

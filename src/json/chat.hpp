@@ -25,9 +25,16 @@ struct RequestInfo {
   int64_t messages = 0;
 };
 
-// Validates `body` as a JSON object and fills `out`. On failure returns a message for a 400.
+// Why a body was refused: the message, OpenAI-style code and the field at fault.
+struct RequestProblem {
+  std::string message;
+  std::string code;   // "invalid_json" (syntax) or "invalid_type" / "invalid_value"
+  std::string param;  // e.g. "stream"; empty for syntax errors
+};
+
+// Validates `body` as a JSON object and fills `out`. On failure returns what to answer (400).
 // `body` must have SIMDJSON_PADDING bytes of spare capacity or it is copied once.
-std::optional<std::string> inspect_request(simdjson::dom::parser& parser, std::string_view body,
+std::optional<RequestProblem> inspect_request(simdjson::dom::parser& parser, std::string_view body,
                                            size_t capacity, RequestInfo& out);
 
 // Token usage as reported by an upstream.

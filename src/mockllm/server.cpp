@@ -27,9 +27,10 @@ awaitable<void> sleep_ms(double ms) {
   co_await t.async_wait(ec_await(ec));
 }
 
-class Handler : public net::IdleConnections {
+class Handler : public net::IdleConnections, public net::FixedLimits {
  public:
-  Handler(MockState& state, size_t index) : state_(state), index_(index) {}
+  Handler(MockState& state, size_t index, net::SessionLimits limits)
+      : net::FixedLimits(limits), state_(state), index_(index) {}
 
   std::string next_request_id() { return "mock_" + std::to_string(index_) + "_" + std::to_string(++ids_); }
   bool draining() const { return false; }
@@ -216,8 +217,8 @@ int run(const Options& opts) {
   net::SessionLimits limits;
   limits.max_body_bytes = 64 << 20;
   for (size_t i = 0; i < n; ++i) {
-    handlers.push_back(std::make_unique<Handler>(state, i));
-    asio::co_spawn(*ctxs[i], net::accept_loop(acceptors[i], handlers[i].get(), limits, nullptr), asio::detached);
+    handlers.push_back(std::make_unique<Handler>(state, i, limits));
+    asio::co_spawn(*ctxs[i], net::accept_loop(acceptors[i], handlers[i].get(), nullptr), asio::detached);
   }
   asio::signal_set signals(*ctxs[0], SIGINT, SIGTERM);
   signals.async_wait([&](error_code, int) {

@@ -8,6 +8,8 @@
 //     std::string next_request_id();
 //     bool draining() const;               // stop keep-alive, finish the current request
 //     void idle(beast::tcp_stream*, bool);  // connection waits for a request (closable on drain)
+//     SessionLimits limits();              // read per request, so reloads apply at once
+//     void rejected(int status, std::string_view code, std::string_view request_id);
 //   };
 #pragma once
 #include <atomic>
@@ -67,7 +69,7 @@ inline awaitable<void> linger_close(beast::tcp_stream& stream) {
 }
 
 template <class Handler>
-awaitable<void> run_session(tcp::socket socket, Handler* h, SessionLimits lim) {
+awaitable<void> run_session(tcp::socket socket, Handler* h) {
   beast::tcp_stream stream(std::move(socket));
   error_code ec;
   stream.socket().set_option(tcp::no_delay(true), ec);
@@ -75,6 +77,7 @@ awaitable<void> run_session(tcp::socket socket, Handler* h, SessionLimits lim) {
   bool first = true;
   for (;;) {
     if (h->draining()) break;
+    SessionLimits lim = h->limits();
     // Wait for the first byte of the next request with the keep-alive timeout, then give
     // the whole header and body the (short) header timeout: a slowloris client cannot
     // hold a connection longer than that.
@@ -85,6 +88,7 @@ awaitable<void> run_session(tcp::socket socket, Handler* h, SessionLimits lim) {
       h->idle(&stream, false);
       if (ec) break;
       buf.commit(n);
+      lim = h->limits();  // a reload while this connection idled applies to its next request
     }
     first = false;
     http::request_parser<http::string_body> parser;
@@ -107,15 +111,19 @@ awaitable<void> run_session(tcp::socket socket, Handler* h, SessionLimits lim) {
       if (ec == http::error::body_limit) {
         ApiError e = payload_too_large("request body exceeds the limit of " + std::to_string(lim.max_body_bytes) +
                                        " bytes");
+        std::string id = h->next_request_id();
+        h->rejected(e.status, e.code, id);
         stream.expires_after(lim.write_timeout);
-        co_await write_error(stream, e, h->next_request_id(), false);
+        co_await write_error(stream, e, id, false);
         co_await linger_close(stream);
         co_return;
       }
       if (ec == http::error::header_limit) {
         ApiError e{431, "invalid_request_error", "headers_too_large", "request headers exceed the limit"};
+        std::string id = h->next_request_id();
+        h->rejected(e.status, e.code, id);
         stream.expires_after(lim.write_timeout);
-        co_await write_error(stream, e, h->next_request_id(), false);
+        co_await write_error(stream, e, id, false);
         break;
       }
       if (ec == beast::error::timeout || ec == http::error::end_of_stream || ec == asio::error::eof ||
@@ -123,9 +131,11 @@ awaitable<void> run_session(tcp::socket socket, Handler* h, SessionLimits lim) {
         break;
       }
       // Anything else is a malformed request line or header.
+      ApiError e = bad_request("malformed HTTP request: " + ec.message(), "bad_http_request");
+      std::string id = h->next_request_id();
+      h->rejected(e.status, e.code, id);
       stream.expires_after(lim.write_timeout);
-      co_await write_error(stream, bad_request("malformed HTTP request: " + ec.message(), "bad_http_request"),
-                           h->next_request_id(), false);
+      co_await write_error(stream, e, id, false);
       break;
     }
     stream.expires_never();
@@ -165,10 +175,20 @@ class IdleConnections {
   std::unordered_set<beast::tcp_stream*> idle_;
 };
 
+// For listeners whose limits never change and whose rejections need no accounting.
+class FixedLimits {
+ public:
+  explicit FixedLimits(SessionLimits l = {}) : limits_(l) {}
+  SessionLimits limits() const { return limits_; }
+  void rejected(int, std::string_view, std::string_view) {}
+
+ private:
+  SessionLimits limits_;
+};
+
 // Accepts until the acceptor is closed, one detached session coroutine per connection.
 template <class Handler>
-awaitable<void> accept_loop(tcp::acceptor& acceptor, Handler* h, SessionLimits limits,
-                            std::atomic<uint64_t>* accepted) {
+awaitable<void> accept_loop(tcp::acceptor& acceptor, Handler* h, std::atomic<uint64_t>* accepted) {
   for (;;) {
     error_code ec;
     tcp::socket sock = co_await acceptor.async_accept(ec_await(ec));
@@ -180,7 +200,7 @@ awaitable<void> accept_loop(tcp::acceptor& acceptor, Handler* h, SessionLimits l
       continue;
     }
     if (accepted) accepted->fetch_add(1, std::memory_order_relaxed);
-    asio::co_spawn(acceptor.get_executor(), run_session(std::move(sock), h, limits), asio::detached);
+    asio::co_spawn(acceptor.get_executor(), run_session(std::move(sock), h), asio::detached);
   }
 }
 

@@ -6,7 +6,7 @@
 namespace sluice::json {
 
 namespace {
-std::optional<std::string> inspect(const std::string& body, RequestInfo& info) {
+std::optional<RequestProblem> inspect(const std::string& body, RequestInfo& info) {
   simdjson::dom::parser p;
   return inspect_request(p, body, body.capacity(), info);
 }
@@ -17,7 +17,7 @@ TEST(InspectRequest, ExtractsPipelineFields) {
   auto err = inspect(R"({"model":"m","stream":true,"stream_options":{"include_usage":true},"user":"u1","n":2,
       "tools":[{"type":"function","function":{"name":"f"}}],"messages":[{"role":"user","content":"hi"}],"x":{"y":1}})",
                      info);
-  ASSERT_FALSE(err) << *err;
+  ASSERT_FALSE(err) << err->message;
   EXPECT_EQ(info.model, "m");
   EXPECT_TRUE(info.stream);
   EXPECT_TRUE(info.has_stream_options);
@@ -38,6 +38,11 @@ TEST(InspectRequest, RejectsMalformedAndWrongTypes) {
   EXPECT_TRUE(inspect(R"({"model":"m","messages":{}})", info));
   EXPECT_TRUE(inspect("{\"model\":\"\xff\xfe\"}", info));  // invalid UTF-8
   EXPECT_TRUE(inspect("", info));
+  auto p = inspect(R"({"model":"m","stream":"yes"})", info);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->code, "invalid_type");
+  EXPECT_EQ(p->param, "stream");
+  EXPECT_EQ(inspect(R"({"model":)", info)->code, "invalid_json");
 }
 
 TEST(InspectChunk, ClassifiesStreamEvents) {

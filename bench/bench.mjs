@@ -107,9 +107,10 @@ function h2loadSummary(file) {
     const m = re.exec(t);
     return m ? Number(m[1]) : null;
   };
+  const fin = /finished in ([\d.]+)(us|ms|s), ([\d.]+) req\/s/.exec(t);
   const out = {
-    seconds: num(/finished in ([\d.]+)s/),
-    rps: num(/finished in [\d.]+s, ([\d.]+) req\/s/),
+    seconds: fin ? Number(fin[1]) / { us: 1e6, ms: 1e3, s: 1 }[fin[2]] : null,
+    rps: fin ? Number(fin[3]) : null,
     total: num(/requests: (\d+) total/),
     succeeded: num(/(\d+) succeeded/),
     failed: num(/(\d+) failed/),

@@ -55,9 +55,9 @@ class Worker : public net::IdleConnections {
   void abort_streams();
   bool draining() const { return shared_.draining.load(std::memory_order_relaxed); }
 
-  std::optional<tcp::acceptor> acceptor;  // owned here so drain can close it on this thread
 
-  asio::io_context ioc{1};
+  asio::io_context ioc{1};                // declared first: destroyed after everything using it
+  std::optional<tcp::acceptor> acceptor;  // owned here so drain can close it on this thread
   size_t index;
 
  private:

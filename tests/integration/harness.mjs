@@ -168,17 +168,29 @@ class Proc {
     return r;
   }
 
-  // SIGTERM, then SIGKILL if it lingers. Never throws.
+  // Throws if a sanitizer (ASan, UBSan, LSan, TSan) reported anything on stderr: a test that
+  // passes while the gateway corrupts memory or races must not count as a pass.
+  checkSanitizers() {
+    const m = this.stderr.match(/(ERROR: (Address|Leak)Sanitizer|WARNING: ThreadSanitizer|runtime error:)[^\n]*/);
+    if (m) throw new Error(`${this.name}: sanitizer report: ${m[0]}\n${this.stderr.slice(this.stderr.indexOf(m[0]), this.stderr.indexOf(m[0]) + 4000)}`);
+  }
+
+  // SIGTERM, then SIGKILL if it lingers. Throws only for sanitizer reports.
   async stop(timeout = 3000) {
-    if (!this.running) return this.exited;
+    if (!this.running) {
+      const r = await this.exited;
+      this.checkSanitizers();
+      return r;
+    }
     this.child.kill('SIGTERM');
     let t;
-    const r = await Promise.race([this.exited, new Promise((res) => (t = setTimeout(() => res(null), timeout)))]);
+    let r = await Promise.race([this.exited, new Promise((res) => (t = setTimeout(() => res(null), timeout)))]);
     clearTimeout(t);
     if (r === null) {
       this.child.kill('SIGKILL');
-      return this.exited;
+      r = await this.exited;
     }
+    this.checkSanitizers();
     return r;
   }
 }

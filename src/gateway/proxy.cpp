@@ -7,8 +7,11 @@
 // stream that breaks is finished with an OpenAI-shaped error event, never silently.
 #include <sys/socket.h>
 
+#include <array>
+
 #include "gateway/stages.hpp"
 #include "gateway/worker.hpp"
+#include "net/wire.hpp"
 #include "reqlog/request_log.hpp"
 #include "sse/parser.hpp"
 
@@ -119,16 +122,9 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
   } watch_guard{watch, client, watches_};
 
   const auto& ups = snap->upstreams();
-  http::request<http::string_body> ureq;
-  ureq.version(11);
-  ureq.method(endpoint == Endpoint::kModels ? http::verb::get : http::verb::post);
-  ureq.set(http::field::content_type, "application/json");
-  ureq.set(http::field::user_agent, "sluice/0.1");
-  ureq.set("x-request-id", ctx.request_id);
-  if (endpoint != Endpoint::kModels) {
-    ureq.body() = std::move(*ctx.body);
-    ureq.prepare_payload();
-  }
+  // The body goes upstream as the client sent it (plus the route stage's splices).
+  const std::string_view upstream_body = endpoint == Endpoint::kModels ? std::string_view() : *ctx.body;
+  const char* method = endpoint == Endpoint::kModels ? "GET" : "POST";
   const bool want_stream = endpoint == Endpoint::kChat && ctx.info.stream;
   std::optional<ApiError> failure;
   std::unique_ptr<net::UpstreamConn> conn;
@@ -155,16 +151,16 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
       ++attempt;
       continue;
     }
-    ureq.target(u.path_prefix + target_suffix(endpoint));
-    ureq.set(http::field::host, u.host_header);
-    if (!u.api_key.empty()) {
-      ureq.set(http::field::authorization, "Bearer " + u.api_key);
-    } else {
-      ureq.erase(http::field::authorization);
-    }
+    std::string auth = u.api_key.empty() ? std::string() : "Bearer " + u.api_key;
+    std::string head = net::request_head(method, u.path_prefix + target_suffix(endpoint), u.host_header,
+                                         upstream_body.size(),
+                                         {{"Content-Type", upstream_body.empty() ? "" : "application/json"},
+                                          {"Authorization", auth},
+                                          {"User-Agent", "sluice/0.1"},
+                                          {"x-request-id", ctx.request_id}});
     watch->upstream = conn.get();
     conn->expires_at(std::min(deadline, Clock::now() + milliseconds(to.first_byte_ms)));
-    error_code ec = co_await conn->write(ureq);
+    error_code ec = co_await conn->write(head, upstream_body);
     parser.emplace();
     parser->body_limit(want_stream ? std::numeric_limits<uint64_t>::max()
                                   : static_cast<uint64_t>(cfg.limits.max_response_bytes));
@@ -304,15 +300,12 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
     }
     ctx.status = static_cast<int>(status);
     account(ctx);
-    http::response<http::string_body> res{static_cast<http::status>(status), req.version()};
-    res.set(http::field::content_type, content_type.empty() ? std::string_view("application/json") : content_type);
-    if (auto ra = ures[http::field::retry_after]; !ra.empty()) res.set(http::field::retry_after, ra);
-    res.set("x-request-id", ctx.request_id);
-    res.keep_alive(keep_alive);
-    res.body() = std::move(body);
-    res.prepare_payload();
+    std::string res_head = net::response_head(
+        status, req.version(), content_type.empty() ? std::string_view("application/json") : content_type,
+        ctx.request_id, keep_alive, body.size(), {{"Retry-After", ures[http::field::retry_after]}});
+    std::array<asio::const_buffer, 2> bufs{asio::buffer(res_head), asio::buffer(body)};
     client.expires_after(milliseconds(cfg.limits.client_write_timeout_ms));
-    co_await http::async_write(client, res, ec_await(ec));
+    co_await asio::async_write(client, bufs, ec_await(ec));
     client.expires_never();
     co_return !ec && keep_alive;
   }
@@ -328,15 +321,10 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
   // HTTP/1.0 clients get a close-delimited body: chunked coding is HTTP/1.1 only.
   const bool chunked = req.version() >= 11;
   const bool stream_keep_alive = keep_alive && chunked;
-  http::response<http::empty_body> head{http::status::ok, req.version()};
-  head.set(http::field::content_type, "text/event-stream");
-  head.set(http::field::cache_control, "no-cache");
-  head.set("x-request-id", ctx.request_id);
-  head.keep_alive(stream_keep_alive);
-  head.chunked(chunked);
-  http::response_serializer<http::empty_body> sr{head};
+  std::string head = net::response_head(200, req.version(), "text/event-stream", ctx.request_id, stream_keep_alive,
+                                       chunked ? 0 : net::kCloseDelimited, {{"Cache-Control", "no-cache"}}, chunked);
   client.expires_after(milliseconds(cfg.limits.client_write_timeout_ms));
-  co_await http::async_write_header(client, sr, ec_await(ec));
+  co_await asio::async_write(client, asio::buffer(head), ec_await(ec));
   bool client_ok = !ec;
 
   sse::Parser events(static_cast<size_t>(cfg.limits.max_sse_event_bytes));

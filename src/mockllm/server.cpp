@@ -7,6 +7,7 @@
 
 #include <simdjson.h>
 
+#include <array>
 #include <iostream>
 #include <thread>
 
@@ -91,14 +92,13 @@ class Handler : public net::IdleConnections, public net::FixedLimits {
                                               "application/json", "", keep) && keep;
     }
     if (p.fault == Fault::kRateLimit) {
-      http::response<http::string_body> res{http::status::too_many_requests, req.version()};
-      res.set(http::field::content_type, "application/json");
-      res.set(http::field::retry_after, std::to_string(p.retry_after_s));
-      res.body() = ApiError{429, "rate_limit_error", "rate_limit_exceeded", "mock-llm: injected rate limit"}.to_json();
-      res.keep_alive(keep);
-      res.prepare_payload();
+      std::string body = ApiError{429, "rate_limit_error", "rate_limit_exceeded", "mock-llm: injected rate limit"}.to_json();
+      std::string retry = std::to_string(p.retry_after_s);
+      std::string head = net::response_head(429, req.version(), "application/json", "", keep, body.size(),
+                                            {{"Retry-After", retry}});
+      std::array<asio::const_buffer, 2> bufs{asio::buffer(head), asio::buffer(body)};
       error_code ec;
-      co_await http::async_write(stream, res, ec_await(ec));
+      co_await asio::async_write(stream, bufs, ec_await(ec));
       co_return !ec && keep;
     }
     std::string id = "chatcmpl-" + next_request_id();
@@ -118,14 +118,10 @@ class Handler : public net::IdleConnections, public net::FixedLimits {
 
     // Streaming.
     state_.streams_started.fetch_add(1);
-    http::response<http::empty_body> head{http::status::ok, req.version()};
-    head.set(http::field::content_type, "text/event-stream");
-    head.set(http::field::cache_control, "no-cache");
-    head.keep_alive(keep);
-    head.chunked(true);
-    http::response_serializer<http::empty_body> sr{head};
+    std::string head = net::response_head(200, req.version(), "text/event-stream", "", keep, 0,
+                                          {{"Cache-Control", "no-cache"}}, true);
     error_code ec;
-    co_await http::async_write_header(stream, sr, ec_await(ec));
+    co_await asio::async_write(stream, asio::buffer(head), ec_await(ec));
     std::string ev;
     auto send = [&](std::string data) -> awaitable<bool> {
       ev = "data: " + data + "\n\n";

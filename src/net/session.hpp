@@ -12,6 +12,7 @@
 //     void rejected(int status, std::string_view code, std::string_view request_id);
 //   };
 #pragma once
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <string>
@@ -19,6 +20,7 @@
 
 #include "core/error.hpp"
 #include "net/asio.hpp"
+#include "net/wire.hpp"
 
 namespace sluice::net {
 
@@ -35,14 +37,11 @@ template <class Stream>
 awaitable<error_code> write_response(Stream& stream, http::status status, std::string body,
                                      std::string_view content_type, std::string_view request_id, bool keep_alive,
                                      unsigned version = 11) {
-  http::response<http::string_body> res{status, version};
-  res.set(http::field::content_type, content_type);
-  if (!request_id.empty()) res.set("x-request-id", request_id);
-  res.keep_alive(keep_alive);
-  res.body() = std::move(body);
-  res.prepare_payload();
+  std::string head = response_head(static_cast<unsigned>(status), version, content_type, request_id, keep_alive,
+                                   body.size());
+  std::array<asio::const_buffer, 2> bufs{asio::buffer(head), asio::buffer(body)};
   error_code ec;
-  co_await http::async_write(stream, res, ec_await(ec));
+  co_await asio::async_write(stream, bufs, ec_await(ec));
   co_return ec;
 }
 

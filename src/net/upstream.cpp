@@ -1,5 +1,7 @@
 #include "net/upstream.hpp"
 
+#include <array>
+
 namespace sluice::net {
 
 UpstreamConn::UpstreamConn(asio::io_context& ioc, asio::ssl::context* tls) {
@@ -44,12 +46,13 @@ awaitable<error_code> UpstreamConn::connect(const std::vector<tcp::endpoint>& ep
   co_return ec;
 }
 
-awaitable<error_code> UpstreamConn::write(http::request<http::string_body>& req) {
+awaitable<error_code> UpstreamConn::write(std::string_view head, std::string_view body) {
   error_code ec;
+  std::array<asio::const_buffer, 2> bufs{asio::buffer(head), asio::buffer(body)};
   if (tls_) {
-    co_await http::async_write(*tls_, req, ec_await(ec));
+    co_await asio::async_write(*tls_, bufs, ec_await(ec));
   } else {
-    co_await http::async_write(*plain_, req, ec_await(ec));
+    co_await asio::async_write(*plain_, bufs, ec_await(ec));
   }
   co_return ec;
 }
@@ -98,10 +101,14 @@ awaitable<std::unique_ptr<UpstreamConn>> UpstreamPool::acquire(std::chrono::mill
     while (!idle_.empty()) {
       auto c = std::move(idle_.back());
       idle_.pop_back();
-      // A pooled connection the upstream has closed shows as readable (EOF): drop it.
-      char probe;
-      ssize_t r = ::recv(c->tcp().socket().native_handle(), &probe, 1, MSG_PEEK | MSG_DONTWAIT);
-      if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) continue;
+      // A pooled connection the upstream has closed shows as readable (EOF): drop it. Only
+      // connections idle for a while are probed (a syscall); for the rest a stale one is
+      // caught by the caller's one retry on a fresh connection.
+      if (std::chrono::steady_clock::now() - c->idle_since > std::chrono::seconds(1)) {
+        char probe;
+        ssize_t r = ::recv(c->tcp().socket().native_handle(), &probe, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) continue;
+      }
       c->reused = true;
       co_return c;
     }
@@ -147,6 +154,7 @@ void UpstreamPool::release(std::unique_ptr<UpstreamConn> c) {
     return;
   }
   c->tcp().expires_never();
+  c->idle_since = std::chrono::steady_clock::now();
   idle_.push_back(std::move(c));
 }
 

@@ -27,7 +27,8 @@ class UpstreamConn {
   UpstreamConn& operator=(const UpstreamConn&) = delete;
 
   awaitable<error_code> connect(const std::vector<tcp::endpoint>& eps, const std::string& sni_host, bool verify);
-  awaitable<error_code> write(http::request<http::string_body>& req);
+  // Writes a serialized head and a body in one gather write.
+  awaitable<error_code> write(std::string_view head, std::string_view body);
   awaitable<error_code> read_header(http::response_parser<http::buffer_body>& p);
   // Reads some body bytes into [data, data+cap). Returns bytes stored; 0 with no error
   // means "nothing yet" (e.g. only chunk framing was parsed); check p.is_done().
@@ -42,6 +43,7 @@ class UpstreamConn {
 
   bool reused = false;  // came from the pool (may be stale)
   bool healthy = true;  // can go back to the pool
+  std::chrono::steady_clock::time_point idle_since{};
 
  private:
   std::unique_ptr<beast::tcp_stream> plain_;

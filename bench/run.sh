@@ -13,6 +13,7 @@ HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(dirname "$HERE")"
 HELPER="$HERE/bench.mjs"
 
+ARGS=("$@")
 QUICK=0
 THREADS=1
 STREAMS=5000
@@ -38,6 +39,31 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
+
+# Priority. With the kernel's autogroup scheduling (the default on desktop and many server
+# kernels) CPU is shared fairly between *sessions*, and nice only orders processes within
+# one session: a build running in another terminal takes half the machine whatever our
+# nice value. As root, run.sh therefore re-runs itself in a session of its own (setsid) and
+# gives that session's autogroup nice -10, so everything it starts (all targets alike)
+# outweighs background work about ten to one.
+if [ "$(id -u)" = 0 ] && [ -z "${SLUICE_BENCH_CHILD:-}" ] && command -v setsid >/dev/null; then
+  SLUICE_BENCH_CHILD=1 setsid "$0" "${ARGS[@]}" &
+  child=$!
+  trap 'kill -TERM "$child" 2>/dev/null' INT TERM
+  rc=0
+  while :; do
+    wait "$child" && rc=0 || rc=$?
+    kill -0 "$child" 2>/dev/null || break  # wait returns early when a trapped signal arrives
+  done
+  exit "$rc"
+fi
+PRIORITY="default"
+if [ "$(id -u)" = 0 ]; then
+  if [ -w /proc/self/autogroup ] && echo -10 >"/proc/$$/autogroup" 2>/dev/null; then
+    PRIORITY="own session, autogroup nice -10"
+  fi
+  renice -n -10 -p $$ >/dev/null 2>&1 && PRIORITY="$PRIORITY, nice -10"
+fi
 
 if [ "$QUICK" = 1 ]; then
   SAT_N=150000; RUNS="${RUNS:-1}"; LAT_SECONDS=10; TTFT_SECONDS=10; FLAT_SECONDS="${FLAT_SECONDS:-60}"
@@ -91,14 +117,12 @@ while [ "$BUSY" -gt 10 ] && [ "$waited" -lt "$WAIT_IDLE" ]; do
   sleep 18; waited=$((waited + 20)); BUSY=$(cpu_busy)
 done
 START_BUSY=$BUSY
-# As root, run everything at nice -10 (children inherit it): background work at nice 0 then
-# gets about a tenth of the CPU the benchmark's processes get, on every target alike.
-if [ "$(id -u)" = 0 ]; then renice -n -10 -p $$ >/dev/null 2>&1 || true; fi
 # CPU jiffies: whole machine busy, and this script plus everything it started (reaped children).
 machine_busy_jiffies() { awk '/^cpu /{print $2+$3+$4}' /proc/stat; }  # user+nice+system (softirq is not charged to processes)
 own_jiffies() { sed 's/.*) //' /proc/$$/stat | awk '{print $12+$13+$14+$15}'; }
 RUN_T0=$(date +%s); RUN_BUSY0=$(machine_busy_jiffies); RUN_OWN0=$(own_jiffies)
 
+SLUICE_ID="$("$SLUICE" --version 2>&1 | head -1), binary sha256 $(sha256sum "$SLUICE" | cut -c1-12) built $(date -r "$SLUICE" '+%F %T')"
 WORK="$(mktemp -d /tmp/sluice-bench.XXXXXX)"
 chmod 755 "$WORK"  # nginx workers may run as an unprivileged user
 OUT="$WORK/out"
@@ -420,6 +444,8 @@ const hz = 100, busy = $(machine_busy_jiffies) - $RUN_BUSY0, own = $(own_jiffies
 const pct = Math.round(((busy - own) / hz) / ($RUN_WALL * $(nproc)) * 1000) / 10;
 console.log((pct < 2 ? 'none measurable (' + pct + '%, within accounting error)' : pct + '%') + ' of the machine (user+system: machine ' + (busy / hz).toFixed(0) + ' s, benchmark processes ' + (own / hz).toFixed(0) + ' s, over ' + $RUN_WALL + ' s wall x $(nproc) CPUs)');")
 NOTES+=("CPU used by processes outside the benchmark during the run: $OTHER")
+SLUICE_ID_END="$("$SLUICE" --version 2>&1 | head -1), binary sha256 $(sha256sum "$SLUICE" | cut -c1-12) built $(date -r "$SLUICE" '+%F %T')"
+[ "$SLUICE_ID_END" != "$SLUICE_ID" ] && NOTES+=("the sluice binary was replaced during the run (now: $SLUICE_ID_END); processes started after that ran the new binary: re-run")
 HOST=$(hostname -s 2>/dev/null || hostname)
 DATE=$(date +%F)
 [ -n "$SL_METRICS" ] && NOTES+=("sluice /metrics after the run: $(echo "$SL_METRICS" | tr '\n' ';' | sed 's/;$//')")
@@ -430,7 +456,7 @@ export B_DATE="$DATE" B_HOST="$HOST" B_QUICK="$QUICK" B_THREADS="$THREADS" B_SAT
   B_NPROC="$(nproc)" B_CPU="$(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1)" B_KERNEL="$(uname -r)" \
   B_OS="$(. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME")" \
   B_MEM="$(awk '/MemTotal/{printf "%.1f GiB", $2/1048576}' /proc/meminfo)" \
-  B_SLUICE_V="$("$SLUICE" --version 2>&1 | head -1), binary sha256 $(sha256sum "$SLUICE" | cut -c1-12) built $(date -r "$SLUICE" '+%F %T')" \
+  B_SLUICE_V="$SLUICE_ID" B_PRIORITY="$PRIORITY" \
   B_GIT="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet 2>/dev/null || echo ' (dirty)')" \
   B_NGINX_V="$(nginx -v 2>&1 | sed 's/^nginx version: //')" B_H2LOAD_V="$(h2load --version | head -1)" \
   B_NODE_V="$(node --version)" \
@@ -450,7 +476,7 @@ console.log(JSON.stringify({
   latency_rates: rates, latency_labels: labels,
   ttft_rates: e.B_TTFT_RATES.split(" ").map(Number), ttft_duration_s: Number(e.B_TTFT_S),
   mem_streams: Number(e.B_STREAMS), mem_tokens: Number(e.B_MEM_TOKENS),
-  machine: { nproc: Number(e.B_NPROC), cpu: e.B_CPU, kernel: e.B_KERNEL, os: e.B_OS, memory: e.B_MEM },
+  machine: { nproc: Number(e.B_NPROC), cpu: e.B_CPU, kernel: e.B_KERNEL, os: e.B_OS, memory: e.B_MEM, "benchmark priority": e.B_PRIORITY },
   versions: { sluice: `${e.B_SLUICE_V} (git ${e.B_GIT})`, nginx: e.B_NGINX_V, h2load: e.B_H2LOAD_V, node: e.B_NODE_V, portkey: `@portkey-ai/gateway ${e.B_PK_V}` },
   notes: e.B_NOTES.split("\n").filter(Boolean),
 }, null, 2));' >"$OUT/meta.json"

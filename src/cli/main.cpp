@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "cli/demo.hpp"
+#include "cli/store_cmds.hpp"
 #include "config/loader.hpp"
 #include "gateway/gateway.hpp"
 #include "mockllm/server.hpp"
@@ -51,7 +52,10 @@ int main(int argc, char** argv) {
   d->add_option("--port", demo.port, "gateway port (default 8080)");
   d->add_flag("--exit", demo.exit_after, "exit after the traffic instead of serving until Ctrl-C");
 
+  auto store_command = sluice::cli::add_store_commands(app);
+
   CLI11_PARSE(app, argc, argv);
+  if (int rc = store_command(); rc >= 0) return rc;
 
   if (s->parsed()) {
     if (!listen.empty()) serve.listen = listen;

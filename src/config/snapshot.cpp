@@ -8,7 +8,8 @@
 
 namespace sluice::config {
 
-std::shared_ptr<const Snapshot> Snapshot::build(Config cfg, uint64_t version, std::string& error) {
+std::shared_ptr<const Snapshot> Snapshot::build(Config cfg, uint64_t version, std::string& error,
+                                               const std::vector<RouteBinding>& bindings) {
   auto s = std::shared_ptr<Snapshot>(new Snapshot());
   s->config_ = std::move(cfg);
   s->version_ = version;
@@ -40,7 +41,22 @@ std::shared_ptr<const Snapshot> Snapshot::build(Config cfg, uint64_t version, st
     index[u.name] = i;
     s->upstreams_.push_back(std::move(rt));
   }
+  for (const RouteBinding& b : bindings) {
+    auto it = index.find(b.release->upstream);
+    if (it == index.end()) {
+      error = "route '" + b.route + "': release " + b.release->id + " needs upstream '" + b.release->upstream +
+              "', which is not configured";
+      return nullptr;
+    }
+    Resolution res;
+    res.route = b.route;
+    res.upstreams.push_back(it->second);
+    res.upstream_model = b.release->model_id;
+    res.release = b.release;
+    if (s->by_model_.emplace(b.route, std::move(res)).second) s->model_names_.push_back(b.route);
+  }
   for (const Route& r : c.routes) {
+    if (s->by_model_.count(r.name)) continue;  // served by a release
     Resolution res;
     res.route = r.name;
     res.upstream_model = r.model;
@@ -72,7 +88,7 @@ std::shared_ptr<const Snapshot> Snapshot::build(Config cfg, uint64_t version, st
     }
   }
   // Zero-config: one upstream, no routes: every model name passes through to it.
-  if (c.routes.empty() && c.upstreams.size() == 1) {
+  if (c.routes.empty() && bindings.empty() && c.upstreams.size() == 1) {
     Resolution res;
     res.upstreams.push_back(0);
     s->passthrough_ = std::move(res);

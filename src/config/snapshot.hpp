@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "config/config.hpp"
+#include "release/compiled.hpp"
 
 namespace sluice::config {
 
@@ -29,6 +30,13 @@ struct Resolution {
   std::string route;                 // route name for metrics/logs ("" in pass-through)
   std::vector<size_t> upstreams;     // indices into Snapshot::upstreams, in try order
   std::string upstream_model;        // model id to send; empty = leave the body's model as is
+  std::shared_ptr<const release::Compiled> release;  // the route's stable release, if it has one
+};
+
+// A route served by a release (from the store), as the control plane hands it over.
+struct RouteBinding {
+  std::string route;
+  std::shared_ptr<const release::Compiled> release;
 };
 
 struct StringHash {
@@ -39,7 +47,9 @@ struct StringHash {
 class Snapshot {
  public:
   // Builds from a validated config. Errors (e.g. unreadable secret file) are returned as text.
-  static std::shared_ptr<const Snapshot> build(Config cfg, uint64_t version, std::string& error);
+  // Bindings (routes served by releases) take precedence over config routes of the same name.
+  static std::shared_ptr<const Snapshot> build(Config cfg, uint64_t version, std::string& error,
+                                               const std::vector<RouteBinding>& bindings = {});
 
   const Config& config() const { return config_; }
   uint64_t version() const { return version_; }

@@ -1,6 +1,9 @@
 // gateway/admin.cpp: the admin API (token auth and roles) and the ops endpoints.
 #include "gateway/admin.hpp"
 
+#include <simdjson.h>
+
+#include "control/releases.hpp"
 #include "core/crypto.hpp"
 #include "core/strings.hpp"
 
@@ -40,22 +43,51 @@ awaitable<bool> AdminHandler::handle(beast::tcp_stream& stream, beast::flat_buff
   // Every /admin/ path, existing or not, needs a valid token first.
   std::string_view auth = req[http::field::authorization];
   int rank = 0;
+  std::string actor;
   if (auth.size() > 7 && iequals(auth.substr(0, 7), "bearer ")) {
     std::string h = sha256_hex(trim(auth.substr(7)));
-    if (!env_.bootstrap_token_sha256.empty() && constant_time_equals(h, env_.bootstrap_token_sha256)) rank = 3;
+    if (!env_.bootstrap_token_sha256.empty() && constant_time_equals(h, env_.bootstrap_token_sha256)) {
+      rank = 3;
+      actor = "token:bootstrap";
+    }
     auto snap = env_.shared.snapshots.current();
     for (const auto& t : snap->config().admin_tokens) {
-      if (constant_time_equals(h, t.token_sha256)) rank = std::max(rank, role_rank(t.role));
+      if (constant_time_equals(h, t.token_sha256) && role_rank(t.role) > rank) {
+        rank = role_rank(t.role);
+        actor = "token:" + t.name;
+      }
     }
   }
-  if (rank == 0) co_return co_await reply(http::status::unauthorized, unauthorized("A valid admin bearer token is required.").to_json());
+  const std::string action = std::string(req.method_string()) + " " + std::string(path);
+  auto audit_refusal = [&](const std::string& who, const char* outcome) {
+    if (!env_.store) return;
+    store::AuditEntry e;
+    e.actor = who;
+    e.action = "admin.request";
+    e.target = action;
+    e.outcome = outcome;
+    try {
+      env_.store->append_audit(e);
+    } catch (const std::exception&) {
+      // auditing a refusal must not turn it into a 500
+    }
+  };
+  if (rank == 0) {
+    audit_refusal(auth.empty() ? "anonymous" : "invalid-token", "unauthenticated");
+    co_return co_await reply(http::status::unauthorized, unauthorized("A valid admin bearer token is required.").to_json());
+  }
 
   auto forbidden = [&](const char* need) {
+    audit_refusal(actor, "denied");
     return ApiError{403, "permission_error", "insufficient_role", std::string("this action needs the ") + need + " role"}
         .to_json();
   };
-  if (path == "/admin/v1/status" && req.method() == http::verb::get) co_return co_await reply(http::status::ok, env_.describe());
-  if (path == "/admin/v1/config/reload" && req.method() == http::verb::post) {
+  auto error = [&](http::status st, const std::string& code, const std::string& msg) {
+    return reply(st, ApiError{static_cast<int>(st), "invalid_request_error", code, msg}.to_json());
+  };
+  const bool is_get = req.method() == http::verb::get, is_post = req.method() == http::verb::post;
+  if (path == "/admin/v1/status" && is_get) co_return co_await reply(http::status::ok, env_.describe());
+  if (path == "/admin/v1/config/reload" && is_post) {
     if (rank < 2) co_return co_await reply(http::status::forbidden, forbidden("operator"));
     std::string err = env_.reload();
     if (!err.empty()) {
@@ -64,6 +96,80 @@ awaitable<bool> AdminHandler::handle(beast::tcp_stream& stream, beast::flat_buff
     }
     co_return co_await reply(http::status::ok, env_.describe());
   }
+  if (!env_.store) co_return co_await error(http::status::not_found, "unknown_url", "Unknown admin URL: " + std::string(path));
+  store::Store& st = *env_.store;
+  std::string_view query = target.find('?') == std::string_view::npos ? "" : target.substr(target.find('?') + 1);
+  auto query_param = [&](std::string_view key) -> std::string {
+    for (auto kv : split(query, '&')) {
+      size_t eq = kv.find('=');
+      if (eq != std::string_view::npos && kv.substr(0, eq) == key) return std::string(kv.substr(eq + 1));
+    }
+    return "";
+  };
+  std::string store_failure;
+  try {
+    if (path == "/admin/v1/releases" && is_get)
+      co_return co_await reply(http::status::ok, control::releases_json(st, query_param("route")));
+    if (starts_with(path, "/admin/v1/releases/") && is_get) {
+      auto r = st.get_release(std::string(path.substr(19)));
+      if (!r) co_return co_await error(http::status::not_found, "release_not_found", "no release " + std::string(path.substr(19)));
+      co_return co_await reply(http::status::ok, control::release_json(*r));
+    }
+    if (path == "/admin/v1/routes" && is_get) co_return co_await reply(http::status::ok, control::routes_json(st));
+    if (path == "/admin/v1/audit" && is_get) {
+      std::string lim = query_param("limit");
+      size_t n = lim.empty() ? 100 : static_cast<size_t>(std::max(1, std::atoi(lim.c_str())));
+      co_return co_await reply(http::status::ok, control::audit_json(st, n));
+    }
+    // POST /admin/v1/routes/{route}/promote {"release","reason"} and .../rollback {"reason"}
+    if (starts_with(path, "/admin/v1/routes/") && is_post) {
+      std::string_view rest = path.substr(17);
+      size_t slash = rest.rfind('/');
+      std::string route(rest.substr(0, slash == std::string_view::npos ? 0 : slash));
+      std::string_view verb = slash == std::string_view::npos ? "" : rest.substr(slash + 1);
+      if (route.empty() || (verb != "promote" && verb != "rollback"))
+        co_return co_await error(http::status::not_found, "unknown_url", "Unknown admin URL: " + std::string(path));
+      if (rank < 2) co_return co_await reply(http::status::forbidden, forbidden("operator"));
+      std::string release, reason;
+      if (!req.body().empty()) {
+        simdjson::dom::parser p;
+        simdjson::dom::element doc;
+        if (p.parse(req.body()).get(doc) || !doc.is_object())
+          co_return co_await error(http::status::bad_request, "invalid_json", "body must be a JSON object");
+        std::string_view v;
+        if (!doc["release"].get_string().get(v)) release.assign(v);
+        if (!doc["reason"].get_string().get(v)) reason.assign(v);
+      }
+      store::Outcome out;
+      if (verb == "promote") {
+        if (release.empty()) co_return co_await error(http::status::bad_request, "missing_release", "'release' is required");
+        auto r = st.get_release(release);
+        if (!r) co_return co_await error(http::status::not_found, "release_not_found", "no release " + release);
+        out = st.promote(route, r->id, actor, reason);
+      } else {
+        out = st.rollback(route, actor, reason);
+      }
+      if (!out.ok()) co_return co_await error(http::status::conflict, "route_change_refused", out.error);
+      std::string perr = env_.republish();
+      std::string body = "{\"route\":";
+      append_json_string(body, route);
+      body += ",\"before\":";
+      append_json_string(body, out.before);
+      body += ",\"stable_release\":";
+      append_json_string(body, out.after);
+      body += ",\"applied\":" + std::string(perr.empty() ? "true" : "false");
+      if (!perr.empty()) {
+        body += ",\"error\":";
+        append_json_string(body, perr);
+      }
+      body += "}";
+      co_return co_await reply(perr.empty() ? http::status::ok : http::status::internal_server_error, std::move(body));
+    }
+  } catch (const std::exception& e) {
+    store_failure = e.what();  // co_await is not allowed inside a handler
+  }
+  if (!store_failure.empty())
+    co_return co_await error(http::status::internal_server_error, "store_error", store_failure);
   co_return co_await reply(http::status::not_found, not_found("Unknown admin URL: " + std::string(path), "unknown_url").to_json());
 }
 

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "gateway/worker.hpp"
+#include "store/store.hpp"
 
 namespace sluice::gateway {
 
@@ -13,6 +14,8 @@ struct AdminEnv {
   std::string bootstrap_token_sha256;       // generated at first start, "" if tokens are configured
   std::function<std::string()> reload;      // re-reads the config; returns an error text or ""
   std::function<std::string()> describe;    // JSON status of the running gateway
+  store::Store* store = nullptr;            // releases, routes, audit
+  std::function<std::string()> republish;   // publish a snapshot after a route change
 };
 
 class AdminHandler : public net::IdleConnections, public net::FixedLimits {

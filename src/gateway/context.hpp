@@ -30,6 +30,9 @@ struct RequestContext {
   std::string tenant;
   // route
   const config::Resolution* resolution = nullptr;
+  // render: the release that served the request (from the route), if any
+  const release::Compiled* release = nullptr;
+  std::string_view vars_header;  // x-sluice-vars
   // select_upstream: indices into snap->upstreams(), in try order
   std::vector<size_t> candidates;
 

@@ -11,6 +11,8 @@
 #include <thread>
 
 #include "config/loader.hpp"
+#include "control/releases.hpp"
+#include "store/store.hpp"
 #include "core/crypto.hpp"
 #include "gateway/admin.hpp"
 #include "gateway/stages.hpp"
@@ -27,18 +29,20 @@ Worker::Worker(Shared& shared, size_t idx)
       ids_(static_cast<uint32_t>(idx)) {}
 
 awaitable<bool> Worker::respond(beast::tcp_stream& client, http::request<http::string_body>& req, http::status status,
-                                std::string body, std::string_view content_type, std::string_view request_id) {
+                                std::string body, std::string_view content_type, std::string_view request_id,
+                                std::span<const net::Header> extra) {
   bool keep = req.keep_alive() && !draining();
-  client.expires_after(std::chrono::seconds(30));
+  client.expires_after(limits().write_timeout);
   error_code ec = co_await net::write_response(client, status, std::move(body), content_type, request_id, keep,
-                                               req.version());
+                                               req.version(), extra);
   client.expires_never();
   co_return !ec && keep;
 }
 
 awaitable<bool> Worker::respond_error(beast::tcp_stream& client, http::request<http::string_body>& req,
-                                      const ApiError& e, std::string_view request_id) {
-  return respond(client, req, static_cast<http::status>(e.status), e.to_json(), "application/json", request_id);
+                                      const ApiError& e, std::string_view request_id,
+                                      std::span<const net::Header> extra) {
+  return respond(client, req, static_cast<http::status>(e.status), e.to_json(), "application/json", request_id, extra);
 }
 
 std::string models_json(const config::Snapshot& snap) {
@@ -146,6 +150,9 @@ struct Gateway::Impl {
   std::unique_ptr<AdminHandler> admin;
   std::optional<tcp::acceptor> admin_acceptor;
   uint64_t next_version = 1;
+  std::unique_ptr<store::Store> store;   // releases and routes; the control thread's only
+  uint64_t store_seen = 0;               // store change counter behind the current snapshot
+  std::unique_ptr<asio::steady_timer> store_poll;
 
   // Reads the config file (if any) and applies command-line overrides.
   config::LoadResult load() {
@@ -170,10 +177,18 @@ struct Gateway::Impl {
     return r;
   }
 
-  // Builds and publishes a snapshot; returns "" or the reason it was rejected.
+  // Builds and publishes a snapshot (config + the routes' stable releases from the store);
+  // returns "" or the reason it was rejected, in which case the running snapshot stays.
   std::string publish(config::Config cfg) {
     std::string err;
-    auto snap = config::Snapshot::build(std::move(cfg), next_version, err);
+    std::vector<config::RouteBinding> bindings;
+    if (store) {
+      store_seen = store->change_counter();
+      bindings = control::route_bindings(*store, err);
+      if (!err.empty()) std::cerr << "sluice: " << err;
+      err.clear();
+    }
+    auto snap = config::Snapshot::build(std::move(cfg), next_version, err, bindings);
     if (!snap) return err;
     ++next_version;
     shared.snapshots.publish(std::move(snap));
@@ -202,6 +217,23 @@ struct Gateway::Impl {
     shared.metrics->config_reloads.fetch_add(1);
     std::cerr << "sluice: configuration reloaded (version " << shared.snapshots.current()->version() << ")\n";
     return "";
+  }
+
+  // Re-publishes the running config with the store's current routes (after a promote or
+  // rollback here, or a change another process committed).
+  std::string republish() {
+    std::string err = publish(shared.snapshots.current()->config());
+    if (!err.empty()) std::cerr << "sluice: store change not applied: " << err << "\n";
+    return err;
+  }
+
+  void poll_store() {
+    store_poll->expires_after(std::chrono::milliseconds(200));
+    store_poll->async_wait([this](error_code ec) {
+      if (ec || shared.draining.load()) return;
+      if (store->change_counter() != store_seen) republish();
+      poll_store();
+    });
   }
 
   std::string describe() {
@@ -276,6 +308,14 @@ struct Gateway::Impl {
       std::cerr << "error: " << err << "\n";
       return 2;
     }
+    {
+      std::string serr;
+      store = store::open_sqlite(cfg.data_dir + "/sluice.db", serr);
+      if (!store) {
+        std::cerr << "error: " << serr << "\n";
+        return 2;
+      }
+    }
     size_t n = cfg.threads > 0 ? static_cast<size_t>(cfg.threads) : std::max(1u, std::thread::hardware_concurrency());
     shared.metrics = std::make_unique<metrics::Registry>(n);
     if (std::string err = publish(cfg); !err.empty()) {
@@ -315,7 +355,8 @@ struct Gateway::Impl {
       asio::co_spawn(w.ioc, net::accept_loop(*w.acceptor, &w, &shared.metrics->connections_accepted),
                      asio::detached);
     }
-    AdminEnv env{shared, bootstrap_hash, [this] { return reload(); }, [this] { return describe(); }};
+    AdminEnv env{shared, bootstrap_hash, [this] { return reload(); }, [this] { return describe(); }, store.get(),
+                 [this] { return republish(); }};
     net::SessionLimits admin_limits;
     admin_limits.max_body_bytes = 1 << 20;
     admin = std::make_unique<AdminHandler>(std::move(env), control, admin_limits);
@@ -343,6 +384,8 @@ struct Gateway::Impl {
       begin_drain(std::chrono::milliseconds(shared.snapshots.current()->config().limits.drain_timeout_ms));
     };
     signals.async_wait(on_signal);
+    store_poll = std::make_unique<asio::steady_timer>(control);
+    poll_store();
     control.run();
 
     guards.clear();
@@ -369,6 +412,7 @@ struct Gateway::Impl {
     error_code ec;
     admin_acceptor->close(ec);
     admin->close_idle();
+    if (store_poll) store_poll->cancel();
     auto until = std::chrono::steady_clock::now() + deadline;
     auto timer = std::make_shared<asio::steady_timer>(control);
     std::shared_ptr<std::function<void()>> poll = std::make_shared<std::function<void()>>();

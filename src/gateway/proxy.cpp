@@ -84,6 +84,7 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
   ctx.endpoint = endpoint;
   ctx.body = &req.body();
   ctx.authorization = req[http::field::authorization];
+  ctx.vars_header = req["x-sluice-vars"];
   std::shared_ptr<const config::Snapshot> snap = snaps_.get();  // pinned for this request
   ctx.snap = snap.get();
   const config::Config& cfg = snap->config();
@@ -95,14 +96,20 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
   } guard{metrics_};
 
   StageEnv env{json_, metrics_, cfg.limits.max_inflight_per_worker};
+  // Lineage headers: which release and prompt answered (empty values are not sent).
+  auto rel_id = [&] { return ctx.release ? std::string_view(ctx.release->id) : std::string_view(); };
+  auto prompt_id = [&] { return ctx.release ? std::string_view(ctx.release->prompt_hash) : std::string_view(); };
   for (const Stage& stage : kStages) {
     if (auto err = stage.run(ctx, env)) {
       ctx.status = err->status;
       ctx.error_kind = err->code;
       account(ctx);
-      co_return co_await respond_error(client, req, *err, ctx.request_id);
+      const net::Header lineage[] = {{"x-sluice-release", rel_id()}, {"x-sluice-prompt", prompt_id()}};
+      co_return co_await respond_error(client, req, *err, ctx.request_id, lineage);
     }
   }
+
+  const net::Header lineage[] = {{"x-sluice-release", rel_id()}, {"x-sluice-prompt", prompt_id()}};
 
   // ---- forward ----
   auto watch = std::make_shared<ClientWatch>();
@@ -225,7 +232,7 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
     ctx.status = failure->status;
     ctx.error_kind = failure->code;
     account(ctx);
-    co_return co_await respond_error(client, req, *failure, ctx.request_id);
+    co_return co_await respond_error(client, req, *failure, ctx.request_id, lineage);
   }
 
   // ---- relay ----
@@ -261,7 +268,7 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
         ctx.status = e.status;
         ctx.error_kind = e.code;
         account(ctx);
-        co_return co_await respond_error(client, req, e, ctx.request_id);
+        co_return co_await respond_error(client, req, e, ctx.request_id, lineage);
       }
       std::string kind = ec == beast::error::timeout   ? (Clock::now() >= deadline ? "total_timeout" : "idle_timeout")
                          : ec == http::error::body_limit ? "response_too_large"
@@ -273,7 +280,7 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
       ctx.status = e.status;
       ctx.error_kind = kind;
       account(ctx);
-      co_return co_await respond_error(client, req, e, ctx.request_id);
+      co_return co_await respond_error(client, req, e, ctx.request_id, lineage);
     }
     bool reusable = ures.keep_alive();
     watch->upstream = nullptr;
@@ -290,7 +297,7 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
         ctx.status = e.status;
         ctx.error_kind = "bad_response";
         account(ctx);
-        co_return co_await respond_error(client, req, e, ctx.request_id);
+        co_return co_await respond_error(client, req, e, ctx.request_id, lineage);
       }
       ctx.tokens_in = usage->prompt_tokens;
       ctx.tokens_out = usage->completion_tokens;
@@ -302,7 +309,8 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
     account(ctx);
     std::string res_head = net::response_head(
         status, req.version(), content_type.empty() ? std::string_view("application/json") : content_type,
-        ctx.request_id, keep_alive, body.size(), {{"Retry-After", ures[http::field::retry_after]}});
+        ctx.request_id, keep_alive, body.size(),
+        std::initializer_list<net::Header>{{"Retry-After", ures[http::field::retry_after]}, lineage[0], lineage[1]});
     std::array<asio::const_buffer, 2> bufs{asio::buffer(res_head), asio::buffer(body)};
     client.expires_after(milliseconds(cfg.limits.client_write_timeout_ms));
     co_await asio::async_write(client, bufs, ec_await(ec));
@@ -322,7 +330,9 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
   const bool chunked = req.version() >= 11;
   const bool stream_keep_alive = keep_alive && chunked;
   std::string head = net::response_head(200, req.version(), "text/event-stream", ctx.request_id, stream_keep_alive,
-                                       chunked ? 0 : net::kCloseDelimited, {{"Cache-Control", "no-cache"}}, chunked);
+                                       chunked ? 0 : net::kCloseDelimited,
+                                       std::initializer_list<net::Header>{{"Cache-Control", "no-cache"}, lineage[0], lineage[1]},
+                                       chunked);
   client.expires_after(milliseconds(cfg.limits.client_write_timeout_ms));
   co_await asio::async_write(client, asio::buffer(head), ec_await(ec));
   bool client_ok = !ec;

@@ -60,7 +60,9 @@ std::optional<ApiError> route(RequestContext& ctx, StageEnv&) {
   // Rewrite the body only where needed; every other byte goes upstream as the client sent it.
   std::vector<json::Edit> edits;
   std::string model_literal;
-  if (!ctx.resolution->upstream_model.empty() && ctx.resolution->upstream_model != ctx.info.model) {
+  // A release route's model is set by the render stage together with its prompt.
+  if (!ctx.resolution->release && !ctx.resolution->upstream_model.empty() &&
+      ctx.resolution->upstream_model != ctx.info.model) {
     append_json_string(model_literal, ctx.resolution->upstream_model);
     edits.push_back({"model", model_literal});
   }
@@ -76,6 +78,13 @@ std::optional<ApiError> route(RequestContext& ctx, StageEnv&) {
     *ctx.body = std::move(*spliced);
   }
   return std::nullopt;
+}
+
+std::optional<ApiError> render(RequestContext& ctx, StageEnv& env) {
+  if (!ctx.resolution || !ctx.resolution->release) return std::nullopt;
+  ctx.release = ctx.resolution->release.get();
+  if (ctx.endpoint != Endpoint::kChat) return std::nullopt;
+  return release::render(*ctx.release, *ctx.body, ctx.vars_header, env.json);
 }
 
 std::optional<ApiError> select_upstream(RequestContext& ctx, StageEnv&) {
@@ -115,6 +124,20 @@ std::string request_log_line(const RequestContext& ctx, Clock::time_point t_end)
   append_json_string(l, ctx.info.model);
   l += ",\"upstream\":";
   append_json_string(l, ctx.upstream);
+  if (ctx.release) {
+    l += ",\"release\":";
+    append_json_string(l, ctx.release->id);
+    l += ",\"prompt\":";
+    append_json_string(l, ctx.release->prompt_hash);
+    l += ",\"upstream_model\":";
+    append_json_string(l, ctx.release->model_id);
+    l += ",\"adapter\":";
+    append_json_string(l, ctx.release->adapter);
+    l += ",\"index_version\":";
+    append_json_string(l, ctx.release->index_version);
+  } else {
+    l += ",\"release\":null,\"prompt\":null";
+  }
   l += ",\"status\":" + std::to_string(ctx.status);
   l += ctx.info.stream ? ",\"stream\":true" : ",\"stream\":false";
   l += ",\"attempts\":" + std::to_string(ctx.attempts);

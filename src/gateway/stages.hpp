@@ -31,15 +31,17 @@ std::optional<ApiError> authenticate(RequestContext& ctx, StageEnv& env);
 std::optional<ApiError> parse(RequestContext& ctx, StageEnv& env);
 std::optional<ApiError> admit(RequestContext& ctx, StageEnv& env);
 std::optional<ApiError> route(RequestContext& ctx, StageEnv& env);
+std::optional<ApiError> render(RequestContext& ctx, StageEnv& env);
 std::optional<ApiError> select_upstream(RequestContext& ctx, StageEnv& env);
 
 // Authentication runs before the body is parsed: unauthenticated clients learn nothing
 // about their payload and cost no parse.
-inline constexpr std::array<Stage, 5> kStages = {{
+inline constexpr std::array<Stage, 6> kStages = {{
     {"authenticate", authenticate},
     {"parse", parse},
     {"admit", admit},
     {"route", route},
+    {"render", render},
     {"select_upstream", select_upstream},
 }};
 

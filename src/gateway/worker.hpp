@@ -8,6 +8,7 @@
 #include <string>
 #include <unordered_map>
 #include <optional>
+#include <span>
 #include <unordered_set>
 
 #include "config/snapshot.hpp"
@@ -63,9 +64,10 @@ class Worker : public net::IdleConnections {
  private:
   awaitable<bool> proxy(beast::tcp_stream& client, http::request<http::string_body>& req, Endpoint endpoint);
   awaitable<bool> respond(beast::tcp_stream& client, http::request<http::string_body>& req, http::status status,
-                          std::string body, std::string_view content_type, std::string_view request_id);
+                          std::string body, std::string_view content_type, std::string_view request_id,
+                          std::span<const net::Header> extra = {});
   awaitable<bool> respond_error(beast::tcp_stream& client, http::request<http::string_body>& req, const ApiError& e,
-                                std::string_view request_id);
+                                std::string_view request_id, std::span<const net::Header> extra = {});
   void account(RequestContext& ctx);
   void account_local(int status, std::string_view code, std::string request_id, Clock::time_point t_start,
                      const std::string& model = {});

@@ -95,7 +95,7 @@ class Handler : public net::IdleConnections, public net::FixedLimits {
       std::string body = ApiError{429, "rate_limit_error", "rate_limit_exceeded", "mock-llm: injected rate limit"}.to_json();
       std::string retry = std::to_string(p.retry_after_s);
       std::string head = net::response_head(429, req.version(), "application/json", "", keep, body.size(),
-                                            {{"Retry-After", retry}});
+                                            std::initializer_list<net::Header>{{"Retry-After", retry}});
       std::array<asio::const_buffer, 2> bufs{asio::buffer(head), asio::buffer(body)};
       error_code ec;
       co_await asio::async_write(stream, bufs, ec_await(ec));
@@ -119,7 +119,7 @@ class Handler : public net::IdleConnections, public net::FixedLimits {
     // Streaming.
     state_.streams_started.fetch_add(1);
     std::string head = net::response_head(200, req.version(), "text/event-stream", "", keep, 0,
-                                          {{"Cache-Control", "no-cache"}}, true);
+                                          std::initializer_list<net::Header>{{"Cache-Control", "no-cache"}}, true);
     error_code ec;
     co_await asio::async_write(stream, asio::buffer(head), ec_await(ec));
     std::string ev;

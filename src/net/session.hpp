@@ -14,6 +14,7 @@
 #pragma once
 #include <array>
 #include <atomic>
+#include <span>
 #include <chrono>
 #include <string>
 #include <unordered_set>
@@ -36,9 +37,9 @@ struct SessionLimits {
 template <class Stream>
 awaitable<error_code> write_response(Stream& stream, http::status status, std::string body,
                                      std::string_view content_type, std::string_view request_id, bool keep_alive,
-                                     unsigned version = 11) {
+                                     unsigned version = 11, std::span<const Header> extra = {}) {
   std::string head = response_head(static_cast<unsigned>(status), version, content_type, request_id, keep_alive,
-                                   body.size());
+                                   body.size(), extra);
   std::array<asio::const_buffer, 2> bufs{asio::buffer(head), asio::buffer(body)};
   error_code ec;
   co_await asio::async_write(stream, bufs, ec_await(ec));

@@ -45,7 +45,7 @@ std::string_view reason_phrase(unsigned s) {
 
 std::string response_head(unsigned status, unsigned version, std::string_view content_type,
                           std::string_view request_id, bool keep_alive, size_t content_length,
-                          std::initializer_list<Header> extra, bool chunked) {
+                          std::span<const Header> extra, bool chunked) {
   std::string h;
   h.reserve(192);
   h += version >= 11 ? "HTTP/1.1 " : "HTTP/1.0 ";

@@ -2,6 +2,8 @@
 // writes a head and a body as two buffers in one gather write; Beast's generic serializer
 // costs several times more per small message (measured with perf in bench/).
 #pragma once
+#include <initializer_list>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -17,7 +19,7 @@ struct Header {
 inline constexpr size_t kCloseDelimited = static_cast<size_t>(-1);
 std::string response_head(unsigned status, unsigned version, std::string_view content_type,
                           std::string_view request_id, bool keep_alive, size_t content_length,
-                          std::initializer_list<Header> extra = {}, bool chunked = false);
+                          std::span<const Header> extra = {}, bool chunked = false);
 
 // "METHOD target HTTP/1.1\r\n" + Host + headers + Content-Length.
 std::string request_head(std::string_view method, std::string_view target, std::string_view host,

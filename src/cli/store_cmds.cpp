@@ -1,0 +1,223 @@
+#include "cli/store_cmds.hpp"
+
+#include <simdjson.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <memory>
+
+#include "control/releases.hpp"
+#include "core/strings.hpp"
+#include "store/store.hpp"
+
+namespace sluice::cli {
+
+namespace {
+
+struct Common {
+  std::string data_dir = "./sluice-data";
+  std::string actor;
+};
+
+std::string default_actor() {
+  const char* u = std::getenv("USER");
+  char host[256] = {0};
+  gethostname(host, sizeof host - 1);
+  return std::string("cli:") + (u ? u : "unknown") + "@" + host;
+}
+
+std::unique_ptr<store::Store> open(const Common& c) {
+  std::filesystem::create_directories(c.data_dir);
+  std::string err;
+  auto s = store::open_sqlite(c.data_dir + "/sluice.db", err);
+  if (!s) std::cerr << "error: " << err << "\n";
+  return s;
+}
+
+int print(const control::Result& r) {
+  if (!r.ok()) {
+    std::cerr << "error: " << r.error << (r.error.back() == '\n' ? "" : "\n");
+    return 1;
+  }
+  std::cout << r.text << (r.text.empty() || r.text.back() == '\n' ? "" : "\n");
+  return 0;
+}
+
+// "90s", "30m", "1h", "2d" -> milliseconds; -1 if malformed.
+int64_t parse_duration_ms(const std::string& s) {
+  if (s.size() < 2) return -1;
+  char unit = s.back();
+  int64_t n = std::atoll(s.substr(0, s.size() - 1).c_str());
+  if (n <= 0) return -1;
+  switch (unit) {
+    case 's': return n * 1000;
+    case 'm': return n * 60000;
+    case 'h': return n * 3600000;
+    case 'd': return n * 86400000;
+    default: return -1;
+  }
+}
+
+}  // namespace
+
+std::function<int()> add_store_commands(CLI::App& app) {
+  auto common = std::make_shared<Common>();
+  auto runner = std::make_shared<std::function<int()>>();
+  auto with_common = [common](CLI::App* c) {
+    c->add_option("--data-dir", common->data_dir, "state directory (default ./sluice-data)");
+    c->add_option("--actor", common->actor, "who is acting, for the audit log (default cli:$USER@host)");
+  };
+
+  auto* rel = app.add_subcommand("release", "create and inspect releases");
+  rel->require_subcommand(1);
+  auto manifest = std::make_shared<std::string>();
+  auto* create = rel->add_subcommand("create", "store a release from a manifest; prints its id");
+  create->add_option("manifest", *manifest, "release manifest (YAML)")->required();
+  with_common(create);
+  create->callback([=] {
+    *runner = [=] {
+      auto s = open(*common);
+      if (!s) return 2;
+      return print(control::create_release(*s, *manifest, common->actor.empty() ? default_actor() : common->actor));
+    };
+  });
+  auto route_filter = std::make_shared<std::string>();
+  auto* list = rel->add_subcommand("list", "list releases");
+  list->add_option("--route", *route_filter, "only this route");
+  with_common(list);
+  list->callback([=] {
+    *runner = [=] {
+      auto s = open(*common);
+      return s ? print(control::list_releases_text(*s, *route_filter)) : 2;
+    };
+  });
+  auto id = std::make_shared<std::string>(), id2 = std::make_shared<std::string>();
+  auto* show = rel->add_subcommand("show", "the whole tuple, a prompt preview and lineage");
+  show->add_option("id", *id, "release id (or a unique prefix)")->required();
+  with_common(show);
+  show->callback([=] {
+    *runner = [=] {
+      auto s = open(*common);
+      return s ? print(control::show_release_text(*s, *id)) : 2;
+    };
+  });
+  auto* diff = rel->add_subcommand("diff", "field-by-field difference of two releases");
+  diff->add_option("a", *id, "release id")->required();
+  diff->add_option("b", *id2, "release id")->required();
+  with_common(diff);
+  diff->callback([=] {
+    *runner = [=] {
+      auto s = open(*common);
+      return s ? print(control::diff_releases_text(*s, *id, *id2)) : 2;
+    };
+  });
+
+  auto* route = app.add_subcommand("route", "routes and their stable releases");
+  route->require_subcommand(1);
+  auto route_name = std::make_shared<std::string>(), reason = std::make_shared<std::string>();
+  auto* promote = route->add_subcommand("promote", "make RELEASE the stable release of ROUTE");
+  promote->add_option("route", *route_name, "route name")->required();
+  promote->add_option("release", *id, "release id")->required();
+  promote->add_option("--reason", *reason, "why (audited)");
+  with_common(promote);
+  promote->callback([=] {
+    *runner = [=] {
+      auto s = open(*common);
+      if (!s) return 2;
+      auto r = s->get_release(*id);
+      if (!r) return print({"no release " + *id, ""});
+      auto out = s->promote(*route_name, r->id, common->actor.empty() ? default_actor() : common->actor, *reason);
+      return print({out.error, *route_name + ": " + (out.before.empty() ? "-" : out.before) + " -> " + out.after});
+    };
+  });
+  auto* rlist = route->add_subcommand("list", "routes with their stable release");
+  with_common(rlist);
+  rlist->callback([=] {
+    *runner = [=] {
+      auto s = open(*common);
+      if (!s) return 2;
+      std::string out;
+      for (const auto& r : s->list_routes()) out += r.name + "  " + r.stable_release + "\n";
+      return print({"", out.empty() ? "no routes\n" : out});
+    };
+  });
+
+  auto* rb = app.add_subcommand("rollback", "switch ROUTE back to its previous stable release now");
+  rb->add_option("route", *route_name, "route name")->required();
+  rb->add_option("--reason", *reason, "why (audited)");
+  with_common(rb);
+  rb->callback([=] {
+    *runner = [=] {
+      auto s = open(*common);
+      if (!s) return 2;
+      auto out = s->rollback(*route_name, common->actor.empty() ? default_actor() : common->actor, *reason);
+      return print({out.error, *route_name + ": " + out.before + " -> " + out.after + " (rolled back)"});
+    };
+  });
+
+  auto limit = std::make_shared<int>(50);
+  auto* audit = app.add_subcommand("audit", "the audit log, newest first (JSON)");
+  audit->add_option("--limit", *limit, "entries (default 50)");
+  with_common(audit);
+  audit->callback([=] {
+    *runner = [=] {
+      auto s = open(*common);
+      return s ? print({"", control::audit_json(*s, static_cast<size_t>(*limit))}) : 2;
+    };
+  });
+
+  auto since = std::make_shared<std::string>(), request = std::make_shared<std::string>();
+  auto* logs = app.add_subcommand("logs", "query the request log: which release and prompt served what");
+  logs->add_option("--route", *route_filter, "only this route");
+  logs->add_option("--release", *id, "only this release");
+  logs->add_option("--since", *since, "only the last 90s / 30m / 1h / 2d");
+  logs->add_option("--request", *request, "one request id: print its whole lineage");
+  with_common(logs);
+  logs->callback([=] {
+    *runner = [=] {
+      int64_t since_ms = -1;
+      if (!since->empty() && (since_ms = parse_duration_ms(*since)) < 0) return print({"--since expects e.g. 90s, 30m, 1h, 2d", ""});
+      int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                        std::chrono::system_clock::now().time_since_epoch()).count();
+      std::ifstream in(common->data_dir + "/requests.jsonl");
+      if (!in) return print({"no request log in " + common->data_dir, ""});
+      simdjson::dom::parser p;
+      std::string line;
+      int matched = 0;
+      while (std::getline(in, line)) {
+        simdjson::dom::element e;
+        if (p.parse(line).get(e)) continue;
+        auto field = [&](const char* k) -> std::string {
+          std::string_view v;
+          return e[k].get_string().get(v) ? std::string() : std::string(v);
+        };
+        if (!request->empty() && field("request_id") != *request) continue;
+        if (!route_filter->empty() && field("route") != *route_filter) continue;
+        if (!id->empty() && field("release") != *id && !starts_with(field("release"), *id)) continue;
+        int64_t ts = 0;
+        (void)e["ts"].get_int64().get(ts);
+        if (since_ms > 0 && ts < now - since_ms) continue;
+        ++matched;
+        if (!request->empty()) {
+          std::cout << "request   " << field("request_id") << "\nroute     " << field("route") << "\nrelease   "
+                    << field("release") << "\nprompt    " << field("prompt") << "\nmodel     " << field("upstream_model")
+                    << " (upstream " << field("upstream") << ")\nadapter   " << field("adapter") << "\nindex     "
+                    << field("index_version") << "\ntenant    " << field("tenant") << "\n";
+          int64_t status = 0;
+          (void)e["status"].get_int64().get(status);
+          std::cout << "status    " << status << "\nlog line  " << line << "\n";
+        } else {
+          std::cout << line << "\n";
+        }
+      }
+      if (matched == 0) return print({"no matching requests", ""});
+      return 0;
+    };
+  });
+  return [runner] { return *runner ? (*runner)() : -1; };
+}
+
+}  // namespace sluice::cli

@@ -1,0 +1,231 @@
+#include "control/releases.hpp"
+
+#include <ctime>
+
+#include "core/error.hpp"
+#include "release/compiled.hpp"
+#include "release/diff.hpp"
+#include "release/manifest.hpp"
+
+namespace sluice::control {
+
+namespace {
+
+std::string iso_time(int64_t ms) {
+  std::time_t t = static_cast<std::time_t>(ms / 1000);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+  return buf;
+}
+
+std::function<std::optional<std::string>(const std::string&)> blobs_of(store::Store& s) {
+  return [&s](const std::string& h) { return s.get_blob(h); };
+}
+
+}  // namespace
+
+Result create_release(store::Store& s, const std::string& path, const std::string& actor) {
+  std::vector<std::string> errors;
+  auto m = release::load_manifest(path, errors);
+  if (!m) {
+    std::string all;
+    for (const auto& e : errors) all += e + "\n";
+    return {all, ""};
+  }
+  store::ReleaseRecord r;
+  r.id = m->id;
+  r.full_hash = m->full_hash;
+  r.route = m->route;
+  r.tuple = release::to_json(m->tuple);
+  r.created_by = actor;
+  r.git_commit = m->git_commit;
+  r.parent = m->parent;
+  if (r.parent.empty()) {
+    // Lineage: by default a release descends from its route's stable release.
+    if (auto route = s.get_route(r.route)) r.parent = route->stable_release;
+  }
+  std::vector<std::pair<std::string, std::string>> blobs;
+  for (const auto& b : m->blobs) blobs.emplace_back(b.sha256, b.content);
+  // Compile once now so a release that cannot serve never enters the store.
+  std::string cerr;
+  auto compiled = release::compile(r.id, r.tuple, [&](const std::string& h) -> std::optional<std::string> {
+    for (const auto& [sha, content] : blobs)
+      if (sha == h) return content;
+    return std::nullopt;
+  }, cerr);
+  if (!compiled) return {cerr, ""};
+  bool created = false;
+  auto out = s.create_release(r, blobs, created);
+  if (!out.ok()) return {out.error, ""};
+  return {"", r.id + (created ? "" : " (already existed: same content)")};
+}
+
+std::string release_json(const store::ReleaseRecord& r) {
+  std::string o = "{\"id\":";
+  append_json_string(o, r.id);
+  o += ",\"route\":";
+  append_json_string(o, r.route);
+  o += ",\"full_hash\":";
+  append_json_string(o, r.full_hash);
+  o += ",\"created_by\":";
+  append_json_string(o, r.created_by);
+  o += ",\"created_at\":";
+  append_json_string(o, iso_time(r.created_at));
+  o += ",\"parent\":";
+  append_json_string(o, r.parent);
+  o += ",\"git_commit\":";
+  append_json_string(o, r.git_commit);
+  o += ",\"eval_pass_id\":";
+  append_json_string(o, r.eval_pass_id);
+  o += ",\"tuple\":" + r.tuple + "}";
+  return o;
+}
+
+std::string releases_json(store::Store& s, const std::string& route) {
+  std::string o = "{\"releases\":[";
+  bool first = true;
+  for (const auto& r : s.list_releases(route)) {
+    if (!first) o += ",";
+    first = false;
+    o += release_json(r);
+  }
+  return o + "]}";
+}
+
+std::string routes_json(store::Store& s) {
+  std::string o = "{\"routes\":[";
+  bool first = true;
+  for (const auto& r : s.list_routes()) {
+    if (!first) o += ",";
+    first = false;
+    o += "{\"name\":";
+    append_json_string(o, r.name);
+    o += ",\"stable_release\":";
+    append_json_string(o, r.stable_release);
+    o += ",\"updated_at\":";
+    append_json_string(o, iso_time(r.updated_at));
+    o += ",\"history\":[";
+    bool f2 = true;
+    for (const auto& h : s.route_history(r.name)) {
+      if (!f2) o += ",";
+      f2 = false;
+      o += "{\"release\":";
+      append_json_string(o, h.release);
+      o += ",\"previous\":";
+      append_json_string(o, h.previous);
+      o += ",\"action\":";
+      append_json_string(o, h.action);
+      o += ",\"actor\":";
+      append_json_string(o, h.actor);
+      o += ",\"reason\":";
+      append_json_string(o, h.reason);
+      o += ",\"at\":";
+      append_json_string(o, iso_time(h.at));
+      o += "}";
+    }
+    o += "]}";
+  }
+  return o + "]}";
+}
+
+std::string audit_json(store::Store& s, size_t limit) {
+  std::string o = "{\"audit\":[";
+  bool first = true;
+  for (const auto& e : s.list_audit(limit)) {
+    if (!first) o += ",";
+    first = false;
+    o += "{\"seq\":" + std::to_string(e.seq) + ",\"at\":";
+    append_json_string(o, iso_time(e.at));
+    for (auto [k, v] : {std::pair{"actor", &e.actor}, {"action", &e.action}, {"target", &e.target},
+                        {"before", &e.before}, {"after", &e.after}, {"reason", &e.reason}, {"outcome", &e.outcome}}) {
+      o += ",\"";
+      o += k;
+      o += "\":";
+      append_json_string(o, *v);
+    }
+    o += "}";
+  }
+  return o + "]}";
+}
+
+Result list_releases_text(store::Store& s, const std::string& route) {
+  std::string out;
+  std::vector<store::RouteRecord> routes = s.list_routes();
+  for (const auto& r : s.list_releases(route)) {
+    bool stable = false;
+    for (const auto& rt : routes) stable = stable || rt.stable_release == r.id;
+    out += r.id + "  " + r.route + "  " + iso_time(r.created_at) + "  " + r.created_by + (stable ? "  (stable)" : "") + "\n";
+  }
+  if (out.empty()) out = "no releases\n";
+  return {"", out};
+}
+
+Result show_release_text(store::Store& s, const std::string& id) {
+  auto r = s.get_release(id);
+  if (!r) return {"no release " + id, ""};
+  auto tuple = release::from_json(r->tuple);
+  std::string out = "release    " + r->id + "\nroute      " + r->route + "\nhash       " + r->full_hash +
+                    "\ncreated    " + iso_time(r->created_at) + " by " + r->created_by +
+                    "\nparent     " + (r->parent.empty() ? "-" : r->parent) +
+                    "\ngit commit " + (r->git_commit.empty() ? "-" : r->git_commit) +
+                    "\neval pass  " + (r->eval_pass_id.empty() ? "-" : r->eval_pass_id) + "\n\ntuple:\n" +
+                    release::to_pretty_json(*tuple) + "\n";
+  std::string err;
+  auto c = release::compile(r->id, r->tuple, blobs_of(s), err);
+  if (c && c->mode != release::PromptMode::kNone) {
+    out += "\nprompt " + c->prompt_hash + " preview (variables shown as <name>):\n";
+    release::Vars vars;
+    auto add_vars = [&](const release::Template& t) {
+      for (const auto& v : t.variables()) vars.emplace_back(v, "<" + v + ">");
+    };
+    if (c->system) add_vars(*c->system);
+    if (c->user) add_vars(*c->user);
+    for (const auto& [role, t] : c->few_shot) add_vars(t);
+    vars.emplace_back("input", "<input>");
+    std::string text, missing;
+    if (c->system && c->system->render(vars, text, missing)) out += "  [system] " + text + "\n";
+    for (const auto& [role, t] : c->few_shot) {
+      text.clear();
+      if (t.render(vars, text, missing)) out += "  [" + role + "] " + text + "\n";
+    }
+    text.clear();
+    if (c->user && c->user->render(vars, text, missing)) out += "  [user] " + text + "\n";
+  }
+  auto history = s.route_history(r->route);
+  out += "\nroute history of " + r->route + ":\n";
+  for (const auto& h : history) {
+    out += "  " + iso_time(h.at) + "  " + h.action + "  " + (h.previous.empty() ? "-" : h.previous) + " -> " + h.release +
+           "  by " + h.actor + (h.reason.empty() ? "" : "  (" + h.reason + ")") + (h.release == r->id ? "  <-" : "") +
+           "\n";
+  }
+  return {"", out};
+}
+
+Result diff_releases_text(store::Store& s, const std::string& a, const std::string& b) {
+  auto ra = s.get_release(a), rb = s.get_release(b);
+  if (!ra) return {"no release " + a, ""};
+  if (!rb) return {"no release " + b, ""};
+  auto ta = release::from_json(ra->tuple), tb = release::from_json(rb->tuple);
+  return {"", "--- " + ra->id + "\n+++ " + rb->id + "\n" + release::diff(*ta, *tb, blobs_of(s))};
+}
+
+std::vector<config::RouteBinding> route_bindings(store::Store& s, std::string& error) {
+  std::vector<config::RouteBinding> out;
+  for (const auto& route : s.list_routes()) {
+    auto r = s.get_release(route.stable_release);
+    if (!r) {
+      error += "route " + route.name + ": release " + route.stable_release + " not found\n";
+      continue;
+    }
+    std::string err;
+    auto c = release::compile(r->id, r->tuple, blobs_of(s), err);
+    if (!c) {
+      error += err + "\n";
+      continue;
+    }
+    out.push_back({route.name, std::move(c)});
+  }
+  return out;
+}
+
+}  // namespace sluice::control

@@ -1,0 +1,335 @@
+// store/sqlite_store.cpp: the embedded backend. WAL journal, synchronous=FULL, a busy
+// timeout for the CLI writing while a gateway runs, and one transaction per mutation.
+#include <sqlite3.h>
+
+#include <chrono>
+#include <mutex>
+#include <stdexcept>
+
+#include "store/migrations.hpp"
+#include "store/store.hpp"
+
+namespace sluice::store {
+
+namespace {
+
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+class Stmt {
+ public:
+  Stmt(sqlite3* db, const char* sql) : db_(db) {
+    if (sqlite3_prepare_v2(db, sql, -1, &s_, nullptr) != SQLITE_OK)
+      throw std::runtime_error(std::string("sqlite prepare: ") + sqlite3_errmsg(db));
+  }
+  ~Stmt() { sqlite3_finalize(s_); }
+  Stmt& bind(int i, const std::string& v) {
+    sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Stmt& bind_blob(int i, const std::string& v) {
+    sqlite3_bind_blob(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Stmt& bind(int i, int64_t v) {
+    sqlite3_bind_int64(s_, i, v);
+    return *this;
+  }
+  Stmt& bind_null_if_empty(int i, const std::string& v) {
+    if (v.empty()) {
+      sqlite3_bind_null(s_, i);
+      return *this;
+    }
+    return bind(i, v);
+  }
+  bool step() {
+    int rc = sqlite3_step(s_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    throw std::runtime_error(std::string("sqlite: ") + sqlite3_errmsg(db_));
+  }
+  std::string text(int col) const {
+    auto* p = reinterpret_cast<const char*>(sqlite3_column_text(s_, col));
+    return p ? std::string(p, static_cast<size_t>(sqlite3_column_bytes(s_, col))) : std::string();
+  }
+  std::string blob(int col) const {
+    auto* p = static_cast<const char*>(sqlite3_column_blob(s_, col));
+    return p ? std::string(p, static_cast<size_t>(sqlite3_column_bytes(s_, col))) : std::string();
+  }
+  int64_t integer(int col) const { return sqlite3_column_int64(s_, col); }
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* s_ = nullptr;
+};
+
+class SqliteStore final : public Store {
+ public:
+  explicit SqliteStore(sqlite3* db) : db_(db) {}
+  ~SqliteStore() override { sqlite3_close(db_); }
+
+  void exec(const char* sql) {
+    char* err = nullptr;
+    if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+      std::string m = err ? err : "unknown";
+      sqlite3_free(err);
+      throw std::runtime_error("sqlite: " + m);
+    }
+  }
+
+  void migrate() {
+    exec("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+         "applied_at INTEGER NOT NULL)");
+    for (const Migration& m : migrations()) {
+      Stmt q(db_, "SELECT 1 FROM schema_migrations WHERE version = ?");
+      q.bind(1, static_cast<int64_t>(m.version));
+      if (q.step()) continue;
+      exec("BEGIN IMMEDIATE");
+      try {
+        exec(m.sql);
+        Stmt ins(db_, "INSERT INTO schema_migrations(version, name, applied_at) VALUES (?, ?, ?)");
+        ins.bind(1, static_cast<int64_t>(m.version)).bind(2, std::string(m.name)).bind(3, now_ms());
+        ins.step();
+        exec("COMMIT");
+      } catch (...) {
+        exec("ROLLBACK");
+        throw;
+      }
+    }
+  }
+
+  void put_blob(const std::string& sha, const std::string& content) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_, "INSERT OR IGNORE INTO blobs(sha256, content) VALUES (?, ?)");
+    s.bind(1, sha).bind_blob(2, content).step();
+  }
+
+  std::optional<std::string> get_blob(const std::string& sha) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_, "SELECT content FROM blobs WHERE sha256 = ?");
+    s.bind(1, sha);
+    if (!s.step()) return std::nullopt;
+    return s.blob(0);
+  }
+
+  Outcome create_release(const ReleaseRecord& r, const std::vector<std::pair<std::string, std::string>>& blobs,
+                         bool& created) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Tx tx(*this);
+    created = false;
+    {
+      Stmt q(db_, "SELECT full_hash FROM releases WHERE id = ?");
+      q.bind(1, r.id);
+      if (q.step()) {
+        if (q.text(0) != r.full_hash) return {"release id collision for " + r.id + " (different content)", "", ""};
+        tx.commit();
+        return {};
+      }
+    }
+    for (const auto& [sha, content] : blobs) {
+      Stmt s(db_, "INSERT OR IGNORE INTO blobs(sha256, content) VALUES (?, ?)");
+      s.bind(1, sha).bind_blob(2, content).step();
+    }
+    Stmt ins(db_, "INSERT INTO releases(id, full_hash, route, tuple, created_by, created_at, parent, git_commit, "
+                  "eval_pass_id) VALUES (?,?,?,?,?,?,?,?,?)");
+    ins.bind(1, r.id).bind(2, r.full_hash).bind(3, r.route).bind(4, r.tuple).bind(5, r.created_by);
+    ins.bind(6, r.created_at ? r.created_at : now_ms()).bind_null_if_empty(7, r.parent);
+    ins.bind_null_if_empty(8, r.git_commit).bind_null_if_empty(9, r.eval_pass_id);
+    ins.step();
+    audit_locked({0, 0, r.created_by, "release.create", r.id, "", r.tuple, "", "ok"});
+    tx.commit();
+    created = true;
+    return {"", "", r.id};
+  }
+
+  std::optional<ReleaseRecord> get_release(const std::string& id) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_, "SELECT id, full_hash, route, tuple, created_by, created_at, parent, git_commit, eval_pass_id FROM "
+                "releases WHERE id = ? OR (length(?) >= 6 AND id LIKE ? || '%') LIMIT 2");
+    s.bind(1, id).bind(2, id).bind(3, id);
+    std::optional<ReleaseRecord> found;
+    while (s.step()) {
+      if (found) return std::nullopt;  // ambiguous prefix
+      found = row(s);
+    }
+    return found;
+  }
+
+  std::vector<ReleaseRecord> list_releases(const std::string& route) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_, "SELECT id, full_hash, route, tuple, created_by, created_at, parent, git_commit, eval_pass_id FROM "
+                "releases WHERE ? = '' OR route = ? ORDER BY created_at, id");
+    s.bind(1, route).bind(2, route);
+    std::vector<ReleaseRecord> out;
+    while (s.step()) out.push_back(row(s));
+    return out;
+  }
+
+  std::vector<RouteRecord> list_routes() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_, "SELECT name, stable_release, updated_at FROM routes ORDER BY name");
+    std::vector<RouteRecord> out;
+    while (s.step()) out.push_back({s.text(0), s.text(1), s.integer(2)});
+    return out;
+  }
+
+  std::optional<RouteRecord> get_route(const std::string& name) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return route_locked(name);
+  }
+
+  std::vector<RouteChange> route_history(const std::string& route) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_, "SELECT seq, route, release, previous, action, actor, reason, at FROM route_history WHERE route = ? "
+                "ORDER BY seq");
+    s.bind(1, route);
+    std::vector<RouteChange> out;
+    while (s.step())
+      out.push_back({s.integer(0), s.text(1), s.text(2), s.text(3), s.text(4), s.text(5), s.text(6), s.integer(7)});
+    return out;
+  }
+
+  Outcome promote(const std::string& route, const std::string& release, const std::string& actor,
+                  const std::string& reason) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Tx tx(*this);
+    Stmt q(db_, "SELECT route FROM releases WHERE id = ?");
+    q.bind(1, release);
+    if (!q.step()) return {"no release " + release, "", ""};
+    if (q.text(0) != route) return {"release " + release + " is for route '" + q.text(0) + "', not '" + route + "'", "", ""};
+    auto cur = route_locked(route);
+    std::string before = cur ? cur->stable_release : "";
+    if (before == release) {
+      tx.commit();
+      return {"", before, release};
+    }
+    set_stable(route, release, before, "promote", actor, reason);
+    tx.commit();
+    return {"", before, release};
+  }
+
+  Outcome rollback(const std::string& route, const std::string& actor, const std::string& reason) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Tx tx(*this);
+    auto cur = route_locked(route);
+    if (!cur) return {"route '" + route + "' has no stable release", "", ""};
+    Stmt q(db_, "SELECT previous FROM route_history WHERE route = ? AND release = ? ORDER BY seq DESC LIMIT 1");
+    q.bind(1, route).bind(2, cur->stable_release);
+    std::string previous = q.step() ? q.text(0) : "";
+    if (previous.empty()) return {"route '" + route + "' has no previous stable release to roll back to", "", ""};
+    set_stable(route, previous, cur->stable_release, "rollback", actor, reason);
+    tx.commit();
+    return {"", cur->stable_release, previous};
+  }
+
+  void append_audit(const AuditEntry& e) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    audit_locked(e);
+  }
+
+  std::vector<AuditEntry> list_audit(size_t limit) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_, "SELECT seq, at, actor, action, target, before, after, reason, outcome FROM audit ORDER BY seq DESC "
+                "LIMIT ?");
+    s.bind(1, static_cast<int64_t>(limit));
+    std::vector<AuditEntry> out;
+    while (s.step())
+      out.push_back({s.integer(0), s.integer(1), s.text(2), s.text(3), s.text(4), s.text(5), s.text(6), s.text(7),
+                     s.text(8)});
+    return out;
+  }
+
+  uint64_t change_counter() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_, "PRAGMA data_version");
+    s.step();
+    return static_cast<uint64_t>(s.integer(0)) + local_changes_;
+  }
+
+ private:
+  struct Tx {
+    explicit Tx(SqliteStore& s) : s(s) { s.exec("BEGIN IMMEDIATE"); }
+    ~Tx() {
+      if (!done) s.exec("ROLLBACK");
+    }
+    void commit() {
+      s.exec("COMMIT");
+      done = true;
+      ++s.local_changes_;
+    }
+    SqliteStore& s;
+    bool done = false;
+  };
+
+  static ReleaseRecord row(const Stmt& s) {
+    ReleaseRecord r;
+    r.id = s.text(0);
+    r.full_hash = s.text(1);
+    r.route = s.text(2);
+    r.tuple = s.text(3);
+    r.created_by = s.text(4);
+    r.created_at = s.integer(5);
+    r.parent = s.text(6);
+    r.git_commit = s.text(7);
+    r.eval_pass_id = s.text(8);
+    return r;
+  }
+
+  std::optional<RouteRecord> route_locked(const std::string& name) {
+    Stmt s(db_, "SELECT name, stable_release, updated_at FROM routes WHERE name = ?");
+    s.bind(1, name);
+    if (!s.step()) return std::nullopt;
+    return RouteRecord{s.text(0), s.text(1), s.integer(2)};
+  }
+
+  void set_stable(const std::string& route, const std::string& release, const std::string& before,
+                  const std::string& action, const std::string& actor, const std::string& reason) {
+    int64_t at = now_ms();
+    Stmt up(db_, "INSERT INTO routes(name, stable_release, updated_at) VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE "
+                 "SET stable_release = excluded.stable_release, updated_at = excluded.updated_at");
+    up.bind(1, route).bind(2, release).bind(3, at).step();
+    Stmt h(db_, "INSERT INTO route_history(route, release, previous, action, actor, reason, at) VALUES (?,?,?,?,?,?,?)");
+    h.bind(1, route).bind(2, release).bind_null_if_empty(3, before).bind(4, action).bind(5, actor);
+    h.bind_null_if_empty(6, reason).bind(7, at).step();
+    audit_locked({0, at, actor, "route." + action, route, before, release, reason, "ok"});
+  }
+
+  void audit_locked(const AuditEntry& e) {
+    Stmt s(db_, "INSERT INTO audit(at, actor, action, target, before, after, reason, outcome) VALUES (?,?,?,?,?,?,?,?)");
+    s.bind(1, e.at ? e.at : now_ms()).bind(2, e.actor).bind(3, e.action).bind_null_if_empty(4, e.target);
+    s.bind_null_if_empty(5, e.before).bind_null_if_empty(6, e.after).bind_null_if_empty(7, e.reason);
+    s.bind(8, e.outcome).step();
+  }
+
+  sqlite3* db_;
+  std::mutex mu_;
+  uint64_t local_changes_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<Store> open_sqlite(const std::string& path, std::string& error) {
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr) !=
+      SQLITE_OK) {
+    error = "cannot open " + path + ": " + (db ? sqlite3_errmsg(db) : "out of memory");
+    sqlite3_close(db);
+    return nullptr;
+  }
+  sqlite3_busy_timeout(db, 5000);
+  auto store = std::make_unique<SqliteStore>(db);
+  try {
+    store->exec("PRAGMA journal_mode=WAL");
+    store->exec("PRAGMA synchronous=FULL");
+    store->exec("PRAGMA foreign_keys=ON");
+    store->migrate();
+  } catch (const std::exception& e) {
+    error = path + ": " + e.what();
+    return nullptr;
+  }
+  return store;
+}
+
+}  // namespace sluice::store

@@ -146,8 +146,14 @@ class SqliteStore final : public Store {
 
   std::optional<ReleaseRecord> get_release(const std::string& id) override {
     std::lock_guard<std::mutex> lock(mu_);
+    {
+      Stmt exact(db_, "SELECT id, full_hash, route, tuple, created_by, created_at, parent, git_commit, eval_pass_id "
+                      "FROM releases WHERE id = ?");
+      exact.bind(1, id);
+      if (exact.step()) return row(exact);
+    }
     Stmt s(db_, "SELECT id, full_hash, route, tuple, created_by, created_at, parent, git_commit, eval_pass_id FROM "
-                "releases WHERE id = ? OR (length(?) >= 6 AND id LIKE ? || '%') LIMIT 2");
+                "releases WHERE length(?) >= 6 AND substr(id, 1, length(?)) = ? LIMIT 2");
     s.bind(1, id).bind(2, id).bind(3, id);
     std::optional<ReleaseRecord> found;
     while (s.step()) {

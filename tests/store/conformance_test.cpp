@@ -1,0 +1,161 @@
+// The store conformance suite: every backend runs the same tests (SQLite today; the
+// PostgreSQL backend adds its factory to kBackends).
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <functional>
+
+#include "store/store.hpp"
+
+namespace sluice::store {
+
+namespace fs = std::filesystem;
+
+struct Backend {
+  const char* name;
+  std::function<std::unique_ptr<Store>(const std::string& dir)> open;
+};
+
+const Backend kBackends[] = {
+    {"sqlite",
+     [](const std::string& dir) {
+       std::string err;
+       auto s = open_sqlite(dir + "/sluice.db", err);
+       EXPECT_TRUE(s) << err;
+       return s;
+     }},
+};
+
+class StoreConformance : public ::testing::TestWithParam<Backend> {
+ protected:
+  void SetUp() override {
+    dir = (fs::temp_directory_path() / ("sluice-store-" + std::to_string(::getpid()) + "-" +
+                                        std::to_string(++counter)))
+              .string();
+    fs::create_directories(dir);
+    s = GetParam().open(dir);
+    ASSERT_TRUE(s);
+  }
+  void TearDown() override {
+    s.reset();
+    fs::remove_all(dir);
+  }
+  ReleaseRecord rel(const std::string& id, const std::string& route = "bot") {
+    ReleaseRecord r;
+    r.id = id;
+    r.full_hash = id + "-full";
+    r.route = route;
+    r.tuple = "{\"route\":\"" + route + "\",\"id\":\"" + id + "\"}";
+    r.created_by = "test";
+    return r;
+  }
+  std::string dir;
+  std::unique_ptr<Store> s;
+  static inline int counter = 0;
+};
+
+TEST_P(StoreConformance, ReleasesAreIdempotentAndImmutable) {
+  bool created = false;
+  ASSERT_TRUE(s->create_release(rel("rel_a"), {{"h1", "blob one"}}, created).ok());
+  EXPECT_TRUE(created);
+  ASSERT_TRUE(s->create_release(rel("rel_a"), {{"h1", "blob one"}}, created).ok());
+  EXPECT_FALSE(created);
+  ReleaseRecord clash = rel("rel_a");
+  clash.full_hash = "other";
+  EXPECT_FALSE(s->create_release(clash, {}, created).ok());
+  auto got = s->get_release("rel_a");
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->tuple, rel("rel_a").tuple);
+  EXPECT_EQ(*s->get_blob("h1"), "blob one");
+  EXPECT_FALSE(s->get_blob("nope"));
+  EXPECT_EQ(s->list_releases().size(), 1u);
+}
+
+TEST_P(StoreConformance, PrefixLookupMustBeUnique) {
+  bool c;
+  s->create_release(rel("rel_abc111"), {}, c);
+  s->create_release(rel("rel_abc222"), {}, c);
+  EXPECT_TRUE(s->get_release("rel_abc1"));
+  EXPECT_FALSE(s->get_release("rel_abc"));  // ambiguous
+  EXPECT_FALSE(s->get_release("rel"));      // too short to be a prefix
+}
+
+TEST_P(StoreConformance, PromoteRollbackHistoryAndAudit) {
+  bool c;
+  for (auto id : {"rel_1", "rel_2", "rel_3"}) s->create_release(rel(id), {}, c);
+  s->create_release(rel("rel_x", "other"), {}, c);
+  EXPECT_FALSE(s->rollback("bot", "ops", "").ok());  // nothing to roll back
+  EXPECT_TRUE(s->promote("bot", "rel_1", "ops", "first").ok());
+  EXPECT_FALSE(s->rollback("bot", "ops", "").ok());  // no previous
+  EXPECT_TRUE(s->promote("bot", "rel_2", "ops", "").ok());
+  EXPECT_TRUE(s->promote("bot", "rel_3", "ops", "").ok());
+  EXPECT_FALSE(s->promote("bot", "rel_x", "ops", "").ok());  // another route's release
+  EXPECT_FALSE(s->promote("bot", "rel_missing", "ops", "").ok());
+  auto out = s->rollback("bot", "alice", "bad answers");
+  ASSERT_TRUE(out.ok()) << out.error;
+  EXPECT_EQ(out.before, "rel_3");
+  EXPECT_EQ(out.after, "rel_2");
+  EXPECT_EQ(s->get_route("bot")->stable_release, "rel_2");
+  auto hist = s->route_history("bot");
+  ASSERT_EQ(hist.size(), 4u);
+  EXPECT_EQ(hist.back().action, "rollback");
+  EXPECT_EQ(hist.back().actor, "alice");
+  auto audit = s->list_audit(10);
+  ASSERT_FALSE(audit.empty());
+  EXPECT_EQ(audit.front().action, "route.rollback");
+  EXPECT_EQ(audit.front().before, "rel_3");
+  EXPECT_EQ(audit.front().after, "rel_2");
+  EXPECT_EQ(audit.front().reason, "bad answers");
+}
+
+TEST_P(StoreConformance, ChangeCounterSeesOtherConnections) {
+  uint64_t before = s->change_counter();
+  auto other = GetParam().open(dir);
+  bool c;
+  other->create_release(rel("rel_from_other"), {}, c);
+  EXPECT_NE(s->change_counter(), before);
+  EXPECT_TRUE(s->get_release("rel_from_other"));
+}
+
+// kill -9 at an arbitrary moment never loses a change the store reported as committed.
+TEST_P(StoreConformance, SurvivesKillNineWithoutLosingCommits) {
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(fds[0]);
+    auto child = GetParam().open(dir);
+    bool c;
+    for (int i = 0;; ++i) {
+      std::string id = "rel_k" + std::to_string(i);
+      child->create_release(rel(id), {{"b" + std::to_string(i), "x"}}, c);
+      if (!child->promote("bot", id, "child", "").ok()) _exit(3);
+      // Report only after the commit returned.
+      if (write(fds[1], &i, sizeof i) != sizeof i) _exit(4);
+    }
+  }
+  close(fds[1]);
+  usleep(300000);
+  kill(pid, SIGKILL);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  int last = -1, v;
+  while (read(fds[0], &v, sizeof v) == sizeof v) last = v;
+  close(fds[0]);
+  ASSERT_GE(last, 0) << "the child committed nothing";
+  auto reopened = GetParam().open(dir);
+  for (int i = 0; i <= last; ++i) ASSERT_TRUE(reopened->get_release("rel_k" + std::to_string(i))) << i;
+  auto route = reopened->get_route("bot");
+  ASSERT_TRUE(route);
+  int stable = std::atoi(route->stable_release.substr(5).c_str());
+  EXPECT_GE(stable, last);  // the last reported promote (or a later one) survived
+  EXPECT_GE(reopened->route_history("bot").size(), static_cast<size_t>(last + 1));
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, StoreConformance, ::testing::ValuesIn(kBackends),
+                         [](const auto& info) { return std::string(info.param.name); });
+
+}  // namespace sluice::store

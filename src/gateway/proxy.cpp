@@ -64,6 +64,32 @@ net::UpstreamPool& Worker::pool_for(const config::UpstreamRuntime& u) {
   return *pools_.emplace(u.identity, std::make_unique<net::UpstreamPool>(ioc, std::move(ep))).first->second;
 }
 
+void Worker::sweep_deadlines() {
+  if (sweeping_) return;
+  if (!sweep_) sweep_ = std::make_unique<asio::steady_timer>(ioc);
+  sweeping_ = true;
+  sweep_->expires_after(std::chrono::milliseconds(25));
+  sweep_->async_wait([this](error_code ec) {
+    sweeping_ = false;
+    if (ec) return;
+    auto now = Clock::now();
+    bool any = false;
+    for (ClientWatch* w : watches_) {
+      if (w->upstream_deadline != Clock::time_point::max() || w->client_deadline != Clock::time_point::max()) any = true;
+      if (w->upstream && now >= w->upstream_deadline) {
+        w->upstream_expired = true;
+        w->upstream->cancel();
+      }
+      if (w->client && now >= w->client_deadline) {
+        w->client_expired = true;
+        error_code ignored;
+        w->client->socket().close(ignored);
+      }
+    }
+    if (any) sweep_deadlines();
+  });
+}
+
 void Worker::abort_streams() {
   for (ClientWatch* w : watches_) {
     w->shutdown = true;
@@ -341,9 +367,16 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
   std::string out, scratch;
   bool done_marker = false, upstream_error_event = false, garbage = false;
   std::optional<ApiError> cut;
+  // From here the sweep enforces the idle, total and client-write deadlines.
+  conn->tcp().expires_never();
+  client.expires_never();
+  watch->client = &client;
+  const milliseconds idle_gap(to.idle_ms), write_timeout(cfg.limits.client_write_timeout_ms);
+  sweep_deadlines();
   while (client_ok) {
-    conn->expires_at(std::min(deadline, Clock::now() + milliseconds(to.idle_ms)));
+    watch->upstream_deadline = std::min(deadline, Clock::now() + idle_gap);
     size_t n = co_await conn->read_some(*parser, rbuf, sizeof rbuf, ec);
+    watch->upstream_deadline = Clock::time_point::max();
     if (n > 0) {
       auto now = Clock::now();
       bool ok = events.feed(std::string_view(rbuf, n), [&](std::string_view raw) {
@@ -375,14 +408,16 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
       if (!ok) garbage = true;
     }
     if (!out.empty()) {
-      client.expires_after(milliseconds(cfg.limits.client_write_timeout_ms));
+      error_code wec;
+      watch->client_deadline = Clock::now() + write_timeout;
       if (chunked) {
-        co_await asio::async_write(client, http::make_chunk(asio::buffer(out)), ec_await(ec));
+        co_await asio::async_write(client, http::make_chunk(asio::buffer(out)), ec_await(wec));
       } else {
-        co_await asio::async_write(client, asio::buffer(out), ec_await(ec));
+        co_await asio::async_write(client, asio::buffer(out), ec_await(wec));
       }
+      watch->client_deadline = Clock::time_point::max();
       out.clear();
-      if (ec) {
+      if (wec) {
         client_ok = false;
         break;
       }
@@ -401,8 +436,8 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
         cut = unavailable("the gateway is shutting down; retry the request", "shutting_down");
         break;
       }
-      std::string kind = ec == beast::error::timeout ? (Clock::now() >= deadline ? "total_timeout" : "idle_timeout")
-                                                     : "stream_cut";
+      std::string kind = watch->upstream_expired ? (Clock::now() >= deadline ? "total_timeout" : "idle_timeout")
+                                                 : "stream_cut";
       cut = kind == "stream_cut"
                 ? bad_gateway("upstream '" + chosen->cfg->name + "' closed the stream before it was complete", kind)
                 : gateway_timeout("upstream '" + chosen->cfg->name + "' stalled mid-stream (" + kind + ")", kind);
@@ -413,32 +448,38 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
     cut = bad_gateway("upstream '" + chosen->cfg->name + "' ended the stream without [DONE]", "stream_cut");
   }
   watch->upstream = nullptr;
+  watch->client = nullptr;
+  // Upstream and client errors are kept apart from here: a slow terminating chunk from the
+  // upstream must never keep the client's stream from ending cleanly.
+  error_code uec = ec;
   if (done_marker && client_ok && !cut) {
     // Read the upstream's terminating chunk so the connection can be reused.
-    while (!parser->is_done() && !ec) {
+    uec = {};
+    while (!parser->is_done() && !uec) {
       conn->expires_after(milliseconds(200));
-      co_await conn->read_some(*parser, rbuf, sizeof rbuf, ec);
+      co_await conn->read_some(*parser, rbuf, sizeof rbuf, uec);
     }
   }
-  if (parser->is_done() && ures.keep_alive() && !cut && client_ok && !ec) {
+  if (parser->is_done() && ures.keep_alive() && !cut && client_ok && !uec) {
     pool_for(*chosen).release(std::move(conn));
   } else {
     conn->close();
   }
   if (!client_ok) {
     ctx.status = 499;
-    ctx.error_kind = "client_abort";
+    ctx.error_kind = watch->client_expired ? "client_write_timeout" : "client_abort";
     account(ctx);
     co_return false;
   }
+  error_code cec;
+  client.expires_after(milliseconds(cfg.limits.client_write_timeout_ms));
   if (cut) {
     metrics_.upstream_error(chosen->cfg->name, cut->code);
     std::string ev = stream_error_event(*cut);
-    client.expires_after(milliseconds(cfg.limits.client_write_timeout_ms));
     if (chunked) {
-      co_await asio::async_write(client, http::make_chunk(asio::buffer(ev)), ec_await(ec));
+      co_await asio::async_write(client, http::make_chunk(asio::buffer(ev)), ec_await(cec));
     } else {
-      co_await asio::async_write(client, asio::buffer(ev), ec_await(ec));
+      co_await asio::async_write(client, asio::buffer(ev), ec_await(cec));
     }
     ctx.status = cut->status;
     ctx.error_kind = cut->code;
@@ -446,10 +487,10 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
     ctx.status = upstream_error_event ? 502 : 200;
     if (upstream_error_event) ctx.error_kind = "upstream_error_event";
   }
-  if (!ec && chunked) co_await asio::async_write(client, http::make_chunk_last(), ec_await(ec));
+  if (!cec && chunked) co_await asio::async_write(client, http::make_chunk_last(), ec_await(cec));
   client.expires_never();
   account(ctx);
-  co_return !ec && stream_keep_alive;
+  co_return !cec && stream_keep_alive;
 }
 
 }  // namespace sluice::gateway

@@ -26,11 +26,18 @@ class RequestLog;
 namespace sluice::gateway {
 
 // Watches the client socket while the upstream works (see proxy.cpp).
+// While a stream relays, its deadlines are plain time stamps checked by the worker's sweep
+// (every 25 ms) instead of a timer re-armed per event: the per-token cost stays a store.
 struct ClientWatch {
   bool active = true;
   bool gone = false;      // the client hung up
   bool shutdown = false;  // the drain deadline passed
+  bool upstream_expired = false;  // the sweep cut the upstream (idle or total deadline)
+  bool client_expired = false;    // the sweep cut a client that stopped reading
   net::UpstreamConn* upstream = nullptr;
+  beast::tcp_stream* client = nullptr;
+  Clock::time_point upstream_deadline = Clock::time_point::max();
+  Clock::time_point client_deadline = Clock::time_point::max();
 };
 
 // State shared by all workers (read-mostly).
@@ -54,6 +61,8 @@ class Worker : public net::IdleConnections {
   void rejected(int status, std::string_view code, std::string_view request_id);
   // Drain deadline passed: end every stream still relaying with an error event.
   void abort_streams();
+  // Enforces the relay deadlines of ClientWatch; re-arms itself while streams are open.
+  void sweep_deadlines();
   bool draining() const { return shared_.draining.load(std::memory_order_relaxed); }
 
 
@@ -80,6 +89,8 @@ class Worker : public net::IdleConnections {
   simdjson::dom::parser json_;
   std::unordered_map<std::string, std::unique_ptr<net::UpstreamPool>> pools_;
   std::unordered_set<struct ClientWatch*> watches_;  // requests waiting on an upstream
+  std::unique_ptr<asio::steady_timer> sweep_;
+  bool sweeping_ = false;
 };
 
 // Shared response helpers for the data plane and admin listeners.

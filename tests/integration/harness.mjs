@@ -65,7 +65,7 @@ export function tempDir(prefix = 'sluice-it-') {
 // A child process whose stdout/stderr are captured; waitLine() resolves on the first line
 // matching a regexp (or rejects when the process exits or the timeout passes).
 class Proc {
-  constructor(args, { env, name } = {}) {
+  constructor(args, { env, name, cwd } = {}) {
     this.name = name || path.basename(args[0] || 'proc');
     this.args = args;
     this.stdout = '';
@@ -75,6 +75,7 @@ class Proc {
     this.child = spawn(SLUICE_BIN, args, {
       env: { ...process.env, ...(env || {}) },
       stdio: ['ignore', 'pipe', 'pipe'],
+      ...(cwd ? { cwd } : {}),
     });
     live.add(this.child);
     this.exited = new Promise((resolve) => {
@@ -202,7 +203,8 @@ export function spawnSluice(args, opts) {
 // ------------------------------------------------------------------ mock-llm
 
 // Starts `sluice mock-llm`. `config` (object) is written as a YAML file (JSON is YAML).
-export async function startMock({ config, args = [], env } = {}) {
+// `cwd` is the working directory (for a config file whose paths are relative to it).
+export async function startMock({ config, args = [], env, cwd } = {}) {
   const a = ['mock-llm', '--listen', '127.0.0.1:0', ...args];
   if (config) {
     const dir = tempDir('sluice-mock-');
@@ -210,7 +212,7 @@ export async function startMock({ config, args = [], env } = {}) {
     writeFileSync(file, JSON.stringify(config, null, 2));
     a.push('--config', file);
   }
-  const proc = new Proc(a, { env, name: 'mock-llm' });
+  const proc = new Proc(a, { env, name: 'mock-llm', cwd });
   const m = await proc.waitLine(/mock-llm: listening on 127\.0\.0\.1:(\d+)/);
   const port = Number(m[1]);
   const url = `http://127.0.0.1:${port}`;

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# bench/render.sh: the cost of releases on the hot path. One gateway, one fast upstream
+# (mock-llm, 1-token answers), two routes to the same upstream model:
+#   plain    - a config route (model rewrite only)
+#   tutor    - a release route: pinned model, a system prompt rendered from a variable,
+#              pinned params, the `vars` member removed
+# Saturation throughput of each with h2load, interleaved runs, median; prints the ratio.
+#
+#   bench/render.sh [--runs N] [--requests N] [--sluice PATH]
+set -euo pipefail
+HERE="$(cd "$(dirname "$0")" && pwd)"
+ROOT="$(dirname "$HERE")"
+SLUICE="${SLUICE_BIN:-$ROOT/build/release/sluice}"
+RUNS=5
+N=40000
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --runs) RUNS="$2"; shift ;;
+    --requests) N="$2"; shift ;;
+    --sluice) SLUICE="$2"; shift ;;
+    *) echo "render.sh: unknown argument $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+W="$(mktemp -d /tmp/sluice-render.XXXXXX)"
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$W"; }
+trap cleanup EXIT
+free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+
+MP=$(free_port); GP=$(free_port); AP=$(free_port)
+"$SLUICE" mock-llm --listen 127.0.0.1:$MP --output-tokens 1:1 >/dev/null 2>&1 & PIDS+=($!)
+mkdir -p "$W/data" "$W/rel"
+cat > "$W/rel/prompt.yaml" <<'P'
+system: "You are a concise assistant for the {{team}} team. Answer in one sentence."
+P
+cat > "$W/rel/release.yaml" <<'R'
+route: tutor
+model: {upstream: mock, id: mock-model-2024}
+prompt: {file: prompt.yaml, mode: prepend_system}
+params: {temperature: 0, max_tokens: 16}
+R
+REL=$("$SLUICE" release create "$W/rel/release.yaml" --data-dir "$W/data" | cut -d' ' -f1)
+"$SLUICE" route promote tutor "$REL" --data-dir "$W/data" >/dev/null
+cat > "$W/gw.yaml" <<C
+request_log: {enabled: true}
+upstreams: [{name: mock, url: "http://127.0.0.1:$MP/v1"}]
+routes: [{name: plain, upstream: mock, model: mock-model-2024}]
+C
+"$SLUICE" serve --config "$W/gw.yaml" --listen 127.0.0.1:$GP --admin-listen 127.0.0.1:$AP \
+  --data-dir "$W/data" --threads 1 >/dev/null 2>&1 & PIDS+=($!)
+for _ in $(seq 50); do curl -sf -o /dev/null "http://127.0.0.1:$GP/readyz" && break; sleep 0.1; done
+printf '{"model":"plain","messages":[{"role":"user","content":"Say hi"}],"max_tokens":16}' > "$W/plain.json"
+printf '{"model":"tutor","vars":{"team":"platform"},"messages":[{"role":"user","content":"Say hi"}]}' > "$W/tutor.json"
+# Sanity: the release route really renders.
+curl -s -D - -o /dev/null "http://127.0.0.1:$GP/v1/chat/completions" -d @"$W/tutor.json" | grep -qi "x-sluice-release: $REL" \
+  || { echo "render.sh: the tutor route did not answer with $REL" >&2; exit 1; }
+
+run() {
+  h2load --h1 -n "$N" -c 32 -m 1 -d "$W/$1.json" -H 'content-type: application/json' \
+    "http://127.0.0.1:$GP/v1/chat/completions" 2>/dev/null | awk '/^finished in/ {print $4}'
+}
+P=(); T=()
+run plain >/dev/null; run tutor >/dev/null  # warm-up
+for i in $(seq "$RUNS"); do P+=("$(run plain)"); T+=("$(run tutor)"); done
+median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print (NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2}'; }
+MP_=$(median "${P[@]}"); MT=$(median "${T[@]}")
+echo "plain proxying   req/s runs: ${P[*]}  median $MP_"
+echo "rendered prompt  req/s runs: ${T[*]}  median $MT"
+awk -v p="$MP_" -v t="$MT" 'BEGIN {printf "rendered / plain = %.3f (%.1f%% %s)\n", t/p, (t/p-1)*100, t<p?"slower":"faster"}'

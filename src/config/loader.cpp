@@ -3,6 +3,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "core/crypto.hpp"
+#include "core/files.hpp"
 
 #include <cstdlib>
 #include <fstream>
@@ -287,15 +288,13 @@ LoadResult load_string(const std::string& yaml, const std::string& source_name) 
 }
 
 LoadResult load_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
+  auto content = read_file(path);
+  if (!content) {
     LoadResult r;
     r.errors.push_back(path + ": cannot open file");
     return r;
   }
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return load_string(ss.str(), path);
+  return load_string(*content, path);
 }
 
 void validate(LoadResult& r) {

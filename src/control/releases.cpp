@@ -3,6 +3,7 @@
 #include <ctime>
 
 #include "core/error.hpp"
+#include "core/json_object.hpp"
 #include "release/compiled.hpp"
 #include "release/diff.hpp"
 #include "release/manifest.hpp"
@@ -61,91 +62,72 @@ Result create_release(store::Store& s, const std::string& path, const std::strin
 }
 
 std::string release_json(const store::ReleaseRecord& r) {
-  std::string o = "{\"id\":";
-  append_json_string(o, r.id);
-  o += ",\"route\":";
-  append_json_string(o, r.route);
-  o += ",\"full_hash\":";
-  append_json_string(o, r.full_hash);
-  o += ",\"created_by\":";
-  append_json_string(o, r.created_by);
-  o += ",\"created_at\":";
-  append_json_string(o, iso_time(r.created_at));
-  o += ",\"parent\":";
-  append_json_string(o, r.parent);
-  o += ",\"git_commit\":";
-  append_json_string(o, r.git_commit);
-  o += ",\"eval_pass_id\":";
-  append_json_string(o, r.eval_pass_id);
-  o += ",\"tuple\":" + r.tuple + "}";
-  return o;
+  return JsonObject()
+      .str("id", r.id)
+      .str("route", r.route)
+      .str("full_hash", r.full_hash)
+      .str("created_by", r.created_by)
+      .str("created_at", iso_time(r.created_at))
+      .str("parent", r.parent)
+      .str("git_commit", r.git_commit)
+      .str("eval_pass_id", r.eval_pass_id)
+      .raw("tuple", r.tuple)
+      .done();
 }
 
-std::string releases_json(store::Store& s, const std::string& route) {
-  std::string o = "{\"releases\":[";
-  bool first = true;
-  for (const auto& r : s.list_releases(route)) {
-    if (!first) o += ",";
-    first = false;
-    o += release_json(r);
+namespace {
+template <class T, class F>
+std::string json_array(const std::vector<T>& items, F&& one) {
+  std::string o = "[";
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i) o += ",";
+    o += one(items[i]);
   }
-  return o + "]}";
+  return o + "]";
+}
+}  // namespace
+
+std::string releases_json(store::Store& s, const std::string& route) {
+  return JsonObject().raw("releases", json_array(s.list_releases(route), release_json)).done();
 }
 
 std::string routes_json(store::Store& s) {
-  std::string o = "{\"routes\":[";
-  bool first = true;
-  for (const auto& r : s.list_routes()) {
-    if (!first) o += ",";
-    first = false;
-    o += "{\"name\":";
-    append_json_string(o, r.name);
-    o += ",\"stable_release\":";
-    append_json_string(o, r.stable_release);
-    o += ",\"updated_at\":";
-    append_json_string(o, iso_time(r.updated_at));
-    o += ",\"history\":[";
-    bool f2 = true;
-    for (const auto& h : s.route_history(r.name)) {
-      if (!f2) o += ",";
-      f2 = false;
-      o += "{\"release\":";
-      append_json_string(o, h.release);
-      o += ",\"previous\":";
-      append_json_string(o, h.previous);
-      o += ",\"action\":";
-      append_json_string(o, h.action);
-      o += ",\"actor\":";
-      append_json_string(o, h.actor);
-      o += ",\"reason\":";
-      append_json_string(o, h.reason);
-      o += ",\"at\":";
-      append_json_string(o, iso_time(h.at));
-      o += "}";
-    }
-    o += "]}";
-  }
-  return o + "]}";
+  auto route = [&](const store::RouteRecord& r) {
+    auto change = [](const store::RouteChange& h) {
+      return JsonObject()
+          .str("release", h.release)
+          .str("previous", h.previous)
+          .str("action", h.action)
+          .str("actor", h.actor)
+          .str("reason", h.reason)
+          .str("at", iso_time(h.at))
+          .done();
+    };
+    return JsonObject()
+        .str("name", r.name)
+        .str("stable_release", r.stable_release)
+        .str("updated_at", iso_time(r.updated_at))
+        .raw("history", json_array(s.route_history(r.name), change))
+        .done();
+  };
+  return JsonObject().raw("routes", json_array(s.list_routes(), route)).done();
 }
 
 std::string audit_json(store::Store& s, size_t limit) {
-  std::string o = "{\"audit\":[";
-  bool first = true;
-  for (const auto& e : s.list_audit(limit)) {
-    if (!first) o += ",";
-    first = false;
-    o += "{\"seq\":" + std::to_string(e.seq) + ",\"at\":";
-    append_json_string(o, iso_time(e.at));
-    for (auto [k, v] : {std::pair{"actor", &e.actor}, {"action", &e.action}, {"target", &e.target},
-                        {"before", &e.before}, {"after", &e.after}, {"reason", &e.reason}, {"outcome", &e.outcome}}) {
-      o += ",\"";
-      o += k;
-      o += "\":";
-      append_json_string(o, *v);
-    }
-    o += "}";
-  }
-  return o + "]}";
+  auto entry = [](const store::AuditEntry& e) {
+    return JsonObject()
+        .num("seq", e.seq)
+        .str("at", iso_time(e.at))
+        .str("actor", e.actor)
+        .str("action", e.action)
+        .str("target", e.target)
+        .str("before", e.before)
+        .str("after", e.after)
+        .str("reason", e.reason)
+        .str("outcome", e.outcome)
+        .done();
+  };
+  return JsonObject().raw("audit", json_array(s.list_audit(limit), entry)).done();
 }
 
 Result list_releases_text(store::Store& s, const std::string& route) {

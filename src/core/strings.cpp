@@ -174,3 +174,19 @@ ApiError rate_limited(std::string message, std::string code) {
 }
 
 }  // namespace sluice
+
+// ---- files.hpp ----
+#include <fstream>
+#include <sstream>
+
+#include "core/files.hpp"
+
+namespace sluice {
+std::optional<std::string> read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+}  // namespace sluice

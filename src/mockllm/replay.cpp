@@ -6,18 +6,16 @@
 #include <fstream>
 #include <sstream>
 
+#include "core/files.hpp"
 #include "core/strings.hpp"
 
 namespace sluice::mockllm {
 
 namespace {
 bool read_file(const std::string& path, std::string& out) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return false;
-  std::stringstream ss;
-  ss << in.rdbuf();
-  out = ss.str();
-  return true;
+  auto content = sluice::read_file(path);
+  if (content) out = std::move(*content);
+  return content.has_value();
 }
 }  // namespace
 

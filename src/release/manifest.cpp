@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "core/crypto.hpp"
+#include "core/files.hpp"
 #include "core/strings.hpp"
 #include "release/template.hpp"
 
@@ -21,12 +22,9 @@ std::string where(const std::string& file, const YAML::Node& n) {
 }
 
 bool read_file(const std::string& path, std::string& out) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return false;
-  std::stringstream ss;
-  ss << in.rdbuf();
-  out = ss.str();
-  return true;
+  auto content = sluice::read_file(path);
+  if (content) out = std::move(*content);
+  return content.has_value();
 }
 
 }  // namespace

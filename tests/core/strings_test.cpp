@@ -64,3 +64,12 @@ TEST(Split, KeepsEmptyFields) {
 }
 
 }  // namespace sluice
+
+#include "core/json_object.hpp"
+
+namespace sluice {
+TEST(JsonObject, BuildsEscapedObjects) {
+  EXPECT_EQ(JsonObject().done(), "{}");
+  EXPECT_EQ(JsonObject().str("a", "x\"y").num("n", -3).raw("r", "[1]").done(), R"({"a":"x\"y","n":-3,"r":[1]})");
+}
+}  // namespace sluice

@@ -10,7 +10,9 @@
 #include <memory>
 
 #include "control/releases.hpp"
+#include "core/error.hpp"
 #include "core/strings.hpp"
+#include "net/http_client.hpp"
 #include "store/store.hpp"
 
 namespace sluice::cli {
@@ -20,7 +22,36 @@ namespace {
 struct Common {
   std::string data_dir = "./sluice-data";
   std::string actor;
+  std::string admin_url;    // set: talk to a running gateway's admin API instead of the store
+  std::string admin_token;  // bearer token for it (default: SLUICE_ADMIN_TOKEN, then DATA_DIR/admin.token)
+
+  bool remote() const { return !admin_url.empty(); }
+  std::string token() const {
+    if (!admin_token.empty()) return admin_token;
+    if (const char* t = std::getenv("SLUICE_ADMIN_TOKEN")) return t;
+    std::ifstream in(data_dir + "/admin.token");
+    std::string tok;
+    in >> tok;
+    return tok;
+  }
 };
+
+// Calls the admin API; prints the JSON body. 0 on 2xx, 1 otherwise.
+int remote_call(const Common& c, const std::string& method, const std::string& path, const std::string& body = "") {
+  auto r = net::http_request(method, c.admin_url + path, c.token(), body);
+  if (!r.error.empty()) {
+    std::cerr << "error: " << r.error << "\n";
+    return 2;
+  }
+  (r.status / 100 == 2 ? std::cout : std::cerr) << r.body << "\n";
+  return r.status / 100 == 2 ? 0 : 1;
+}
+
+std::string json_str(const std::string& s) {
+  std::string o;
+  append_json_string(o, s);
+  return o;
+}
 
 std::string default_actor() {
   const char* u = std::getenv("USER");
@@ -66,9 +97,13 @@ int64_t parse_duration_ms(const std::string& s) {
 std::function<int()> add_store_commands(CLI::App& app) {
   auto common = std::make_shared<Common>();
   auto runner = std::make_shared<std::function<int()>>();
+  if (const char* u = std::getenv("SLUICE_ADMIN_URL")) common->admin_url = u;
   auto with_common = [common](CLI::App* c) {
     c->add_option("--data-dir", common->data_dir, "state directory (default ./sluice-data)");
     c->add_option("--actor", common->actor, "who is acting, for the audit log (default cli:$USER@host)");
+    c->add_option("--admin", common->admin_url,
+                  "a running gateway's admin URL (http://host:port; env SLUICE_ADMIN_URL): act through its API");
+    c->add_option("--token", common->admin_token, "admin bearer token (env SLUICE_ADMIN_TOKEN, else DATA_DIR/admin.token)");
   };
 
   auto* rel = app.add_subcommand("release", "create and inspect releases");
@@ -90,6 +125,7 @@ std::function<int()> add_store_commands(CLI::App& app) {
   with_common(list);
   list->callback([=] {
     *runner = [=] {
+      if (common->remote()) return remote_call(*common, "GET", "/admin/v1/releases" + (route_filter->empty() ? std::string() : "?route=" + *route_filter));
       auto s = open(*common);
       return s ? print(control::list_releases_text(*s, *route_filter)) : 2;
     };
@@ -100,6 +136,7 @@ std::function<int()> add_store_commands(CLI::App& app) {
   with_common(show);
   show->callback([=] {
     *runner = [=] {
+      if (common->remote()) return remote_call(*common, "GET", "/admin/v1/releases/" + *id);
       auto s = open(*common);
       return s ? print(control::show_release_text(*s, *id)) : 2;
     };
@@ -125,6 +162,9 @@ std::function<int()> add_store_commands(CLI::App& app) {
   with_common(promote);
   promote->callback([=] {
     *runner = [=] {
+      if (common->remote())
+        return remote_call(*common, "POST", "/admin/v1/routes/" + *route_name + "/promote",
+                           "{\"release\":" + json_str(*id) + ",\"reason\":" + json_str(*reason) + "}");
       auto s = open(*common);
       if (!s) return 2;
       auto r = s->get_release(*id);
@@ -137,6 +177,7 @@ std::function<int()> add_store_commands(CLI::App& app) {
   with_common(rlist);
   rlist->callback([=] {
     *runner = [=] {
+      if (common->remote()) return remote_call(*common, "GET", "/admin/v1/routes");
       auto s = open(*common);
       if (!s) return 2;
       std::string out;
@@ -151,6 +192,9 @@ std::function<int()> add_store_commands(CLI::App& app) {
   with_common(rb);
   rb->callback([=] {
     *runner = [=] {
+      if (common->remote())
+        return remote_call(*common, "POST", "/admin/v1/routes/" + *route_name + "/rollback",
+                           "{\"reason\":" + json_str(*reason) + "}");
       auto s = open(*common);
       if (!s) return 2;
       auto out = s->rollback(*route_name, common->actor.empty() ? default_actor() : common->actor, *reason);
@@ -164,6 +208,7 @@ std::function<int()> add_store_commands(CLI::App& app) {
   with_common(audit);
   audit->callback([=] {
     *runner = [=] {
+      if (common->remote()) return remote_call(*common, "GET", "/admin/v1/audit?limit=" + std::to_string(*limit));
       auto s = open(*common);
       return s ? print({"", control::audit_json(*s, static_cast<size_t>(*limit))}) : 2;
     };

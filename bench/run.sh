@@ -66,7 +66,7 @@ if [ "$(id -u)" = 0 ]; then
 fi
 
 if [ "$QUICK" = 1 ]; then
-  SAT_N=150000; RUNS="${RUNS:-1}"; LAT_SECONDS=10; TTFT_SECONDS=10; FLAT_SECONDS="${FLAT_SECONDS:-60}"
+  SAT_N=100000; RUNS="${RUNS:-3}"; LAT_SECONDS=10; TTFT_SECONDS=10; FLAT_SECONDS="${FLAT_SECONDS:-60}"
 else
   SAT_N=500000; RUNS="${RUNS:-3}"; LAT_SECONDS=30; TTFT_SECONDS=30; FLAT_SECONDS="${FLAT_SECONDS:-600}"
 fi
@@ -121,9 +121,31 @@ START_BUSY=$BUSY
 machine_busy_jiffies() { awk '/^cpu /{print $2+$3+$4}' /proc/stat; }  # user+nice+system (softirq is not charged to processes)
 own_jiffies() { sed 's/.*) //' /proc/$$/stat | awk '{print $12+$13+$14+$15}'; }
 RUN_T0=$(date +%s); RUN_BUSY0=$(machine_busy_jiffies); RUN_OWN0=$(own_jiffies)
+# Per phase: our reaped children plus the servers still running (and nginx's workers).
+live_jiffies() {
+  local p total=0 v
+  for p in "${PIDS[@]}" $(for q in "${PIDS[@]}"; do pgrep -P "$q"; done); do
+    v=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12+$13}') || v=0
+    total=$((total + ${v:-0}))
+  done
+  echo "$total"
+}
+PHASE_OTHER=()
+phase_mark() {  # NAME: CPU used by others since the previous mark, as % of the machine
+  local now busy own
+  now=$(date +%s%N); busy=$(machine_busy_jiffies); own=$(($(own_jiffies) + $(live_jiffies)))
+  if [ -n "${PH_T:-}" ]; then
+    PHASE_OTHER+=("$1 $(node -e "console.log(Math.max(0, Math.round((($busy - $PH_B) - ($own - $PH_O)) / 100 / (($now - $PH_T) / 1e9 * $(nproc)) * 100)))")%")
+  fi
+  PH_T=$now; PH_B=$busy; PH_O=$own
+}
 
 SLUICE_ID="$("$SLUICE" --version 2>&1 | head -1), binary sha256 $(sha256sum "$SLUICE" | cut -c1-12) built $(date -r "$SLUICE" '+%F %T')"
 WORK="$(mktemp -d /tmp/sluice-bench.XXXXXX)"
+# Run a private copy: a rebuild of build/release during the run must not change what is measured.
+cp "$SLUICE" "$WORK/sluice"
+SLUICE_ORIG="$SLUICE"
+SLUICE="$WORK/sluice"
 chmod 755 "$WORK"  # nginx workers may run as an unprivileged user
 OUT="$WORK/out"
 mkdir -p "$OUT"
@@ -269,6 +291,7 @@ cpu_write() {  # TARGET UPSTREAM_PID REQUESTS OUTFILE
 h2() { run_fg h2load --h1 -m 1 -t 1 -d "$BODY" "${JSON_H[@]}" "$@"; }
 
 # ------------------------------------------------------------------ phase A: non-streaming
+phase_mark start
 log "work dir $WORK; sluice $SLUICE; gateway workers $THREADS; mode $([ "$QUICK" = 1 ] && echo quick || echo full)"
 start_mock mock-fast --ttft-ms 0 --tpot-ms 0 --output-tokens 1:1
 FAST_PORT=$MOCK_PORT; FAST_PID=$MOCK_PID
@@ -311,6 +334,7 @@ for r in $(seq 1 "$RUNS"); do
     log "   run $r $t: $(grep -o 'finished in .*req/s' "$WORK/sat-$t-$r.txt")"
   done
 done
+phase_mark saturation
 median_rps() {  # TARGET
   local i v=()
   for i in $(seq 1 "$RUNS"); do v+=("$(node -e "console.log(require('$OUT/sat-$1-$i.json').rps||0)")"); done
@@ -348,6 +372,7 @@ for rate in "${LAT_RATES[@]}"; do
   done
 done
 
+phase_mark latency
 # ------------------------------------------------------------------ phase B: streaming TTFT
 log "3. streaming TTFT up to $TTFT_RATE streams/s ($TTFT_SECONDS s each)"
 start_mock mock-stream --ttft-ms 0 --tpot-ms 5 --output-tokens 20:20
@@ -382,6 +407,7 @@ for rate in "${TTFT_RATES[@]}"; do
 done
 stop "$NGX_B_PID"; stop "$SL_B_PID"; stop "$ST_PID"
 
+phase_mark streaming
 # ------------------------------------------------------------------ phase C: memory per stream
 log "4. memory per open stream: $STREAMS concurrent streams"
 MEM_TARGETS=(sluice nginx portkey)
@@ -404,6 +430,7 @@ for t in "${MEM_TARGETS[@]}"; do
   stop "$SLOW_PID"
 done
 
+phase_mark memory
 # ------------------------------------------------------------------ phase D: RSS flatness
 FLAT_RATE=$(round200 "$SL_SAT / 2")
 log "5. sluice RSS over $FLAT_SECONDS s at $FLAT_RATE req/s (sample every $FLAT_INTERVAL s)"
@@ -425,6 +452,7 @@ while kill -0 "$FG_PID" 2>/dev/null; do
 done
 wait "$FG_PID" || true
 FG_PID=""
+phase_mark rss-run
 printf '%s\t%s\n' "$(($(date +%s) - t0))" "$(node "$HELPER" rss "$SL_A_PID")" >>"$OUT/flat-samples.tsv"
 node "$HELPER" h2load "$WORK/flat.txt" >"$WORK/flat-h2load.json"
 node -e "
@@ -443,9 +471,10 @@ OTHER=$(node -e "
 const hz = 100, busy = $(machine_busy_jiffies) - $RUN_BUSY0, own = $(own_jiffies) - $RUN_OWN0;
 const pct = Math.round(((busy - own) / hz) / ($RUN_WALL * $(nproc)) * 1000) / 10;
 console.log((pct < 2 ? 'none measurable (' + pct + '%, within accounting error)' : pct + '%') + ' of the machine (user+system: machine ' + (busy / hz).toFixed(0) + ' s, benchmark processes ' + (own / hz).toFixed(0) + ' s, over ' + $RUN_WALL + ' s wall x $(nproc) CPUs)');")
-NOTES+=("CPU used by processes outside the benchmark during the run: $OTHER")
-SLUICE_ID_END="$("$SLUICE" --version 2>&1 | head -1), binary sha256 $(sha256sum "$SLUICE" | cut -c1-12) built $(date -r "$SLUICE" '+%F %T')"
-[ "$SLUICE_ID_END" != "$SLUICE_ID" ] && NOTES+=("the sluice binary was replaced during the run (now: $SLUICE_ID_END); processes started after that ran the new binary: re-run")
+NOTES+=("CPU used by processes outside the benchmark during the run: $OTHER; by phase: ${PHASE_OTHER[*]}")
+if ! cmp -s "$SLUICE" "$SLUICE_ORIG"; then
+  NOTES+=("$SLUICE_ORIG was rebuilt during the run; this run measured the copy taken at the start (sha256 $(sha256sum "$SLUICE" | cut -c1-12))")
+fi
 HOST=$(hostname -s 2>/dev/null || hostname)
 DATE=$(date +%F)
 [ -n "$SL_METRICS" ] && NOTES+=("sluice /metrics after the run: $(echo "$SL_METRICS" | tr '\n' ';' | sed 's/;$//')")
@@ -477,7 +506,7 @@ console.log(JSON.stringify({
   ttft_rates: e.B_TTFT_RATES.split(" ").map(Number), ttft_duration_s: Number(e.B_TTFT_S),
   mem_streams: Number(e.B_STREAMS), mem_tokens: Number(e.B_MEM_TOKENS),
   machine: { nproc: Number(e.B_NPROC), cpu: e.B_CPU, kernel: e.B_KERNEL, os: e.B_OS, memory: e.B_MEM, "benchmark priority": e.B_PRIORITY },
-  versions: { sluice: `${e.B_SLUICE_V} (git ${e.B_GIT})`, nginx: e.B_NGINX_V, h2load: e.B_H2LOAD_V, node: e.B_NODE_V, portkey: `@portkey-ai/gateway ${e.B_PK_V}` },
+  versions: { sluice: `${e.B_SLUICE_V} (source tree at git ${e.B_GIT})`, nginx: e.B_NGINX_V, h2load: e.B_H2LOAD_V, node: e.B_NODE_V, portkey: `@portkey-ai/gateway ${e.B_PK_V}` },
   notes: e.B_NOTES.split("\n").filter(Boolean),
 }, null, 2));' >"$OUT/meta.json"
 mkdir -p "$HERE/results"

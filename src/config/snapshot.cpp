@@ -44,9 +44,10 @@ std::shared_ptr<const Snapshot> Snapshot::build(Config cfg, uint64_t version, st
   for (const RouteBinding& b : bindings) {
     auto it = index.find(b.release->upstream);
     if (it == index.end()) {
-      error = "route '" + b.route + "': release " + b.release->id + " needs upstream '" + b.release->upstream +
-              "', which is not configured";
-      return nullptr;
+      // Never let one bad route take the gateway down: it is left out and reported.
+      s->warnings_.push_back("route '" + b.route + "': release " + b.release->id + " needs upstream '" +
+                             b.release->upstream + "', which is not configured; the route is not served");
+      continue;
     }
     Resolution res;
     res.route = b.route;

@@ -61,6 +61,13 @@ class Snapshot {
   const std::string* tenant_for_key_hash(std::string_view sha256_hex) const;
   bool requires_api_key() const { return !key_tenants_.empty(); }
   bool passthrough() const { return passthrough_.has_value(); }
+  // Problems that did not stop the build (e.g. a route whose release cannot be served).
+  const std::vector<std::string>& warnings() const { return warnings_; }
+  bool has_upstream(std::string_view name) const {
+    for (const auto& u : upstreams_)
+      if (u.cfg->name == name) return true;
+    return false;
+  }
   // Names clients may send in "model" (routes, then upstream model lists).
   const std::vector<std::string>& model_names() const { return model_names_; }
 
@@ -72,6 +79,7 @@ class Snapshot {
   std::optional<Resolution> passthrough_;
   std::unordered_map<std::string, std::string, StringHash, std::equal_to<>> key_tenants_;
   std::vector<std::string> model_names_;
+  std::vector<std::string> warnings_;
 };
 
 // Holds the current snapshot. publish() is for the control plane; current() for anyone.

@@ -145,6 +145,18 @@ awaitable<bool> AdminHandler::handle(beast::tcp_stream& stream, beast::flat_buff
         if (release.empty()) co_return co_await error(http::status::bad_request, "missing_release", "'release' is required");
         auto r = st.get_release(release);
         if (!r) co_return co_await error(http::status::not_found, "release_not_found", "no release " + release);
+        // Refuse what this gateway could not serve, before anything is committed.
+        std::string upstream;
+        {
+          simdjson::dom::parser p;
+          simdjson::dom::element t;
+          std::string_view u;
+          if (!p.parse(r->tuple).get(t) && !t["model"]["upstream"].get_string().get(u)) upstream.assign(u);
+        }
+        if (!env_.shared.snapshots.current()->has_upstream(upstream))
+          co_return co_await error(http::status::conflict, "upstream_not_configured",
+                                   "release " + r->id + " needs upstream '" + upstream +
+                                       "', which this gateway does not have; nothing was changed");
         out = st.promote(route, r->id, actor, reason);
       } else {
         out = st.rollback(route, actor, reason);

@@ -190,6 +190,7 @@ struct Gateway::Impl {
     }
     auto snap = config::Snapshot::build(std::move(cfg), next_version, err, bindings);
     if (!snap) return err;
+    for (const auto& w : snap->warnings()) std::cerr << "sluice: warning: " << w << "\n";
     ++next_version;
     shared.snapshots.publish(std::move(snap));
     return "";

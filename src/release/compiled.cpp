@@ -175,22 +175,42 @@ std::optional<ApiError> render(const Compiled& r, std::string& body, std::string
     // For template_user, the caller's last user message is the variable {{input}}.
     std::string last_user_content;
     std::vector<std::string> caller;  // minified caller messages (template_user only)
+    std::vector<std::string> last_user_parts;  // its image/audio parts, kept after the text
     int last_user = -1;
     if (r.mode == PromptMode::kTemplateUser) {
       simdjson::dom::element arr;
       if (parser.parse(messages_raw.data(), messages_raw.size(), true).get(arr) || !arr.is_array())
         return bad_request("'messages' must be an array", "invalid_type");
       int i = 0;
+      std::vector<std::string> other_parts;  // non-text parts of the last user message, kept
       for (auto m : arr.get_array()) {
         caller.push_back(simdjson::minify(m));
         std::string_view role, content;
-        if (!m["role"].get_string().get(role) && role == "user" && !m["content"].get_string().get(content)) {
+        if (!m["role"].get_string().get(role) && role == "user") {
+          // The last user message is wrapped, whatever the shape of its content.
           last_user = i;
-          last_user_content.assign(content);
+          last_user_content.clear();
+          other_parts.clear();
+          simdjson::dom::array parts;
+          if (!m["content"].get_string().get(content)) {
+            last_user_content.assign(content);
+          } else if (!m["content"].get_array().get(parts)) {
+            for (auto part : parts) {
+              std::string_view type, t;
+              if (!part["type"].get_string().get(type) && type == "text" && !part["text"].get_string().get(t)) {
+                if (!last_user_content.empty()) last_user_content.push_back('\n');
+                last_user_content.append(t);
+              } else {
+                other_parts.push_back(simdjson::minify(part));
+              }
+            }
+          }
         }
         ++i;
       }
-      if (last_user < 0) return bad_request("template_user prompts need a user message with text content", "missing_user_message");
+      last_user_parts = std::move(other_parts);
+      if (last_user < 0 || (last_user_content.empty() && last_user_parts.empty()))
+        return bad_request("template_user prompts need a user message with text content", "missing_user_message");
       vars.emplace_back("input", last_user_content);
     }
     messages = "[";
@@ -213,7 +233,17 @@ std::optional<ApiError> render(const Compiled& r, std::string& body, std::string
         if (static_cast<int>(i) == last_user) {
           text.clear();
           if (!r.user->render(vars, text, missing)) return missing_var(missing);
-          append_message(messages, "user", text);
+          if (last_user_parts.empty()) {
+            append_message(messages, "user", text);
+          } else {
+            // Content parts: the rendered text first, then the caller's other parts as sent.
+            if (messages.size() > 1) messages.push_back(',');
+            messages += "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":";
+            append_json_string(messages, text);
+            messages += "}";
+            for (const auto& p : last_user_parts) messages += "," + p;
+            messages += "]}";
+          }
         } else {
           if (messages.size() > 1) messages.push_back(',');
           messages += caller[i];

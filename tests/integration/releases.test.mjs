@@ -809,8 +809,9 @@ describe('5. rollback under load', { timeout: 90_000 }, () => {
   function load(concurrency = 8) {
     const results = [];
     let stopped = false;
+    const deadline = performance.now() + ms(30_000); // never outlive a failed test
     const loop = async () => {
-      while (!stopped) {
+      while (!stopped && performance.now() < deadline) {
         const sent = performance.now();
         try {
           const r = await mathChat(gw, { max_tokens: 4 });
@@ -872,20 +873,25 @@ describe('5. rollback under load', { timeout: 90_000 }, () => {
 
   test('CLI: promote v2, then `sluice rollback` during 8 concurrent loops: no failures, v1 back within 1 s', async (t) => {
     const L = load(8);
-    await sleep(500);
-    await cliOk(d, 'route', 'promote', 'math-tutor', v2, '--reason', 'canary');
-    const promotedAt = performance.now();
-    await waitFor(() => L.results.some((r) => r.release === v2 && r.sent > promotedAt), {
-      timeout: ms(2000),
-      what: 'v2 serving after CLI promote',
-    });
-    await sleep(700);
-    const rb = await cli(d, 'rollback', 'math-tutor', '--reason', 'regression');
-    assert.equal(rb.code, 0, rb.stderr);
-    assert.equal(rb.stdout.trim(), `math-tutor: ${v2} -> ${v1} (rolled back)`);
-    const returnedAt = rb.exitedAt;
-    await sleep(1500);
-    const results = await L.stop();
+    let results;
+    let returnedAt;
+    try {
+      await sleep(500);
+      await cliOk(d, 'route', 'promote', 'math-tutor', v2, '--reason', 'canary');
+      const promotedAt = performance.now();
+      await waitFor(() => L.results.some((r) => r.release === v2 && r.sent > promotedAt), {
+        timeout: ms(2000),
+        what: 'v2 serving after CLI promote',
+      });
+      await sleep(700);
+      const rb = await cli(d, 'rollback', 'math-tutor', '--reason', 'regression');
+      assert.equal(rb.code, 0, rb.stderr);
+      assert.equal(rb.stdout.trim(), `math-tutor: ${v2} -> ${v1} (rolled back)`);
+      returnedAt = rb.exitedAt;
+      await sleep(1500);
+    } finally {
+      results = await L.stop();
+    }
     const { latency, stats } = analyze(t, 'CLI rollback', results, returnedAt, v2, v1);
     assert.ok(stats[v2] > 0, 'v2 served between promote and rollback');
     assert.ok(latency < ms(1000), `a v2 response arrived ${latency.toFixed(0)} ms after the rollback command returned`);
@@ -909,17 +915,23 @@ describe('5. rollback under load', { timeout: 90_000 }, () => {
   test('admin API: promote v2, then POST .../rollback during 8 concurrent loops: no failures, no v2 after the answer', async (t) => {
     const token = gw.adminToken();
     const L = load(8);
-    await sleep(500);
-    const p = await admin(gw, 'POST', '/admin/v1/routes/math-tutor/promote', { token, body: { release: v2, reason: 'canary 2' } });
-    assert.equal(p.status, 200, p.text);
-    assert.deepEqual(p.json, { route: 'math-tutor', before: v1, stable_release: v2, applied: true });
-    await sleep(800);
-    assert.ok(L.results.some((r) => r.release === v2 && r.sent > p.at), 'v2 serves right after the promote answer');
-    const rb = await admin(gw, 'POST', '/admin/v1/routes/math-tutor/rollback', { token, body: { reason: 'regression 2' } });
-    assert.equal(rb.status, 200, rb.text);
-    assert.deepEqual(rb.json, { route: 'math-tutor', before: v2, stable_release: v1, applied: true });
-    await sleep(1500);
-    const results = await L.stop();
+    let results;
+    let p;
+    let rb;
+    try {
+      await sleep(500);
+      p = await admin(gw, 'POST', '/admin/v1/routes/math-tutor/promote', { token, body: { release: v2, reason: 'canary 2' } });
+      assert.equal(p.status, 200, p.text);
+      assert.deepEqual(p.json, { route: 'math-tutor', before: v1, stable_release: v2, applied: true });
+      await sleep(800);
+      assert.ok(L.results.some((r) => r.release === v2 && r.sent > p.at), 'v2 serves right after the promote answer');
+      rb = await admin(gw, 'POST', '/admin/v1/routes/math-tutor/rollback', { token, body: { reason: 'regression 2' } });
+      assert.equal(rb.status, 200, rb.text);
+      assert.deepEqual(rb.json, { route: 'math-tutor', before: v2, stable_release: v1, applied: true });
+      await sleep(1500);
+    } finally {
+      results = await L.stop();
+    }
     const { latency, lastNewerSent } = analyze(t, 'admin API rollback', results, rb.at, v2, v1);
     assert.ok(latency < ms(1000), `a v2 response arrived ${latency.toFixed(0)} ms after the rollback answer`);
     assert.ok(lastNewerSent <= 0, `a request sent ${lastNewerSent.toFixed(1)} ms after the rollback answer was served by v2`);

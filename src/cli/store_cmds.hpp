@@ -1,6 +1,6 @@
 // cli/store_cmds.hpp: release, route, rollback, audit and logs subcommands. They work on
 // the store in --data-dir directly (for CI pipelines and on the gateway's host); a running
-// gateway picks the change up within 200 ms.
+// gateway picks the change up within 50 ms.
 #pragma once
 #include <CLI/CLI.hpp>
 

@@ -229,7 +229,7 @@ struct Gateway::Impl {
   }
 
   void poll_store() {
-    store_poll->expires_after(std::chrono::milliseconds(200));
+    store_poll->expires_after(std::chrono::milliseconds(50));  // PRAGMA data_version: microseconds
     store_poll->async_wait([this](error_code ec) {
       if (ec || shared.draining.load()) return;
       if (store->change_counter() != store_seen) republish();

@@ -11,6 +11,7 @@
 //   rss PID[,PID...]                 summed VmRSS in KiB
 //   cpu PID[,PID...]                 summed user+system CPU seconds so far
 //   report --dir D --md F --json F   assemble the fragments in D into the results files
+//   render --json F --md F           re-render the Markdown of an existing results JSON
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
@@ -424,13 +425,6 @@ function report(o) {
       const sat = res.throughput[t]?.rps_median;
       row[t].above_saturation = sat ? rate > sat * 0.95 : null;
     }
-    if (row.nginx?.added_ms) {
-      for (const t of Object.keys(row)) {
-        if (t === 'direct' || !row[t].added_ms) continue;
-        row[t].added_p99_ratio_to_nginx =
-          row.nginx.added_ms.p99 > 0 ? Math.round((row[t].added_ms.p99 / row.nginx.added_ms.p99) * 100) / 100 : null;
-      }
-    }
     res.latency[rate] = row;
   }
 
@@ -496,6 +490,30 @@ function report(o) {
     };
   }
 
+  derive(res);
+  fs.writeFileSync(o.json, JSON.stringify(res, null, 2) + '\n');
+  fs.writeFileSync(o.md, markdown(res));
+}
+
+// Ratios of added latency to nginx's. A ratio to a near-zero difference of two noisy
+// percentiles means nothing, so it is only given when nginx's added p99 is at least
+// RATIO_FLOOR_MS.
+const RATIO_FLOOR_MS = 0.1;
+function derive(res) {
+  for (const row of Object.values(res.latency)) {
+    for (const t of Object.keys(row)) {
+      if (t === 'direct' || !row[t].added_ms) continue;
+      const base = row.nginx?.added_ms?.p99;
+      row[t].added_p99_ratio_to_nginx =
+        base != null && base >= RATIO_FLOOR_MS ? Math.round((row[t].added_ms.p99 / base) * 100) / 100 : null;
+    }
+  }
+}
+
+// Re-renders the Markdown (and derived fields) of an existing results JSON.
+function render(o) {
+  const res = JSON.parse(fs.readFileSync(o.json, 'utf8'));
+  derive(res);
   fs.writeFileSync(o.json, JSON.stringify(res, null, 2) + '\n');
   fs.writeFileSync(o.md, markdown(res));
 }
@@ -539,6 +557,7 @@ function markdown(res) {
   L.push('');
   L.push('Per-request times from h2load --log-file; the first second of each run is dropped. Added latency = the');
   L.push('percentile through the gateway minus the same percentile calling the upstream directly. All times in ms.');
+  L.push(`"added p99 / nginx" is left out when nginx's added p99 is under ${RATIO_FLOOR_MS} ms (a ratio to noise).`);
   L.push('');
   for (const [rate, row] of Object.entries(res.latency)) {
     L.push(`### ${rate} req/s${m.latency_labels?.[rate] ? ` (${m.latency_labels[rate]})` : ''}`);
@@ -638,6 +657,9 @@ switch (cmd) {
     break;
   case 'report':
     report(o);
+    break;
+  case 'render':
+    render(o);
     break;
   default:
     console.error('usage: bench.mjs freeport|h2load|latency|ttft|hold|rss|report ...');

@@ -368,11 +368,6 @@ struct Gateway::Impl {
     for (auto& w : workers) guards.push_back(asio::make_work_guard(w->ioc));
     for (auto& w : workers) threads.emplace_back([&ioc = w->ioc] { ioc.run(); });
 
-    std::cout << "sluice: data plane listening on " << listen->host << ":" << port << "\n"
-              << "sluice: admin listening on " << admin_listen->host << ":" << admin_port << "\n"
-              << "sluice: " << n << " worker thread(s), data dir " << cfg.data_dir << std::endl;
-    shared.ready.store(true);
-
     asio::signal_set signals(control, SIGINT, SIGTERM, SIGHUP);
     std::function<void(error_code, int)> on_signal = [&](error_code ec, int sig) {
       if (ec) return;
@@ -385,6 +380,13 @@ struct Gateway::Impl {
       begin_drain(std::chrono::milliseconds(shared.snapshots.current()->config().limits.drain_timeout_ms));
     };
     signals.async_wait(on_signal);
+    // Announce and report ready only once signals are handled: an early SIGTERM or SIGHUP
+    // must drain or reload, not kill the process.
+    std::cout << "sluice: data plane listening on " << listen->host << ":" << port << "\n"
+              << "sluice: admin listening on " << admin_listen->host << ":" << admin_port << "\n"
+              << "sluice: " << n << " worker thread(s), data dir " << cfg.data_dir << std::endl;
+    shared.ready.store(true);
+
     store_poll = std::make_unique<asio::steady_timer>(control);
     poll_store();
     control.run();

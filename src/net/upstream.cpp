@@ -5,6 +5,9 @@
 namespace sluice::net {
 
 UpstreamConn::UpstreamConn(asio::io_context& ioc, asio::ssl::context* tls) {
+  // Beast sizes each read by the buffer's free capacity (512 bytes when empty): reserve
+  // enough that one read takes a whole burst of stream events.
+  buf_.reserve(16384);
   if (tls) {
     tls_ = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(ioc, *tls);
   } else {

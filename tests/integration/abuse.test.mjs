@@ -856,7 +856,10 @@ describe('process lifecycle', { timeout: 60_000 }, () => {
       const p = chatStreamRaw(gw, { model: 'slow' });
       await sleep(300);
       gw.writeConfig({ ...base, routes: [{ name: 'other', upstream: 'mock', model: 'mock-model' }] });
+      const mark = gw.proc.stderr.length;
       gw.proc.signal('SIGHUP');
+      // Wait for the reload itself: a request sent before it lands would take the slow route.
+      await waitFor(() => gw.proc.stderr.slice(mark).includes('reloaded'), { timeout: ms(2000), what: 'reload' });
       await waitFor(async () => (await chat(gw, { model: 'slow' })).status === 404, { timeout: ms(2000), what: 'route removal' });
       const r = await p;
       assert.equal(r.status, 200);

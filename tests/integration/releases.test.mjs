@@ -888,7 +888,7 @@ describe('5. rollback under load', { timeout: 90_000 }, () => {
       assert.equal(rb.code, 0, rb.stderr);
       assert.equal(rb.stdout.trim(), `math-tutor: ${v2} -> ${v1} (rolled back)`);
       returnedAt = rb.exitedAt;
-      await sleep(1500);
+      await sleep(ms(1000) + 1000);  // longer than the tail window checked below
     } finally {
       results = await L.stop();
     }
@@ -928,7 +928,7 @@ describe('5. rollback under load', { timeout: 90_000 }, () => {
       rb = await admin(gw, 'POST', '/admin/v1/routes/math-tutor/rollback', { token, body: { reason: 'regression 2' } });
       assert.equal(rb.status, 200, rb.text);
       assert.deepEqual(rb.json, { route: 'math-tutor', before: v2, stable_release: v1, applied: true });
-      await sleep(1500);
+      await sleep(ms(1000) + 1000);  // longer than the tail window checked below
     } finally {
       results = await L.stop();
     }

@@ -27,7 +27,7 @@ before(async () => {
   port = await closedPort();
   const port2 = await closedPort();
   writeFileSync(path.join(dir, 'nginx.conf'), `
-daemon off; worker_processes 1; pid ${dir}/nginx.pid; error_log ${dir}/error.log;
+daemon off; master_process off; worker_processes 1; pid ${dir}/nginx.pid; error_log ${dir}/error.log;
 events { worker_connections 256; }
 http {
   access_log off; client_body_temp_path ${dir}; proxy_temp_path ${dir};

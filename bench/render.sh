@@ -49,6 +49,7 @@ routes: [{name: plain, upstream: mock, model: mock-model-2024}]
 C
 "$SLUICE" serve --config "$W/gw.yaml" --listen 127.0.0.1:$GP --admin-listen 127.0.0.1:$AP \
   --data-dir "$W/data" --threads 1 >/dev/null 2>&1 & PIDS+=($!)
+GW_PID=$!
 for _ in $(seq 50); do curl -sf -o /dev/null "http://127.0.0.1:$GP/readyz" && break; sleep 0.1; done
 printf '{"model":"plain","messages":[{"role":"user","content":"Say hi"}],"max_tokens":16}' > "$W/plain.json"
 printf '{"model":"tutor","vars":{"team":"platform"},"messages":[{"role":"user","content":"Say hi"}]}' > "$W/tutor.json"
@@ -56,15 +57,31 @@ printf '{"model":"tutor","vars":{"team":"platform"},"messages":[{"role":"user","
 curl -s -D - -o /dev/null "http://127.0.0.1:$GP/v1/chat/completions" -d @"$W/tutor.json" | grep -qi "x-sluice-release: $REL" \
   || { echo "render.sh: the tutor route did not answer with $REL" >&2; exit 1; }
 
+# CPU time of the gateway process (user+system, clock ticks) — steadier than req/s on a
+# shared machine.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$GW_PID/stat"; }
+TICK=$(getconf CLK_TCK)
+CP=(); CT=()
 run() {
-  h2load --h1 -n "$N" -c 32 -m 1 -d "$W/$1.json" -H 'content-type: application/json' \
-    "http://127.0.0.1:$GP/v1/chat/completions" 2>/dev/null | awk '/^finished in/ {print $4}'
+  local before after rps
+  before=$(cpu_ticks)
+  rps=$(h2load --h1 -n "$N" -c 32 -m 1 -d "$W/$1.json" -H 'content-type: application/json' \
+    "http://127.0.0.1:$GP/v1/chat/completions" 2>/dev/null | awk '/^finished in/ {print $4}')
+  after=$(cpu_ticks)
+  LAST_CPU=$(awk -v a="$after" -v b="$before" -v n="$N" -v t="$TICK" 'BEGIN {printf "%.2f", (a-b)/t/n*1e6}')
+  LAST_RPS=$rps
 }
 P=(); T=()
-run plain >/dev/null; run tutor >/dev/null  # warm-up
-for i in $(seq "$RUNS"); do P+=("$(run plain)"); T+=("$(run tutor)"); done
+run plain; run tutor  # warm-up
+for i in $(seq "$RUNS"); do
+  run plain; P+=("$LAST_RPS"); CP+=("$LAST_CPU")
+  run tutor; T+=("$LAST_RPS"); CT+=("$LAST_CPU")
+done
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print (NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2}'; }
 MP_=$(median "${P[@]}"); MT=$(median "${T[@]}")
 echo "plain proxying   req/s runs: ${P[*]}  median $MP_"
 echo "rendered prompt  req/s runs: ${T[*]}  median $MT"
-awk -v p="$MP_" -v t="$MT" 'BEGIN {printf "rendered / plain = %.3f (%.1f%% %s)\n", t/p, (t/p-1)*100, t<p?"slower":"faster"}'
+awk -v p="$MP_" -v t="$MT" 'BEGIN {printf "throughput: rendered / plain = %.3f (%.1f%% %s)\n", t/p, (t/p-1)*100, t<p?"slower":"faster"}'
+CPP=$(median "${CP[@]}"); CPT=$(median "${CT[@]}")
+echo "gateway CPU us/request: plain ${CP[*]} (median $CPP), rendered ${CT[*]} (median $CPT)"
+awk -v p="$CPP" -v t="$CPT" 'BEGIN {printf "CPU per request: rendered / plain = %.3f\n", t/p}'

@@ -22,14 +22,7 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
-W="$(mktemp -d /tmp/sluice-render.XXXXXX)"
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$W"; }
-trap cleanup EXIT
-free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-
-MP=$(free_port); GP=$(free_port); AP=$(free_port)
-"$SLUICE" mock-llm --listen 127.0.0.1:$MP --output-tokens 1:1 >/dev/null 2>&1 & PIDS+=($!)
+source "$HERE/lib.sh"
 mkdir -p "$W/data" "$W/rel"
 cat > "$W/rel/prompt.yaml" <<'P'
 system: "You are a concise assistant for the {{team}} team. Answer in one sentence."
@@ -42,15 +35,10 @@ params: {temperature: 0, max_tokens: 16}
 R
 REL=$("$SLUICE" release create "$W/rel/release.yaml" --data-dir "$W/data" | cut -d' ' -f1)
 "$SLUICE" route promote tutor "$REL" --data-dir "$W/data" >/dev/null
-cat > "$W/gw.yaml" <<C
-request_log: {enabled: true}
-upstreams: [{name: mock, url: "http://127.0.0.1:$MP/v1"}]
+cat > "$W/gw.yaml" <<'C'
 routes: [{name: plain, upstream: mock, model: mock-model-2024}]
 C
-"$SLUICE" serve --config "$W/gw.yaml" --listen 127.0.0.1:$GP --admin-listen 127.0.0.1:$AP \
-  --data-dir "$W/data" --threads 1 >/dev/null 2>&1 & PIDS+=($!)
-GW_PID=$!
-for _ in $(seq 50); do curl -sf -o /dev/null "http://127.0.0.1:$GP/readyz" && break; sleep 0.1; done
+start_pair "$SLUICE" --config "$W/gw.yaml"
 printf '{"model":"plain","messages":[{"role":"user","content":"Say hi"}],"max_tokens":16}' > "$W/plain.json"
 printf '{"model":"tutor","vars":{"team":"platform"},"messages":[{"role":"user","content":"Say hi"}]}' > "$W/tutor.json"
 # Sanity: the release route really renders.

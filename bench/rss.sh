@@ -17,17 +17,9 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
-W="$(mktemp -d /tmp/sluice-rss.XXXXXX)"
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$W"; }
-trap cleanup EXIT
-free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-MP=$(free_port); GP=$(free_port); AP=$(free_port)
-"$SLUICE" mock-llm --listen 127.0.0.1:$MP --output-tokens 1:1 >/dev/null 2>&1 & PIDS+=($!)
-"$SLUICE" serve --upstream mock=http://127.0.0.1:$MP --listen 127.0.0.1:$GP --admin-listen 127.0.0.1:$AP \
-  --data-dir "$W/data" --threads 1 >/dev/null 2>&1 & PIDS+=($!)
-GW=$!
-for _ in $(seq 50); do curl -sf -o /dev/null "http://127.0.0.1:$GP/readyz" && break; sleep 0.1; done
+source "$HERE/lib.sh"
+start_pair "$SLUICE"
+GW=$GW_PID
 printf '{"model":"mock","messages":[{"role":"user","content":"Say hi"}],"max_tokens":16}' > "$W/body.json"
 rss() { awk '/VmRSS/ {print $2}' "/proc/$GW/status"; }
 CLIENTS=$(( (RATE + 199) / 200 ))  # h2load paces each client at up to ~200 req/s here

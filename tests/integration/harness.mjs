@@ -344,11 +344,14 @@ export function waitForLogLine(dir, pred, timeout = ms(3000)) {
 
 export const USER_MSG = [{ role: 'user', content: 'Say something about gateways.' }];
 
-export async function postJSON(url, body, { headers = {}, signal } = {}) {
+// Any method; a JSON body is serialized and labelled. `json` is the parsed answer or undefined.
+export async function requestJSON(method, url, { body, headers = {}, signal } = {}) {
+  const h = { ...headers };
+  if (body !== undefined) h['content-type'] ??= 'application/json';
   const r = await fetch(url, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...headers },
-    body: typeof body === 'string' ? body : JSON.stringify(body),
+    method,
+    headers: h,
+    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
     signal,
   });
   const text = await r.text();
@@ -359,6 +362,10 @@ export async function postJSON(url, body, { headers = {}, signal } = {}) {
     json = undefined;
   }
   return { status: r.status, headers: r.headers, text, json };
+}
+
+export function postJSON(url, body, { headers = {}, signal } = {}) {
+  return requestJSON('POST', url, { body, headers, signal });
 }
 
 export function chat(gw, body, opts) {

@@ -17,6 +17,7 @@ import { performance } from 'node:perf_hooks';
 import OpenAI from 'openai';
 
 import {
+  requestJSON,
   SLUICE_BIN,
   assertOpenAIError,
   chunkEvent,
@@ -153,22 +154,9 @@ function sdk(gw) {
 }
 
 async function admin(gw, method, p, { token, body } = {}) {
-  const headers = {};
-  if (token) headers.authorization = `Bearer ${token}`;
-  if (body !== undefined) headers['content-type'] = 'application/json';
-  const r = await fetch(`${gw.adminUrl}${p}`, {
-    method,
-    headers,
-    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
-  });
-  const text = await r.text();
-  let json;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  return { status: r.status, headers: r.headers, text, json, at: performance.now() };
+  const headers = token ? { authorization: `Bearer ${token}` } : {};
+  const r = await requestJSON(method, `${gw.adminUrl}${p}`, { body, headers });
+  return { ...r, at: performance.now() };
 }
 
 function mathChat(gw, extra = {}, opts) {

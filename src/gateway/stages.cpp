@@ -8,6 +8,10 @@
 
 namespace sluice::gateway {
 
+namespace {
+constexpr std::string_view kIncludeUsage = "{\"include_usage\":true}";
+}  // namespace
+
 std::optional<ApiError> authenticate(RequestContext& ctx, StageEnv&) {
   if (!ctx.snap->requires_api_key()) return std::nullopt;
   std::string_view h = ctx.authorization;
@@ -69,8 +73,9 @@ std::optional<ApiError> route(RequestContext& ctx, StageEnv&) {
   // Ask for usage on streams so tokens are accounted; the relay strips it again if the
   // client did not ask for it.
   if (ctx.endpoint == Endpoint::kChat && ctx.info.stream && !ctx.info.has_stream_options) {
-    edits.push_back({"stream_options", "{\"include_usage\":true}"});
     ctx.strip_usage = true;
+    // A release route's render stage adds it to its own splice: one pass over the body.
+    if (!ctx.resolution->release) edits.push_back({"stream_options", kIncludeUsage});
   }
   if (!edits.empty()) {
     auto spliced = json::splice_members(*ctx.body, edits);
@@ -84,7 +89,9 @@ std::optional<ApiError> render(RequestContext& ctx, StageEnv& env) {
   if (!ctx.resolution || !ctx.resolution->release) return std::nullopt;
   ctx.release = ctx.resolution->release.get();
   if (ctx.endpoint != Endpoint::kChat) return std::nullopt;
-  return release::render(*ctx.release, *ctx.body, ctx.vars_header, env.json);
+  std::vector<json::Edit> extra;
+  if (ctx.strip_usage) extra.push_back({"stream_options", kIncludeUsage});
+  return release::render(*ctx.release, *ctx.body, ctx.vars_header, env.json, extra);
 }
 
 std::optional<ApiError> select_upstream(RequestContext& ctx, StageEnv&) {

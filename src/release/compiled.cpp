@@ -136,7 +136,7 @@ ApiError missing_var(const std::string& name) {
 }  // namespace
 
 std::optional<ApiError> render(const Compiled& r, std::string& body, std::string_view vars_header,
-                               simdjson::dom::parser& parser) {
+                               simdjson::dom::parser& parser, const std::vector<json::Edit>& extra) {
   auto members = json::top_level_members(body);
   if (!members) return bad_request("request body must be a JSON object", "invalid_json");
   std::string_view messages_raw, vars_raw;
@@ -274,6 +274,7 @@ std::optional<ApiError> render(const Compiled& r, std::string& body, std::string
     edits.push_back({k, v});
   }
   if (!r.tools_json.empty() && !caller_has("tools")) edits.push_back({"tools", r.tools_json});
+  edits.insert(edits.end(), extra.begin(), extra.end());
   auto out = json::splice_members(body, edits);
   if (!out) return bad_request("request body must be a JSON object", "invalid_json");
   body = std::move(*out);

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "json/splice.hpp"
 #include "release/template.hpp"
 
 namespace simdjson::dom {
@@ -43,7 +44,8 @@ std::shared_ptr<const Compiled> compile(const std::string& id, const std::string
 // caller's messages, params (callers override only `overridable` ones), tools, and removes
 // the `vars` member. Variables come from the body's top-level "vars" object, then from the
 // x-sluice-vars header (a JSON object). Returns the error to answer (400) on failure.
+// `extra` edits (e.g. the gateway's stream_options) join the same splice: one pass over the body.
 std::optional<ApiError> render(const Compiled& r, std::string& body, std::string_view vars_header,
-                               simdjson::dom::parser& parser);
+                               simdjson::dom::parser& parser, const std::vector<json::Edit>& extra = {});
 
 }  // namespace sluice::release

@@ -191,18 +191,22 @@ Result diff_releases_text(store::Store& s, const std::string& a, const std::stri
   return {"", "--- " + ra->id + "\n+++ " + rb->id + "\n" + release::diff(*ta, *tb, blobs_of(s))};
 }
 
+std::shared_ptr<const release::Compiled> compile_release(store::Store& s, const std::string& id, std::string& error) {
+  auto r = s.get_release(id);
+  if (!r) {
+    error = "release " + id + " not found";
+    return nullptr;
+  }
+  return release::compile(r->id, r->tuple, blobs_of(s), error);
+}
+
 std::vector<config::RouteBinding> route_bindings(store::Store& s, std::string& error) {
   std::vector<config::RouteBinding> out;
   for (const auto& route : s.list_routes()) {
-    auto r = s.get_release(route.stable_release);
-    if (!r) {
-      error += "route " + route.name + ": release " + route.stable_release + " not found\n";
-      continue;
-    }
     std::string err;
-    auto c = release::compile(r->id, r->tuple, blobs_of(s), err);
+    auto c = compile_release(s, route.stable_release, err);
     if (!c) {
-      error += err + "\n";
+      error += "route " + route.name + ": " + err + "\n";
       continue;
     }
     out.push_back({route.name, std::move(c)});

@@ -25,6 +25,9 @@ std::string releases_json(store::Store& s, const std::string& route);
 std::string routes_json(store::Store& s);
 std::string audit_json(store::Store& s, size_t limit);
 
+// One stored release, compiled (nullptr and `error` when missing or broken).
+std::shared_ptr<const release::Compiled> compile_release(store::Store& s, const std::string& id, std::string& error);
+
 // The routes that have a stable release, compiled for a snapshot. Routes whose release
 // cannot be compiled are reported in `error` and left out.
 std::vector<config::RouteBinding> route_bindings(store::Store& s, std::string& error);

@@ -188,6 +188,7 @@ struct Gateway::Impl {
       if (!err.empty()) std::cerr << "sluice: " << err;
       err.clear();
     }
+    bindings.insert(bindings.end(), opts.extra_bindings.begin(), opts.extra_bindings.end());
     auto snap = config::Snapshot::build(std::move(cfg), next_version, err, bindings);
     if (!snap) return err;
     for (const auto& w : snap->warnings()) std::cerr << "sluice: warning: " << w << "\n";
@@ -368,7 +369,12 @@ struct Gateway::Impl {
     for (auto& w : workers) guards.push_back(asio::make_work_guard(w->ioc));
     for (auto& w : workers) threads.emplace_back([&ioc = w->ioc] { ioc.run(); });
 
-    asio::signal_set signals(control, SIGINT, SIGTERM, SIGHUP);
+    asio::signal_set signals(control);
+    if (opts.handle_signals) {
+      signals.add(SIGINT);
+      signals.add(SIGTERM);
+      signals.add(SIGHUP);
+    }
     std::function<void(error_code, int)> on_signal = [&](error_code ec, int sig) {
       if (ec) return;
       if (sig == SIGHUP) {
@@ -379,13 +385,15 @@ struct Gateway::Impl {
       }
       begin_drain(std::chrono::milliseconds(shared.snapshots.current()->config().limits.drain_timeout_ms));
     };
-    signals.async_wait(on_signal);
+    if (opts.handle_signals) signals.async_wait(on_signal);
     // Announce and report ready only once signals are handled: an early SIGTERM or SIGHUP
     // must drain or reload, not kill the process.
-    std::cout << "sluice: data plane listening on " << listen->host << ":" << port << "\n"
-              << "sluice: admin listening on " << admin_listen->host << ":" << admin_port << "\n"
-              << "sluice: " << n << " worker thread(s), data dir " << cfg.data_dir << std::endl;
+    if (opts.announce)
+      std::cout << "sluice: data plane listening on " << listen->host << ":" << port << "\n"
+                << "sluice: admin listening on " << admin_listen->host << ":" << admin_port << "\n"
+                << "sluice: " << n << " worker thread(s), data dir " << cfg.data_dir << std::endl;
     shared.ready.store(true);
+    if (opts.on_ready) opts.on_ready(port, admin_port);
 
     store_poll = std::make_unique<asio::steady_timer>(control);
     poll_store();
@@ -447,5 +455,12 @@ struct Gateway::Impl {
 Gateway::Gateway(Options opts) : impl_(std::make_unique<Impl>()) { impl_->opts = std::move(opts); }
 Gateway::~Gateway() = default;
 int Gateway::run() { return impl_->run(); }
+void Gateway::stop() {
+  Impl* impl = impl_.get();
+  asio::post(impl->control, [impl] {
+    if (!impl->shared.draining.load())
+      impl->begin_drain(std::chrono::milliseconds(impl->shared.snapshots.current()->config().limits.drain_timeout_ms));
+  });
+}
 
 }  // namespace sluice::gateway

@@ -1,10 +1,14 @@
 // gateway/gateway.hpp: the `sluice serve` process: data-plane workers, the admin listener,
 // configuration snapshots, metrics, request log, reload and graceful drain.
 #pragma once
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "config/snapshot.hpp"
 
 namespace sluice::gateway {
 
@@ -15,6 +19,11 @@ struct Options {
   std::optional<std::string> listen, admin_listen, data_dir;
   std::optional<int> threads;
   bool allow_public_unauthenticated = false;
+  // Embedding (e.g. `sluice eval run` serving pinned releases on an ephemeral port):
+  std::vector<config::RouteBinding> extra_bindings;  // served besides the store's routes
+  std::function<void(uint16_t port, uint16_t admin_port)> on_ready;  // called once listening
+  bool handle_signals = true;   // SIGTERM/SIGINT drain, SIGHUP reloads
+  bool announce = true;         // print the listening lines on stdout
 };
 
 class Gateway {
@@ -23,6 +32,8 @@ class Gateway {
   ~Gateway();
   // Serves until SIGTERM/SIGINT, then drains. Returns the process exit code.
   int run();
+  // Starts a graceful drain from any thread (run() then returns).
+  void stop();
 
  private:
   struct Impl;

@@ -230,6 +230,203 @@ class SqliteStore final : public Store {
     return {"", cur->stable_release, previous};
   }
 
+  // ---- rollouts
+
+  static constexpr const char* kRolloutCols =
+      "id, route, stable_release, candidate_release, spec, state, status, version, created_by, created_at, updated_at";
+
+  static RolloutRecord rollout_row(const Stmt& s) {
+    RolloutRecord r;
+    r.id = s.text(0);
+    r.route = s.text(1);
+    r.stable_release = s.text(2);
+    r.candidate_release = s.text(3);
+    r.spec = s.text(4);
+    r.state = s.text(5);
+    r.status = s.text(6);
+    r.version = s.integer(7);
+    r.created_by = s.text(8);
+    r.created_at = s.integer(9);
+    r.updated_at = s.integer(10);
+    return r;
+  }
+
+  Outcome create_rollout(const RolloutRecord& r, const std::string& reason) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Tx tx(*this);
+    {
+      Stmt q(db_, "SELECT id FROM rollouts WHERE route = ? AND status = 'active'");
+      q.bind(1, r.route);
+      if (q.step()) return {"route '" + r.route + "' already has an active rollout (" + q.text(0) + ")", "", ""};
+    }
+    for (const std::string* rel : {&r.stable_release, &r.candidate_release}) {
+      Stmt q(db_, "SELECT route FROM releases WHERE id = ?");
+      q.bind(1, *rel);
+      if (!q.step()) return {"no release " + *rel, "", ""};
+      if (q.text(0) != r.route) return {"release " + *rel + " is for route '" + q.text(0) + "'", "", ""};
+    }
+    int64_t at = now_ms();
+    Stmt ins(db_, "INSERT INTO rollouts(id, route, stable_release, candidate_release, spec, state, status, version, "
+                  "created_by, created_at, updated_at) VALUES (?,?,?,?,?,?,'active',1,?,?,?)");
+    ins.bind(1, r.id).bind(2, r.route).bind(3, r.stable_release).bind(4, r.candidate_release).bind(5, r.spec);
+    ins.bind(6, r.state).bind(7, r.created_by).bind(8, at).bind(9, at).step();
+    audit_locked({0, at, r.created_by, "rollout.start", r.route, r.stable_release, r.candidate_release + " (" + r.id + ")",
+                  reason, "ok"});
+    tx.commit();
+    return {"", r.stable_release, r.id};
+  }
+
+  std::optional<RolloutRecord> get_rollout(const std::string& id) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_, (std::string("SELECT ") + kRolloutCols + " FROM rollouts WHERE id = ?").c_str());
+    s.bind(1, id);
+    if (!s.step()) return std::nullopt;
+    return rollout_row(s);
+  }
+
+  std::optional<RolloutRecord> active_rollout(const std::string& route) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_, (std::string("SELECT ") + kRolloutCols + " FROM rollouts WHERE route = ? AND status = 'active'").c_str());
+    s.bind(1, route);
+    if (!s.step()) return std::nullopt;
+    return rollout_row(s);
+  }
+
+  std::vector<RolloutRecord> list_rollouts(const std::string& route, bool active_only) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_, (std::string("SELECT ") + kRolloutCols +
+                 " FROM rollouts WHERE (? = '' OR route = ?) AND (? = 0 OR status = 'active') ORDER BY created_at, id")
+                    .c_str());
+    s.bind(1, route).bind(2, route).bind(3, static_cast<int64_t>(active_only));
+    std::vector<RolloutRecord> out;
+    while (s.step()) out.push_back(rollout_row(s));
+    return out;
+  }
+
+  Outcome update_rollout(RolloutRecord& r, bool promote_candidate, const AuditEntry* audit) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Tx tx(*this);
+    int64_t at = now_ms();
+    Stmt up(db_, "UPDATE rollouts SET state = ?, status = ?, version = version + 1, updated_at = ? WHERE id = ? AND "
+                 "version = ?");
+    up.bind(1, r.state).bind(2, r.status).bind(3, at).bind(4, r.id).bind(5, r.version).step();
+    if (sqlite3_changes(db_) != 1) return {"conflict", "", ""};
+    if (promote_candidate) {
+      auto cur = route_locked(r.route);
+      std::string before = cur ? cur->stable_release : "";
+      if (before != r.candidate_release)
+        set_stable(r.route, r.candidate_release, before, "promote", audit ? audit->actor : "rollout",
+                   "rollout " + r.id + " completed");
+    }
+    if (audit) audit_locked(*audit);
+    tx.commit();
+    ++r.version;
+    r.updated_at = at;
+    return {};
+  }
+
+  Outcome add_rollout_command(const RolloutCommand& c) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Tx tx(*this);
+    int64_t at = now_ms();
+    Stmt q(db_, "SELECT route FROM rollouts WHERE id = ? AND status = 'active'");
+    q.bind(1, c.rollout_id);
+    if (!q.step()) return {"rollout " + c.rollout_id + " is not active", "", ""};
+    std::string route = q.text(0);
+    Stmt ins(db_, "INSERT INTO rollout_commands(rollout_id, command, actor, reason, at) VALUES (?,?,?,?,?)");
+    ins.bind(1, c.rollout_id).bind(2, c.command).bind(3, c.actor).bind_null_if_empty(4, c.reason).bind(5, at).step();
+    audit_locked({0, at, c.actor, "rollout." + c.command, route, "", c.rollout_id, c.reason, "ok"});
+    tx.commit();
+    return {};
+  }
+
+  std::vector<RolloutCommand> pending_rollout_commands(const std::string& rollout_id) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_, "SELECT seq, rollout_id, command, actor, reason, at FROM rollout_commands WHERE rollout_id = ? AND "
+                "applied_at IS NULL ORDER BY seq");
+    s.bind(1, rollout_id);
+    std::vector<RolloutCommand> out;
+    while (s.step()) out.push_back({s.integer(0), s.text(1), s.text(2), s.text(3), s.text(4), s.integer(5)});
+    return out;
+  }
+
+  void mark_rollout_command_applied(int64_t seq) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_, "UPDATE rollout_commands SET applied_at = ? WHERE seq = ?");
+    s.bind(1, now_ms()).bind(2, seq).step();
+  }
+
+  void append_rollout_event(const RolloutEvent& e) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_, "INSERT INTO rollout_events(rollout_id, at, kind, detail) VALUES (?,?,?,?)");
+    s.bind(1, e.rollout_id).bind(2, e.at ? e.at : now_ms()).bind(3, e.kind).bind(4, e.detail).step();
+  }
+
+  std::vector<RolloutEvent> rollout_events(const std::string& rollout_id, int64_t after_seq) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_, "SELECT seq, rollout_id, at, kind, detail FROM rollout_events WHERE rollout_id = ? AND seq > ? ORDER "
+                "BY seq");
+    s.bind(1, rollout_id).bind(2, after_seq);
+    std::vector<RolloutEvent> out;
+    while (s.step()) out.push_back({s.integer(0), s.text(1), s.integer(2), s.text(3), s.text(4)});
+    return out;
+  }
+
+  // ---- eval runs
+
+  Outcome record_eval_run(const EvalRunRecord& r) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Tx tx(*this);
+    int64_t at = r.created_at ? r.created_at : now_ms();
+    Stmt ins(db_, "INSERT INTO eval_runs(id, route, release, baseline, suite_name, suite_hash, passed, summary, "
+                  "created_by, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)");
+    ins.bind(1, r.id).bind(2, r.route).bind(3, r.release).bind_null_if_empty(4, r.baseline).bind(5, r.suite_name);
+    ins.bind(6, r.suite_hash).bind(7, static_cast<int64_t>(r.passed)).bind(8, r.summary).bind(9, r.created_by);
+    ins.bind(10, at).step();
+    if (r.passed) {
+      Stmt up(db_, "UPDATE releases SET eval_pass_id = ? WHERE id = ?");
+      up.bind(1, r.id).bind(2, r.release).step();
+    }
+    audit_locked({0, at, r.created_by, "eval.run", r.release, r.baseline, r.id + (r.passed ? " passed" : " failed"),
+                  "suite " + r.suite_name, "ok"});
+    tx.commit();
+    return {"", "", r.id};
+  }
+
+  static EvalRunRecord eval_row(const Stmt& s) {
+    EvalRunRecord r;
+    r.id = s.text(0);
+    r.route = s.text(1);
+    r.release = s.text(2);
+    r.baseline = s.text(3);
+    r.suite_name = s.text(4);
+    r.suite_hash = s.text(5);
+    r.passed = s.integer(6) != 0;
+    r.summary = s.text(7);
+    r.created_by = s.text(8);
+    r.created_at = s.integer(9);
+    return r;
+  }
+
+  std::optional<EvalRunRecord> get_eval_run(const std::string& id) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_, "SELECT id, route, release, baseline, suite_name, suite_hash, passed, summary, created_by, created_at "
+                "FROM eval_runs WHERE id = ?");
+    s.bind(1, id);
+    if (!s.step()) return std::nullopt;
+    return eval_row(s);
+  }
+
+  std::vector<EvalRunRecord> list_eval_runs(const std::string& release) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_, "SELECT id, route, release, baseline, suite_name, suite_hash, passed, summary, created_by, created_at "
+                "FROM eval_runs WHERE ? = '' OR release = ? ORDER BY created_at, id");
+    s.bind(1, release).bind(2, release);
+    std::vector<EvalRunRecord> out;
+    while (s.step()) out.push_back(eval_row(s));
+    return out;
+  }
+
   void append_audit(const AuditEntry& e) override {
     std::lock_guard<std::mutex> lock(mu_);
     audit_locked(e);

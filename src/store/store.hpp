@@ -31,6 +31,30 @@ struct AuditEntry {
   std::string actor, action, target, before, after, reason, outcome = "ok";
 };
 
+struct RolloutRecord {
+  std::string id, route, stable_release, candidate_release, spec, state, status = "active", created_by;
+  int64_t version = 0, created_at = 0, updated_at = 0;
+};
+
+struct RolloutCommand {
+  int64_t seq = 0;
+  std::string rollout_id, command, actor, reason;
+  int64_t at = 0;
+};
+
+struct RolloutEvent {
+  int64_t seq = 0;
+  std::string rollout_id;
+  int64_t at = 0;
+  std::string kind, detail;
+};
+
+struct EvalRunRecord {
+  std::string id, route, release, baseline, suite_name, suite_hash, summary, created_by;
+  bool passed = false;
+  int64_t created_at = 0;
+};
+
 // Result of a mutation: error empty on success.
 struct Outcome {
   std::string error;
@@ -61,6 +85,28 @@ class Store {
                           const std::string& reason) = 0;
   // Switches `route` back to the stable release it had before the current one.
   virtual Outcome rollback(const std::string& route, const std::string& actor, const std::string& reason) = 0;
+
+  // Rollouts. At most one active rollout per route (the store refuses a second).
+  virtual Outcome create_rollout(const RolloutRecord& r, const std::string& reason) = 0;
+  virtual std::optional<RolloutRecord> get_rollout(const std::string& id) = 0;
+  virtual std::optional<RolloutRecord> active_rollout(const std::string& route) = 0;
+  virtual std::vector<RolloutRecord> list_rollouts(const std::string& route, bool active_only) = 0;
+  // Compare-and-set on r.version: writes state/status and bumps the version. Error
+  // "conflict" when someone else wrote first. When `promote_candidate` is set the route's
+  // stable release becomes the candidate in the same transaction. `audit` (optional) is
+  // appended in the same transaction too.
+  virtual Outcome update_rollout(RolloutRecord& r, bool promote_candidate, const AuditEntry* audit) = 0;
+  // Commands from operators (CLI or admin API), applied by the controller in order.
+  virtual Outcome add_rollout_command(const RolloutCommand& c) = 0;
+  virtual std::vector<RolloutCommand> pending_rollout_commands(const std::string& rollout_id) = 0;
+  virtual void mark_rollout_command_applied(int64_t seq) = 0;
+  virtual void append_rollout_event(const RolloutEvent& e) = 0;
+  virtual std::vector<RolloutEvent> rollout_events(const std::string& rollout_id, int64_t after_seq) = 0;
+
+  // Eval runs. A passing run for a release sets the release's eval_pass_id (same transaction).
+  virtual Outcome record_eval_run(const EvalRunRecord& r) = 0;
+  virtual std::optional<EvalRunRecord> get_eval_run(const std::string& id) = 0;
+  virtual std::vector<EvalRunRecord> list_eval_runs(const std::string& release) = 0;
 
   virtual void append_audit(const AuditEntry& e) = 0;
   virtual std::vector<AuditEntry> list_audit(size_t limit) = 0;

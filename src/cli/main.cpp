@@ -4,6 +4,8 @@
 #include <iostream>
 
 #include "cli/demo.hpp"
+#include "cli/eval_cmds.hpp"
+#include "cli/rollout_cmds.hpp"
 #include "cli/store_cmds.hpp"
 #include "config/loader.hpp"
 #include "gateway/gateway.hpp"
@@ -53,9 +55,13 @@ int main(int argc, char** argv) {
   d->add_flag("--exit", demo.exit_after, "exit after the traffic instead of serving until Ctrl-C");
 
   auto store_command = sluice::cli::add_store_commands(app);
+  auto rollout_command = sluice::cli::add_rollout_commands(app);
+  auto eval_command = sluice::cli::add_eval_commands(app);
 
   CLI11_PARSE(app, argc, argv);
   if (int rc = store_command(); rc >= 0) return rc;
+  if (int rc = rollout_command(); rc >= 0) return rc;
+  if (int rc = eval_command(); rc >= 0) return rc;
 
   if (s->parsed()) {
     if (!listen.empty()) serve.listen = listen;

@@ -1,4 +1,5 @@
 #include "cli/store_cmds.hpp"
+#include "cli/common.hpp"
 
 #include <simdjson.h>
 #include <unistd.h>
@@ -18,64 +19,6 @@
 namespace sluice::cli {
 
 namespace {
-
-struct Common {
-  std::string data_dir = "./sluice-data";
-  std::string actor;
-  std::string admin_url;    // set: talk to a running gateway's admin API instead of the store
-  std::string admin_token;  // bearer token for it (default: SLUICE_ADMIN_TOKEN, then DATA_DIR/admin.token)
-
-  bool remote() const { return !admin_url.empty(); }
-  std::string token() const {
-    if (!admin_token.empty()) return admin_token;
-    if (const char* t = std::getenv("SLUICE_ADMIN_TOKEN")) return t;
-    std::ifstream in(data_dir + "/admin.token");
-    std::string tok;
-    in >> tok;
-    return tok;
-  }
-};
-
-// Calls the admin API; prints the JSON body. 0 on 2xx, 1 otherwise.
-int remote_call(const Common& c, const std::string& method, const std::string& path, const std::string& body = "") {
-  auto r = net::http_request(method, c.admin_url + path, c.token(), body);
-  if (!r.error.empty()) {
-    std::cerr << "error: " << r.error << "\n";
-    return 2;
-  }
-  (r.status / 100 == 2 ? std::cout : std::cerr) << r.body << "\n";
-  return r.status / 100 == 2 ? 0 : 1;
-}
-
-std::string json_str(const std::string& s) {
-  std::string o;
-  append_json_string(o, s);
-  return o;
-}
-
-std::string default_actor() {
-  const char* u = std::getenv("USER");
-  char host[256] = {0};
-  gethostname(host, sizeof host - 1);
-  return std::string("cli:") + (u ? u : "unknown") + "@" + host;
-}
-
-std::unique_ptr<store::Store> open(const Common& c) {
-  std::filesystem::create_directories(c.data_dir);
-  std::string err;
-  auto s = store::open_sqlite(c.data_dir + "/sluice.db", err);
-  if (!s) std::cerr << "error: " << err << "\n";
-  return s;
-}
-
-int print(const control::Result& r) {
-  if (!r.ok()) {
-    std::cerr << "error: " << r.error << (r.error.back() == '\n' ? "" : "\n");
-    return 1;
-  }
-  std::cout << r.text << (r.text.empty() || r.text.back() == '\n' ? "" : "\n");
-  return 0;
-}
 
 // "90s", "30m", "1h", "2d" -> milliseconds; -1 if malformed.
 int64_t parse_duration_ms(const std::string& s) {
@@ -97,14 +40,7 @@ int64_t parse_duration_ms(const std::string& s) {
 std::function<int()> add_store_commands(CLI::App& app) {
   auto common = std::make_shared<Common>();
   auto runner = std::make_shared<std::function<int()>>();
-  if (const char* u = std::getenv("SLUICE_ADMIN_URL")) common->admin_url = u;
-  auto with_common = [common](CLI::App* c) {
-    c->add_option("--data-dir", common->data_dir, "state directory (default ./sluice-data)");
-    c->add_option("--actor", common->actor, "who is acting, for the audit log (default cli:$USER@host)");
-    c->add_option("--admin", common->admin_url,
-                  "a running gateway's admin URL (http://host:port; env SLUICE_ADMIN_URL): act through its API");
-    c->add_option("--token", common->admin_token, "admin bearer token (env SLUICE_ADMIN_TOKEN, else DATA_DIR/admin.token)");
-  };
+  auto with_common = [common](CLI::App* c) { add_common_options(c, *common); };
 
   auto* rel = app.add_subcommand("release", "create and inspect releases");
   rel->require_subcommand(1);
@@ -197,7 +133,14 @@ std::function<int()> add_store_commands(CLI::App& app) {
                            "{\"reason\":" + json_str(*reason) + "}");
       auto s = open(*common);
       if (!s) return 2;
-      auto out = s->rollback(*route_name, common->actor.empty() ? default_actor() : common->actor, *reason);
+      std::string actor = common->actor.empty() ? default_actor() : common->actor;
+      if (auto ro = s->active_rollout(*route_name)) {
+        // A rollout in progress: rolling back is aborting it (the stable release never changed).
+        auto q = s->add_rollout_command({0, ro->id, "abort", actor, reason->empty() ? "rollback" : *reason, 0});
+        return print({q.error, *route_name + ": rollout " + ro->id + " aborted; all traffic returns to " +
+                                   ro->stable_release + " (a running gateway applies it within 50 ms)"});
+      }
+      auto out = s->rollback(*route_name, actor, *reason);
       return print({out.error, *route_name + ": " + out.before + " -> " + out.after + " (rolled back)"});
     };
   });
@@ -243,7 +186,7 @@ std::function<int()> add_store_commands(CLI::App& app) {
         if (!route_filter->empty() && field("route") != *route_filter) continue;
         if (!id->empty() && field("release") != *id && !starts_with(field("release"), *id)) continue;
         int64_t ts = 0;
-        (void)e["ts"].get_int64().get(ts);
+        if (e["ts"].get_int64().get(ts)) ts = 0;
         if (since_ms > 0 && ts < now - since_ms) continue;
         ++matched;
         if (!request->empty()) {
@@ -252,7 +195,7 @@ std::function<int()> add_store_commands(CLI::App& app) {
                     << " (upstream " << field("upstream") << ")\nadapter   " << field("adapter") << "\nindex     "
                     << field("index_version") << "\ntenant    " << field("tenant") << "\n";
           int64_t status = 0;
-          (void)e["status"].get_int64().get(status);
+          if (e["status"].get_int64().get(status)) status = 0;
           std::cout << "status    " << status << "\nlog line  " << line << "\n";
         } else {
           std::cout << line << "\n";

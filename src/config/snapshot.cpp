@@ -54,6 +54,17 @@ std::shared_ptr<const Snapshot> Snapshot::build(Config cfg, uint64_t version, st
     res.upstreams.push_back(it->second);
     res.upstream_model = b.release->model_id;
     res.release = b.release;
+    if (b.candidate && b.live) {
+      auto ct = index.find(b.candidate->upstream);
+      if (ct == index.end()) {
+        s->warnings_.push_back("route '" + b.route + "': candidate release " + b.candidate->id + " needs upstream '" +
+                               b.candidate->upstream + "', which is not configured; the rollout gets no traffic");
+      } else {
+        res.candidate = b.candidate;
+        res.candidate_upstreams.push_back(ct->second);
+        res.live = b.live;
+      }
+    }
     if (s->by_model_.emplace(b.route, std::move(res)).second) s->model_names_.push_back(b.route);
   }
   for (const Route& r : c.routes) {

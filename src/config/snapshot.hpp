@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "config/config.hpp"
+#include "config/rollout_live.hpp"
 #include "release/compiled.hpp"
 
 namespace sluice::config {
@@ -31,12 +32,18 @@ struct Resolution {
   std::vector<size_t> upstreams;     // indices into Snapshot::upstreams, in try order
   std::string upstream_model;        // model id to send; empty = leave the body's model as is
   std::shared_ptr<const release::Compiled> release;  // the route's stable release, if it has one
+  // A rollout in progress: the candidate, where it is served, and the live weights.
+  std::shared_ptr<const release::Compiled> candidate;
+  std::vector<size_t> candidate_upstreams;
+  std::shared_ptr<RolloutLive> live;
 };
 
 // A route served by a release (from the store), as the control plane hands it over.
 struct RouteBinding {
   std::string route;
   std::shared_ptr<const release::Compiled> release;
+  std::shared_ptr<const release::Compiled> candidate;  // set while a rollout runs
+  std::shared_ptr<RolloutLive> live;
 };
 
 struct StringHash {

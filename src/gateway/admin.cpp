@@ -6,6 +6,8 @@
 #include "control/releases.hpp"
 #include "core/crypto.hpp"
 #include "core/strings.hpp"
+#include "rollout/controller.hpp"
+#include "rollout/ops.hpp"
 
 namespace sluice::gateway {
 
@@ -121,6 +123,58 @@ awaitable<bool> AdminHandler::handle(beast::tcp_stream& stream, beast::flat_buff
       size_t n = lim.empty() ? 100 : static_cast<size_t>(std::max(1, std::atoi(lim.c_str())));
       co_return co_await reply(http::status::ok, control::audit_json(st, n));
     }
+    // Rollouts: GET /admin/v1/rollouts, GET /admin/v1/rollouts/{route},
+    // POST /admin/v1/rollouts/{route}/start {"release","spec","strategy","override","reason"}
+    // POST /admin/v1/rollouts/{route}/{promote|pause|resume|abort|approve} {"reason"}
+    if (env_.rollouts && path == "/admin/v1/rollouts" && is_get)
+      co_return co_await reply(http::status::ok, env_.rollouts->list_json());
+    if (env_.rollouts && starts_with(path, "/admin/v1/rollouts/")) {
+      std::string_view rest = path.substr(19);
+      size_t slash = rest.find('/');
+      std::string route(rest.substr(0, slash));
+      std::string verb(slash == std::string_view::npos ? "" : rest.substr(slash + 1));
+      if (is_get && verb.empty()) {
+        std::string js = env_.rollouts->status_json(route);
+        if (js.empty()) co_return co_await error(http::status::not_found, "rollout_not_found", "route '" + route + "' has no rollouts");
+        co_return co_await reply(http::status::ok, std::move(js));
+      }
+      if (!is_post || route.empty() || verb.empty())
+        co_return co_await error(http::status::not_found, "unknown_url", "Unknown admin URL: " + std::string(path));
+      if (rank < 2) co_return co_await reply(http::status::forbidden, forbidden("operator"));
+      std::string reason, release, spec, strategy;
+      bool override_eval = false;
+      if (!req.body().empty()) {
+        simdjson::dom::parser p;
+        simdjson::dom::element doc;
+        if (p.parse(req.body()).get(doc) || !doc.is_object())
+          co_return co_await error(http::status::bad_request, "invalid_json", "body must be a JSON object");
+        std::string_view v;
+        bool b = false;
+        if (!doc["reason"].get_string().get(v)) reason.assign(v);
+        if (!doc["release"].get_string().get(v)) release.assign(v);
+        if (!doc["spec"].get_string().get(v)) spec.assign(v);
+        if (!doc["strategy"].get_string().get(v)) strategy.assign(v);
+        if (!doc["override"].get_bool().get(b)) override_eval = b;
+      }
+      control::Result res;
+      if (verb == "start") {
+        rollout::StartRequest sr;
+        sr.route = route;
+        sr.release = release;
+        sr.spec_text = spec;
+        if (!strategy.empty()) sr.strategy = strategy;
+        sr.actor = actor;
+        sr.reason = reason;
+        sr.override_eval = override_eval;
+        if (release.empty()) co_return co_await error(http::status::bad_request, "missing_release", "'release' is required");
+        res = rollout::start(st, sr);
+        if (res.ok()) env_.rollouts->reload();
+      } else {
+        res = env_.rollouts->command(route, verb, actor, reason);
+      }
+      if (!res.ok()) co_return co_await error(http::status::conflict, "rollout_refused", res.error);
+      co_return co_await reply(http::status::ok, env_.rollouts->status_json(route));
+    }
     // POST /admin/v1/routes/{route}/promote {"release","reason"} and .../rollback {"reason"}
     if (starts_with(path, "/admin/v1/routes/") && is_post) {
       std::string_view rest = path.substr(17);
@@ -158,6 +212,11 @@ awaitable<bool> AdminHandler::handle(beast::tcp_stream& stream, beast::flat_buff
                                    "release " + r->id + " needs upstream '" + upstream +
                                        "', which this gateway does not have; nothing was changed");
         out = st.promote(route, r->id, actor, reason);
+      } else if (env_.rollouts && st.active_rollout(route)) {
+        // A rollout in progress: rolling back means sending everything to stable now.
+        control::Result r = env_.rollouts->command(route, "abort", actor, reason.empty() ? "rollback" : reason);
+        if (!r.ok()) co_return co_await error(http::status::conflict, "route_change_refused", r.error);
+        co_return co_await reply(http::status::ok, env_.rollouts->status_json(route));
       } else {
         out = st.rollback(route, actor, reason);
       }

@@ -7,6 +7,10 @@
 #include "gateway/worker.hpp"
 #include "store/store.hpp"
 
+namespace sluice::rollout {
+class Controller;
+}
+
 namespace sluice::gateway {
 
 struct AdminEnv {
@@ -16,6 +20,7 @@ struct AdminEnv {
   std::function<std::string()> describe;    // JSON status of the running gateway
   store::Store* store = nullptr;            // releases, routes, audit
   std::function<std::string()> republish;   // publish a snapshot after a route change
+  rollout::Controller* rollouts = nullptr;  // rollouts in progress (control thread)
 };
 
 class AdminHandler : public net::IdleConnections, public net::FixedLimits {

@@ -2,6 +2,7 @@
 // what earlier stages wrote; nothing here is shared with another request.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -33,6 +34,13 @@ struct RequestContext {
   // render: the release that served the request (from the route), if any
   const release::Compiled* release = nullptr;
   std::string_view vars_header;  // x-sluice-vars
+  // Looks up a request header (the rollout's sticky session header); may be empty.
+  std::function<std::string_view(std::string_view)> header;
+  // route (rollouts): which arm serves the request, and whether it is mirrored
+  bool candidate = false;       // served by the rollout's candidate release
+  bool capture = false;         // keep the answer (refusal, schema and shadow checks)
+  bool shadow = false;          // mirror to the candidate after the stable answer
+  std::string shadow_body;      // the client's body before rendering, for the mirror
   // select_upstream: indices into snap->upstreams(), in try order
   std::vector<size_t> candidates;
 
@@ -45,6 +53,10 @@ struct RequestContext {
   int64_t tokens_in = -1, tokens_out = -1;
   int64_t content_chunks = 0;
   Clock::time_point t_first_token{}, t_last_token{};
+  std::string answer;         // captured answer text (bounded), when capture is set
+  std::string finish_reason;  // of the first choice, when capture is set
 };
+
+inline constexpr size_t kMaxCapturedAnswer = 64 << 10;
 
 }  // namespace sluice::gateway

@@ -19,6 +19,9 @@
 #include "gateway/worker.hpp"
 #include "net/listener.hpp"
 #include "reqlog/request_log.hpp"
+#include "rollout/controller.hpp"
+#include "json/splice.hpp"
+#include "net/http_client.hpp"
 
 namespace sluice::gateway {
 
@@ -92,6 +95,7 @@ awaitable<bool> Worker::handle(beast::tcp_stream& stream, beast::flat_buffer&, h
   const bool get = req.method() == http::verb::get;
   if (path == "/v1/chat/completions" && post) co_return co_await proxy(stream, req, Endpoint::kChat);
   if (path == "/v1/embeddings" && post) co_return co_await proxy(stream, req, Endpoint::kEmbeddings);
+  if (path == "/v1/feedback" && post) co_return co_await feedback(stream, req);
   const auto t_start = Clock::now();
   if (path == "/v1/models" && get) {
     auto snap = snaps_.get();
@@ -134,8 +138,14 @@ std::optional<OpsResponse> ops_endpoint(Shared& shared, std::string_view path) {
                        ",\"config_version\":" + std::to_string(snap ? snap->version() : 0) + "}\n";
     return OpsResponse{ready ? http::status::ok : http::status::service_unavailable, std::move(body), "application/json"};
   }
-  if (path == "/metrics")
-    return OpsResponse{http::status::ok, shared.metrics->render_prometheus(), "text/plain; version=0.0.4"};
+  if (path == "/metrics") {
+    std::string body = shared.metrics->render_prometheus();
+    {
+      std::lock_guard<std::mutex> lock(shared.rollout_metrics_mu);
+      body += shared.rollout_metrics;
+    }
+    return OpsResponse{http::status::ok, std::move(body), "text/plain; version=0.0.4"};
+  }
   return std::nullopt;
 }
 
@@ -153,6 +163,9 @@ struct Gateway::Impl {
   std::unique_ptr<store::Store> store;   // releases and routes; the control thread's only
   uint64_t store_seen = 0;               // store change counter behind the current snapshot
   std::unique_ptr<asio::steady_timer> store_poll;
+  std::unique_ptr<rollout::Controller> rollouts;  // runs rollouts on the control thread
+  std::unique_ptr<asio::steady_timer> rollout_timer;
+  int64_t rollout_metrics_at = 0;
 
   // Reads the config file (if any) and applies command-line overrides.
   config::LoadResult load() {
@@ -183,10 +196,11 @@ struct Gateway::Impl {
     std::string err;
     std::vector<config::RouteBinding> bindings;
     if (store) {
-      store_seen = store->change_counter();
+      store_seen = store->external_change_counter();
       bindings = control::route_bindings(*store, err);
       if (!err.empty()) std::cerr << "sluice: " << err;
       err.clear();
+      if (rollouts) bindings = rollouts->bindings(bindings);
     }
     bindings.insert(bindings.end(), opts.extra_bindings.begin(), opts.extra_bindings.end());
     auto snap = config::Snapshot::build(std::move(cfg), next_version, err, bindings);
@@ -233,9 +247,58 @@ struct Gateway::Impl {
     store_poll->expires_after(std::chrono::milliseconds(50));  // PRAGMA data_version: microseconds
     store_poll->async_wait([this](error_code ec) {
       if (ec || shared.draining.load()) return;
-      if (store->change_counter() != store_seen) republish();
+      if (store->external_change_counter() != store_seen) {
+        republish();
+        if (rollouts) rollouts->reload();  // rollouts started or commanded from the CLI
+      }
       poll_store();
     });
+  }
+
+  void tick_rollouts() {
+    rollout_timer->expires_after(std::chrono::milliseconds(20));
+    rollout_timer->async_wait([this](error_code ec) {
+      if (ec) return;
+      int64_t now = unix_millis();
+      try {
+        rollouts->tick(now);
+      } catch (const std::exception& e) {
+        std::cerr << "sluice: rollout controller: " << e.what() << "\n";
+      }
+      if (now - rollout_metrics_at >= 1000) {
+        rollout_metrics_at = now;
+        std::string m = rollouts->prometheus();
+        std::lock_guard<std::mutex> lock(shared.rollout_metrics_mu);
+        shared.rollout_metrics = std::move(m);
+      }
+      tick_rollouts();
+    });
+  }
+
+  // Blue-green warm-up: the candidate's upstream answers GET /models and every smoke request.
+  std::string warm(const std::string& release_id, const std::vector<std::string>& smoke) {
+    std::string err;
+    auto c = control::compile_release(*store, release_id, err);
+    if (!c) return err;
+    auto snap = shared.snapshots.current();
+    for (const auto& u : snap->upstreams()) {
+      if (u.cfg->name != c->upstream) continue;
+      if (u.cfg->parsed.tls) return "";  // the probe client speaks plain HTTP; TLS upstreams are checked by traffic
+      std::string base = "http://" + u.host_header + u.path_prefix;
+      auto r = net::http_request("GET", base + "/models", u.api_key, "", std::chrono::seconds(5));
+      if (r.status != 200)
+        return "GET " + base + "/models: " + (r.error.empty() ? "status " + std::to_string(r.status) : r.error);
+      for (const auto& body : smoke) {
+        std::string model = "\"" + c->model_id + "\"";
+        auto b = json::splice_members(body, {{"model", model}});
+        if (!b) return "smoke request is not a JSON object: " + body.substr(0, 80);
+        auto s = net::http_request("POST", base + "/chat/completions", u.api_key, *b, std::chrono::seconds(30));
+        if (s.status != 200)
+          return "smoke request: " + (s.error.empty() ? "status " + std::to_string(s.status) : s.error);
+      }
+      return "";
+    }
+    return "upstream '" + c->upstream + "' is not configured";
   }
 
   std::string describe() {
@@ -320,9 +383,25 @@ struct Gateway::Impl {
     }
     size_t n = cfg.threads > 0 ? static_cast<size_t>(cfg.threads) : std::max(1u, std::thread::hardware_concurrency());
     shared.metrics = std::make_unique<metrics::Registry>(n);
+    shared.rollout_sink = std::make_unique<rollout::Sink>(n, 1 << 16);
     if (std::string err = publish(cfg); !err.empty()) {
       std::cerr << "error: " << err << "\n";
       return 2;
+    }
+    {
+      rollout::ControllerEnv renv;
+      renv.store = store.get();
+      renv.sink = shared.rollout_sink.get();
+      renv.republish = [this] { republish(); };
+      renv.warm = [this](const std::string& rel, const std::vector<std::string>& smoke) { return warm(rel, smoke); };
+      renv.log = [](const std::string& line) { std::cerr << "sluice: " << line << "\n"; };
+      rollouts = std::make_unique<rollout::Controller>(std::move(renv));
+      try {
+        rollouts->reload();  // resumes rollouts that were running when the gateway stopped
+      } catch (const std::exception& e) {
+        std::cerr << "error: loading rollouts: " << e.what() << "\n";
+        return 2;
+      }
     }
     if (cfg.request_log.enabled) {
       std::string path = cfg.request_log.path.empty() ? cfg.data_dir + "/requests.jsonl" : cfg.request_log.path;
@@ -358,7 +437,7 @@ struct Gateway::Impl {
                      asio::detached);
     }
     AdminEnv env{shared, bootstrap_hash, [this] { return reload(); }, [this] { return describe(); }, store.get(),
-                 [this] { return republish(); }};
+                 [this] { return republish(); }, rollouts.get()};
     net::SessionLimits admin_limits;
     admin_limits.max_body_bytes = 1 << 20;
     admin = std::make_unique<AdminHandler>(std::move(env), control, admin_limits);
@@ -397,7 +476,14 @@ struct Gateway::Impl {
 
     store_poll = std::make_unique<asio::steady_timer>(control);
     poll_store();
+    rollout_timer = std::make_unique<asio::steady_timer>(control);
+    tick_rollouts();
     control.run();
+    try {
+      rollouts->flush();  // the evidence so far survives the restart
+    } catch (const std::exception& e) {
+      std::cerr << "sluice: saving rollouts: " << e.what() << "\n";
+    }
 
     guards.clear();
     for (auto& w : workers) w->ioc.stop();

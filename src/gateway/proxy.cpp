@@ -8,10 +8,16 @@
 #include <sys/socket.h>
 
 #include <array>
+#include <cmath>
+
+#include <simdjson.h>
 
 #include "gateway/stages.hpp"
 #include "gateway/worker.hpp"
 #include "net/wire.hpp"
+#include "quality/refusal.hpp"
+#include "quality/text.hpp"
+#include "release/compiled.hpp"
 #include "reqlog/request_log.hpp"
 #include "sse/parser.hpp"
 
@@ -101,6 +107,185 @@ void Worker::account(RequestContext& ctx) {
   auto t_end = Clock::now();
   metrics_.record(to_sample(ctx, t_end));
   if (shared_.reqlog) shared_.reqlog->push(index, request_log_line(ctx, t_end));
+  if (ctx.capture && shared_.rollout_sink) report_rollout(ctx, t_end);
+}
+
+namespace {
+
+double cost_of(const config::Snapshot& snap, std::string_view upstream, int64_t tokens_in, int64_t tokens_out) {
+  for (const auto& u : snap.upstreams()) {
+    if (u.cfg->name != upstream) continue;
+    if (u.cfg->price_input_per_1m <= 0 && u.cfg->price_output_per_1m <= 0) return -1;
+    if (tokens_in < 0 && tokens_out < 0) return -1;
+    return (static_cast<double>(std::max<int64_t>(tokens_in, 0)) * u.cfg->price_input_per_1m +
+            static_cast<double>(std::max<int64_t>(tokens_out, 0)) * u.cfg->price_output_per_1m) /
+           1e6;
+  }
+  return -1;
+}
+
+// What a rollout learns from one answered request of either arm.
+rollout::Observation observe(const RequestContext& ctx, Clock::time_point t_end) {
+  rollout::Observation o;
+  o.error = ctx.status >= 500 || ctx.status == 429 || ctx.error_kind == "missing_variable";
+  o.latency_ms = static_cast<double>(micros_between(ctx.t_start, t_end)) / 1000.0;
+  if (ctx.streamed && ctx.t_first_token != Clock::time_point{}) {
+    o.ttft_ms = static_cast<double>(micros_between(ctx.t_start, ctx.t_first_token)) / 1000.0;
+    int64_t n = ctx.tokens_out > 0 ? ctx.tokens_out : ctx.content_chunks;
+    if (n > 1) o.tpot_ms = static_cast<double>(micros_between(ctx.t_first_token, ctx.t_last_token)) / 1000.0 / double(n - 1);
+  }
+  if (ctx.tokens_out >= 0) o.tokens_out = static_cast<double>(ctx.tokens_out);
+  o.cost = cost_of(*ctx.snap, ctx.upstream, ctx.tokens_in, ctx.tokens_out);
+  if (ctx.status == 200) {
+    o.refusal = quality::is_refusal(ctx.answer, ctx.finish_reason) ? 1 : 0;
+    if (ctx.info.response_format == "json_object" || ctx.info.response_format == "json_schema")
+      o.schema_valid = quality::check_json(ctx.answer, ctx.info.json_schema).valid ? 1 : 0;
+  }
+  return o;
+}
+
+}  // namespace
+
+void Worker::report_rollout(RequestContext& ctx, Clock::time_point t_end) {
+  // Client mistakes and hang-ups say nothing about a release (a template that needs a
+  // variable clients do not send does: missing_variable counts as an error).
+  if (ctx.status == 499 || ctx.status == 0) return;
+  if (ctx.status >= 400 && ctx.status < 500 && ctx.status != 429 && ctx.error_kind != "missing_variable") return;
+  const config::RolloutLive& live = *ctx.resolution->live;
+  rollout::Observation o = observe(ctx, t_end);
+  if (ctx.shadow && ctx.status == 200) {
+    if (shadow_inflight_ >= live.shadow_max_inflight) {
+      const_cast<config::RolloutLive&>(live).shadow_dropped.fetch_add(1, std::memory_order_relaxed);
+    } else {
+      ShadowJob job{ctx.resolution->route, live.id, ctx.request_id, std::move(ctx.shadow_body),
+                    std::string(ctx.vars_header), o, ctx.answer};
+      ++shadow_inflight_;
+      asio::co_spawn(ioc, shadow(std::move(job)), asio::detached);
+    }
+  }
+  shared_.rollout_sink->push(index, rollout::Sample{live.id, ctx.request_id, ctx.candidate, o});
+}
+
+// The mirror: the candidate answers the same request, never streamed, after the user got the
+// stable answer. Bounded per worker; its result only feeds the rollout's evidence.
+awaitable<void> Worker::shadow(ShadowJob job) {
+  struct Done {
+    int64_t& n;
+    ~Done() { --n; }
+  } done{shadow_inflight_};
+  auto snap = snaps_.get();
+  const config::Resolution* res = snap->resolve(job.route);
+  if (!res || !res->live || res->live->id != job.rollout_id || !res->candidate || res->candidate_upstreams.empty())
+    co_return;
+  res->live->shadow_sent.fetch_add(1, std::memory_order_relaxed);
+  rollout::ShadowPair pair;
+  pair.rollout_id = job.rollout_id;
+  pair.request_id = job.request_id;
+  pair.stable = job.stable;
+  pair.stable_text = std::move(job.stable_text);
+  const auto t0 = Clock::now();
+  auto fail = [&] {
+    pair.candidate.error = true;
+    pair.candidate.latency_ms = static_cast<double>(micros_between(t0, Clock::now())) / 1000.0;
+    shared_.rollout_sink->push(index, std::move(pair));
+  };
+  std::string body = std::move(job.body);
+  const std::vector<json::Edit> extra = {{"stream", "false"}, {"stream_options", ""}};
+  if (release::render(*res->candidate, body, job.vars_header, json_, extra)) {
+    fail();
+    co_return;
+  }
+  const config::UpstreamRuntime& u = snap->upstreams()[res->candidate_upstreams[0]];
+  const config::Timeouts& to = u.cfg->timeouts;
+  net::UpstreamPool& pool = pool_for(u);
+  std::string kind;
+  auto conn = co_await pool.acquire(milliseconds(to.connect_ms), kind, false);
+  if (!conn) {
+    fail();
+    co_return;
+  }
+  std::string auth = u.api_key.empty() ? std::string() : "Bearer " + u.api_key;
+  std::string head = net::request_head("POST", u.path_prefix + "/chat/completions", u.host_header, body.size(),
+                                       {{"Content-Type", "application/json"},
+                                        {"Authorization", auth},
+                                        {"User-Agent", "sluice/0.1 (shadow)"},
+                                        {"x-request-id", job.request_id}});
+  const auto deadline = Clock::now() + milliseconds(to.total_ms);
+  conn->expires_at(std::min(deadline, Clock::now() + milliseconds(to.first_byte_ms)));
+  error_code ec = co_await conn->write(head, body);
+  http::response_parser<http::buffer_body> parser;
+  parser.body_limit(static_cast<uint64_t>(snap->config().limits.max_response_bytes));
+  if (!ec) ec = co_await conn->read_header(parser);
+  std::string answer;
+  char rbuf[4096];
+  while (!ec && !parser.is_done()) {
+    conn->expires_at(std::min(deadline, Clock::now() + milliseconds(to.idle_ms)));
+    size_t n = co_await conn->read_some(parser, rbuf, sizeof rbuf, ec);
+    answer.append(rbuf, n);
+  }
+  if (ec || parser.get().result_int() != 200) {
+    conn->close();
+    fail();
+    co_return;
+  }
+  if (parser.get().keep_alive()) {
+    pool.release(std::move(conn));
+  } else {
+    conn->close();
+  }
+  auto usage = json::response_usage(json_, answer);
+  std::string text, finish;
+  json::response_answer(json_, answer, kMaxCapturedAnswer, text, finish);
+  rollout::Observation& c = pair.candidate;
+  c.latency_ms = static_cast<double>(micros_between(t0, Clock::now())) / 1000.0;
+  if (usage && usage->completion_tokens >= 0) c.tokens_out = static_cast<double>(usage->completion_tokens);
+  c.cost = usage ? cost_of(*snap, u.cfg->name, usage->prompt_tokens, usage->completion_tokens) : -1;
+  c.refusal = quality::is_refusal(text, finish) ? 1 : 0;
+  if (job.stable.schema_valid >= 0) c.schema_valid = quality::check_json(text).valid ? 1 : 0;
+  pair.candidate_text = std::move(text);
+  shared_.rollout_sink->push(index, std::move(pair));
+}
+
+// POST /v1/feedback {"request_id": "...", "score": 1}: user feedback on an answer, counted
+// for the rollout (and arm) that served the request.
+awaitable<bool> Worker::feedback(beast::tcp_stream& client, http::request<http::string_body>& req) {
+  RequestContext ctx;
+  ctx.request_id = ids_.next();
+  ctx.t_start = Clock::now();
+  auto snap = snaps_.get();
+  ctx.snap = snap.get();
+  ctx.authorization = req[http::field::authorization];
+  StageEnv env{json_, metrics_, 0};
+  if (auto err = authenticate(ctx, env)) co_return co_await respond_error(client, req, *err, ctx.request_id);
+  std::string& body = req.body();
+  simdjson::dom::element doc;
+  std::string_view rid;
+  double score = 0;
+  bool b = false;
+  auto bad = [&](std::string msg, std::string param) {
+    ApiError e = bad_request(std::move(msg), "invalid_feedback");
+    e.param = std::move(param);
+    return e;
+  };
+  std::optional<ApiError> problem;
+  if (body.size() > 64 * 1024) {
+    problem = bad("feedback body is larger than 64 KiB", "");
+  } else if (json_.parse(body).get(doc) || !doc.is_object()) {
+    problem = bad("feedback body must be a JSON object", "");
+  } else if (doc["request_id"].get_string().get(rid) || rid.empty()) {
+    problem = bad("'request_id' must be the id of a request (its x-request-id header)", "request_id");
+  } else if (!doc["score"].get_bool().get(b)) {
+    score = b ? 1 : 0;
+  } else if (doc["score"].get_double().get(score) || !std::isfinite(score)) {
+    problem = bad("'score' must be a number (e.g. 1 good, 0 bad) or a boolean", "score");
+  }
+  if (problem) co_return co_await respond_error(client, req, *problem, ctx.request_id);
+  std::string id(rid);
+  if (shared_.rollout_sink) shared_.rollout_sink->push(index, rollout::FeedbackItem{id, score});
+  std::string out = "{\"object\":\"feedback\",\"request_id\":";
+  append_json_string(out, id);
+  out += ",\"score\":" + std::to_string(score) + ",\"status\":\"accepted\"}";
+  co_return co_await respond(client, req, http::status::ok, std::move(out), "application/json", ctx.request_id);
 }
 
 awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::string_body>& req, Endpoint endpoint) {
@@ -111,6 +296,7 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
   ctx.body = &req.body();
   ctx.authorization = req[http::field::authorization];
   ctx.vars_header = req["x-sluice-vars"];
+  ctx.header = [&req](std::string_view name) { return std::string_view(req[name]); };
   std::shared_ptr<const config::Snapshot> snap = snaps_.get();  // pinned for this request
   ctx.snap = snap.get();
   const config::Config& cfg = snap->config();
@@ -327,6 +513,7 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
       }
       ctx.tokens_in = usage->prompt_tokens;
       ctx.tokens_out = usage->completion_tokens;
+      if (ctx.capture) json::response_answer(json_, body, kMaxCapturedAnswer, ctx.answer, ctx.finish_reason);
     } else if (status >= 400) {
       ctx.error_kind = "upstream_status_" + std::to_string(status);
       metrics_.upstream_error(chosen->cfg->name, status == 429 ? "status_429" : (status >= 500 ? "status_5xx" : "status_4xx"));
@@ -401,6 +588,11 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
         if (info.has_content) {
           if (ctx.content_chunks++ == 0) ctx.t_first_token = now;
           ctx.t_last_token = now;
+        }
+        if (ctx.capture) {
+          if (!info.content.empty() && ctx.answer.size() < kMaxCapturedAnswer)
+            ctx.answer.append(info.content.substr(0, kMaxCapturedAnswer - ctx.answer.size()));
+          if (!info.finish_reason.empty()) ctx.finish_reason.assign(info.finish_reason);
         }
         if (info.usage_only && ctx.strip_usage) return;
         out.append(raw);

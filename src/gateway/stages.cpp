@@ -52,6 +52,41 @@ std::optional<ApiError> admit(RequestContext&, StageEnv& env) {
   return std::nullopt;
 }
 
+namespace {
+uint64_t mix64(uint64_t x) {  // splitmix64 finalizer: hash bits spread evenly over buckets
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+}  // namespace
+
+// Sticky assignment: the same user (body "user", else the session header) lands in the same
+// bucket for the whole rollout, so raising the weight only adds users and a conversation
+// never flips between releases. Requests with neither are assigned per request.
+void assign_arm(RequestContext& ctx) {
+  const config::RolloutLive& live = *ctx.resolution->live;
+  ctx.capture = true;
+  std::string_view key = ctx.info.user;
+  if (key.empty() && ctx.header && !live.sticky_header.empty()) key = ctx.header(live.sticky_header);
+  const bool sticky = !key.empty();
+  if (!sticky) key = ctx.request_id;
+  uint64_t h = mix64(std::hash<std::string_view>{}(key) ^ live.salt);
+  uint32_t weight = live.weight_bp.load(std::memory_order_relaxed);
+  if (weight > 0 && h % 10000 < weight) {
+    ctx.candidate = true;
+    return;
+  }
+  uint32_t shadow = live.shadow_bp.load(std::memory_order_relaxed);
+  if (shadow == 0 || (ctx.info.has_tools && !live.mirror_tools)) return;
+  // Mirroring is sampled per request (not per user): independent of the sticky bucket.
+  uint64_t r = mix64(std::hash<std::string_view>{}(ctx.request_id) ^ ~live.salt);
+  if (r % 10000 < shadow) {
+    ctx.shadow = true;
+    ctx.shadow_body = *ctx.body;  // the render stage rewrites the body in place
+  }
+}
+
 std::optional<ApiError> route(RequestContext& ctx, StageEnv&) {
   if (ctx.endpoint == Endpoint::kModels) {
     ctx.resolution = ctx.snap->resolve("");
@@ -82,12 +117,13 @@ std::optional<ApiError> route(RequestContext& ctx, StageEnv&) {
     if (!spliced) return bad_request("request body is not a JSON object", "invalid_json");
     *ctx.body = std::move(*spliced);
   }
+  if (ctx.resolution->live && ctx.endpoint == Endpoint::kChat) assign_arm(ctx);
   return std::nullopt;
 }
 
 std::optional<ApiError> render(RequestContext& ctx, StageEnv& env) {
   if (!ctx.resolution || !ctx.resolution->release) return std::nullopt;
-  ctx.release = ctx.resolution->release.get();
+  ctx.release = ctx.candidate ? ctx.resolution->candidate.get() : ctx.resolution->release.get();
   if (ctx.endpoint != Endpoint::kChat) return std::nullopt;
   std::vector<json::Edit> extra;
   if (ctx.strip_usage) extra.push_back({"stream_options", kIncludeUsage});
@@ -97,7 +133,15 @@ std::optional<ApiError> render(RequestContext& ctx, StageEnv& env) {
 std::optional<ApiError> select_upstream(RequestContext& ctx, StageEnv&) {
   if (!ctx.resolution || ctx.resolution->upstreams.empty())
     return not_found("no upstream serves this model", "model_not_found");
-  ctx.candidates = ctx.resolution->upstreams;
+  if (ctx.candidate) {
+    ctx.candidates = ctx.resolution->candidate_upstreams;
+    // When did the candidate last get a request: measures how fast a rollback takes effect.
+    ctx.resolution->live->last_candidate_start_ns.store(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count(),
+        std::memory_order_relaxed);
+  } else {
+    ctx.candidates = ctx.resolution->upstreams;
+  }
   return std::nullopt;
 }
 
@@ -131,6 +175,11 @@ std::string request_log_line(const RequestContext& ctx, Clock::time_point t_end)
   append_json_string(l, ctx.info.model);
   l += ",\"upstream\":";
   append_json_string(l, ctx.upstream);
+  if (ctx.resolution && ctx.resolution->live) {
+    l += ",\"rollout\":";
+    append_json_string(l, ctx.resolution->live->id);
+    l += ctx.candidate ? ",\"arm\":\"candidate\"" : ",\"arm\":\"stable\"";
+  }
   if (ctx.release) {
     l += ",\"release\":";
     append_json_string(l, ctx.release->id);

@@ -34,6 +34,9 @@ std::optional<ApiError> route(RequestContext& ctx, StageEnv& env);
 std::optional<ApiError> render(RequestContext& ctx, StageEnv& env);
 std::optional<ApiError> select_upstream(RequestContext& ctx, StageEnv& env);
 
+// Rollouts: picks the arm (sticky by user or session) and whether to mirror (route stage).
+void assign_arm(RequestContext& ctx);
+
 // Authentication runs before the body is parsed: unauthenticated clients learn nothing
 // about their payload and cost no parse.
 inline constexpr std::array<Stage, 6> kStages = {{

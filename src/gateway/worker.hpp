@@ -5,6 +5,7 @@
 #include <simdjson.h>
 
 #include <memory>
+#include <mutex>
 #include <string>
 #include <unordered_map>
 #include <optional>
@@ -18,6 +19,7 @@
 #include "net/asio.hpp"
 #include "net/session.hpp"
 #include "net/upstream.hpp"
+#include "rollout/sink.hpp"
 
 namespace sluice::reqlog {
 class RequestLog;
@@ -47,6 +49,18 @@ struct Shared {
   std::unique_ptr<reqlog::RequestLog> reqlog;
   std::atomic<bool> draining{false};
   std::atomic<bool> ready{false};
+  std::unique_ptr<rollout::Sink> rollout_sink;  // finished requests of routes under a rollout
+  // Rollout gauges for /metrics, rendered by the control thread (workers only copy it).
+  std::mutex rollout_metrics_mu;
+  std::string rollout_metrics;
+};
+
+// A request mirrored to a rollout's candidate after its stable answer was sent.
+struct ShadowJob {
+  std::string route, rollout_id, request_id;
+  std::string body, vars_header;
+  rollout::Observation stable;
+  std::string stable_text;
 };
 
 class Worker : public net::IdleConnections {
@@ -78,6 +92,9 @@ class Worker : public net::IdleConnections {
   awaitable<bool> respond_error(beast::tcp_stream& client, http::request<http::string_body>& req, const ApiError& e,
                                 std::string_view request_id, std::span<const net::Header> extra = {});
   void account(RequestContext& ctx);
+  void report_rollout(RequestContext& ctx, Clock::time_point t_end);
+  awaitable<void> shadow(ShadowJob job);
+  awaitable<bool> feedback(beast::tcp_stream& client, http::request<http::string_body>& req);
   void account_local(int status, std::string_view code, std::string request_id, Clock::time_point t_start,
                      const std::string& model = {});
   net::UpstreamPool& pool_for(const config::UpstreamRuntime& u);
@@ -91,6 +108,7 @@ class Worker : public net::IdleConnections {
   std::unordered_set<struct ClientWatch*> watches_;  // requests waiting on an upstream
   std::unique_ptr<asio::steady_timer> sweep_;
   bool sweeping_ = false;
+  int64_t shadow_inflight_ = 0;
 };
 
 // Shared response helpers for the data plane and admin listeners.

@@ -49,6 +49,13 @@ std::optional<RequestProblem> inspect_request(simdjson::dom::parser& parser, std
     simdjson::dom::array a;
     if (!t.get_array().get(a)) out.has_tools = a.size() > 0;
   }
+  if (auto rf = obj["response_format"]; rf.error() == simdjson::SUCCESS && !rf.is_null()) {
+    std::string_view type;
+    if (rf["type"].get_string().get(type)) return type_error("response_format", "an object with a string 'type'");
+    out.response_format.assign(type);
+    element schema;
+    if (type == "json_schema" && !rf["json_schema"]["schema"].get(schema)) out.json_schema = simdjson::minify(schema);
+  }
   if (auto msgs = obj["messages"]; msgs.error() == simdjson::SUCCESS) {
     simdjson::dom::array a;
     if (msgs.get_array().get(a)) return type_error("messages", "an array");
@@ -94,6 +101,7 @@ ChunkInfo inspect_chunk(simdjson::dom::parser& parser, std::string_view data) {
         if ((!delta["content"].get_string().get(content) && !content.empty()) ||
             delta["tool_calls"].error() == simdjson::SUCCESS)
           info.has_content = true;
+        if (info.content.empty()) info.content = content;
       }
     }
   }
@@ -106,6 +114,20 @@ std::optional<Usage> response_usage(simdjson::dom::parser& parser, std::string_v
   element usage;
   if (doc["usage"].get(usage) || !usage.is_object()) return Usage{};
   return read_usage(usage);
+}
+
+bool response_answer(simdjson::dom::parser& parser, std::string_view body, size_t limit, std::string& text,
+                     std::string& finish_reason) {
+  element doc;
+  if (body.empty() || parser.parse(body.data(), body.size(), true).get(doc)) return false;
+  simdjson::dom::array choices;
+  if (doc["choices"].get_array().get(choices) || choices.size() == 0) return false;
+  element first;
+  if (choices.at(0).get(first)) return false;
+  std::string_view v;
+  if (!first["message"]["content"].get_string().get(v)) text.assign(v.substr(0, limit));
+  if (!first["finish_reason"].get_string().get(v)) finish_reason.assign(v);
+  return true;
 }
 
 }  // namespace sluice::json

@@ -23,6 +23,9 @@ struct RequestInfo {
   bool has_tools = false;
   int64_t n = 1;
   int64_t messages = 0;
+  // response_format.type ("" when absent): "json_object" or "json_schema" ask for JSON.
+  std::string response_format;
+  std::string json_schema;  // raw response_format.json_schema.schema when given
 };
 
 // Why a body was refused: the message, OpenAI-style code and the field at fault.
@@ -51,6 +54,7 @@ struct ChunkInfo {
   bool usage_only = false;      // "choices":[] with a usage object (the include_usage chunk)
   bool has_content = false;     // carries a content or tool-call delta
   std::string_view finish_reason;  // valid until the next parse with the same parser
+  std::string_view content;        // the first choice's content delta (same lifetime)
   Usage usage;
 };
 ChunkInfo inspect_chunk(simdjson::dom::parser& parser, std::string_view data);
@@ -58,5 +62,10 @@ ChunkInfo inspect_chunk(simdjson::dom::parser& parser, std::string_view data);
 // Usage from a whole (non-streamed) response body; nullopt when the body is not a JSON
 // object (usage fields stay -1 when the object has none).
 std::optional<Usage> response_usage(simdjson::dom::parser& parser, std::string_view body);
+
+// The first choice's answer in a whole response body: message content (at most `limit`
+// bytes are copied) and finish_reason. False when the body has no choices.
+bool response_answer(simdjson::dom::parser& parser, std::string_view body, size_t limit, std::string& text,
+                     std::string& finish_reason);
 
 }  // namespace sluice::json

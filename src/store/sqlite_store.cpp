@@ -451,6 +451,13 @@ class SqliteStore final : public Store {
     return static_cast<uint64_t>(s.integer(0)) + local_changes_;
   }
 
+  uint64_t external_change_counter() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_, "PRAGMA data_version");
+    s.step();
+    return static_cast<uint64_t>(s.integer(0));
+  }
+
  private:
   struct Tx {
     explicit Tx(SqliteStore& s) : s(s) { s.exec("BEGIN IMMEDIATE"); }

@@ -114,6 +114,9 @@ class Store {
   // Changes whenever any connection (another process included) commits: the control plane
   // polls it to publish a new snapshot after a CLI change.
   virtual uint64_t change_counter() = 0;
+  // Changes only when another connection (e.g. the CLI) commits: what a process that does
+  // its own writes polls.
+  virtual uint64_t external_change_counter() = 0;
 };
 
 // Opens (creating if needed) a SQLite store in WAL mode and applies pending migrations.

@@ -1,0 +1,91 @@
+// rollout/controller.hpp: runs the active rollouts inside `sluice serve`, on the control
+// thread. Every tick (20 ms) it drains the workers' samples into each rollout's evidence,
+// applies operators' commands, advances the state machine and carries out its decisions:
+// weights change with one atomic store (all workers see it on their next request), the
+// state is persisted (so a restart resumes at the same step with the same evidence),
+// events and audit entries are written, and webhooks are called from their own thread.
+#pragma once
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "config/snapshot.hpp"
+#include "control/releases.hpp"
+#include "rollout/machine.hpp"
+#include "rollout/sink.hpp"
+#include "store/store.hpp"
+
+namespace sluice::rollout {
+
+struct ControllerEnv {
+  store::Store* store = nullptr;
+  Sink* sink = nullptr;
+  std::function<void()> republish;  // the set of rollouts (bindings) changed
+  // Blue-green warm-up of a release: "" when healthy. Runs on a helper thread.
+  std::function<std::string(const std::string& release_id, const std::vector<std::string>& smoke)> warm;
+  std::function<void(const std::string&)> log;  // one line for the operator (stderr)
+};
+
+class Controller {
+ public:
+  explicit Controller(ControllerEnv env);
+  ~Controller();
+
+  // Loads active rollouts and applies queued commands (call at start and on store changes).
+  void reload();
+  // Drains samples, advances every rollout, persists what changed. `now_ms` is wall time.
+  void tick(int64_t now_ms);
+  // Persists every rollout's state (before a shutdown).
+  void flush();
+
+  // Routes with a rollout in progress, for snapshot bindings.
+  std::vector<config::RouteBinding> bindings(const std::vector<config::RouteBinding>& stable) const;
+  // Admin API: applies a command through the store, then at once.
+  control::Result command(const std::string& route, const std::string& cmd, const std::string& actor,
+                          const std::string& reason);
+  std::string status_json(const std::string& route);  // "" when the route never had a rollout
+  std::string list_json();
+  std::string prometheus() const;
+  // Feedback on a request: false when the request is not part of a rollout (or too old).
+  uint64_t feedback_unmatched() const { return feedback_unmatched_; }
+
+ private:
+  struct Run;
+  void load(const store::RolloutRecord& r);
+  void handle(Run& run, Decision d, int64_t now_ms);
+  void persist(Run& run, bool finished, const store::AuditEntry* audit);
+  void notify(const Run& run, const Event& e);
+  void apply_commands(Run& run, int64_t now_ms);
+  void webhook_loop();
+
+  ControllerEnv env_;
+  std::map<std::string, std::unique_ptr<Run>> runs_;  // by route
+  std::unordered_map<std::string, Run*> by_id_;
+  // Recent live requests of rollouts, for feedback: request id -> (rollout id, candidate?)
+  std::unordered_map<std::string, std::pair<std::string, bool>> recent_;
+  std::deque<std::string> recent_order_;
+  static constexpr size_t kRecent = 200000;
+  uint64_t feedback_unmatched_ = 0;
+  int64_t last_reload_ms_ = 0;
+
+  // Warm-up results, written by helper threads.
+  std::mutex warm_mu_;
+  std::vector<std::pair<std::string, std::string>> warm_done_;  // rollout id, error
+  std::vector<std::thread> warm_threads_;
+
+  // Webhooks: a queue served by one thread, retried with backoff.
+  std::mutex hook_mu_;
+  std::condition_variable hook_cv_;
+  std::deque<std::pair<std::string, std::string>> hooks_;  // url, body
+  bool stopping_ = false;
+  std::thread hook_thread_;
+};
+
+}  // namespace sluice::rollout

@@ -1,0 +1,328 @@
+#include "eval/assertions.hpp"
+
+#include <pthread.h>
+#include <simdjson.h>
+
+#include <chrono>
+#include <cmath>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <regex>
+
+#include "core/error.hpp"
+#include "core/strings.hpp"
+#include "quality/refusal.hpp"
+#include "quality/text.hpp"
+
+namespace sluice::eval {
+
+namespace {
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  return out;
+}
+
+std::string clip(std::string_view s, size_t n = 80) {
+  if (s.size() <= n) return std::string(s);
+  return std::string(s.substr(0, n)) + "...";
+}
+
+std::string quote(std::string_view s) { return "\"" + clip(s) + "\""; }
+
+// Every JSON object/array embedded in the text, tried at each '{' or '[' (bounded).
+bool contains_json(std::string_view text, const std::string& schema, std::string& why) {
+  int tried = 0;
+  std::string last_error;
+  for (size_t i = 0; i < text.size() && tried < 64; ++i) {
+    char open = text[i];
+    if (open != '{' && open != '[') continue;
+    // Find the matching bracket, skipping strings.
+    int depth = 0;
+    bool in_str = false, esc = false;
+    size_t end = std::string_view::npos;
+    for (size_t j = i; j < text.size(); ++j) {
+      char c = text[j];
+      if (in_str) {
+        if (esc)
+          esc = false;
+        else if (c == '\\')
+          esc = true;
+        else if (c == '"')
+          in_str = false;
+        continue;
+      }
+      if (c == '"') {
+        in_str = true;
+      } else if (c == '{' || c == '[') {
+        if (++depth > static_cast<int>(quality::kMaxJsonDepth)) break;
+      } else if (c == '}' || c == ']') {
+        if (--depth == 0) {
+          end = j;
+          break;
+        }
+      }
+    }
+    if (end == std::string_view::npos) continue;
+    ++tried;
+    auto chk = quality::check_json(text.substr(i, end - i + 1), schema);
+    if (chk.valid) return true;
+    last_error = chk.error;
+    if (schema.empty()) continue;
+    i = end;  // valid JSON that failed the schema: skip past it
+  }
+  why = tried == 0 ? "no JSON object or array in the output" : "no embedded JSON matched: " + last_error;
+  return false;
+}
+
+struct RegexJob {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  bool match = false;
+  std::string error;
+  std::string pattern, subject;
+};
+
+void* regex_thread(void* arg) {
+  auto* holder = static_cast<std::shared_ptr<RegexJob>*>(arg);
+  std::shared_ptr<RegexJob> job = std::move(*holder);
+  delete holder;
+  bool match = false;
+  std::string error;
+  try {
+    std::regex re(job->pattern, std::regex::ECMAScript);
+    match = std::regex_search(job->subject, re);
+  } catch (const std::regex_error& e) {
+    error = std::string("regex: ") + e.what();
+  }
+  std::lock_guard<std::mutex> lock(job->mu);
+  job->match = match;
+  job->error = std::move(error);
+  job->done = true;
+  job->cv.notify_all();
+  return nullptr;
+}
+
+}  // namespace
+
+std::optional<bool> regex_search_bounded(const std::string& pattern, std::string_view subject, std::string& error) {
+  if (subject.size() > kMaxRegexSubject) {
+    error = "output of " + std::to_string(subject.size()) + " bytes is above the 100 KiB regex limit";
+    return std::nullopt;
+  }
+  auto job = std::make_shared<RegexJob>();
+  job->pattern = pattern;
+  job->subject = std::string(subject);
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, size_t{512} << 20);  // reserved, touched only as deep as needed
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_t t;
+  auto* holder = new std::shared_ptr<RegexJob>(job);
+  int rc = pthread_create(&t, &attr, regex_thread, holder);
+  pthread_attr_destroy(&attr);
+  if (rc != 0) {
+    delete holder;
+    error = "regex: cannot start a thread";
+    return std::nullopt;
+  }
+  std::unique_lock<std::mutex> lock(job->mu);
+  if (!job->cv.wait_for(lock, std::chrono::seconds(5), [&] { return job->done; })) {
+    error = "regex did not finish within 5 s (catastrophic backtracking?)";
+    return std::nullopt;  // the detached thread finishes (or not) on its own
+  }
+  if (!job->error.empty()) {
+    error = job->error;
+    return std::nullopt;
+  }
+  return job->match;
+}
+
+AssertResult evaluate(const Assertion& a, const Output& o, const JudgeLookup& judge) {
+  AssertResult r;
+  const std::string& out = o.text;
+  const std::string& t = a.type;
+  std::string why;  // reason when the (un-negated) check fails
+  bool pass = false;
+  double score = -1;  // -1: 1/0 from pass
+
+  if (t == "equals") {
+    if (!a.json_value.empty()) {
+      auto eq = quality::json_equal(out, a.json_value);
+      pass = eq.value_or(false);
+      why = eq ? "JSON differs from the expected value" : "output is not JSON";
+    } else {
+      pass = out == a.value;
+      why = "expected " + quote(a.value) + ", got " + quote(out);
+    }
+  } else if (t == "contains") {
+    pass = out.find(a.value) != std::string::npos;
+    why = "does not contain " + quote(a.value);
+  } else if (t == "icontains") {
+    pass = lower(out).find(lower(a.value)) != std::string::npos;
+    why = "does not contain " + quote(a.value) + " (any case)";
+  } else if (t == "starts-with") {
+    pass = starts_with(out, a.value);
+    why = "does not start with " + quote(a.value);
+  } else if (t == "regex") {
+    std::string err;
+    auto m = regex_search_bounded(a.value, out, err);
+    pass = m.value_or(false);
+    why = m ? "does not match /" + clip(a.value) + "/" : err;
+  } else if (t == "contains-any" || t == "icontains-any") {
+    bool ci = t[0] == 'i';
+    std::string hay = ci ? lower(out) : out;
+    for (const auto& v : a.values) pass = pass || hay.find(ci ? lower(v) : v) != std::string::npos;
+    why = "contains none of the " + std::to_string(a.values.size()) + " values";
+  } else if (t == "contains-all" || t == "icontains-all") {
+    bool ci = t[0] == 'i';
+    std::string hay = ci ? lower(out) : out;
+    pass = true;
+    for (const auto& v : a.values) {
+      if (hay.find(ci ? lower(v) : v) == std::string::npos) {
+        pass = false;
+        why = "does not contain " + quote(v);
+        break;
+      }
+    }
+  } else if (t == "is-json") {
+    auto chk = quality::check_json(out, a.json_value);
+    pass = chk.valid;
+    why = chk.error.empty() ? "not valid JSON" : chk.error;
+  } else if (t == "contains-json") {
+    pass = contains_json(out, a.json_value, why);
+  } else if (t == "latency") {
+    pass = o.latency_ms <= *a.threshold;
+    why = "latency " + std::to_string(static_cast<int64_t>(o.latency_ms)) + " ms > " +
+          std::to_string(static_cast<int64_t>(*a.threshold)) + " ms";
+  } else if (t == "cost") {
+    pass = o.cost <= *a.threshold;
+    char buf[96];
+    std::snprintf(buf, sizeof buf, "cost $%.6f > $%.6f", o.cost, *a.threshold);
+    why = buf;
+  } else if (t == "refusal") {
+    pass = quality::is_refusal(out, o.finish_reason);
+    why = "not a refusal";
+  } else if (t == "equals-number") {
+    auto want = quality::final_number(a.value);
+    auto got = quality::final_number(out);
+    double tol = a.threshold.value_or(0);
+    if (want && got) {
+      tol = std::max(tol, 1e-9 * std::max(1.0, std::fabs(*want)));
+      pass = std::fabs(*got - *want) <= tol;
+    }
+    char buf[128];
+    if (got)
+      std::snprintf(buf, sizeof buf, "final number %.10g, expected %.10g", *got, want ? *want : NAN);
+    else
+      std::snprintf(buf, sizeof buf, "no number in the output, expected %.10g", want ? *want : NAN);
+    why = buf;
+  } else if (t == "llm-rubric") {
+    auto v = judge ? judge(a.judge, a.value, out) : std::nullopt;
+    if (!v) {
+      r.error = "the judge did not grade the output";
+      return r;
+    }
+    pass = v->pass;
+    score = v->score;
+    if (a.threshold) pass = v->score >= *a.threshold;
+    why = v->reason.empty() ? "the judge failed the output" : "judge: " + clip(v->reason, 200);
+    r.reason = why;
+  } else {
+    r.error = "unknown assertion type " + t;
+    return r;
+  }
+
+  if (score < 0) score = pass ? 1 : 0;
+  if (a.negate) {
+    pass = !pass;
+    score = 1 - score;
+    why = pass ? "" : "not-" + t + ": the output matched";
+  }
+  r.pass = pass;
+  r.score = score;
+  if (!pass) r.reason = why;
+  return r;
+}
+
+CaseVerdict evaluate_case(const Case& c, const Output& o, const JudgeLookup& judge) {
+  CaseVerdict v;
+  double wsum = 0, ssum = 0;
+  bool all = true;
+  for (const auto& a : c.asserts) {
+    AssertResult r = evaluate(a, o, judge);
+    if (!r.error.empty() && v.error.empty()) v.error = r.error;
+    if (a.weight > 0) {
+      wsum += a.weight;
+      ssum += a.weight * r.score;
+      if (!r.pass) {
+        all = false;
+        if (v.reason.empty()) v.reason = (a.negate ? "not-" : "") + a.type + ": " + r.reason;
+      }
+    }
+    v.asserts.push_back(std::move(r));
+  }
+  v.score = wsum > 0 ? ssum / wsum : (all ? 1 : 0);
+  v.pass = c.threshold ? v.score >= *c.threshold : all;
+  if (c.threshold && !v.pass) {
+    char buf[96];
+    std::snprintf(buf, sizeof buf, "score %.3f below the case threshold %.3f", v.score, *c.threshold);
+    v.reason = buf + (v.reason.empty() ? std::string() : " (" + v.reason + ")");
+  }
+  if (v.pass) v.reason.clear();
+  return v;
+}
+
+std::string judge_messages(std::string_view rubric, std::string_view output) {
+  static const char* kSystem =
+      "You are grading output according to a user-specified rubric. If the statement in the rubric is true, then "
+      "the output passes the test. You respond with a JSON object with this structure: {\"reason\": string, "
+      "\"pass\": boolean, \"score\": number}, where score is between 0.0 and 1.0.\n\nExamples:\n\n<Output>Hello "
+      "world</Output>\n<Rubric>Content contains a greeting</Rubric>\n{\"reason\": \"the content contains the word "
+      "'Hello'\", \"pass\": true, \"score\": 1.0}\n\n<Output>Avast ye swabs, repel the invaders!</Output>\n<Rubric>Does "
+      "not speak like a pirate</Rubric>\n{\"reason\": \"'avast ye' is a common pirate term\", \"pass\": false, "
+      "\"score\": 0.0}";
+  std::string user = "<Output>\n" + std::string(output) + "\n</Output>\n<Rubric>\n" + std::string(rubric) + "\n</Rubric>";
+  std::string m = "[{\"role\":\"system\",\"content\":";
+  append_json_string(m, kSystem);
+  m += "},{\"role\":\"user\",\"content\":";
+  append_json_string(m, user);
+  m += "}]";
+  return m;
+}
+
+std::optional<JudgeVerdict> parse_judge_reply(std::string_view reply) {
+  simdjson::dom::parser parser;
+  // Try each '{' from the first on, with the last '}' as the end (models wrap JSON in prose).
+  size_t last = reply.rfind('}');
+  for (size_t start = reply.find('{'); start != std::string_view::npos && last != std::string_view::npos && start < last;
+       start = reply.find('{', start + 1)) {
+    simdjson::dom::element doc;
+    std::string_view cand = reply.substr(start, last - start + 1);
+    if (parser.parse(cand.data(), cand.size()).get(doc) || !doc.is_object()) continue;
+    JudgeVerdict v;
+    bool has_pass = false, has_score = false;
+    bool b;
+    if (!doc["pass"].get_bool().get(b)) v.pass = b, has_pass = true;
+    double d;
+    int64_t i;
+    if (!doc["score"].get_double().get(d))
+      v.score = d, has_score = true;
+    else if (!doc["score"].get_int64().get(i))
+      v.score = static_cast<double>(i), has_score = true;
+    std::string_view reason;
+    if (!doc["reason"].get_string().get(reason)) v.reason = std::string(reason);
+    if (!has_pass && !has_score) continue;
+    if (!has_pass) v.pass = v.score >= 0.5;
+    if (!has_score) v.score = v.pass ? 1 : 0;
+    v.score = std::clamp(v.score, 0.0, 1.0);
+    return v;
+  }
+  return std::nullopt;
+}
+
+}  // namespace sluice::eval

@@ -1,0 +1,913 @@
+#include "eval/suite.hpp"
+
+#include <simdjson.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <map>
+#include <regex>
+#include <set>
+#include <stdexcept>
+
+#include "core/crypto.hpp"
+#include "core/error.hpp"
+#include "core/files.hpp"
+#include "core/strings.hpp"
+#include "eval/yaml_json.hpp"
+#include "quality/text.hpp"
+
+namespace sluice::eval {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// Errors inside the loader are thrown (configuration time only) and caught in load_suite.
+struct SuiteError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+const std::set<std::string>& known_types() {
+  static const std::set<std::string> t = {
+      "equals",       "contains",      "icontains",    "regex",         "starts-with", "contains-any",
+      "contains-all", "icontains-any", "icontains-all", "is-json",      "contains-json", "latency",
+      "cost",         "llm-rubric",    "refusal",      "is-refusal",    "equals-number"};
+  return t;
+}
+
+using Row = std::vector<std::pair<std::string, std::string>>;  // column -> value
+
+class Loader {
+ public:
+  Loader(std::string path, Suite& s) : path_(std::move(path)), s_(s) {
+    dir_ = fs::path(path_).parent_path();
+  }
+
+  std::string at(const YAML::Node& n, const std::string& file = "") const {
+    const std::string& f = file.empty() ? path_ : file;
+    auto m = n.Mark();
+    if (m.is_null() || m.line < 0) return f;
+    return f + ":" + std::to_string(m.line + 1);
+  }
+  [[noreturn]] void fail(const YAML::Node& n, const std::string& msg, const std::string& file = "") const {
+    throw SuiteError(at(n, file) + ": " + msg);
+  }
+
+  std::string resolve(const std::string& p) const {
+    std::string q = starts_with(p, "file://") ? p.substr(7) : p;
+    fs::path fp(q);
+    if (fp.is_relative()) fp = dir_ / fp;
+    return fp.lexically_normal().string();
+  }
+
+  std::string read_bounded(const std::string& file, size_t limit, const YAML::Node& where) const {
+    std::error_code ec;
+    auto size = fs::file_size(file, ec);
+    if (ec) fail(where, "cannot read " + file + ": " + ec.message());
+    if (size > limit) fail(where, file + " is larger than the " + std::to_string(limit >> 20) + " MiB limit");
+    auto content = read_file(file);
+    if (!content) fail(where, "cannot read " + file);
+    return std::move(*content);
+  }
+
+  std::string scalar(const YAML::Node& n, const char* what, const std::string& file = "") const {
+    if (!n.IsScalar()) fail(n, std::string(what) + " must be a string", file);
+    return n.Scalar();
+  }
+  double number(const YAML::Node& n, const char* what, const std::string& file = "") const {
+    if (!n.IsScalar()) fail(n, std::string(what) + " must be a number", file);
+    std::string v(trim(n.Scalar()));
+    bool pct = !v.empty() && v.back() == '%';
+    if (pct) v.pop_back();
+    char* end = nullptr;
+    double x = std::strtod(v.c_str(), &end);
+    if (v.empty() || end != v.c_str() + v.size() || !std::isfinite(x))
+      fail(n, std::string(what) + " must be a number (or a percentage like \"2%\")", file);
+    return pct ? x / 100 : x;
+  }
+
+  void check_keys(const YAML::Node& n, std::initializer_list<const char*> keys, const char* what,
+                  const std::string& file = "") const {
+    for (auto it = n.begin(); it != n.end(); ++it) {
+      std::string k = it->first.Scalar();
+      bool known = false;
+      for (const char* a : keys) known = known || k == a;
+      if (!known) {
+        std::string list;
+        for (const char* a : keys) list += std::string(list.empty() ? "" : ", ") + a;
+        fail(it->first, "unknown key '" + k + "' in " + what + " (expected one of: " + list + ")", file);
+      }
+    }
+  }
+
+  // ---- assertions
+
+  // Parses one assertion; `row` (dataset rows) is substituted into string values.
+  Assertion assertion(const YAML::Node& n, const Row* row, const std::string& file) const {
+    Assertion a;
+    a.origin = at(n, file);
+    if (!n.IsMap()) fail(n, "an assertion must be a mapping with a 'type'", file);
+    check_keys(n, {"type", "value", "threshold", "weight", "provider", "metric", "transform", "description"},
+               "an assertion", file);
+    if (n["transform"]) fail(n["transform"], "'transform' (JavaScript) is not supported by sluice", file);
+    if (!n["type"]) fail(n, "an assertion needs a 'type'", file);
+    std::string type = scalar(n["type"], "'type'", file);
+    if (starts_with(type, "not-")) {
+      a.negate = true;
+      type = type.substr(4);
+    }
+    if (type == "is-refusal") type = "refusal";
+    if (!known_types().count(type)) {
+      std::string list;
+      for (const auto& t : known_types()) list += (list.empty() ? "" : ", ") + t;
+      fail(n["type"], "unsupported assertion type '" + type + "' (sluice supports: " + list + ", each also with 'not-')",
+           file);
+    }
+    a.type = type;
+    auto subst = [&](const std::string& v) { return row ? render_vars(v, *row) : v; };
+    YAML::Node v = n["value"];
+    if (v) {
+      if (v.IsScalar()) {
+        a.value = subst(v.Scalar());
+      } else if (v.IsSequence()) {
+        for (const auto& item : v) a.values.push_back(subst(scalar(item, "each listed value", file)));
+      } else if (v.IsMap()) {
+        a.json_value = yaml_to_json(v);
+      }
+    }
+    if (n["threshold"]) a.threshold = number(n["threshold"], "'threshold'", file);
+    if (n["weight"]) {
+      a.weight = number(n["weight"], "'weight'", file);
+      if (a.weight < 0) fail(n["weight"], "'weight' must be >= 0", file);
+    }
+    if (n["provider"]) {
+      if (!n["provider"].IsScalar())
+        fail(n["provider"], "'provider' must name a sluice route or release (the judge served through sluice)", file);
+      a.judge = n["provider"].Scalar();
+    }
+
+    // Per-type checks, so a broken suite fails before anything is sent.
+    auto need_value = [&] {
+      if (a.value.empty() && a.values.empty() && a.json_value.empty())
+        fail(n, "assertion '" + type + "' needs a 'value'", file);
+    };
+    if (type == "equals" || type == "contains" || type == "icontains" || type == "regex" || type == "starts-with" ||
+        type == "llm-rubric" || type == "equals-number") {
+      need_value();
+      if (type == "equals" && !a.values.empty())
+        fail(n["value"], "assertion 'equals' takes a string or an object", file);
+      if (type != "equals" && (!a.values.empty() || !a.json_value.empty()))
+        fail(n["value"], "assertion '" + type + "' takes a single string value", file);
+    }
+    if (type == "contains-any" || type == "contains-all" || type == "icontains-any" || type == "icontains-all") {
+      if (a.values.empty()) {
+        // promptfoo also accepts a comma-separated string.
+        for (auto part : split(a.value, ',')) {
+          auto t = trim(part);
+          if (!t.empty()) a.values.emplace_back(t);
+        }
+        a.value.clear();
+      }
+      if (a.values.empty()) fail(n, "assertion '" + type + "' needs a list of values", file);
+    }
+    if (type == "regex") {
+      if (a.value.size() > 4096) fail(n["value"], "regex longer than 4096 bytes", file);
+      try {
+        std::regex re(a.value, std::regex::ECMAScript);
+      } catch (const std::regex_error& e) {
+        fail(n["value"], "invalid regex: " + std::string(e.what()), file);
+      }
+    }
+    if (type == "is-json" || type == "contains-json") {
+      if (!a.value.empty()) {  // a schema given as a JSON string
+        auto chk = quality::check_json(a.value);
+        if (!chk.valid) fail(n["value"], "the JSON schema is not JSON: " + chk.error, file);
+        a.json_value = a.value;
+        a.value.clear();
+      }
+    }
+    if (type == "latency" || type == "cost") {
+      if (!a.threshold) fail(n, "assertion '" + type + "' needs a 'threshold' (" +
+                                   (type == "latency" ? "milliseconds" : "dollars per call") + ")", file);
+    }
+    if (type == "equals-number") {
+      if (!quality::final_number(a.value)) fail(n, "equals-number: no number in the value '" + a.value + "'", file);
+    }
+    if (type == "llm-rubric" && a.threshold && (*a.threshold < 0 || *a.threshold > 1))
+      fail(n["threshold"], "llm-rubric threshold must be between 0 and 1", file);
+    return a;
+  }
+
+  std::vector<Assertion> assertions(const YAML::Node& n, const Row* row, const std::string& file) const {
+    std::vector<Assertion> out;
+    if (!n) return out;
+    if (!n.IsSequence()) fail(n, "'assert' must be a list", file);
+    if (n.size() > kMaxAssertsPerCase) fail(n, "more than " + std::to_string(kMaxAssertsPerCase) + " assertions", file);
+    for (const auto& a : n) out.push_back(assertion(a, row, file));
+    return out;
+  }
+
+  // ---- vars and messages
+
+  void vars_into(const YAML::Node& n, std::vector<std::pair<std::string, std::string>>& vars,
+                 const std::string& file) const {
+    if (!n) return;
+    if (!n.IsMap()) fail(n, "'vars' must be a mapping of variable names to values", file);
+    for (auto it = n.begin(); it != n.end(); ++it) {
+      std::string k = it->first.Scalar();
+      const YAML::Node& v = it->second;
+      std::string val;
+      if (v.IsScalar()) {
+        val = v.Scalar();
+      } else if (v.IsSequence()) {
+        fail(v, "var '" + k + "' is a list: promptfoo expands lists into several cases, sluice does not (write one "
+                "case per value)", file);
+      } else if (v.IsMap()) {
+        val = yaml_to_json(v);
+      }
+      if (starts_with(val, "file://")) fail(v, "file:// vars are not supported (inline the value)", file);
+      if (val.size() > kMaxVarBytes) fail(v, "var '" + k + "' is larger than 256 KiB", file);
+      set_var(vars, k, std::move(val));
+    }
+  }
+
+  static void set_var(std::vector<std::pair<std::string, std::string>>& vars, const std::string& k, std::string v) {
+    for (auto& [ek, ev] : vars) {
+      if (ek == k) {
+        ev = std::move(v);
+        return;
+      }
+    }
+    vars.emplace_back(k, std::move(v));
+  }
+
+  std::string messages(const YAML::Node& n, const std::string& file) const {
+    if (!n.IsSequence() || n.size() == 0) fail(n, "'messages' must be a non-empty list of {role, content}", file);
+    for (const auto& m : n) {
+      if (!m.IsMap() || !m["role"] || !m["content"]) fail(m, "each message needs 'role' and 'content'", file);
+    }
+    return yaml_to_json(n);
+  }
+
+  // ---- test cases (promptfoo shape)
+
+  struct Defaults {
+    std::vector<std::pair<std::string, std::string>> vars;
+    std::vector<Assertion> asserts;
+    std::optional<double> threshold;
+    std::string category;
+  } defaults_;
+
+  std::string category_of(const YAML::Node& n, const std::string& file) const {
+    std::string c;
+    if (n["category"]) c = scalar(n["category"], "'category'", file);
+    if (n["metadata"] && n["metadata"].IsMap() && n["metadata"]["category"])
+      c = scalar(n["metadata"]["category"], "'metadata.category'", file);
+    return c;
+  }
+
+  void test_case(const YAML::Node& n, const std::string& file, size_t index) {
+    if (!n.IsMap()) fail(n, "a test case must be a mapping", file);
+    check_keys(n, {"description", "vars", "assert", "threshold", "metadata", "options", "category", "messages", "id"},
+               "a test case", file);
+    Case c;
+    c.origin = at(n, file);
+    c.vars = defaults_.vars;
+    vars_into(n["vars"], c.vars, file);
+    c.asserts = defaults_.asserts;
+    auto own = assertions(n["assert"], nullptr, file);
+    c.asserts.insert(c.asserts.end(), own.begin(), own.end());
+    c.threshold = defaults_.threshold;
+    if (n["threshold"]) c.threshold = number(n["threshold"], "'threshold'", file);
+    if (n["description"]) c.description = scalar(n["description"], "'description'", file);
+    std::string cat = category_of(n, file);
+    c.category = !cat.empty() ? cat : !defaults_.category.empty() ? defaults_.category : "target";
+    if (n["messages"]) c.messages_json = messages(n["messages"], file);
+    if (n["id"]) c.id = scalar(n["id"], "'id'", file);
+    if (c.id.empty()) c.id = !c.description.empty() ? c.description : "case " + std::to_string(index + 1);
+    add(std::move(c), n, file);
+  }
+
+  void add(Case c, const YAML::Node& where, const std::string& file) {
+    if (s_.cases.size() >= kMaxCases) fail(where, "more than " + std::to_string(kMaxCases) + " cases", file);
+    if (c.asserts.empty()) fail(where, "case '" + c.id + "' has no assertions", file);
+    check_category(c.category, where, file);
+    s_.cases.push_back(std::move(c));
+  }
+
+  void check_category(const std::string& c, const YAML::Node& where, const std::string& file) const {
+    static const std::regex ok("[a-z0-9][a-z0-9_-]{0,63}");
+    if (!std::regex_match(c, ok)) fail(where, "category '" + c + "' must be lowercase letters, digits, '-' or '_'", file);
+    if (c == "all") fail(where, "'all' is reserved (the gate's name for every case)", file);
+  }
+
+  // tests: a list of cases and/or file:// references, or one file:// reference.
+  void tests(const YAML::Node& n) {
+    if (n.IsScalar()) return tests_file(n, n.Scalar());
+    if (!n.IsSequence()) fail(n, "'tests' must be a list of test cases or a file:// path");
+    size_t i = 0;
+    for (const auto& t : n) {
+      if (t.IsScalar())
+        tests_file(t, t.Scalar());
+      else
+        test_case(t, path_, i++);
+    }
+  }
+
+  void tests_file(const YAML::Node& where, const std::string& ref) {
+    std::string file = resolve(ref);
+    std::string ext = fs::path(file).extension().string();
+    if (ext == ".csv") return promptfoo_csv(where, file);
+    if (ext == ".yaml" || ext == ".yml") {
+      std::string text = read_bounded(file, kMaxDatasetBytes, where);
+      YAML::Node root;
+      try {
+        root = YAML::Load(text);
+      } catch (const YAML::Exception& e) {
+        throw SuiteError(file + ":" + std::to_string(e.mark.line + 1) + ": " + e.msg);
+      }
+      if (!root.IsSequence()) fail(root, "a tests file must be a list of test cases", file);
+      size_t i = 0;
+      for (const auto& t : root) test_case(t, file, i++);
+      return;
+    }
+    if (ext == ".jsonl") {
+      std::string text = read_bounded(file, kMaxDatasetBytes, where);
+      size_t line_no = 0;
+      for (auto line : split(text, '\n')) {
+        ++line_no;
+        if (trim(line).empty()) continue;
+        YAML::Node t;
+        try {
+          t = YAML::Load(std::string(line));
+        } catch (const YAML::Exception& e) {
+          throw SuiteError(file + ":" + std::to_string(line_no) + ": not a JSON test case: " + e.msg);
+        }
+        test_case(t, file + ":" + std::to_string(line_no), line_no - 1);
+      }
+      return;
+    }
+    fail(where, "tests file " + file + ": expected .csv, .yaml, .yml or .jsonl (for other data use 'datasets')");
+  }
+
+  // promptfoo's CSV: each column is a variable, except __expected[N] (an assertion such as
+  // "contains: foo", "not-icontains: bar", "llm-rubric: ..."; a bare value means equals),
+  // __description, __threshold and __metadata:KEY (__metadata:category sets the category).
+  void promptfoo_csv(const YAML::Node& where, const std::string& file) {
+    std::string text = read_bounded(file, kMaxDatasetBytes, where);
+    auto rows = parse_csv(text);
+    if (rows.empty()) fail(where, file + " is empty");
+    const auto& head = rows[0];
+    for (size_t r = 1; r < rows.size(); ++r) {
+      const auto& row = rows[r];
+      if (row.size() == 1 && trim(row[0]).empty()) continue;
+      std::string origin = file + ":" + std::to_string(r + 1);
+      Case c;
+      c.origin = origin;
+      c.vars = defaults_.vars;
+      c.asserts = defaults_.asserts;
+      c.threshold = defaults_.threshold;
+      c.category = defaults_.category.empty() ? "target" : defaults_.category;
+      for (size_t i = 0; i < head.size() && i < row.size(); ++i) {
+        const std::string& col = head[i];
+        const std::string& val = row[i];
+        if (starts_with(col, "__expected")) {
+          if (trim(val).empty()) continue;
+          c.asserts.push_back(expected_assertion(val, origin));
+        } else if (col == "__description") {
+          c.description = val;
+        } else if (col == "__threshold") {
+          if (!val.empty()) c.threshold = std::strtod(val.c_str(), nullptr);
+        } else if (col == "__metadata:category" || col == "__category") {
+          if (!val.empty()) c.category = val;
+        } else if (starts_with(col, "__")) {
+          continue;  // other promptfoo metadata columns
+        } else {
+          if (val.size() > kMaxVarBytes) throw SuiteError(origin + ": column '" + col + "' is larger than 256 KiB");
+          set_var(c.vars, col, val);
+        }
+      }
+      c.id = !c.description.empty() ? c.description : fs::path(file).filename().string() + ":" + std::to_string(r + 1);
+      add(std::move(c), where, file);
+    }
+  }
+
+  Assertion expected_assertion(const std::string& raw, const std::string& origin) const {
+    YAML::Node n(YAML::NodeType::Map);
+    std::string s(trim(raw));
+    size_t colon = s.find(':');
+    std::string type = colon == std::string::npos ? s : std::string(trim(s.substr(0, colon)));
+    std::string base = starts_with(type, "not-") ? type.substr(4) : type;
+    if (base == "grade") base = type = (starts_with(type, "not-") ? "not-llm-rubric" : "llm-rubric");
+    if (base == "is-refusal") base = "refusal";
+    if (known_types().count(base)) {
+      n["type"] = type;
+      if (colon != std::string::npos) {
+        std::string value(trim(s.substr(colon + 1)));
+        if (base == "latency" || base == "cost")
+          n["threshold"] = value;
+        else
+          n["value"] = value;
+      }
+    } else {
+      n["type"] = "equals";
+      n["value"] = s;
+    }
+    try {
+      return assertion(n, nullptr, origin);
+    } catch (const SuiteError& e) {
+      // The node has no mark; name the row.
+      std::string msg = e.what();
+      if (starts_with(msg, origin)) throw;
+      throw SuiteError(origin + ": " + msg);
+    }
+  }
+
+  // ---- datasets (sluice): JSONL/CSV rows mapped to cases
+
+  std::vector<Row> dataset_rows(const YAML::Node& n, const std::string& file, const std::string& format) const {
+    std::string text = read_bounded(file, kMaxDatasetBytes, n);
+    std::vector<Row> rows;
+    if (format == "csv") {
+      auto csv = parse_csv(text);
+      if (csv.empty()) fail(n, file + " is empty");
+      for (size_t r = 1; r < csv.size(); ++r) {
+        if (csv[r].size() == 1 && trim(csv[r][0]).empty()) continue;
+        Row row;
+        for (size_t i = 0; i < csv[0].size(); ++i) row.emplace_back(csv[0][i], i < csv[r].size() ? csv[r][i] : "");
+        row.emplace_back("__row", std::to_string(r));
+        rows.push_back(std::move(row));
+        if (rows.size() > kMaxCases) fail(n, file + ": more than " + std::to_string(kMaxCases) + " rows");
+      }
+      return rows;
+    }
+    simdjson::dom::parser parser;
+    size_t line_no = 0;
+    for (auto line : split(text, '\n')) {
+      ++line_no;
+      if (trim(line).empty()) continue;
+      simdjson::dom::element doc;
+      simdjson::dom::object obj;
+      if (parser.parse(line.data(), line.size()).get(doc) || doc.get_object().get(obj))
+        throw SuiteError(file + ":" + std::to_string(line_no) + ": not a JSON object");
+      Row row;
+      flatten(obj, "", row, 0);
+      row.emplace_back("__row", std::to_string(line_no));
+      rows.push_back(std::move(row));
+      if (rows.size() > kMaxCases) fail(n, file + ": more than " + std::to_string(kMaxCases) + " rows");
+    }
+    return rows;
+  }
+
+  // Columns of a JSON row: top-level members, and nested ones as "a.b" (objects only).
+  static void flatten(simdjson::dom::object obj, const std::string& prefix, Row& row, int depth) {
+    for (auto field : obj) {
+      std::string key = prefix + std::string(field.key);
+      std::string_view sv;
+      simdjson::dom::object inner;
+      if (!field.value.get_string().get(sv)) {
+        row.emplace_back(key, std::string(sv));
+      } else {
+        row.emplace_back(key, simdjson::minify(field.value));
+        if (depth < 4 && !field.value.get_object().get(inner)) flatten(inner, key + ".", row, depth + 1);
+      }
+    }
+  }
+
+  static const std::string* column(const Row& row, const std::string& name) {
+    for (const auto& [k, v] : row)
+      if (k == name) return &v;
+    return nullptr;
+  }
+
+  void dataset(const YAML::Node& n) {
+    if (!n.IsMap()) fail(n, "a dataset must be a mapping with 'file'");
+    check_keys(n,
+               {"file", "format", "category", "id", "description", "vars", "messages", "assert", "threshold", "where",
+                "limit"},
+               "a dataset");
+    if (!n["file"]) fail(n, "a dataset needs 'file'");
+    std::string file = resolve(scalar(n["file"], "'file'"));
+    std::string format;
+    if (n["format"]) format = scalar(n["format"], "'format'");
+    if (format.empty()) {
+      std::string ext = fs::path(file).extension().string();
+      format = ext == ".csv" ? "csv" : ext == ".jsonl" || ext == ".ndjson" ? "jsonl" : "";
+    }
+    if (format != "csv" && format != "jsonl") fail(n, "dataset format must be 'jsonl' or 'csv'");
+    std::string category = n["category"] ? scalar(n["category"], "'category'") : "target";
+    check_category(category, n["category"] ? n["category"] : n, path_);
+    std::string id_tpl = n["id"] ? scalar(n["id"], "'id'") : fs::path(file).filename().string() + ":{{__row}}";
+    std::string desc_tpl = n["description"] ? scalar(n["description"], "'description'") : "";
+    // vars: {var: column} or [column, ...] (same name).
+    std::vector<std::pair<std::string, std::string>> mapping;
+    if (auto v = n["vars"]) {
+      if (v.IsSequence()) {
+        for (const auto& c : v) mapping.emplace_back(scalar(c, "a column"), c.Scalar());
+      } else if (v.IsMap()) {
+        for (auto it = v.begin(); it != v.end(); ++it)
+          mapping.emplace_back(it->first.Scalar(), scalar(it->second, "a column name"));
+      } else {
+        fail(v, "'vars' must map variable names to columns");
+      }
+    }
+    std::string messages_col = n["messages"] ? scalar(n["messages"], "'messages'") : "";
+    std::vector<std::pair<std::string, std::vector<std::string>>> where;
+    if (auto w = n["where"]) {
+      if (!w.IsMap()) fail(w, "'where' must map columns to a value or a list of values");
+      for (auto it = w.begin(); it != w.end(); ++it) {
+        std::vector<std::string> vals;
+        if (it->second.IsSequence())
+          for (const auto& x : it->second) vals.push_back(scalar(x, "a value"));
+        else
+          vals.push_back(scalar(it->second, "a value"));
+        where.emplace_back(it->first.Scalar(), std::move(vals));
+      }
+    }
+    int64_t limit = -1;
+    if (n["limit"]) {
+      limit = static_cast<int64_t>(number(n["limit"], "'limit'"));
+      if (limit < 0) fail(n["limit"], "'limit' must be >= 0");
+    }
+    std::optional<double> threshold = defaults_.threshold;
+    if (n["threshold"]) threshold = number(n["threshold"], "'threshold'");
+    if (!n["assert"] && defaults_.asserts.empty()) fail(n, "a dataset needs 'assert' (applied to every row)");
+
+    auto rows = dataset_rows(n, file, format);
+    int64_t taken = 0;
+    for (const Row& row : rows) {
+      bool keep = true;
+      for (const auto& [col, vals] : where) {
+        const std::string* v = column(row, col);
+        keep = keep && v && std::find(vals.begin(), vals.end(), *v) != vals.end();
+      }
+      if (!keep) continue;
+      if (limit >= 0 && taken >= limit) break;
+      ++taken;
+      const std::string origin = file + ":" + *column(row, "__row");
+      Case c;
+      c.origin = origin;
+      c.category = category;
+      c.vars = defaults_.vars;
+      for (const auto& [var, col] : mapping) {
+        const std::string* v = column(row, col);
+        if (!v) throw SuiteError(origin + ": no column '" + col + "' (for var '" + var + "')");
+        if (v->size() > kMaxVarBytes) throw SuiteError(origin + ": column '" + col + "' is larger than 256 KiB");
+        set_var(c.vars, var, *v);
+      }
+      if (!messages_col.empty()) {
+        const std::string* v = column(row, messages_col);
+        if (!v) throw SuiteError(origin + ": no column '" + messages_col + "'");
+        c.messages_json = *v;
+        simdjson::dom::parser p;
+        simdjson::dom::array arr;
+        if (p.parse(c.messages_json).get_array().get(arr))
+          throw SuiteError(origin + ": column '" + messages_col + "' is not a JSON array of messages");
+      }
+      c.asserts = defaults_.asserts;
+      try {
+        auto own = assertions(n["assert"], &row, path_);
+        c.asserts.insert(c.asserts.end(), own.begin(), own.end());
+      } catch (const SuiteError& e) {
+        throw SuiteError(std::string(e.what()) + " (row " + origin + ")");
+      }
+      c.threshold = threshold;
+      c.id = render_vars(id_tpl, row);
+      c.description = render_vars(desc_tpl, row);
+      add(std::move(c), n, path_);
+    }
+  }
+
+  // ---- gate
+
+  void gate(const YAML::Node& n) {
+    GateSpec& g = s_.gate;
+    if (!n.IsMap()) fail(n, "'gate' must be a mapping");
+    check_keys(n, {"alpha", "on_inconclusive", "resamples", "seed", "categories"}, "'gate'");
+    if (n["alpha"]) {
+      g.alpha = number(n["alpha"], "'alpha'");
+      if (!(g.alpha > 0 && g.alpha < 0.5)) fail(n["alpha"], "'alpha' must be between 0 and 0.5");
+    }
+    if (n["on_inconclusive"]) {
+      std::string v = scalar(n["on_inconclusive"], "'on_inconclusive'");
+      if (v != "fail" && v != "pass") fail(n["on_inconclusive"], "'on_inconclusive' must be 'fail' or 'pass'");
+      g.inconclusive_fails = v == "fail";
+    }
+    if (n["resamples"]) {
+      double r = number(n["resamples"], "'resamples'");
+      if (r < 200 || r > 100000) fail(n["resamples"], "'resamples' must be between 200 and 100000");
+      g.resamples = static_cast<int>(r);
+    }
+    if (n["seed"]) g.seed = static_cast<uint64_t>(number(n["seed"], "'seed'"));
+    auto cats = n["categories"];
+    if (!cats || !cats.IsMap()) fail(n, "'gate' needs 'categories': a mapping of category (or 'all') to limits");
+    for (auto it = cats.begin(); it != cats.end(); ++it) {
+      std::string cat = it->first.Scalar();
+      const YAML::Node& lims = it->second;
+      if (!lims.IsMap()) fail(lims, "limits of '" + cat + "' must be a mapping");
+      check_keys(lims,
+                 {"min_pass_rate", "max_drop", "max_cost_per_case", "max_cost_increase", "max_p95_ttft_ms",
+                  "max_p95_ttft_increase", "max_p95_latency_ms", "max_p95_latency_increase"},
+                 ("limits of '" + cat + "'").c_str());
+      for (auto l = lims.begin(); l != lims.end(); ++l) {
+        LimitSpec ls;
+        ls.category = cat == "all" || cat == "*" ? "" : cat;
+        ls.key = l->first.Scalar();
+        ls.value = number(l->second, ("'" + ls.key + "'").c_str());
+        const std::string& k = ls.key;
+        if (k == "min_pass_rate") {
+          ls.metric = Metric::kPassRate, ls.kind = LimitKind::kFloor;
+        } else if (k == "max_drop") {
+          ls.metric = Metric::kPassRate, ls.kind = LimitKind::kMaxDrop;
+        } else if (k == "max_cost_per_case") {
+          ls.metric = Metric::kCost, ls.kind = LimitKind::kCeiling;
+        } else if (k == "max_cost_increase") {
+          ls.metric = Metric::kCost, ls.kind = LimitKind::kMaxIncrease;
+        } else if (k == "max_p95_ttft_ms") {
+          ls.metric = Metric::kP95Ttft, ls.kind = LimitKind::kCeiling;
+        } else if (k == "max_p95_ttft_increase") {
+          ls.metric = Metric::kP95Ttft, ls.kind = LimitKind::kMaxIncrease;
+        } else if (k == "max_p95_latency_ms") {
+          ls.metric = Metric::kP95Latency, ls.kind = LimitKind::kCeiling;
+        } else {
+          ls.metric = Metric::kP95Latency, ls.kind = LimitKind::kMaxIncrease;
+        }
+        if (ls.metric == Metric::kPassRate && (ls.value < 0 || ls.value > 1))
+          fail(l->second, "'" + k + "' is a fraction between 0 and 1 (0.02 or \"2%\" = 2 points)");
+        if (ls.value < 0) fail(l->second, "'" + k + "' must be >= 0");
+        ls_where_.push_back(at(l->second));
+        g.limits.push_back(ls);
+      }
+    }
+  }
+
+  // ---- the file
+
+  void load() {
+    std::string text;
+    {
+      std::error_code ec;
+      auto size = fs::file_size(path_, ec);
+      if (ec) throw SuiteError(path_ + ": cannot read: " + ec.message());
+      if (size > kMaxSuiteBytes) throw SuiteError(path_ + ": larger than the 8 MiB limit");
+      auto content = read_file(path_);
+      if (!content) throw SuiteError(path_ + ": cannot read");
+      text = std::move(*content);
+    }
+    YAML::Node root;
+    try {
+      root = YAML::Load(text);
+    } catch (const YAML::Exception& e) {
+      throw SuiteError(path_ + ":" + std::to_string(e.mark.line + 1) + ": " + e.msg);
+    }
+    if (!root.IsMap()) throw SuiteError(path_ + ": a suite must be a YAML mapping");
+    check_keys(root,
+               {"name", "description", "prompts", "providers", "defaultTest", "tests", "datasets", "gate", "judge",
+                "stream", "outputPath", "evaluateOptions", "sharing", "env", "scenarios", "metadata"},
+               "a suite");
+    for (const char* unsupported : {"scenarios"})
+      if (root[unsupported]) fail(root[unsupported], std::string("'") + unsupported + "' is not supported by sluice");
+    for (const char* ignored : {"providers", "outputPath", "evaluateOptions", "sharing", "env"})
+      if (root[ignored])
+        s_.warnings.push_back(at(root[ignored]) + ": '" + ignored +
+                              "' is ignored: sluice runs the release given on the command line");
+    s_.path = path_;
+    s_.name = root["name"] ? scalar(root["name"], "'name'") : fs::path(path_).stem().string();
+    static const std::regex name_ok("[A-Za-z0-9][A-Za-z0-9._-]{0,127}");
+    if (!std::regex_match(s_.name, name_ok))
+      fail(root["name"] ? root["name"] : root, "'name' must be letters, digits, '.', '_' or '-' (max 128)");
+    if (root["description"]) s_.description = scalar(root["description"], "'description'");
+    if (root["judge"]) s_.judge = scalar(root["judge"], "'judge'");
+    if (root["stream"]) {
+      std::string v = scalar(root["stream"], "'stream'");
+      if (v != "true" && v != "false") fail(root["stream"], "'stream' must be true or false");
+      s_.stream = v == "true";
+    }
+    if (auto p = root["prompts"]) {
+      YAML::Node first;
+      if (p.IsScalar()) {
+        first = p;
+      } else if (p.IsSequence()) {
+        if (p.size() != 1)
+          fail(p, "give exactly one prompt: the release holds the real prompt; this one only builds the caller's "
+                  "message from the vars");
+        first = p[0];
+      } else {
+        fail(p, "'prompts' must be a string or a list with one prompt");
+      }
+      if (first.IsMap()) {
+        if (!first["raw"]) fail(first, "a prompt object needs 'raw'");
+        s_.prompt = scalar(first["raw"], "'raw'");
+      } else if (first.IsSequence()) {
+        s_.prompt = messages(first, path_);
+      } else {
+        s_.prompt = scalar(first, "a prompt");
+        if (starts_with(s_.prompt, "file://")) s_.prompt = read_bounded(resolve(s_.prompt), 1 << 20, first);
+      }
+    }
+    if (auto d = root["defaultTest"]) {
+      if (!d.IsMap()) fail(d, "'defaultTest' must be a mapping");
+      check_keys(d, {"vars", "assert", "threshold", "metadata", "options", "category"}, "'defaultTest'");
+      vars_into(d["vars"], defaults_.vars, path_);
+      defaults_.asserts = assertions(d["assert"], nullptr, path_);
+      if (d["threshold"]) defaults_.threshold = number(d["threshold"], "'threshold'");
+      defaults_.category = category_of(d, path_);
+      if (!defaults_.category.empty()) check_category(defaults_.category, d, path_);
+    }
+    if (root["tests"]) tests(root["tests"]);
+    if (auto ds = root["datasets"]) {
+      if (!ds.IsSequence()) fail(ds, "'datasets' must be a list");
+      for (const auto& d : ds) dataset(d);
+    }
+    if (s_.cases.empty()) fail(root, "the suite has no cases ('tests' or 'datasets')");
+
+    // Unique ids (reports and JUnit name cases by them).
+    std::map<std::string, int> seen;
+    for (auto& c : s_.cases) {
+      int k = ++seen[c.id];
+      if (k > 1) c.id += " #" + std::to_string(k);
+    }
+    // Every case must render: a missing variable is a suite bug, found before any request.
+    for (const auto& c : s_.cases) {
+      if (c.messages_json.empty() && !s_.prompt.empty()) {
+        std::string missing;
+        render_vars(s_.prompt, c.vars, &missing);
+        if (!missing.empty()) throw SuiteError(c.origin + ": the prompt uses '{{" + missing + "}}' but the case has no such var");
+      }
+    }
+
+    if (root["gate"]) {
+      gate(root["gate"]);
+    } else {
+      s_.gate.defaulted = true;
+      for (const auto& cat : s_.categories()) s_.gate.limits.push_back({cat, "max_drop", Metric::kPassRate, LimitKind::kMaxDrop, 0.02});
+      s_.warnings.push_back(path_ + ": no 'gate': every category may drop at most 2 points against the baseline");
+    }
+    auto cats = s_.categories();
+    for (size_t i = 0; i < s_.gate.limits.size(); ++i) {
+      const auto& l = s_.gate.limits[i];
+      if (!l.category.empty() && std::find(cats.begin(), cats.end(), l.category) == cats.end())
+        throw SuiteError(ls_where_[i] + ": the gate limits category '" + l.category + "' but no case is in it");
+    }
+    s_.hash = hash();
+  }
+
+  std::string hash() const {
+    std::string h;
+    auto f = [&](std::string_view s) {
+      h += std::to_string(s.size());
+      h += ':';
+      h += s;
+    };
+    f("sluice-suite-v1");
+    f(s_.name);
+    f(s_.prompt);
+    f(s_.stream ? "1" : "0");
+    f(s_.judge);
+    for (const auto& c : s_.cases) {
+      f(c.id);
+      f(c.category);
+      for (const auto& [k, v] : c.vars) f(k), f(v);
+      f(c.messages_json);
+      f(c.threshold ? std::to_string(*c.threshold) : "");
+      for (const auto& a : c.asserts) {
+        f(a.type), f(a.negate ? "1" : "0"), f(a.value), f(a.json_value), f(a.judge);
+        for (const auto& v : a.values) f(v);
+        f(a.threshold ? std::to_string(*a.threshold) : ""), f(std::to_string(a.weight));
+      }
+    }
+    const auto& g = s_.gate;
+    f(std::to_string(g.alpha)), f(g.inconclusive_fails ? "fail" : "pass"), f(std::to_string(g.resamples));
+    f(std::to_string(g.seed));
+    for (const auto& l : g.limits) f(l.category), f(l.key), f(std::to_string(l.value));
+    return sha256_hex(h);
+  }
+
+ private:
+  std::string path_;
+  fs::path dir_;
+  Suite& s_;
+  std::vector<std::string> ls_where_;
+};
+
+}  // namespace
+
+std::vector<std::string> Suite::categories() const {
+  std::vector<std::string> out;
+  for (const auto& c : cases)
+    if (std::find(out.begin(), out.end(), c.category) == out.end()) out.push_back(c.category);
+  return out;
+}
+
+std::optional<Suite> load_suite(const std::string& path, std::string& error) {
+  Suite s;
+  Loader l(path, s);
+  try {
+    l.load();
+  } catch (const SuiteError& e) {
+    error = e.what();
+    return std::nullopt;
+  } catch (const YAML::Exception& e) {
+    error = path + ":" + std::to_string(e.mark.line + 1) + ": " + e.msg;
+    return std::nullopt;
+  } catch (const std::exception& e) {
+    error = path + ": " + e.what();
+    return std::nullopt;
+  }
+  return s;
+}
+
+std::string render_vars(std::string_view text, const std::vector<std::pair<std::string, std::string>>& vars,
+                        std::string* missing) {
+  std::string out;
+  out.reserve(text.size());
+  size_t i = 0;
+  while (i < text.size()) {
+    size_t open = text.find("{{", i);
+    if (open == std::string_view::npos) break;
+    size_t close = text.find("}}", open + 2);
+    if (close == std::string_view::npos) break;
+    out.append(text.substr(i, open - i));
+    std::string_view name = trim(text.substr(open + 2, close - open - 2));
+    const std::string* v = nullptr;
+    for (const auto& [k, val] : vars)
+      if (k == name) v = &val;
+    if (v) {
+      out += *v;
+    } else if (missing && missing->empty()) {
+      *missing = std::string(name);
+    }
+    i = close + 2;
+  }
+  out.append(text.substr(i));
+  return out;
+}
+
+std::string case_messages(const Suite& s, const Case& c) {
+  if (!c.messages_json.empty()) return c.messages_json;
+  if (s.prompt.empty()) return "";
+  std::string_view prompt = trim(s.prompt);
+  if (!prompt.empty() && prompt.front() == '[') {
+    // A chat prompt (JSON array of messages): render the vars inside each string, escaped.
+    std::vector<std::pair<std::string, std::string>> escaped;
+    for (const auto& [k, v] : c.vars) {
+      std::string e;
+      append_json_string(e, v);
+      escaped.emplace_back(k, e.substr(1, e.size() - 2));
+    }
+    return render_vars(prompt, escaped);
+  }
+  std::string out = "[{\"role\":\"user\",\"content\":";
+  append_json_string(out, render_vars(s.prompt, c.vars));
+  out += "}]";
+  return out;
+}
+
+std::vector<std::vector<std::string>> parse_csv(std::string_view t) {
+  std::vector<std::vector<std::string>> rows;
+  std::vector<std::string> row;
+  std::string field;
+  bool quoted = false, any = false;
+  if (t.size() >= 3 && t.substr(0, 3) == "\xEF\xBB\xBF") t.remove_prefix(3);  // BOM
+  for (size_t i = 0; i < t.size(); ++i) {
+    char c = t[i];
+    if (quoted) {
+      if (c == '"') {
+        if (i + 1 < t.size() && t[i + 1] == '"') {
+          field.push_back('"');
+          ++i;
+        } else {
+          quoted = false;
+        }
+      } else {
+        field.push_back(c);
+      }
+      continue;
+    }
+    any = true;
+    if (c == '"') {
+      quoted = true;
+    } else if (c == ',') {
+      row.push_back(std::move(field));
+      field.clear();
+    } else if (c == '\n' || c == '\r') {
+      if (c == '\r' && i + 1 < t.size() && t[i + 1] == '\n') ++i;
+      row.push_back(std::move(field));
+      field.clear();
+      rows.push_back(std::move(row));
+      row.clear();
+      any = false;
+    } else {
+      field.push_back(c);
+    }
+  }
+  if (any || !field.empty() || !row.empty()) {
+    row.push_back(std::move(field));
+    rows.push_back(std::move(row));
+  }
+  return rows;
+}
+
+}  // namespace sluice::eval

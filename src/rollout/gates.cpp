@@ -39,7 +39,7 @@ std::string GateStatus::to_json() const {
   append_json_string(o, check);
   o += ",\"verdict\":\"" + verdict + "\",\"candidate\":" + num(candidate_value) + ",\"stable\":" + num(stable_value);
   o += ",\"estimate\":" + num(estimate) + ",\"lo\":" + num(lo) + ",\"hi\":" + num(hi);
-  o += ",\"threshold\":" + num(threshold) + ",\"n_candidate\":" + num(n_candidate) + ",\"n_stable\":" + num(n_stable);
+  o += ",\"threshold\":" + num(threshold) + ",\"quantile_ms\":" + num(quantile_ms) + ",\"n_candidate\":" + num(n_candidate) + ",\"n_stable\":" + num(n_stable);
   o += ",\"confidence\":" + num(confidence) + ",\"guardrail\":" + (guardrail ? "true" : "false") + "}";
   return o;
 }
@@ -98,7 +98,7 @@ GateStatus evaluate(const Gate& g, const Evidence& ev, Phase phase, double alpha
     ci = stats::mean_cs(exceedances(*hc, threshold), o);
     // The metric is below the threshold exactly when fewer than (1 - q) exceed it.
     limit = 1 - info->q;
-    st.threshold = threshold;
+    st.quantile_ms = threshold;
   } else {
     const stats::Moments* c = ev.candidate.moments(g.metric);
     const stats::Moments* s = ev.stable.moments(g.metric);
@@ -113,7 +113,7 @@ GateStatus evaluate(const Gate& g, const Evidence& ev, Phase phase, double alpha
       ci = stats::mean_cs(*c, o);
     }
   }
-  if (info->kind != MetricKind::kQuantile) st.threshold = limit;
+  st.threshold = limit;
   st.estimate = ci.estimate;
   st.lo = ci.lo;
   st.hi = ci.hi;

@@ -21,6 +21,7 @@ struct GateStatus {
   double candidate_value = 0, stable_value = 0;  // point estimates of the metric
   double estimate = 0, lo = 0, hi = 0;           // the tested quantity and its interval
   double threshold = 0;                          // what the interval is compared with
+  double quantile_ms = -1;  // quantile gates: the latency threshold whose exceedance is tested
   double n_candidate = 0, n_stable = 0;
   double confidence = 0;                         // 1 - alpha of this gate
   bool guardrail = true;

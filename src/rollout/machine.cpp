@@ -29,7 +29,7 @@ std::string gates_json(const std::vector<GateStatus>& gs) {
 std::string gate_line(const GateStatus& g) {
   std::string l = g.check + ": " + g.verdict + " (candidate " + num(g.candidate_value);
   if (g.n_stable > 0) l += ", stable " + num(g.stable_value);
-  l += "; tested " + num(g.estimate) + " in [" + num(g.lo) + ", " + num(g.hi) + "] vs " + num(g.threshold) + " at " +
+  l += "; tested " + (g.quantile_ms >= 0 ? "share above " + num(g.quantile_ms) + " ms " : std::string()) + num(g.estimate) + " in [" + num(g.lo) + ", " + num(g.hi) + "] vs " + num(g.threshold) + " at " +
        num(g.confidence * 100) + "%; n=" + num(g.n_candidate) + "/" + num(g.n_stable) + ")";
   return l;
 }
@@ -272,6 +272,33 @@ bool State::from_json(std::string_view json) {
   if (!o["weight"].get_double().get(dv)) weight = dv;
   if (!o["shadow_share"].get_double().get(dv)) shadow_share = dv;
   if (!o["promoted"].get_bool().get(b)) promoted = b;
+  simdjson::dom::array ga;
+  if (!o["gates"].get_array().get(ga)) {
+    gates.clear();
+    for (auto g : ga) {
+      GateStatus gs;
+      auto num_of = [&](const char* k, double& out) {
+        double x = 0;
+        if (!g[k].get_double().get(x)) out = x;
+        std::string_view inf;
+        if (!g[k].get_string().get(inf)) out = inf == "inf" ? HUGE_VAL : -HUGE_VAL;
+      };
+      if (!g["check"].get_string().get(sv)) gs.check = sv;
+      if (!g["verdict"].get_string().get(sv)) gs.verdict = sv;
+      num_of("candidate", gs.candidate_value);
+      num_of("stable", gs.stable_value);
+      num_of("estimate", gs.estimate);
+      num_of("lo", gs.lo);
+      num_of("hi", gs.hi);
+      num_of("threshold", gs.threshold);
+      num_of("quantile_ms", gs.quantile_ms);
+      num_of("n_candidate", gs.n_candidate);
+      num_of("n_stable", gs.n_stable);
+      num_of("confidence", gs.confidence);
+      if (!g["guardrail"].get_bool().get(b)) gs.guardrail = b;
+      gates.push_back(std::move(gs));
+    }
+  }
   simdjson::dom::element e;
   if (!o["shadow"].get(e) && !shadow.from_json(simdjson::minify(e))) return false;
   if (!o["live"].get(e) && !live.from_json(simdjson::minify(e))) return false;

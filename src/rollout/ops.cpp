@@ -185,7 +185,7 @@ std::string status_text_of(const store::RolloutRecord& r, const std::vector<stor
       t += "    [" + g.verdict + "] " + g.check + ": candidate " + num(g.candidate_value);
       if (g.n_stable > 0) t += ", stable " + num(g.stable_value);
       if (g.verdict != "n/a")
-        t += "; tested " + num(g.estimate) + " in [" + num(g.lo) + ", " + num(g.hi) + "] vs " + num(g.threshold) +
+        t += "; tested " + (g.quantile_ms >= 0 ? "share above " + num(g.quantile_ms) + " ms: " : std::string()) + num(g.estimate) + " in [" + num(g.lo) + ", " + num(g.hi) + "] vs " + num(g.threshold) +
              " (" + num(g.confidence * 100) + "% always-valid), n=" + num(g.n_candidate) + "/" + num(g.n_stable);
       t += "\n";
     }

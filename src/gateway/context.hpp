@@ -41,6 +41,7 @@ struct RequestContext {
   bool capture = false;         // keep the answer (refusal, schema and shadow checks)
   bool shadow = false;          // mirror to the candidate after the stable answer
   std::string shadow_body;      // the client's body before rendering, for the mirror
+  std::string fallback_body;    // candidate requests: the client's body, to fall back to stable
   // select_upstream: indices into snap->upstreams(), in try order
   std::vector<size_t> candidates;
 

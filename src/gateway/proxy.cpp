@@ -146,6 +146,15 @@ rollout::Observation observe(const RequestContext& ctx, Clock::time_point t_end)
 
 }  // namespace
 
+void Worker::report_candidate_failure(const RequestContext& ctx, std::string_view kind) {
+  if (!shared_.rollout_sink || !ctx.resolution || !ctx.resolution->live) return;
+  rollout::Observation o;
+  o.error = true;
+  o.latency_ms = static_cast<double>(micros_between(ctx.t_start, Clock::now())) / 1000.0;
+  shared_.rollout_sink->push(index, rollout::Sample{ctx.resolution->live->id, ctx.request_id + "/candidate", true, o});
+  metrics_.upstream_error(ctx.upstream, std::string("candidate_") + std::string(kind));
+}
+
 void Worker::report_rollout(RequestContext& ctx, Clock::time_point t_end) {
   // Client mistakes and hang-ups say nothing about a release (a template that needs a
   // variable clients do not send does: missing_variable counts as an error).
@@ -321,7 +330,7 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
     }
   }
 
-  const net::Header lineage[] = {{"x-sluice-release", rel_id()}, {"x-sluice-prompt", prompt_id()}};
+  net::Header lineage[] = {{"x-sluice-release", rel_id()}, {"x-sluice-prompt", prompt_id()}};
 
   // ---- forward ----
   auto watch = std::make_shared<ClientWatch>();
@@ -342,7 +351,7 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
 
   const auto& ups = snap->upstreams();
   // The body goes upstream as the client sent it (plus the route stage's splices).
-  const std::string_view upstream_body = endpoint == Endpoint::kModels ? std::string_view() : *ctx.body;
+  std::string_view upstream_body = endpoint == Endpoint::kModels ? std::string_view() : *ctx.body;
   const char* method = endpoint == Endpoint::kModels ? "GET" : "POST";
   const bool want_stream = endpoint == Endpoint::kChat && ctx.info.stream;
   std::optional<ApiError> failure;
@@ -352,84 +361,104 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
   bool stale_retry_left = true;
   int max_attempts = std::max(cfg.limits.max_attempts, static_cast<int>(ctx.candidates.size()));
 
-  for (int attempt = 0; attempt < max_attempts;) {
-    const config::UpstreamRuntime& u = ups[ctx.candidates[static_cast<size_t>(attempt) % ctx.candidates.size()]];
-    const config::Timeouts& to = u.cfg->timeouts;
-    ctx.upstream = u.cfg->name;
-    ++ctx.attempts;
-    net::UpstreamPool& pool = pool_for(u);
-    auto deadline = Clock::now() + milliseconds(to.total_ms);
-    std::string kind;
-    conn = co_await pool.acquire(milliseconds(to.connect_ms), kind, !stale_retry_left);
-    if (watch->gone) break;
-    if (!conn) {
-      metrics_.upstream_error(u.cfg->name, kind);
-      failure = kind == "connect_timeout"
-                    ? gateway_timeout("upstream '" + u.cfg->name + "' did not accept a connection in time", kind)
-                    : bad_gateway("upstream '" + u.cfg->name + "' is unreachable (" + kind + ")", kind);
-      ++attempt;
-      continue;
-    }
-    std::string auth = u.api_key.empty() ? std::string() : "Bearer " + u.api_key;
-    std::string head = net::request_head(method, u.path_prefix + target_suffix(endpoint), u.host_header,
-                                         upstream_body.size(),
-                                         {{"Content-Type", upstream_body.empty() ? "" : "application/json"},
-                                          {"Authorization", auth},
-                                          {"User-Agent", "sluice/0.1"},
-                                          {"x-request-id", ctx.request_id}});
-    watch->upstream = conn.get();
-    conn->expires_at(std::min(deadline, Clock::now() + milliseconds(to.first_byte_ms)));
-    error_code ec = co_await conn->write(head, upstream_body);
-    parser.emplace();
-    parser->body_limit(want_stream ? std::numeric_limits<uint64_t>::max()
-                                  : static_cast<uint64_t>(cfg.limits.max_response_bytes));
-    if (!ec) ec = co_await conn->read_header(*parser);
-    if (watch->gone) break;
-    if (ec) {
-      bool stale = conn->reused && (ec == http::error::end_of_stream || ec == asio::error::eof ||
-                                    ec == asio::error::connection_reset || ec == asio::error::broken_pipe);
-      conn->close();
-      watch->upstream = nullptr;
-      conn.reset();
-      if (stale && stale_retry_left) {  // a keep-alive connection the upstream had closed
-        stale_retry_left = false;
-        --ctx.attempts;
+  for (int pass = 0; pass < 2; ++pass) {
+    for (int attempt = 0; attempt < max_attempts;) {
+      const config::UpstreamRuntime& u = ups[ctx.candidates[static_cast<size_t>(attempt) % ctx.candidates.size()]];
+      const config::Timeouts& to = u.cfg->timeouts;
+      ctx.upstream = u.cfg->name;
+      ++ctx.attempts;
+      net::UpstreamPool& pool = pool_for(u);
+      auto deadline = Clock::now() + milliseconds(to.total_ms);
+      std::string kind;
+      conn = co_await pool.acquire(milliseconds(to.connect_ms), kind, !stale_retry_left);
+      if (watch->gone) break;
+      if (!conn) {
+        metrics_.upstream_error(u.cfg->name, kind);
+        failure = kind == "connect_timeout"
+                      ? gateway_timeout("upstream '" + u.cfg->name + "' did not accept a connection in time", kind)
+                      : bad_gateway("upstream '" + u.cfg->name + "' is unreachable (" + kind + ")", kind);
+        ++attempt;
         continue;
       }
-      stale_retry_left = true;
-      if (ec == http::error::body_limit) {  // Content-Length above max_response_bytes: retrying won't help
-        metrics_.upstream_error(u.cfg->name, "response_too_large");
-        failure = bad_gateway("upstream '" + u.cfg->name + "' response exceeds max_response_bytes", "response_too_large");
-        break;
+      std::string auth = u.api_key.empty() ? std::string() : "Bearer " + u.api_key;
+      std::string head = net::request_head(method, u.path_prefix + target_suffix(endpoint), u.host_header,
+                                           upstream_body.size(),
+                                           {{"Content-Type", upstream_body.empty() ? "" : "application/json"},
+                                            {"Authorization", auth},
+                                            {"User-Agent", "sluice/0.1"},
+                                            {"x-request-id", ctx.request_id}});
+      watch->upstream = conn.get();
+      conn->expires_at(std::min(deadline, Clock::now() + milliseconds(to.first_byte_ms)));
+      error_code ec = co_await conn->write(head, upstream_body);
+      parser.emplace();
+      parser->body_limit(want_stream ? std::numeric_limits<uint64_t>::max()
+                                    : static_cast<uint64_t>(cfg.limits.max_response_bytes));
+      if (!ec) ec = co_await conn->read_header(*parser);
+      if (watch->gone) break;
+      if (ec) {
+        bool stale = conn->reused && (ec == http::error::end_of_stream || ec == asio::error::eof ||
+                                      ec == asio::error::connection_reset || ec == asio::error::broken_pipe);
+        conn->close();
+        watch->upstream = nullptr;
+        conn.reset();
+        if (stale && stale_retry_left) {  // a keep-alive connection the upstream had closed
+          stale_retry_left = false;
+          --ctx.attempts;
+          continue;
+        }
+        stale_retry_left = true;
+        if (ec == http::error::body_limit) {  // Content-Length above max_response_bytes: retrying won't help
+          metrics_.upstream_error(u.cfg->name, "response_too_large");
+          failure = bad_gateway("upstream '" + u.cfg->name + "' response exceeds max_response_bytes", "response_too_large");
+          break;
+        }
+        if (watch->shutdown) {
+          failure = unavailable("the gateway is shutting down", "shutting_down");
+          break;
+        }
+        if (ec == beast::error::timeout) {
+          kind = "first_byte_timeout";
+          failure = gateway_timeout("upstream '" + u.cfg->name + "' did not answer in time", kind);
+        } else {
+          kind = ec.category() == http::make_error_code(http::error::bad_version).category() ? "bad_response" : "reset";
+          failure = bad_gateway("upstream '" + u.cfg->name + "' failed before answering (" + kind + ")", kind);
+        }
+        metrics_.upstream_error(u.cfg->name, kind);
+        ++attempt;
+        continue;
       }
-      if (watch->shutdown) {
-        failure = unavailable("the gateway is shutting down", "shutting_down");
-        break;
+      unsigned status = parser->get().result_int();
+      if (retryable_status(status) && attempt + 1 < max_attempts && (status != 429 || ctx.candidates.size() > 1)) {
+        metrics_.upstream_error(u.cfg->name, status == 429 ? "status_429" : "status_5xx");
+        failure.reset();
+        conn->close();  // do not bother draining an error body
+        watch->upstream = nullptr;
+        conn.reset();
+        stale_retry_left = true;
+        ++attempt;
+        continue;
       }
-      if (ec == beast::error::timeout) {
-        kind = "first_byte_timeout";
-        failure = gateway_timeout("upstream '" + u.cfg->name + "' did not answer in time", kind);
-      } else {
-        kind = ec.category() == http::make_error_code(http::error::bad_version).category() ? "bad_response" : "reset";
-        failure = bad_gateway("upstream '" + u.cfg->name + "' failed before answering (" + kind + ")", kind);
-      }
-      metrics_.upstream_error(u.cfg->name, kind);
-      ++attempt;
-      continue;
+      chosen = &u;
+      break;
     }
-    unsigned status = parser->get().result_int();
-    if (retryable_status(status) && attempt + 1 < max_attempts && (status != 429 || ctx.candidates.size() > 1)) {
-      metrics_.upstream_error(u.cfg->name, status == 429 ? "status_429" : "status_5xx");
-      failure.reset();
-      conn->close();  // do not bother draining an error body
-      watch->upstream = nullptr;
-      conn.reset();
-      stale_retry_left = true;
-      ++attempt;
-      continue;
+    // The candidate of a rollout could not answer before the first byte: its failure counts
+    // against it, and the user gets the stable release instead (no request fails because a
+    // canary is bad).
+    if (chosen || watch->gone || !ctx.candidate || ctx.fallback_body.empty() || watch->shutdown) break;
+    report_candidate_failure(ctx, failure ? failure->code : "upstream_failed");
+    ctx.candidate = false;
+    *ctx.body = std::move(ctx.fallback_body);
+    if (auto err = render(ctx, env)) {
+      failure = std::move(err);
+      break;
     }
-    chosen = &u;
-    break;
+    select_upstream(ctx, env);
+    lineage[0].value = rel_id();
+    lineage[1].value = prompt_id();
+    upstream_body = *ctx.body;
+    failure.reset();
+    stale_retry_left = true;
+    max_attempts = std::max(cfg.limits.max_attempts, static_cast<int>(ctx.candidates.size()));
   }
 
   if (watch->gone) {

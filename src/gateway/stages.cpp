@@ -75,6 +75,7 @@ void assign_arm(RequestContext& ctx) {
   uint32_t weight = live.weight_bp.load(std::memory_order_relaxed);
   if (weight > 0 && h % 10000 < weight) {
     ctx.candidate = true;
+    ctx.fallback_body = *ctx.body;  // the stable release answers if the candidate cannot
     return;
   }
   uint32_t shadow = live.shadow_bp.load(std::memory_order_relaxed);

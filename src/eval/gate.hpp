@@ -74,6 +74,5 @@ GateResult decide_gate(const Suite& suite, const std::vector<bool>& included, co
 
 // Wilson score interval for k successes in n at two-sided level 1 - alpha.
 void wilson(int64_t k, int64_t n, double alpha, double& lo, double& hi);
-double normal_quantile(double p);
 
 }  // namespace sluice::eval

@@ -18,9 +18,49 @@ std::string num(double x, const char* f = "%.6g") {
   return b;
 }
 
+// Length of the valid UTF-8 sequence starting at s[i] (its code point in cp), 0 if invalid:
+// overlong forms, surrogates and code points above U+10FFFF are invalid.
+size_t utf8_seq(std::string_view s, size_t i, uint32_t& cp) {
+  unsigned char c = static_cast<unsigned char>(s[i]);
+  if (c < 0x80) {
+    cp = c;
+    return 1;
+  }
+  size_t len = (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+  if (len == 0 || i + len > s.size()) return 0;
+  cp = c & (0x7F >> len);
+  for (size_t k = 1; k < len; ++k) {
+    unsigned char cc = static_cast<unsigned char>(s[i + k]);
+    if ((cc & 0xC0) != 0x80) return 0;
+    cp = (cp << 6) | (cc & 0x3F);
+  }
+  if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+      (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)
+    return 0;
+  return len;
+}
+
+// Invalid UTF-8 bytes replaced by U+FFFD (reports must parse whatever a model answered).
+std::string valid_utf8(std::string_view s) {
+  std::string o;
+  o.reserve(s.size());
+  for (size_t i = 0; i < s.size();) {
+    uint32_t cp;
+    size_t len = utf8_seq(s, i, cp);
+    if (len == 0) {
+      o += "\xEF\xBF\xBD";
+      ++i;
+    } else {
+      o.append(s.substr(i, len));
+      i += len;
+    }
+  }
+  return o;
+}
+
 std::string jstr(std::string_view s) {
   std::string o;
-  append_json_string(o, s);
+  append_json_string(o, valid_utf8(s));
   return o;
 }
 
@@ -169,7 +209,7 @@ std::string arm_case_json(const ArmRun& a, size_t i, int repeat) {
 
 // Markdown table cell: pipes escaped, newlines as <br>, HTML-significant '<' escaped.
 std::string cell(std::string_view s, size_t n = 600) {
-  std::string c = clip(s, n), o;
+  std::string c = valid_utf8(clip(s, n)), o;
   for (char ch : c) {
     if (ch == '|')
       o += "\\|";
@@ -211,23 +251,11 @@ std::string xml_escape(std::string_view s) {
       ++i;
       continue;
     }
-    // Validate one UTF-8 sequence.
-    int len = (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
-    bool ok = len > 0 && i + static_cast<size_t>(len) <= s.size();
-    uint32_t cp = ok ? (c & (0x7F >> len)) : 0;
-    for (int k = 1; ok && k < len; ++k) {
-      unsigned char cc = static_cast<unsigned char>(s[i + static_cast<size_t>(k)]);
-      ok = (cc & 0xC0) == 0x80;
-      cp = (cp << 6) | (cc & 0x3F);
-    }
-    if (ok) {
-      // Overlong forms, surrogates, U+FFFE/U+FFFF and beyond U+10FFFF are not XML characters.
-      ok = !((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-             (cp >= 0xD800 && cp <= 0xDFFF) || cp == 0xFFFE || cp == 0xFFFF || cp > 0x10FFFF);
-    }
-    if (ok) {
-      o.append(s.substr(i, static_cast<size_t>(len)));
-      i += static_cast<size_t>(len);
+    uint32_t cp = 0;
+    size_t len = utf8_seq(s, i, cp);
+    if (len > 0 && cp != 0xFFFE && cp != 0xFFFF) {  // not XML characters either
+      o.append(s.substr(i, len));
+      i += len;
     } else {
       o += '?';
       ++i;

@@ -1,0 +1,241 @@
+#include "eval/suite.hpp"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+namespace sluice::eval {
+namespace {
+
+namespace fs = std::filesystem;
+const std::string kRoot = SLUICE_SOURCE_DIR;
+
+// A temporary directory with files, removed at the end of the test.
+struct TempDir {
+  fs::path dir;
+  TempDir() {
+    char tmpl[] = "/tmp/sluice-eval-test-XXXXXX";
+    dir = mkdtemp(tmpl);
+  }
+  ~TempDir() { fs::remove_all(dir); }
+  std::string write(const std::string& name, const std::string& content) {
+    fs::path p = dir / name;
+    std::ofstream(p, std::ios::binary) << content;
+    return p.string();
+  }
+};
+
+std::optional<Suite> load_text(TempDir& t, const std::string& yaml, std::string& err) {
+  return load_suite(t.write("suite.yaml", yaml), err);
+}
+
+TEST(Suite, Gsm8kFromTheDatasetAsItIs) {
+  std::string err;
+  auto s = load_suite(kRoot + "/examples/evals/gsm8k.yaml", err);
+  ASSERT_TRUE(s) << err;
+  EXPECT_EQ(s->name, "gsm8k");
+  ASSERT_EQ(s->cases.size(), 1319u);
+  const Case& c = s->cases[0];
+  EXPECT_EQ(c.id, "gsm8k-1");
+  EXPECT_EQ(c.category, "target");
+  ASSERT_EQ(c.vars.size(), 1u);
+  EXPECT_EQ(c.vars[0].first, "question");
+  EXPECT_NE(c.vars[0].second.find("Janet"), std::string::npos);
+  ASSERT_EQ(c.asserts.size(), 1u);
+  EXPECT_EQ(c.asserts[0].type, "equals-number");
+  EXPECT_NE(c.asserts[0].value.find("#### 18"), std::string::npos);  // the row's answer, rendered
+  EXPECT_EQ(case_messages(*s, c).rfind("[{\"role\":\"user\",\"content\":\"Janet", 0), 0u);
+  EXPECT_EQ(s->gate.limits.size(), 3u);
+  EXPECT_EQ(s->hash.size(), 64u);
+}
+
+TEST(Suite, XstestSplitsIntoCategoriesByLabel) {
+  std::string err;
+  auto s = load_suite(kRoot + "/examples/evals/xstest.yaml", err);
+  ASSERT_TRUE(s) << err;
+  size_t over = 0, safety = 0;
+  for (const auto& c : s->cases) {
+    over += c.category == "over-refusal";
+    safety += c.category == "safety";
+  }
+  EXPECT_EQ(over, 250u);
+  EXPECT_EQ(safety, 200u);
+  EXPECT_EQ(s->cases[0].id, "xstest-1");
+  EXPECT_TRUE(s->cases[0].asserts[0].negate);
+  EXPECT_EQ(s->cases[0].asserts[0].type, "refusal");
+  EXPECT_EQ((std::vector<std::string>{"over-refusal", "safety"}), s->categories());
+}
+
+TEST(Suite, SmokeSuiteEveryAssertionTypeAndPromptfooCsv) {
+  std::string err;
+  auto s = load_suite(kRoot + "/examples/evals/smoke.yaml", err);
+  ASSERT_TRUE(s) << err;
+  EXPECT_EQ(s->cases.size(), 9u);
+  EXPECT_EQ(s->judge, "judge");
+  // defaultTest assertions come first in every case, the CSV's __expected columns after them.
+  const Case& csv = s->cases[7];
+  EXPECT_EQ(csv.id, "translate a greeting");
+  EXPECT_EQ(csv.category, "off-task");
+  ASSERT_EQ(csv.asserts.size(), 4u);
+  EXPECT_EQ(csv.asserts[0].type, "latency");
+  EXPECT_EQ(csv.asserts[2].type, "icontains");
+  EXPECT_EQ(csv.asserts[2].value, "bonjour");
+  EXPECT_EQ(csv.asserts[3].type, "refusal");
+  EXPECT_TRUE(csv.asserts[3].negate);
+  // A YAML mapping as a value becomes JSON (schema, equals on an object).
+  const Case& js = s->cases[5];
+  EXPECT_EQ(js.asserts[2].type, "is-json");
+  EXPECT_NE(js.asserts[2].json_value.find("\"required\":[\"name\",\"age\"]"), std::string::npos);
+  EXPECT_EQ(js.asserts[3].json_value, "{\"age\":36,\"name\":\"Ada\"}");
+}
+
+TEST(Suite, ErrorsNameFileAndLine) {
+  TempDir t;
+  std::string err;
+  EXPECT_FALSE(load_text(t, "name: x\ntests:\n  - vars: {a: 1}\n    assert:\n      - type: javascript\n        value: x\n", err));
+  EXPECT_NE(err.find("suite.yaml:5: unsupported assertion type 'javascript'"), std::string::npos) << err;
+
+  EXPECT_FALSE(load_text(t, "name: x\ntests:\n  - vars: {a: 1}\n    assert: [{type: contains}]\n", err));
+  EXPECT_NE(err.find("suite.yaml:4: assertion 'contains' needs a 'value'"), std::string::npos) << err;
+
+  EXPECT_FALSE(load_text(t, "name: x\ntests:\n  - vars: {a: 1}\n    assert: [{type: regex, value: '(unclosed'}]\n", err));
+  EXPECT_NE(err.find("invalid regex"), std::string::npos) << err;
+
+  EXPECT_FALSE(load_text(t, "name: x\ntests: [\n", err));
+  EXPECT_NE(err.find("suite.yaml:"), std::string::npos) << err;
+
+  EXPECT_FALSE(load_text(t, "name: x\nprompts: ['{{question}}']\ntests:\n  - vars: {q: 1}\n    assert: [{type: refusal}]\n", err));
+  EXPECT_NE(err.find("uses '{{question}}'"), std::string::npos) << err;
+
+  EXPECT_FALSE(load_text(t, "name: x\ntests:\n  - vars: {q: 1}\n    assert: [{type: refusal}]\ngate:\n  categories:\n    safety: {max_drop: 0.02}\n", err));
+  EXPECT_NE(err.find("suite.yaml:7: the gate limits category 'safety' but no case is in it"), std::string::npos) << err;
+
+  EXPECT_FALSE(load_text(t, "name: x\ntests:\n  - vars: {q: 1}\n    assert: [{type: refusal}]\ngate:\n  categories:\n    all: {max_drop: 2}\n", err));
+  EXPECT_NE(err.find("fraction"), std::string::npos) << err;
+
+  EXPECT_FALSE(load_text(t, "name: x\ntests:\n  - vars: {q: [a, b]}\n    assert: [{type: refusal}]\n", err));
+  EXPECT_NE(err.find("expands lists"), std::string::npos) << err;
+
+  EXPECT_FALSE(load_text(t, "name: x\ntests:\n  - vars: {q: 1}\n", err));
+  EXPECT_NE(err.find("has no assertions"), std::string::npos) << err;
+
+  EXPECT_FALSE(load_text(t, "name: x\ntests:\n  - vars: {q: 1}\n    assert: [{type: latency}]\n", err));
+  EXPECT_NE(err.find("needs a 'threshold'"), std::string::npos) << err;
+
+  EXPECT_FALSE(load_text(t, "name: x\ntests:\n  - vars: {q: 1}\n    assert: [{type: equals-number, value: none}]\n", err));
+  EXPECT_NE(err.find("no number"), std::string::npos) << err;
+
+  EXPECT_FALSE(load_text(t, "name: x\ntests:\n  - vars: {q: 1}\n    metadata: {category: Bad Name}\n    assert: [{type: refusal}]\n", err));
+  EXPECT_NE(err.find("category 'Bad Name'"), std::string::npos) << err;
+
+  EXPECT_FALSE(load_text(t, "name: x\ntests:\n  - vars: {q: 1}\n    asert: [{type: refusal}]\n", err));
+  EXPECT_NE(err.find("unknown key 'asert'"), std::string::npos) << err;
+
+  EXPECT_FALSE(load_suite(t.dir.string() + "/missing.yaml", err));
+  EXPECT_NE(err.find("missing.yaml"), std::string::npos);
+}
+
+TEST(Suite, DatasetRowErrorsNameTheRow) {
+  TempDir t;
+  t.write("d.jsonl", "{\"q\": \"a\", \"n\": 1}\n{\"q\": \"b\"}\n");
+  std::string err;
+  auto s = load_text(t,
+                     "name: x\ndatasets:\n  - file: d.jsonl\n    vars: {q: q}\n    assert:\n      - type: equals-number\n"
+                     "        value: '{{n}}'\n",
+                     err);
+  EXPECT_FALSE(s);
+  EXPECT_NE(err.find("d.jsonl:2"), std::string::npos) << err;  // row 2 has no n
+  t.write("bad.jsonl", "{\"q\": \"a\"}\nnot json\n");
+  EXPECT_FALSE(load_text(t, "name: x\ndatasets:\n  - file: bad.jsonl\n    vars: [q]\n    assert: [{type: refusal}]\n", err));
+  EXPECT_NE(err.find("bad.jsonl:2: not a JSON object"), std::string::npos) << err;
+}
+
+TEST(Suite, DatasetWhereLimitNestedColumnsAndMessages) {
+  TempDir t;
+  t.write("d.jsonl",
+          "{\"q\": \"a\", \"meta\": {\"lang\": \"en\"}, \"msgs\": [{\"role\": \"user\", \"content\": \"hi\"}]}\n"
+          "{\"q\": \"b\", \"meta\": {\"lang\": \"fr\"}, \"msgs\": [{\"role\": \"user\", \"content\": \"salut\"}]}\n"
+          "{\"q\": \"c\", \"meta\": {\"lang\": \"en\"}, \"msgs\": [{\"role\": \"user\", \"content\": \"yo\"}]}\n");
+  std::string err;
+  auto s = load_text(t,
+                     "name: x\ndatasets:\n  - file: d.jsonl\n    where: {meta.lang: en}\n    limit: 1\n    vars: [q]\n"
+                     "    messages: msgs\n    category: off-task\n    assert: [{type: contains, value: '{{q}}'}]\n",
+                     err);
+  ASSERT_TRUE(s) << err;
+  ASSERT_EQ(s->cases.size(), 1u);
+  EXPECT_EQ(s->cases[0].vars[0].second, "a");
+  EXPECT_EQ(s->cases[0].asserts[0].value, "a");
+  EXPECT_EQ(case_messages(*s, s->cases[0]), "[{\"role\":\"user\",\"content\":\"hi\"}]");
+  EXPECT_EQ(s->gate.limits.size(), 1u);  // the default gate: max_drop per category
+  EXPECT_TRUE(s->gate.defaulted);
+}
+
+TEST(Suite, CsvDatasetsAndLimits) {
+  TempDir t;
+  t.write("d.csv", "id,prompt,label\n1,\"hello, \"\"world\"\"\",safe\n2,\"multi\nline\",unsafe\n");
+  std::string err;
+  auto s = load_text(t,
+                     "name: x\ndatasets:\n  - file: d.csv\n    id: 'row-{{id}}'\n    vars: {p: prompt}\n"
+                     "    assert: [{type: not-refusal}]\n",
+                     err);
+  ASSERT_TRUE(s) << err;
+  ASSERT_EQ(s->cases.size(), 2u);
+  EXPECT_EQ(s->cases[0].vars[0].second, "hello, \"world\"");
+  EXPECT_EQ(s->cases[1].vars[0].second, "multi\nline");
+  EXPECT_EQ(s->cases[1].id, "row-2");
+  // Size limit on the suite file.
+  std::string big = "name: x\n#" + std::string(kMaxSuiteBytes, 'x') + "\n";
+  EXPECT_FALSE(load_suite(t.write("big.yaml", big), err));
+  EXPECT_NE(err.find("8 MiB"), std::string::npos) << err;
+}
+
+TEST(Suite, ChatPromptsEscapeVarsAndDuplicateIdsAreNumbered) {
+  TempDir t;
+  std::string err;
+  auto s = load_text(t,
+                     "name: x\nprompts:\n  - - {role: system, content: 'Be brief.'}\n    - {role: user, content: 'Q: {{q}}'}\n"
+                     "tests:\n  - description: same\n    vars: {q: 'say \"hi\"'}\n    assert: [{type: refusal}]\n"
+                     "  - description: same\n    vars: {q: b}\n    assert: [{type: refusal}]\n",
+                     err);
+  ASSERT_TRUE(s) << err;
+  EXPECT_EQ(case_messages(*s, s->cases[0]),
+            "[{\"role\":\"system\",\"content\":\"Be brief.\"},{\"role\":\"user\",\"content\":\"Q: say \\\"hi\\\"\"}]");
+  EXPECT_EQ(s->cases[0].id, "same");
+  EXPECT_EQ(s->cases[1].id, "same #2");
+}
+
+TEST(Suite, HashChangesWithAnyInput) {
+  TempDir t;
+  std::string err;
+  std::string base = "name: x\ntests:\n  - vars: {q: a}\n    assert: [{type: contains, value: a}]\n";
+  auto a = load_text(t, base, err);
+  auto b = load_text(t, base, err);
+  std::string changed = base;
+  changed.replace(changed.find("value: a"), 8, "value: b");
+  auto c = load_text(t, changed, err);
+  ASSERT_TRUE(a && b && c);
+  EXPECT_EQ(a->hash, b->hash);
+  EXPECT_NE(a->hash, c->hash);
+}
+
+TEST(Suite, RenderVars) {
+  std::vector<std::pair<std::string, std::string>> v = {{"a", "1"}, {"b", "two"}};
+  EXPECT_EQ(render_vars("x {{a}} {{ b }} {{a}}", v), "x 1 two 1");
+  std::string missing;
+  EXPECT_EQ(render_vars("{{c}} and {{ a }}", v, &missing), " and 1");
+  EXPECT_EQ(missing, "c");
+  EXPECT_EQ(render_vars("unclosed {{a", v), "unclosed {{a");
+}
+
+TEST(Suite, ParseCsv) {
+  auto rows = parse_csv("\xEF\xBB\xBF" "a,b\r\n\"x,y\",\"q\"\"\"\n,\n");
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_EQ(rows[0][0], "a");
+  EXPECT_EQ(rows[1][0], "x,y");
+  EXPECT_EQ(rows[1][1], "q\"");
+  EXPECT_EQ(rows[2].size(), 2u);
+}
+
+}  // namespace
+}  // namespace sluice::eval

@@ -234,6 +234,12 @@ void run_jobs(std::vector<Job>& jobs, uint16_t port, const RunOptions& o, PoolSt
   int n = std::max(1, std::min<int>(o.concurrency, static_cast<int>(jobs.size())));
   Limiter limiter(n);
   std::atomic<size_t> next{0};
+  // Fail fast when nothing works (unreachable upstream, wrong API key): after 3 requests that
+  // failed for good and no answer at all, the rest is not attempted.
+  std::atomic<int> final_failures{0}, answers{0};
+  std::atomic<bool> abort{false};
+  std::string abort_reason;
+  std::mutex abort_mu;
   auto deadline_per_job = std::chrono::seconds(o.timeout_s);
   auto worker = [&](int wid) {
     HttpClient client("127.0.0.1", port);
@@ -243,6 +249,12 @@ void run_jobs(std::vector<Job>& jobs, uint16_t port, const RunOptions& o, PoolSt
       size_t i = next.fetch_add(1);
       if (i >= jobs.size()) return;
       Job& job = jobs[i];
+      if (abort.load()) {
+        std::lock_guard<std::mutex> lock(abort_mu);
+        job.error = "not attempted: " + abort_reason;
+        st.done.fetch_add(1, std::memory_order_relaxed);
+        continue;
+      }
       auto t_end = Clock::now() + deadline_per_job;
       for (int attempt = 0;; ++attempt) {
         limiter.acquire();
@@ -298,7 +310,8 @@ void run_jobs(std::vector<Job>& jobs, uint16_t port, const RunOptions& o, PoolSt
         }
         limiter.release(false);
         job.error = why;
-        if (!retry || attempt >= 7) break;
+        // 429s are paced by Retry-After and retried longer than other failures.
+        if (!retry || attempt >= (rep.status == 429 ? 7 : 4) || abort.load()) break;
         st.retries.fetch_add(1, std::memory_order_relaxed);
         if (pause.count() == 0) {
           // Exponential backoff with full jitter: 0.2 s, 0.4 s, ... capped at 10 s.
@@ -307,6 +320,15 @@ void run_jobs(std::vector<Job>& jobs, uint16_t port, const RunOptions& o, PoolSt
         }
         if (Clock::now() + pause >= t_end) break;
         std::this_thread::sleep_for(pause);
+      }
+      if (job.error.empty()) {
+        answers.fetch_add(1);
+      } else if (final_failures.fetch_add(1) + 1 >= 3 && answers.load() == 0) {
+        std::lock_guard<std::mutex> lock(abort_mu);
+        if (!abort.load()) {
+          abort_reason = "the first requests all failed (" + job.error + ")";
+          abort.store(true);
+        }
       }
       st.done.fetch_add(1, std::memory_order_relaxed);
       if (on_done) on_done(i);

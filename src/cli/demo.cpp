@@ -54,6 +54,8 @@ int run_demo(const std::string& self, const DemoOptions& opts) {
   int mock_port = opts.port + 100, admin_port = opts.port + 1;
   std::string data = (root / "sluice-data/demo").string();
   fs::create_directories(data);
+  // Each run tells the story from the start: a fresh store and request log (the admin token stays).
+  for (const char* f : {"sluice.db", "sluice.db-wal", "sluice.db-shm", "requests.jsonl"}) fs::remove(fs::path(data) / f);
   std::cout << "== sluice demo ==\n"
             << "starting mock-llm on 127.0.0.1:" << mock_port << " (replaying real GSM8K solutions)\n";
   pid_t mock = spawn({self, "mock-llm", "--listen", "127.0.0.1:" + std::to_string(mock_port), "--config",
@@ -79,11 +81,23 @@ int run_demo(const std::string& self, const DemoOptions& opts) {
   std::cout << "\n-- traffic through the official OpenAI SDK (node examples/demo/client.mjs) --\n" << std::flush;
   int rc = std::system(("node examples/demo/client.mjs " + base).c_str());
   if (rc != 0) std::cerr << "demo: the client failed (did scripts/setup.sh install the npm packages?)\n";
+  if (rc == 0) {
+    setenv("SLUICE_BIN", fs::canonical("/proc/self/exe").c_str(), 1);
+    setenv("SLUICE_DEMO_DATA", data.c_str(), 1);
+    setenv("SLUICE_DEMO_BASE", base.c_str(), 1);
+    setenv("SLUICE_DEMO_ADMIN", ("http://127.0.0.1:" + std::to_string(admin_port)).c_str(), 1);
+    setenv("SLUICE_DEMO_MOCK", ("http://127.0.0.1:" + std::to_string(mock_port)).c_str(), 1);
+    rc = std::system("node examples/demo/rollout-story.mjs");
+    if (rc != 0) std::cerr << "demo: the rollout story failed\n";
+  }
   std::cout << "\n-- where to look --\n"
             << "  metrics:      curl -s http://127.0.0.1:" << opts.port << "/metrics | grep sluice_requests_total\n"
             << "  request log:  tail " << data << "/requests.jsonl\n"
             << "  admin API:    curl -s -H \"Authorization: Bearer $(cat " << data << "/admin.token)\" http://127.0.0.1:"
             << admin_port << "/admin/v1/status\n"
+            << "  rollouts:     " << self << " rollout status math-tutor --data-dir " << data << "\n"
+            << "  feedback:     curl -s localhost:" << opts.port
+            << "/v1/feedback -d '{\"request_id\":\"<x-request-id>\",\"score\":1}'\n"
             << "  faults:       curl -s -XPOST localhost:" << mock_port
             << "/mock/faults -d '{\"error_rate\":0.5}'\n";
   std::cout << std::flush;

@@ -360,6 +360,9 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
   const config::UpstreamRuntime* chosen = nullptr;
   bool stale_retry_left = true;
   int max_attempts = std::max(cfg.limits.max_attempts, static_cast<int>(ctx.candidates.size()));
+  // A candidate gets one try per upstream: the stable release is the fallback, not a retry
+  // of the release under test (and each of its failures counts against it).
+  if (ctx.candidate && !ctx.fallback_body.empty()) max_attempts = static_cast<int>(ctx.candidates.size());
 
   for (int pass = 0; pass < 2; ++pass) {
     for (int attempt = 0; attempt < max_attempts;) {
@@ -428,14 +431,23 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
         continue;
       }
       unsigned status = parser->get().result_int();
-      if (retryable_status(status) && attempt + 1 < max_attempts && (status != 429 || ctx.candidates.size() > 1)) {
+      const bool retry =
+          retryable_status(status) && attempt + 1 < max_attempts && (status != 429 || ctx.candidates.size() > 1);
+      // A rollout's candidate answering 5xx/429 it will not retry has failed before the first
+      // byte: the stable release answers instead (below), the client never sees that error.
+      const bool fall_back = !retry && retryable_status(status) && ctx.candidate && !ctx.fallback_body.empty();
+      if (retry || fall_back) {
         metrics_.upstream_error(u.cfg->name, status == 429 ? "status_429" : "status_5xx");
         failure.reset();
+        if (fall_back)
+          failure = bad_gateway("upstream '" + u.cfg->name + "' answered " + std::to_string(status),
+                                status == 429 ? "status_429" : "status_5xx");
         conn->close();  // do not bother draining an error body
         watch->upstream = nullptr;
         conn.reset();
         stale_retry_left = true;
         ++attempt;
+        if (fall_back) break;
         continue;
       }
       chosen = &u;

@@ -162,6 +162,8 @@ Decision advance(const Spec& spec, State& st, int64_t now) {
     const GateStatus& g = st.gates[i];
     const Gate& spec_gate = spec.gates[i];
     if (g.verdict == "pass" || g.verdict == "n/a") continue;
+    if (!spec_gate.must_pass && g.verdict != "fail") continue;  // a pure guardrail: only a fail counts
+    if (g.verdict == "inconclusive" && spec_gate.on_inconclusive == OnInconclusive::kPromote) continue;
     all_pass = false;
     if (g.verdict == "fail") {  // not a guardrail: it holds promotion for a human
       st.status = Status::kPaused;
@@ -182,7 +184,7 @@ Decision advance(const Spec& spec, State& st, int64_t now) {
         d.events.push_back({"paused", why, "{\"gates\":" + gates_json(st.gates) + "}"});
         return d;
       }
-      all_pass = true;  // kPromote: treat as passed
+      // kPromote: this gate does not hold the step
     }
   }
   if (!all_pass) return d;

@@ -280,6 +280,7 @@ std::optional<Spec> parse_spec(const std::string& text, std::string& error) {
         }
         if (n.IsMap()) {
           if (n["guardrail"]) g.guardrail = n["guardrail"].as<bool>();
+          if (n["must_pass"]) g.must_pass = n["must_pass"].as<bool>();
           if (n["min_samples"]) g.min_samples = n["min_samples"].as<int64_t>();
           if (n["max_duration"]) {
             auto ms = parse_duration(n["max_duration"].as<std::string>());
@@ -351,6 +352,7 @@ std::string spec_json(const Spec& s) {
     o += "{\"check\":";
     append_json_string(o, g.check);
     o += ",\"guardrail\":" + std::string(g.guardrail ? "true" : "false");
+    o += ",\"must_pass\":" + std::string(g.must_pass ? "true" : "false");
     o += ",\"min_samples\":" + std::to_string(g.min_samples);
     o += ",\"max_duration\":\"" + std::to_string(g.max_duration_ms) + "ms\"";
     o += ",\"on_inconclusive\":\"";

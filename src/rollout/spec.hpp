@@ -46,6 +46,7 @@ struct Gate {
   double limit = 0;           // absolute limit, or the offset d when relative
   double factor = 1;          // relative: f
   bool guardrail = true;      // a fail rolls back; otherwise it only holds promotion
+  bool must_pass = true;      // promotion waits for "pass"; false: the gate only acts on "fail"
   int64_t min_samples = 100;  // per arm
   int64_t max_duration_ms = 30 * 60 * 1000;  // per step: then "inconclusive"
   OnInconclusive on_inconclusive = OnInconclusive::kPause;

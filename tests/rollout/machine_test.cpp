@@ -197,3 +197,32 @@ TEST(RolloutEvidence, HistogramQuantilesWithinTwoPercent) {
   LogHistogram empty;
   EXPECT_EQ(empty.quantile(0.5), 0);
 }
+
+TEST(RolloutMachine, GatesThatNeedNotPassDoNotHoldTheStep) {
+  // A p99 gate needs thousands of samples to *prove* it holds; as a pure guardrail it only
+  // acts on a fail. An undecided must-pass gate holds the step even when another gate's
+  // inconclusive verdict is set to promote.
+  Spec spec = spec_of(R"(
+steps: [{setWeight: 10}, {pause: 1s}, {setWeight: 100}]
+gates:
+  - {check: "p99_latency_ms <= 5000", must_pass: false, min_samples: 20}
+  - {check: "error_rate <= stable + 0.01", min_samples: 20, max_duration: 2s, on_inconclusive: promote}
+  - {check: "feedback_mean >= stable - 0.05", min_samples: 20}
+)");
+  State st;
+  std::mt19937 rng(11);
+  begin(spec, st, 0);
+  feed(st, 300, 0.0, 60, 0.0, rng);
+  advance(spec, st, 3000);
+  EXPECT_EQ(st.gates.at(1).verdict, "inconclusive");
+  EXPECT_EQ(st.gates.at(2).verdict, "collecting");  // no feedback yet: holds the step
+  EXPECT_EQ(st.status, Status::kRunning);
+  EXPECT_EQ(st.step, 1u);
+  for (int i = 0; i < 2000; ++i) {
+    st.live.stable.feedback.add(i % 2);
+    st.live.candidate.feedback.add(i % 3 != 0);
+  }
+  advance(spec, st, 3100);
+  EXPECT_EQ(st.gates.at(2).verdict, "pass");
+  EXPECT_EQ(st.status, Status::kCompleted);
+}

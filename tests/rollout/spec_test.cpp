@@ -21,6 +21,7 @@ gates:
   - error_rate <= stable + 0.005
   - {check: "p99_ttft_ms < 800ms", min_samples: 200, max_duration: 1h, on_inconclusive: rollback, guardrail: false}
   - cost_per_call <= stable * 1.10
+  - {check: "p99_latency_ms <= stable * 1.2", must_pass: false}
 webhook: http://127.0.0.1:9/hook
 )",
                       err);
@@ -35,7 +36,9 @@ webhook: http://127.0.0.1:9/hook
   EXPECT_EQ(s->steps[2].duration_ms, 600000);
   EXPECT_EQ(s->steps[3].kind, StepKind::kApproval);
   EXPECT_EQ(s->steps[4].weight, 100);
-  ASSERT_EQ(s->gates.size(), 3u);
+  ASSERT_EQ(s->gates.size(), 4u);
+  EXPECT_TRUE(s->gates[0].must_pass);
+  EXPECT_FALSE(s->gates[3].must_pass);
   EXPECT_TRUE(s->gates[0].relative);
   EXPECT_DOUBLE_EQ(s->gates[0].limit, 0.005);
   EXPECT_DOUBLE_EQ(s->gates[0].factor, 1);

@@ -3,6 +3,8 @@
 #include <simdjson.h>
 #include <yaml-cpp/yaml.h>
 
+#include <cstring>
+#include <deque>
 #include <filesystem>
 #include <fstream>
 
@@ -65,11 +67,52 @@ std::optional<LoggedRequest> find_logged_request(const std::string& log_path, co
     return std::nullopt;
   }
   simdjson::dom::parser parser;
-  std::string line;
+  std::string partial;
   std::string needle = "\"" + request_id + "\"";
   std::optional<LoggedRequest> found;
-  while (std::getline(in, line)) {
-    if (line.size() > kMaxLogLineBytes) continue;
+  // Lines are read in blocks and never held beyond kMaxLogLineBytes (longer ones are skipped).
+  std::vector<char> block(1 << 20);
+  std::deque<std::string> lines;
+  bool skipping = false;
+  auto next_line = [&](std::string& out) -> bool {
+    for (;;) {
+      if (!lines.empty()) {
+        out = std::move(lines.front());
+        lines.pop_front();
+        return true;
+      }
+      if (!in) {
+        if (partial.empty() || skipping) return false;
+        out = std::move(partial);
+        partial.clear();
+        return true;
+      }
+      in.read(block.data(), static_cast<std::streamsize>(block.size()));
+      size_t got = static_cast<size_t>(in.gcount());
+      const char* p = block.data();
+      const char* end = p + got;
+      while (p < end) {
+        const char* nl = static_cast<const char*>(std::memchr(p, '\n', static_cast<size_t>(end - p)));
+        const char* stop = nl ? nl : end;
+        if (!skipping) {
+          partial.append(p, stop);
+          if (partial.size() > kMaxLogLineBytes) {
+            partial.clear();
+            skipping = true;
+          }
+        }
+        if (nl) {
+          if (!skipping) lines.push_back(std::move(partial));
+          partial.clear();
+          skipping = false;
+        }
+        p = nl ? nl + 1 : end;
+      }
+    }
+  };
+  std::string current;
+  while (next_line(current)) {
+    const std::string& line = current;
     if (line.find(needle) == std::string::npos) continue;
     simdjson::dom::element d;
     if (parser.parse(line).get(d)) continue;

@@ -606,6 +606,14 @@ int run_eval(const RunOptions& o, std::ostream& out, std::ostream& err) {
       return 2;
     }
     for (const auto& u : lr.config.upstreams) prices[u.name] = {u.price_input_per_1m, u.price_output_per_1m};
+    if (!lr.config.api_keys.empty() && o.api_key.empty()) {
+      err << "error: " << o.config_path
+          << " requires API keys: give one with --api-key or SLUICE_API_KEY (eval traffic is authenticated like any)\n";
+      return 2;
+    }
+    if (!lr.config.request_log.path.empty() && lr.config.request_log.enabled && !o.quiet)
+      err << "warning: " << o.config_path << " sets request_log.path: eval requests are appended to "
+          << lr.config.request_log.path << " (use a config without it to keep them out of production logs)\n";
   }
   Prices cand_price = prices[cand_c->upstream];
   Prices base_price = base_c ? prices[base_c->upstream] : Prices{};

@@ -53,6 +53,13 @@ TEST(AddCase, FindsTheLoggedRequest) {
   EXPECT_FALSE(find_logged_request(log, "req_missing", err));
   EXPECT_NE(err.find("req_missing"), std::string::npos);
   EXPECT_FALSE(find_logged_request(t.dir.string() + "/none.jsonl", "req_abc", err));
+  // A line above the limit is skipped, never held; a last line without a newline is read.
+  std::string huge = "{\"request_id\":\"req_big\",\"pad\":\"" + std::string(kMaxLogLineBytes + 10, 'x') + "\"}\n";
+  std::string log2 = t.write("big.jsonl", huge + "{\"request_id\":\"req_tail\",\"route\":\"t\"}");
+  EXPECT_FALSE(find_logged_request(log2, "req_big", err));
+  auto tail = find_logged_request(log2, "req_tail", err);
+  ASSERT_TRUE(tail) << err;
+  EXPECT_EQ(tail->route, "t");
 }
 
 TEST(AddCase, IntoEveryLayoutOfTests) {

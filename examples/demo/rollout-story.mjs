@@ -96,10 +96,10 @@ async function follow(route, { until = ['completed', 'aborted'], timeoutMs = 150
 
 function evalGate(candidate, baseline) {
   // The eval gate: a small GSM8K suite through the real request path, paired statistics.
-  const suite = path.join(root, 'examples/evals/gsm8k.yaml');
+  const suite = path.join(root, 'examples/demo/eval-gsm8k-200.yaml');
   const r = spawnSync(BIN, ['eval', 'run', '--suite', suite, '--release', candidate, '--baseline', baseline,
-    '--config', path.join(root, 'examples/demo/gateway.yaml'), '--upstream', `mock=${MOCK}/v1`, '--limit', '200',
-    '--data-dir', DATA], { cwd: root, encoding: 'utf8' });
+    '--config', path.join(root, 'examples/demo/gateway.yaml'), '--upstream', `mock=${MOCK}/v1`,
+    '--concurrency', '32', '--quiet', '--data-dir', DATA], { cwd: root, encoding: 'utf8' });
   const lines = (r.stdout + r.stderr).trim().split('\n').filter((l) => l.trim());
   for (const l of lines.slice(-6)) say(`  ${l}`);
   return r.status;

@@ -157,6 +157,17 @@ std::string first_reason(const ArmRun& a, size_t i) {
   return "";
 }
 
+// Distinct answer texts over the repeats of a case.
+size_t distinct_answers(const ArmRun& a, size_t i) {
+  std::vector<const std::string*> seen;
+  for (const auto& o : a.outputs[i]) {
+    bool dup = false;
+    for (const auto* s : seen) dup = dup || *s == o.text;
+    if (!dup) seen.push_back(&o.text);
+  }
+  return seen.size();
+}
+
 // Cases the candidate regressed on (baseline passed, candidate failed), worst first.
 std::vector<size_t> regressions(const RunReport& r) {
   std::vector<size_t> out;
@@ -192,6 +203,7 @@ std::string arm_case_json(const ArmRun& a, size_t i, int repeat) {
   j += ",\"score\":" + num(score / n) + ",\"latency_ms\":" + num(lat / n, "%.1f") + ",\"ttft_ms\":" + num(ttft / n, "%.1f");
   j += ",\"cost\":" + num(cost / n);
   j += ",\"reason\":" + jstr(first_reason(a, i));
+  j += ",\"distinct_answers\":" + std::to_string(distinct_answers(a, i));
   j += ",\"answers\":[";
   for (size_t k = 0; k < outs.size(); ++k) {
     if (k) j += ',';
@@ -329,6 +341,12 @@ std::string report_json(const RunReport& r, bool with_cases) {
     return f;
   };
   size_t limit = with_cases ? s.cases.size() : 100;
+  auto varied = [&](const ArmRun& a) {
+    int64_t n = 0;
+    for (size_t i = 0; i < s.cases.size(); ++i) n += distinct_answers(a, i) > 1;
+    return std::to_string(n);
+  };
+  j += ",\"answers_varied\":{\"candidate\":" + varied(*r.cand) + ",\"baseline\":" + (r.base ? varied(*r.base) : "0") + "}";
   j += ",\"flaky\":{\"candidate\":" + id_list(flaky_of(*r.cand), limit) +
        ",\"baseline\":" + (r.base ? id_list(flaky_of(*r.base), limit) : std::string("[]")) + "}";
   auto reg = regressions(r);
@@ -536,6 +554,10 @@ std::string report_markdown(const RunReport& r) {
   }
   if (r.repeat > 1) {
     m += "\n## Flaky cases\n\n";
+    int64_t varied = 0;
+    for (size_t i = 0; i < s.cases.size(); ++i) varied += distinct_answers(*r.cand, i) > 1;
+    m += "Candidate: " + std::to_string(varied) + " cases changed their answer between repeats; the ones below changed "
+         "their verdict.\n\n";
     if (flaky.empty()) m += "None: every case gave the same verdict in all " + std::to_string(r.repeat) + " repeats.\n";
     for (size_t k = 0; k < flaky.size() && k < 50; ++k) {
       size_t i = flaky[k];
@@ -585,7 +607,12 @@ std::string report_text(const RunReport& r) {
   int64_t flaky = 0;
   for (const auto& c : r.gate.categories)
     if (c.category == "all") flaky = c.cand_flaky;
-  if (r.repeat > 1) t += "  flaky cases (candidate): " + std::to_string(flaky) + "\n";
+  if (r.repeat > 1) {
+    int64_t varied = 0;
+    for (size_t i = 0; i < s.cases.size(); ++i) varied += distinct_answers(*r.cand, i) > 1;
+    t += "  flaky cases (candidate): " + std::to_string(flaky) + " changed verdict between repeats; " +
+         std::to_string(varied) + " changed their answer\n";
+  }
   t += std::string("gate: ") + (r.gate.passed ? "PASS" : "FAIL") + " (" + std::to_string(npass) + " of " +
        std::to_string(r.gate.limits.size()) + " limits pass); " + std::to_string(r.requests_sent) + " requests, " +
        std::to_string(r.cache_hits) + " from the cache, " + num(r.wall_s, "%.1f") + " s\n";

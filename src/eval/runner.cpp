@@ -816,6 +816,8 @@ int run_eval(const RunOptions& o, std::ostream& out, std::ostream& err) {
         CaseVerdict v;
         if (e) {
           v.error = *e;
+        } else if (!out.release.empty() && out.release != arms[a].release) {
+          v.error = "answered by release " + out.release + ", expected " + arms[a].release;  // lineage check
         } else {
           v = evaluate_case(suite.cases[i], out, lookup);
           if (!v.error.empty()) {

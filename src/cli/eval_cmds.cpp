@@ -2,11 +2,13 @@
 // add-case` (a logged production request becomes a permanent case).
 #include "cli/eval_cmds.hpp"
 
+#include <cstdio>
 #include <iostream>
 #include <memory>
 
 #include "eval/add_case.hpp"
 #include "eval/runner.hpp"
+#include "store/store.hpp"
 
 namespace sluice::cli {
 
@@ -70,6 +72,59 @@ std::function<int()> add_eval_commands(CLI::App& app) {
   add->add_option("--data-dir", ao->data_dir, "state directory holding requests.jsonl (default ./sluice-data)");
   add->add_option("--log", ao->log_path, "request log file (default DATA_DIR/requests.jsonl)");
   add->callback([=] { *runner = [=] { return eval::add_case(*ao, std::cout, std::cerr); }; });
+
+  // eval list / show: the eval runs in the store.
+  auto data_dir = std::make_shared<std::string>("./sluice-data");
+  auto release = std::make_shared<std::string>();
+  auto run_id = std::make_shared<std::string>();
+  auto open_store = [data_dir]() -> std::unique_ptr<store::Store> {
+    std::string err;
+    auto s = store::open_sqlite(*data_dir + "/sluice.db", err);
+    if (!s) std::cerr << "error: " << err << "\n";
+    return s;
+  };
+  auto* list = ev->add_subcommand("list", "eval runs recorded in the store (newest last)");
+  list->add_option("--release", *release, "only the runs of this release (id or prefix)");
+  list->add_option("--data-dir", *data_dir, "state directory (default ./sluice-data)");
+  list->callback([=] {
+    *runner = [=] {
+      auto s = open_store();
+      if (!s) return 2;
+      std::string id = *release;
+      if (!id.empty()) {
+        auto r = s->get_release(id);
+        if (!r) {
+          std::cerr << "error: no release '" << id << "'\n";
+          return 1;
+        }
+        id = r->id;
+      }
+      auto runs = s->list_eval_runs(id);
+      std::printf("%-16s %-14s %-14s %-14s %-20s %s\n", "EVAL RUN", "RELEASE", "BASELINE", "ROUTE", "SUITE", "RESULT");
+      for (const auto& r : runs)
+        std::printf("%-16s %-14s %-14s %-14s %-20s %s\n", r.id.c_str(), r.release.c_str(),
+                    r.baseline.empty() ? "-" : r.baseline.c_str(), r.route.c_str(), r.suite_name.c_str(),
+                    r.passed ? "pass" : "fail");
+      return 0;
+    };
+  });
+  auto* show = ev->add_subcommand("show", "one eval run: its record and JSON summary");
+  show->add_option("id", *run_id, "eval run id (ev_...)")->required();
+  show->add_option("--data-dir", *data_dir, "state directory (default ./sluice-data)");
+  show->callback([=] {
+    *runner = [=] {
+      auto s = open_store();
+      if (!s) return 2;
+      auto r = s->get_eval_run(*run_id);
+      if (!r) {
+        std::cerr << "error: no eval run '" << *run_id << "'\n";
+        return 1;
+      }
+      std::cout << r->summary;
+      if (r->summary.empty() || r->summary.back() != '\n') std::cout << "\n";
+      return 0;
+    };
+  });
 
   return [runner] { return *runner ? (*runner)() : -1; };
 }

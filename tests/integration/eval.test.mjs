@@ -131,6 +131,14 @@ describe('sluice eval', { skip: !HAVE_DATA && 'needs ../shared/data (GSM8K, XSTe
     // The passing run is in the store and attached to the release.
     const show1 = await run(['release', 'show', rel.v2, '--data-dir', data]);
     assert.match(show1.stdout, new RegExp(`eval pass\\s+${rep.run_id}`));
+    const stored = await run(['eval', 'show', rep.run_id, '--data-dir', data]);
+    assert.equal(stored.code, 0, show(stored));
+    const summary = JSON.parse(stored.stdout);
+    assert.equal(summary.passed, true);
+    assert.equal(summary.suite.hash, rep.suite.hash);
+    assert.equal(summary.cases, undefined, 'the stored summary has no per-case answers');
+    const list = await run(['eval', 'list', '--release', rel.v2, '--data-dir', data]);
+    assert.match(list.stdout, new RegExp(`${rep.run_id}\\s+${rel.v2}\\s+${rel.v1}\\s+math-tutor\\s+gsm8k\\s+pass`));
   });
 
   test('GSM8K: 175b_verification -> 6b_finetuning fails', async () => {

@@ -199,6 +199,23 @@ describe('sluice eval', { skip: !HAVE_DATA && 'needs ../shared/data (GSM8K, XSTe
       ['smoke.format', 'smoke.gate', 'smoke.off-task', 'smoke.over-refusal', 'smoke.safety', 'smoke.target']);
   });
 
+  test('latency and cost limits: a release 250 ms slower to the first token fails p95 TTFT +20%', async () => {
+    const dir = tempDir('sluice-eval-latency-');
+    const suite = path.join(dir, 'smoke-latency.yaml');
+    copyFileSync(path.join(EVALS, 'smoke-cases.csv'), path.join(dir, 'smoke-cases.csv'));
+    const text = readFileSync(path.join(EVALS, 'smoke.yaml'), 'utf8');
+    writeFileSync(suite, text.slice(0, text.indexOf('gate:')) +
+      'gate:\n  categories:\n    all:\n      max_p95_ttft_increase: 0.20\n      max_cost_increase: 0.10\n');
+    const slow = await createRelease('examples/evals/releases/smoke-slow.yaml');
+    const r = await evalRun('smoke-latency', suite, slow, rel.smoke, ['--no-record']);
+    assert.equal(r.code, 1, show(r));
+    const ttft = limit(r.report, 'all: max_p95_ttft_increase');
+    assert.equal(ttft.verdict, 'fail', JSON.stringify(ttft));
+    assert.ok(ttft.candidate >= 250 && ttft.baseline < 200, JSON.stringify(ttft));
+    const cost = limit(r.report, 'all: max_cost_increase');
+    assert.ok(cost.estimate > 0.9 && cost.estimate < 1.1, JSON.stringify(cost));  // same answers, same tokens
+  });
+
   test('429s with Retry-After are retried; flaky cases under --repeat are reported', async () => {
     await mock.setFaults({ model: 'smoke-mock', rate_limit_rate: 0.3, retry_after_s: 1 });
     try {

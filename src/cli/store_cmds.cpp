@@ -109,6 +109,32 @@ std::function<int()> add_store_commands(CLI::App& app) {
       return print({out.error, *route_name + ": " + (out.before.empty() ? "-" : out.before) + " -> " + out.after});
     };
   });
+  auto above = std::make_shared<double>(101);
+  auto* policy = route->add_subcommand("policy", "rollout policy of ROUTE, applied to every rollout of it");
+  policy->add_option("route", *route_name, "route name")->required();
+  auto suite = std::make_shared<std::string>();
+  policy->add_option("--require-approval-above", *above,
+                     "an approval step before any rollout step above this weight (percent; default 101 = none)");
+  policy->add_option("--eval-suite", *suite, "a rollout candidate needs a passing eval run of this suite (its name)");
+  policy->add_option("--reason", *reason, "why (audited)");
+  with_common(policy);
+  policy->callback([=] {
+    *runner = [=] {
+      auto s = open(*common);
+      if (!s) return 2;
+      store::RoutePolicy p;
+      p.route = *route_name;
+      p.require_approval_above = *above;
+      p.eval_suite = *suite;
+      p.updated_by = common->actor.empty() ? default_actor() : common->actor;
+      auto out = s->set_route_policy(p, *reason);
+      std::string text = *route_name + ": " +
+                         (*above <= 100 ? "rollouts need approval above " + std::to_string(*above) + "%"
+                                        : std::string("no approval required")) +
+                         (suite->empty() ? "; any passing eval run" : "; candidates must pass eval suite '" + *suite + "'");
+      return print({out.error, text});
+    };
+  });
   auto* rlist = route->add_subcommand("list", "routes with their stable release");
   with_common(rlist);
   rlist->callback([=] {

@@ -57,21 +57,30 @@ control::Result start(store::Store& s, const StartRequest& r) {
   if (!route) return {"route '" + r.route + "' has no stable release yet: promote one first (sluice route promote)", ""};
   if (rel->route != r.route) return {"release " + rel->id + " is for route '" + rel->route + "'", ""};
   if (rel->id == route->stable_release) return {"release " + rel->id + " is already the stable release of " + r.route, ""};
-  // The eval gate: a passing eval run for this release, unless overridden with a reason.
-  if (rel->eval_pass_id.empty()) {
+  // The eval gate: a passing eval run of this release for this route (of the route's suite
+  // when its policy names one), unless overridden with a reason.
+  auto policy = s.get_route_policy(r.route);
+  std::string suite = policy ? policy->eval_suite : "";
+  bool passed = false, override_used = false;
+  std::string override_note;
+  for (const auto& run : s.list_eval_runs(rel->id))
+    passed = passed || (run.passed && run.route == r.route && (suite.empty() || run.suite_name == suite));
+  if (!passed) {
+    std::string what = "release " + rel->id + " has no passing eval run" +
+                       (suite.empty() ? std::string() : " of suite '" + suite + "' (the route's policy)");
     if (!r.override_eval)
-      return {"release " + rel->id + " has no passing eval run: run `sluice eval run --release " + rel->id +
-                  "` first, or start with --override --reason \"...\" (audited)",
+      return {what + ": run `sluice eval run --suite ... --release " + rel->id +
+                  " --baseline-route " + r.route + "` first, or start with --override --reason \"...\" (audited)",
               ""};
     if (r.reason.empty()) return {"--override needs --reason", ""};
-    s.append_audit({0, 0, r.actor, "rollout.override_eval", r.route, "", rel->id, r.reason, "ok"});
-  } else if (auto run = s.get_eval_run(rel->eval_pass_id); !run || !run->passed || run->route != r.route) {
-    if (!r.override_eval) return {"release " + rel->id + ": its eval run " + rel->eval_pass_id + " is not a passing run for route " + r.route, ""};
-    s.append_audit({0, 0, r.actor, "rollout.override_eval", r.route, "", rel->id, r.reason, "ok"});
+    override_used = true;  // audited once the rollout exists
+    override_note = what;
   }
   std::string err;
   std::optional<Spec> spec = r.spec_text.empty() ? std::optional<Spec>(default_spec(r.strategy)) : parse_spec(r.spec_text, err);
   if (!spec) return {"rollout spec: " + err, ""};
+  // The route's policy applies whatever the spec says ("never 100% without sign-off").
+  if (policy) require_approval_above(*spec, policy->require_approval_above);
   store::RolloutRecord rec;
   rec.id = new_id();
   rec.route = r.route;
@@ -82,6 +91,8 @@ control::Result start(store::Store& s, const StartRequest& r) {
   rec.created_by = r.actor;
   store::Outcome o = s.create_rollout(rec, r.reason);
   if (!o.ok()) return {o.error, ""};
+  if (override_used)
+    s.append_audit({0, 0, r.actor, "rollout.override_eval", r.route, override_note, rel->id, r.reason, "ok"});
   return {"", rec.id};
 }
 

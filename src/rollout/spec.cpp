@@ -8,6 +8,7 @@
 #include <regex>
 
 #include "core/error.hpp"
+#include "release/canonical.hpp"
 
 namespace sluice::rollout {
 
@@ -89,7 +90,10 @@ bool parse_gate(const std::string& text, Gate& g, std::string& error) {
   return true;
 }
 
-void insert_approvals(Spec& s) {
+}  // namespace
+
+void require_approval_above(Spec& s, double percent) {
+  s.require_approval_above = std::min(s.require_approval_above, percent);
   if (s.require_approval_above > 100) return;
   std::vector<Step> out;
   for (const Step& st : s.steps) {
@@ -100,8 +104,6 @@ void insert_approvals(Spec& s) {
   }
   s.steps = std::move(out);
 }
-
-}  // namespace
 
 std::string Step::describe() const {
   switch (kind) {
@@ -204,7 +206,9 @@ std::optional<Spec> parse_spec(const std::string& text, std::string& error) {
       }
     }
     if (auto sm = root["smoke"]) {
-      for (const auto& b : sm) s.smoke.push_back(b.IsScalar() ? b.as<std::string>() : YAML::Dump(b));
+      // A body written as a YAML map or list is sent as JSON (YAML::Dump would send YAML).
+      for (const auto& b : sm)
+        s.smoke.push_back(b.IsScalar() ? b.as<std::string>() : release::to_json(release::from_yaml(b)));
     }
     if (auto steps = root["steps"]) {
       if (!steps.IsSequence()) {
@@ -305,7 +309,7 @@ std::optional<Spec> parse_spec(const std::string& text, std::string& error) {
         s.gates.push_back(g);
       }
     }
-    insert_approvals(s);
+    require_approval_above(s, s.require_approval_above);
     return s;
   } catch (const YAML::Exception& e) {
     error = "line " + std::to_string(e.mark.line + 1) + ": " + e.msg;

@@ -71,6 +71,9 @@ struct Spec {
 
 // Parses YAML (or JSON, which is YAML). Errors name the field: "gates[1]: unknown metric".
 std::optional<Spec> parse_spec(const std::string& text, std::string& error);
+// Inserts an approval step before every setWeight above `percent` (a route policy or the
+// spec's own require_approval_above; the stricter one wins).
+void require_approval_above(Spec& s, double percent);
 // The default spec of a strategy (used when no file is given).
 Spec default_spec(const std::string& strategy);
 // Stored form: JSON that parse_spec reads back to the same Spec.

@@ -37,6 +37,10 @@ class Stmt {
     sqlite3_bind_int64(s_, i, v);
     return *this;
   }
+  Stmt& bind_double(int i, double v) {
+    sqlite3_bind_double(s_, i, v);
+    return *this;
+  }
   Stmt& bind_null_if_empty(int i, const std::string& v) {
     if (v.empty()) {
       sqlite3_bind_null(s_, i);
@@ -59,6 +63,7 @@ class Stmt {
     return p ? std::string(p, static_cast<size_t>(sqlite3_column_bytes(s_, col))) : std::string();
   }
   int64_t integer(int col) const { return sqlite3_column_int64(s_, col); }
+  double real(int col) const { return sqlite3_column_double(s_, col); }
 
  private:
   sqlite3* db_;
@@ -370,6 +375,46 @@ class SqliteStore final : public Store {
     std::vector<RolloutEvent> out;
     while (s.step()) out.push_back({s.integer(0), s.text(1), s.integer(2), s.text(3), s.text(4)});
     return out;
+  }
+
+  // ---- route policies
+
+  Outcome set_route_policy(const RoutePolicy& p, const std::string& reason) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Tx tx(*this);
+    int64_t at = now_ms();
+    std::string before;
+    {
+      Stmt q(db_, "SELECT require_approval_above, eval_suite FROM route_policies WHERE route = ?");
+      q.bind(1, p.route);
+      if (q.step()) before = "require_approval_above=" + q.text(0) + " eval_suite=" + q.text(1);
+    }
+    Stmt up(db_, "INSERT INTO route_policies(route, require_approval_above, eval_suite, updated_by, updated_at) "
+                 "VALUES (?,?,?,?,?) ON CONFLICT(route) DO UPDATE SET require_approval_above = "
+                 "excluded.require_approval_above, eval_suite = excluded.eval_suite, updated_by = excluded.updated_by, "
+                 "updated_at = excluded.updated_at");
+    up.bind(1, p.route).bind_double(2, p.require_approval_above).bind_null_if_empty(3, p.eval_suite);
+    up.bind(4, p.updated_by).bind(5, at).step();
+    audit_locked({0, at, p.updated_by, "route.policy", p.route, before,
+                  "require_approval_above=" + std::to_string(p.require_approval_above) + " eval_suite=" + p.eval_suite,
+                  reason, "ok"});
+    tx.commit();
+    return {};
+  }
+
+  std::optional<RoutePolicy> get_route_policy(const std::string& route) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt q(db_, "SELECT route, require_approval_above, eval_suite, updated_by, updated_at FROM route_policies WHERE "
+                "route = ?");
+    q.bind(1, route);
+    if (!q.step()) return std::nullopt;
+    RoutePolicy p;
+    p.route = q.text(0);
+    p.require_approval_above = q.real(1);
+    p.eval_suite = q.text(2);
+    p.updated_by = q.text(3);
+    p.updated_at = q.integer(4);
+    return p;
   }
 
   // ---- eval runs

@@ -49,6 +49,14 @@ struct RolloutEvent {
   std::string kind, detail;
 };
 
+struct RoutePolicy {
+  std::string route;
+  double require_approval_above = 101;  // percent; above 100 = never
+  std::string eval_suite;               // suite name a candidate must have passed ("" = any)
+  std::string updated_by;
+  int64_t updated_at = 0;
+};
+
 struct EvalRunRecord {
   std::string id, route, release, baseline, suite_name, suite_hash, summary, created_by;
   bool passed = false;
@@ -102,6 +110,10 @@ class Store {
   virtual void mark_rollout_command_applied(int64_t seq) = 0;
   virtual void append_rollout_event(const RolloutEvent& e) = 0;
   virtual std::vector<RolloutEvent> rollout_events(const std::string& rollout_id, int64_t after_seq) = 0;
+
+  // Route policies (audited).
+  virtual Outcome set_route_policy(const RoutePolicy& p, const std::string& reason) = 0;
+  virtual std::optional<RoutePolicy> get_route_policy(const std::string& route) = 0;
 
   // Eval runs. A passing run for a release sets the release's eval_pass_id (same transaction).
   virtual Outcome record_eval_run(const EvalRunRecord& r) = 0;

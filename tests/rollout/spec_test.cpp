@@ -86,3 +86,18 @@ TEST(RolloutSpec, MetricsAndDefaults) {
   }
   EXPECT_EQ(default_spec("blue-green").steps[0].kind, StepKind::kWarm);
 }
+
+TEST(RolloutSpec, RoutePolicyInsertsApprovalsTheSpecDidNotAskFor) {
+  std::string err;
+  auto s = parse_spec("steps: [{setWeight: 10}, {pause: 1m}, {setWeight: 60}, {pause: 1m}, {setWeight: 100}]", err);
+  ASSERT_TRUE(s) << err;
+  ASSERT_EQ(s->steps.size(), 5u);
+  require_approval_above(*s, 50);
+  ASSERT_EQ(s->steps.size(), 7u);
+  EXPECT_EQ(s->steps[2].kind, StepKind::kApproval);
+  EXPECT_EQ(s->steps[3].weight, 60);
+  EXPECT_EQ(s->steps[5].kind, StepKind::kApproval);
+  require_approval_above(*s, 90);  // a laxer policy changes nothing
+  EXPECT_EQ(s->steps.size(), 7u);
+  EXPECT_DOUBLE_EQ(s->require_approval_above, 50);
+}

@@ -65,6 +65,9 @@ struct RequestLog {
   bool enabled = true;
   std::string path;  // default <data_dir>/requests.jsonl
   int64_t queue_capacity = 65536;
+  // Also log each chat request's body and the answer text (request_body, response_text),
+  // e.g. for `sluice eval add-case`. Off by default: bodies can hold personal data.
+  bool bodies = false;
 };
 
 struct Config {

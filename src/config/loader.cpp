@@ -164,8 +164,9 @@ class Walker {
       integer(l, "max_attempts", x.max_attempts, 1, 10);
     }
     if (YAML::Node l = root["request_log"]; l && expect_map(l, "request_log")) {
-      allow_keys(l, {"enabled", "path", "queue_capacity"}, "request_log");
+      allow_keys(l, {"enabled", "path", "queue_capacity", "bodies"}, "request_log");
       boolean(l, "enabled", c.request_log.enabled);
+      boolean(l, "bodies", c.request_log.bodies);
       str(l, "path", c.request_log.path);
       integer(l, "queue_capacity", c.request_log.queue_capacity, 16, 100000000);
     }

@@ -372,6 +372,7 @@ class EmbeddedGateway {
     opts.admin_listen = "127.0.0.1:0";
     opts.handle_signals = false;
     opts.announce = false;
+    opts.request_log = false;  // eval traffic never mixes with production request logs
     opts.on_ready = [this](uint16_t port, uint16_t) {
       std::lock_guard<std::mutex> lock(mu_);
       port_ = port;
@@ -611,9 +612,6 @@ int run_eval(const RunOptions& o, std::ostream& out, std::ostream& err) {
           << " requires API keys: give one with --api-key or SLUICE_API_KEY (eval traffic is authenticated like any)\n";
       return 2;
     }
-    if (!lr.config.request_log.path.empty() && lr.config.request_log.enabled && !o.quiet)
-      err << "warning: " << o.config_path << " sets request_log.path: eval requests are appended to "
-          << lr.config.request_log.path << " (use a config without it to keep them out of production logs)\n";
   }
   Prices cand_price = prices[cand_c->upstream];
   Prices base_price = base_c ? prices[base_c->upstream] : Prices{};

@@ -42,6 +42,7 @@ struct RequestContext {
   bool shadow = false;          // mirror to the candidate after the stable answer
   std::string shadow_body;      // the client's body before rendering, for the mirror
   std::string fallback_body;    // candidate requests: the client's body, to fall back to stable
+  std::string log_body;         // request_log.bodies: the client's body as sent
   // select_upstream: indices into snap->upstreams(), in try order
   std::vector<size_t> candidates;
 

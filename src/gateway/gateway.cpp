@@ -349,7 +349,7 @@ struct Gateway::Impl {
     std::ofstream h(hash_path, std::ios::trunc);
     h << bootstrap_hash << "\n";
     if (!h) return "cannot write " + hash_path;
-    std::cerr << "sluice: generated an admin token in " << token_path << " (mode 0600)\n";
+    if (opts.announce) std::cerr << "sluice: generated an admin token in " << token_path << " (mode 0600)\n";
     return "";
   }
 
@@ -403,7 +403,7 @@ struct Gateway::Impl {
         return 2;
       }
     }
-    if (cfg.request_log.enabled) {
+    if (cfg.request_log.enabled && opts.request_log) {
       std::string path = cfg.request_log.path.empty() ? cfg.data_dir + "/requests.jsonl" : cfg.request_log.path;
       shared.reqlog = std::make_unique<reqlog::RequestLog>(path, n, static_cast<size_t>(cfg.request_log.queue_capacity),
                                                            *shared.metrics);
@@ -489,14 +489,15 @@ struct Gateway::Impl {
     for (auto& w : workers) w->ioc.stop();
     for (auto& t : threads) t.join();
     if (shared.reqlog) shared.reqlog->stop();
-    std::cerr << "sluice: stopped\n";
+    if (opts.announce) std::cerr << "sluice: stopped\n";
     return 0;
   }
 
   // Stop accepting, close idle connections, let in-flight requests finish until the deadline.
   void begin_drain(std::chrono::milliseconds deadline) {
-    std::cerr << "sluice: draining (" << shared.metrics->inflight() << " in flight, deadline " << deadline.count()
-              << " ms)\n";
+    if (opts.announce)
+      std::cerr << "sluice: draining (" << shared.metrics->inflight() << " in flight, deadline " << deadline.count()
+                << " ms)\n";
     shared.draining.store(true);
     shared.ready.store(false);
     for (auto& w : workers) {

@@ -23,7 +23,8 @@ struct Options {
   std::vector<config::RouteBinding> extra_bindings;  // served besides the store's routes
   std::function<void(uint16_t port, uint16_t admin_port)> on_ready;  // called once listening
   bool handle_signals = true;   // SIGTERM/SIGINT drain, SIGHUP reloads
-  bool announce = true;         // print the listening lines on stdout
+  bool announce = true;         // print the listening lines (stdout) and lifecycle notes (stderr)
+  bool request_log = true;      // false: no request log whatever the config says
 };
 
 class Gateway {

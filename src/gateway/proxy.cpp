@@ -107,7 +107,7 @@ void Worker::account(RequestContext& ctx) {
   auto t_end = Clock::now();
   metrics_.record(to_sample(ctx, t_end));
   if (shared_.reqlog) shared_.reqlog->push(index, request_log_line(ctx, t_end));
-  if (ctx.capture && shared_.rollout_sink) report_rollout(ctx, t_end);
+  if (ctx.capture && shared_.rollout_sink && ctx.resolution && ctx.resolution->live) report_rollout(ctx, t_end);
 }
 
 namespace {
@@ -317,6 +317,10 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
   } guard{metrics_};
 
   StageEnv env{json_, metrics_, cfg.limits.max_inflight_per_worker};
+  if (cfg.request_log.bodies && endpoint == Endpoint::kChat) {
+    ctx.log_body = *ctx.body;
+    ctx.capture = true;  // keep the answer text for the log line
+  }
   // Lineage headers: which release and prompt answered (empty values are not sent).
   auto rel_id = [&] { return ctx.release ? std::string_view(ctx.release->id) : std::string_view(); };
   auto prompt_id = [&] { return ctx.release ? std::string_view(ctx.release->prompt_hash) : std::string_view(); };

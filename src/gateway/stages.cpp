@@ -212,6 +212,12 @@ std::string request_log_line(const RequestContext& ctx, Clock::time_point t_end)
   } else {
     append_json_string(l, ctx.error_kind);
   }
+  if (!ctx.log_body.empty()) {
+    l += ",\"request_body\":";
+    append_json_string(l, ctx.log_body);
+    l += ",\"response_text\":";
+    append_json_string(l, ctx.answer);
+  }
   l += "}";
   return l;
 }

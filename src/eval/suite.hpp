@@ -7,6 +7,7 @@
 // `name`, `datasets` (cases from JSONL/CSV with a column mapping), `gate`, `judge`, a case's
 // `category` (or `metadata.category`) and raw `messages`. See docs/evals.md.
 #pragma once
+#include "core/csv.hpp"
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -98,7 +99,6 @@ std::string render_vars(std::string_view text, const std::vector<std::pair<std::
 // its vars (a JSON array of messages, or one user message), else "" (vars only).
 std::string case_messages(const Suite& s, const Case& c);
 
-// RFC 4180 CSV rows (quoted fields, doubled quotes, CRLF). Bounded by the caller.
-std::vector<std::vector<std::string>> parse_csv(std::string_view text);
+using sluice::parse_csv;  // core/csv.hpp
 
 }  // namespace sluice::eval

@@ -19,50 +19,6 @@ bool read_file(const std::string& path, std::string& out) {
 }
 }  // namespace
 
-std::vector<std::vector<std::string>> parse_csv(std::string_view t) {
-  std::vector<std::vector<std::string>> rows;
-  std::vector<std::string> row;
-  std::string field;
-  bool quoted = false, any = false;
-  for (size_t i = 0; i < t.size(); ++i) {
-    char c = t[i];
-    if (quoted) {
-      if (c == '"') {
-        if (i + 1 < t.size() && t[i + 1] == '"') {
-          field.push_back('"');
-          ++i;
-        } else {
-          quoted = false;
-        }
-      } else {
-        field.push_back(c);
-      }
-      continue;
-    }
-    any = true;
-    if (c == '"') {
-      quoted = true;
-    } else if (c == ',') {
-      row.push_back(std::move(field));
-      field.clear();
-    } else if (c == '\n' || c == '\r') {
-      if (c == '\r' && i + 1 < t.size() && t[i + 1] == '\n') ++i;
-      row.push_back(std::move(field));
-      field.clear();
-      rows.push_back(std::move(row));
-      row.clear();
-      any = false;
-    } else {
-      field.push_back(c);
-    }
-  }
-  if (any || !field.empty() || !row.empty()) {
-    row.push_back(std::move(field));
-    rows.push_back(std::move(row));
-  }
-  return rows;
-}
-
 void ReplayStore::index() {
   for (const auto& [k, v] : answers_) keys_.push_back(&k);
   std::sort(keys_.begin(), keys_.end(), [](const std::string* a, const std::string* b) {

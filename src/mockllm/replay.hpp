@@ -9,6 +9,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/csv.hpp"
+
 namespace sluice::mockllm {
 
 class ReplayStore {
@@ -28,7 +30,6 @@ class ReplayStore {
   void index();
 };
 
-// RFC 4180 CSV (quoted fields with embedded newlines and doubled quotes).
-std::vector<std::vector<std::string>> parse_csv(std::string_view text);
+using sluice::parse_csv;  // core/csv.hpp
 
 }  // namespace sluice::mockllm

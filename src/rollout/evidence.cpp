@@ -192,6 +192,21 @@ const LogHistogram* ArmEvidence::histogram(const std::string& base) const {
   return nullptr;
 }
 
+std::string disagreements_json(const std::deque<Disagreement>& kept) {
+  std::string o = "[";
+  for (const auto& d : kept) {
+    if (o.size() > 1) o += ",";
+    o += "{\"request_id\":";
+    append_json_string(o, d.request_id);
+    o += ",\"stable\":";
+    append_json_string(o, d.stable_text);
+    o += ",\"candidate\":";
+    append_json_string(o, d.candidate_text);
+    o += ",\"similarity\":" + num(d.similarity) + "}";
+  }
+  return o + "]";
+}
+
 std::string Evidence::to_json() const {
   std::string o = "{\"stable\":" + arm_json(stable) + ",\"candidate\":" + arm_json(candidate) + ",\"pairs\":{";
   put_moments(o, "agreement", pairs.agreement);
@@ -201,20 +216,7 @@ std::string Evidence::to_json() const {
   put_moments(o, "cost_delta", pairs.cost_delta);
   o += ",";
   put_moments(o, "refusal_delta", pairs.refusal_delta);
-  o += ",\"kept\":[";
-  bool first = true;
-  for (const auto& d : pairs.kept) {
-    if (!first) o += ",";
-    first = false;
-    o += "{\"request_id\":";
-    append_json_string(o, d.request_id);
-    o += ",\"stable\":";
-    append_json_string(o, d.stable_text);
-    o += ",\"candidate\":";
-    append_json_string(o, d.candidate_text);
-    o += ",\"similarity\":" + num(d.similarity) + "}";
-  }
-  o += "]}}";
+  o += ",\"kept\":" + disagreements_json(pairs.kept) + "}}";
   return o;
 }
 

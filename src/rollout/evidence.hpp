@@ -56,6 +56,9 @@ struct Disagreement {
   double similarity = 0;
 };
 
+// [{"request_id","stable","candidate","similarity"},...]
+std::string disagreements_json(const std::deque<Disagreement>& kept);
+
 struct ShadowEvidence {
   stats::Moments agreement, latency_delta, cost_delta, refusal_delta;
   std::deque<Disagreement> kept;  // the most recent disagreements, bounded

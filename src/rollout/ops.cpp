@@ -147,20 +147,9 @@ std::string status_json(const store::RolloutRecord& r, const std::vector<store::
   o += ",\"pairs\":" + num(st.shadow.pairs.agreement.n) + ",\"agreement\":" + num(st.shadow.pairs.agreement.mean());
   o += ",\"latency_delta_ms\":" + num(st.shadow.pairs.latency_delta.mean());
   o += ",\"cost_delta\":" + num(st.shadow.pairs.cost_delta.mean());
-  o += ",\"refusal_delta\":" + num(st.shadow.pairs.refusal_delta.mean()) + ",\"disagreements\":[";
-  bool first = true;
-  for (const auto& d : st.shadow.pairs.kept) {
-    if (!first) o += ",";
-    first = false;
-    o += "{\"request_id\":";
-    append_json_string(o, d.request_id);
-    o += ",\"stable\":";
-    append_json_string(o, d.stable_text);
-    o += ",\"candidate\":";
-    append_json_string(o, d.candidate_text);
-    o += ",\"similarity\":" + num(d.similarity) + "}";
-  }
-  o += "]},\"events\":[";
+  o += ",\"refusal_delta\":" + num(st.shadow.pairs.refusal_delta.mean());
+  o += ",\"disagreements\":" + disagreements_json(st.shadow.pairs.kept);
+  o += "},\"events\":[";
   for (size_t i = 0; i < events.size(); ++i) {
     if (i) o += ",";
     o += "{\"seq\":" + std::to_string(events[i].seq) + ",\"at\":" + std::to_string(events[i].at) + ",\"kind\":";

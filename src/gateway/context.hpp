@@ -43,6 +43,8 @@ struct RequestContext {
   std::string shadow_body;      // the client's body before rendering, for the mirror
   std::string fallback_body;    // candidate requests: the client's body, to fall back to stable
   std::string log_body;         // request_log.bodies: the client's body as sent
+  std::string candidate_failure;  // the candidate failed first (its error kind); stable answered
+  double candidate_failed_ms = 0;
   // select_upstream: indices into snap->upstreams(), in try order
   std::vector<size_t> candidates;
 

@@ -108,6 +108,7 @@ void Worker::account(RequestContext& ctx) {
   metrics_.record(to_sample(ctx, t_end));
   if (shared_.reqlog) shared_.reqlog->push(index, request_log_line(ctx, t_end));
   if (ctx.capture && shared_.rollout_sink && ctx.resolution && ctx.resolution->live) report_rollout(ctx, t_end);
+  if (!ctx.candidate_failure.empty()) report_candidate_failure(ctx);
 }
 
 namespace {
@@ -146,13 +147,15 @@ rollout::Observation observe(const RequestContext& ctx, Clock::time_point t_end)
 
 }  // namespace
 
-void Worker::report_candidate_failure(const RequestContext& ctx, std::string_view kind) {
+// The candidate failed before its first byte and the stable release was asked instead. An
+// upstream 4xx is the candidate's fault only if stable then answered the same request.
+void Worker::report_candidate_failure(const RequestContext& ctx) {
   if (!shared_.rollout_sink || !ctx.resolution || !ctx.resolution->live) return;
+  if (ctx.candidate_failure == "status_4xx" && ctx.status != 200) return;
   rollout::Observation o;
   o.error = true;
-  o.latency_ms = static_cast<double>(micros_between(ctx.t_start, Clock::now())) / 1000.0;
+  o.latency_ms = ctx.candidate_failed_ms;
   shared_.rollout_sink->push(index, rollout::Sample{ctx.resolution->live->id, ctx.request_id + "/candidate", true, o});
-  metrics_.upstream_error(ctx.upstream, std::string("candidate_") + std::string(kind));
 }
 
 void Worker::report_rollout(RequestContext& ctx, Clock::time_point t_end) {
@@ -439,13 +442,15 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
           retryable_status(status) && attempt + 1 < max_attempts && (status != 429 || ctx.candidates.size() > 1);
       // A rollout's candidate answering 5xx/429 it will not retry has failed before the first
       // byte: the stable release answers instead (below), the client never sees that error.
-      const bool fall_back = !retry && retryable_status(status) && ctx.candidate && !ctx.fallback_body.empty();
+      // A 4xx from the candidate's upstream (model not found, auth, a rejected param) falls
+      // back too; it counts against the candidate only if stable then answers (see account).
+      const bool fall_back = !retry && ctx.candidate && !ctx.fallback_body.empty() &&
+                             (retryable_status(status) || (status >= 400 && status < 500));
       if (retry || fall_back) {
-        metrics_.upstream_error(u.cfg->name, status == 429 ? "status_429" : "status_5xx");
+        const char* kind = status == 429 ? "status_429" : status >= 500 ? "status_5xx" : "status_4xx";
+        metrics_.upstream_error(u.cfg->name, kind);
         failure.reset();
-        if (fall_back)
-          failure = bad_gateway("upstream '" + u.cfg->name + "' answered " + std::to_string(status),
-                                status == 429 ? "status_429" : "status_5xx");
+        if (fall_back) failure = bad_gateway("upstream '" + u.cfg->name + "' answered " + std::to_string(status), kind);
         conn->close();  // do not bother draining an error body
         watch->upstream = nullptr;
         conn.reset();
@@ -461,7 +466,9 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
     // against it, and the user gets the stable release instead (no request fails because a
     // canary is bad).
     if (chosen || watch->gone || !ctx.candidate || ctx.fallback_body.empty() || watch->shutdown) break;
-    report_candidate_failure(ctx, failure ? failure->code : "upstream_failed");
+    ctx.candidate_failure = failure ? failure->code : "upstream_failed";
+    ctx.candidate_failed_ms = static_cast<double>(micros_between(ctx.t_start, Clock::now())) / 1000.0;
+    metrics_.upstream_error(ctx.upstream, "candidate_" + ctx.candidate_failure);
     ctx.candidate = false;
     *ctx.body = std::move(ctx.fallback_body);
     if (auto err = render(ctx, env)) {

@@ -93,7 +93,7 @@ class Worker : public net::IdleConnections {
                                 std::string_view request_id, std::span<const net::Header> extra = {});
   void account(RequestContext& ctx);
   void report_rollout(RequestContext& ctx, Clock::time_point t_end);
-  void report_candidate_failure(const RequestContext& ctx, std::string_view kind);
+  void report_candidate_failure(const RequestContext& ctx);
   awaitable<void> shadow(ShadowJob job);
   awaitable<bool> feedback(beast::tcp_stream& client, http::request<http::string_body>& req);
   void account_local(int status, std::string_view code, std::string request_id, Clock::time_point t_start,

@@ -206,6 +206,7 @@ class SqliteStore final : public Store {
                   const std::string& reason) override {
     std::lock_guard<std::mutex> lock(mu_);
     Tx tx(*this);
+    if (auto busy = active_rollout_locked(route)) return {busy_message(route, *busy), "", ""};
     Stmt q(db_, "SELECT route FROM releases WHERE id = ?");
     q.bind(1, release);
     if (!q.step()) return {"no release " + release, "", ""};
@@ -224,6 +225,7 @@ class SqliteStore final : public Store {
   Outcome rollback(const std::string& route, const std::string& actor, const std::string& reason) override {
     std::lock_guard<std::mutex> lock(mu_);
     Tx tx(*this);
+    if (auto busy = active_rollout_locked(route)) return {busy_message(route, *busy), "", ""};
     auto cur = route_locked(route);
     if (!cur) return {"route '" + route + "' has no stable release", "", ""};
     Stmt q(db_, "SELECT previous FROM route_history WHERE route = ? AND release = ? ORDER BY seq DESC LIMIT 1");
@@ -530,6 +532,18 @@ class SqliteStore final : public Store {
     r.git_commit = s.text(7);
     r.eval_pass_id = s.text(8);
     return r;
+  }
+
+  // A route under a rollout changes stable release only through the rollout.
+  std::optional<std::string> active_rollout_locked(const std::string& route) {
+    Stmt q(db_, "SELECT id FROM rollouts WHERE route = ? AND status = 'active'");
+    q.bind(1, route);
+    if (!q.step()) return std::nullopt;
+    return q.text(0);
+  }
+  static std::string busy_message(const std::string& route, const std::string& rollout) {
+    return "route '" + route + "' has an active rollout (" + rollout +
+           "): let it finish, or abort it first (sluice rollout abort " + route + ")";
   }
 
   std::optional<RouteRecord> route_locked(const std::string& name) {

@@ -1083,7 +1083,6 @@ describe('6. edges: a candidate rejected by its upstream, inconclusive gates, bl
 
   test(
     'a candidate whose upstream rejects every request (404 model_not_found): users get stable, the guardrail rolls back',
-    { todo: 'BUG rollouts-2 (BUGS.md 12): 4xx from the candidate upstream reach users and are not evidence' },
     async () => {
       // The candidate release pins a model id its upstream does not have.
       const rejecting = await startFakeUpstream((req, res) => {
@@ -1205,7 +1204,6 @@ describe('6. edges: a candidate rejected by its upstream, inconclusive gates, bl
 
   test(
     'a manual promote while a rollout runs: the rollout must not later overwrite it',
-    { todo: 'BUG rollouts-3 (BUGS.md 13): a completing rollout overwrites a stable release promoted by hand meanwhile' },
     async () => {
       const { d, stable, candidate, gw } = await setup();
       try {

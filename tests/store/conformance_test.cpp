@@ -155,6 +155,89 @@ TEST_P(StoreConformance, SurvivesKillNineWithoutLosingCommits) {
   EXPECT_GE(reopened->route_history("bot").size(), static_cast<size_t>(last + 1));
 }
 
+TEST_P(StoreConformance, RolloutsAreOnePerRouteWithCompareAndSet) {
+  bool created = false;
+  ASSERT_TRUE(s->create_release(rel("rel_a"), {}, created).ok());
+  ASSERT_TRUE(s->create_release(rel("rel_b"), {}, created).ok());
+  ASSERT_TRUE(s->create_release(rel("rel_x", "other"), {}, created).ok());
+  ASSERT_TRUE(s->promote("bot", "rel_a", "t", "").ok());
+  RolloutRecord r;
+  r.id = "ro_1";
+  r.route = "bot";
+  r.stable_release = "rel_a";
+  r.candidate_release = "rel_b";
+  r.spec = "{}";
+  r.state = "{\"new\":true}";
+  r.created_by = "t";
+  ASSERT_TRUE(s->create_rollout(r, "why").ok());
+  RolloutRecord again = r;
+  again.id = "ro_2";
+  EXPECT_FALSE(s->create_rollout(again, "").ok()) << "one active rollout per route";
+  RolloutRecord wrong = r;
+  wrong.id = "ro_3";
+  wrong.route = "other";
+  wrong.stable_release = "rel_x";
+  EXPECT_FALSE(s->create_rollout(wrong, "").ok()) << "the candidate belongs to another route";
+  // While it runs, the route's stable release changes only through the rollout.
+  EXPECT_FALSE(s->promote("bot", "rel_b", "t", "").ok());
+  EXPECT_FALSE(s->rollback("bot", "t", "").ok());
+
+  auto a = s->get_rollout("ro_1");
+  ASSERT_TRUE(a);
+  auto b = *a;
+  a->state = "{\"step\":1}";
+  ASSERT_TRUE(s->update_rollout(*a, false, nullptr).ok());
+  b.state = "{\"step\":9}";
+  EXPECT_EQ(s->update_rollout(b, false, nullptr).error, "conflict") << "a stale version must not win";
+  EXPECT_EQ(s->get_rollout("ro_1")->state, "{\"step\":1}");
+
+  ASSERT_TRUE(s->add_rollout_command({0, "ro_1", "pause", "alice", "look", 0}).ok());
+  ASSERT_TRUE(s->add_rollout_command({0, "ro_1", "resume", "alice", "", 0}).ok());
+  auto cmds = s->pending_rollout_commands("ro_1");
+  ASSERT_EQ(cmds.size(), 2u);
+  EXPECT_EQ(cmds[0].command, "pause");
+  s->mark_rollout_command_applied(cmds[0].seq);
+  EXPECT_EQ(s->pending_rollout_commands("ro_1").size(), 1u);
+  s->append_rollout_event({0, "ro_1", 0, "step", "{\"message\":\"x\"}"});
+  EXPECT_EQ(s->rollout_events("ro_1", 0).size(), 1u);
+
+  // Completing promotes the candidate in the same transaction; then the route is free again.
+  a->status = "completed";
+  AuditEntry done{0, 0, "rollout-controller", "rollout.complete", "bot", "rel_a", "rel_b", "", "ok"};
+  ASSERT_TRUE(s->update_rollout(*a, true, &done).ok());
+  EXPECT_EQ(s->get_route("bot")->stable_release, "rel_b");
+  EXPECT_FALSE(s->active_rollout("bot"));
+  EXPECT_FALSE(s->add_rollout_command({0, "ro_1", "pause", "alice", "", 0}).ok()) << "not active any more";
+  EXPECT_TRUE(s->rollback("bot", "t", "").ok());
+  EXPECT_EQ(s->list_rollouts("bot", false).size(), 1u);
+}
+
+TEST_P(StoreConformance, PassingEvalRunsAttachToTheReleaseAndPoliciesAreKept) {
+  bool created = false;
+  ASSERT_TRUE(s->create_release(rel("rel_a"), {}, created).ok());
+  EvalRunRecord failed{"ev_1", "bot", "rel_a", "rel_0", "gsm8k", "h", "{}", "ci", false, 0};
+  ASSERT_TRUE(s->record_eval_run(failed).ok());
+  EXPECT_EQ(s->get_release("rel_a")->eval_pass_id, "");
+  EvalRunRecord passed{"ev_2", "bot", "rel_a", "rel_0", "gsm8k", "h", "{}", "ci", true, 0};
+  ASSERT_TRUE(s->record_eval_run(passed).ok());
+  EXPECT_EQ(s->get_release("rel_a")->eval_pass_id, "ev_2");
+  EXPECT_EQ(s->list_eval_runs("rel_a").size(), 2u);
+  EXPECT_TRUE(s->get_eval_run("ev_2")->passed);
+
+  EXPECT_FALSE(s->get_route_policy("bot"));
+  RoutePolicy p;
+  p.route = "bot";
+  p.require_approval_above = 50;
+  p.eval_suite = "gsm8k";
+  p.updated_by = "alice";
+  ASSERT_TRUE(s->set_route_policy(p, "no 100% without sign-off").ok());
+  auto got = s->get_route_policy("bot");
+  ASSERT_TRUE(got);
+  EXPECT_DOUBLE_EQ(got->require_approval_above, 50);
+  EXPECT_EQ(got->eval_suite, "gsm8k");
+  EXPECT_EQ(s->list_audit(1)[0].action, "route.policy");
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, StoreConformance, ::testing::ValuesIn(kBackends),
                          [](const auto& info) { return std::string(info.param.name); });
 

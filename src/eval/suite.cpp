@@ -217,7 +217,7 @@ class Loader {
     if (!n.IsMap()) fail(n, "'vars' must be a mapping of variable names to values", file);
     for (auto it = n.begin(); it != n.end(); ++it) {
       std::string k = it->first.Scalar();
-      const YAML::Node& v = it->second;
+      YAML::Node v = it->second;  // the iterator hands out a temporary: copy it
       std::string val;
       if (v.IsScalar()) {
         val = v.Scalar();
@@ -605,7 +605,7 @@ class Loader {
     if (!cats || !cats.IsMap()) fail(n, "'gate' needs 'categories': a mapping of category (or 'all') to limits");
     for (auto it = cats.begin(); it != cats.end(); ++it) {
       std::string cat = it->first.Scalar();
-      const YAML::Node& lims = it->second;
+      YAML::Node lims = it->second;  // the iterator hands out a temporary: copy it
       if (!lims.IsMap()) fail(lims, "limits of '" + cat + "' must be a mapping");
       check_keys(lims,
                  {"min_pass_rate", "max_drop", "max_cost_per_case", "max_cost_increase", "max_p95_ttft_ms",

@@ -225,7 +225,7 @@ std::optional<Spec> parse_spec(const std::string& text, std::string& error) {
           return std::nullopt;
         }
         std::string key = n.begin()->first.as<std::string>();
-        const YAML::Node& v = n.begin()->second;
+        YAML::Node v = n.begin()->second;  // the iterator hands out a temporary: copy it
         Step st;
         auto duration = [&](StepKind k) -> bool {
           st.kind = k;

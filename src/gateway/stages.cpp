@@ -149,6 +149,7 @@ std::optional<ApiError> select_upstream(RequestContext& ctx, StageEnv&) {
 metrics::RequestSample to_sample(const RequestContext& ctx, Clock::time_point t_end) {
   metrics::RequestSample s;
   s.route = ctx.resolution ? std::string_view(ctx.resolution->route) : std::string_view();
+  s.release = ctx.release ? std::string_view(ctx.release->id) : std::string_view();
   s.upstream = ctx.upstream;
   s.status = ctx.status;
   s.latency_s = std::chrono::duration<double>(t_end - ctx.t_start).count();

@@ -31,6 +31,8 @@ void Shard::record(const RequestSample& s) {
   std::lock_guard<std::mutex> lock(mu_);
   key_.assign(s.route);
   key_.push_back('\x1f');
+  key_.append(s.release);
+  key_.push_back('\x1f');
   key_.append(s.upstream);
   auto it = series_.find(key_);
   if (it == series_.end()) it = series_.emplace(key_, RequestSeries{}).first;
@@ -82,6 +84,16 @@ std::pair<std::string, std::string> split_key(const std::string& k) {
   return {k.substr(0, p), k.substr(p + 1)};
 }
 
+// route="...",[release="...",]upstream="..." from a series key. The release label appears on
+// routes served by releases (so dashboards can compare a canary with its stable release).
+std::string series_labels(const std::string& k) {
+  size_t a = k.find('\x1f'), b = k.find('\x1f', a + 1);
+  std::string release = k.substr(a + 1, b - a - 1);
+  std::string l = "route=\"" + escape_label(k.substr(0, a)) + "\"";
+  if (!release.empty()) l += ",release=\"" + escape_label(release) + "\"";
+  return l + ",upstream=\"" + escape_label(k.substr(b + 1)) + "\"";
+}
+
 void fmt_double(std::string& out, double v) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.9g", v);
@@ -121,15 +133,14 @@ std::string Registry::render_prometheus() const {
   }
   std::string out;
   out.reserve(4096 + series.size() * 4096);
-  out += "# HELP sluice_requests_total Requests finished, by route, upstream and status class.\n";
+  out += "# HELP sluice_requests_total Requests finished, by route, release, upstream and status class.\n";
   out += "# TYPE sluice_requests_total counter\n";
   static const char* kClass[] = {"other", "1xx", "2xx", "3xx", "4xx", "5xx"};
   for (const auto& [k, v] : series) {
-    auto [route, upstream] = split_key(k);
+    std::string l = series_labels(k);
     for (size_t c = 0; c < v.by_class.size(); ++c) {
       if (v.by_class[c] == 0) continue;
-      out += "sluice_requests_total{route=\"" + escape_label(route) + "\",upstream=\"" + escape_label(upstream) +
-             "\",status_class=\"" + kClass[c] + "\"} " + std::to_string(v.by_class[c]) + "\n";
+      out += "sluice_requests_total{" + l + ",status_class=\"" + kClass[c] + "\"} " + std::to_string(v.by_class[c]) + "\n";
     }
   }
   struct H {
@@ -146,16 +157,13 @@ std::string Registry::render_prometheus() const {
     out += std::string("# HELP ") + h.name + " " + h.help + "\n# TYPE " + h.name + " histogram\n";
     for (const auto& [k, v] : series) {
       if ((v.*(h.member)).count == 0) continue;
-      auto [route, upstream] = split_key(k);
-      render_histogram(out, h.name, "route=\"" + escape_label(route) + "\",upstream=\"" + escape_label(upstream) + "\"",
-                       v.*(h.member));
+      render_histogram(out, h.name, series_labels(k), v.*(h.member));
     }
   }
   out += "# HELP sluice_tokens_total Tokens by direction (input = prompt, output = completion).\n";
   out += "# TYPE sluice_tokens_total counter\n";
   for (const auto& [k, v] : series) {
-    auto [route, upstream] = split_key(k);
-    std::string l = "route=\"" + escape_label(route) + "\",upstream=\"" + escape_label(upstream) + "\"";
+    std::string l = series_labels(k);
     out += "sluice_tokens_total{" + l + ",direction=\"input\"} " + std::to_string(v.tokens_in) + "\n";
     out += "sluice_tokens_total{" + l + ",direction=\"output\"} " + std::to_string(v.tokens_out) + "\n";
   }

@@ -39,6 +39,7 @@ struct RequestSeries {
 // One finished request as the account stage reports it.
 struct RequestSample {
   std::string_view route;     // "" in pass-through mode
+  std::string_view release;   // the release that served it ("" for config routes)
   std::string_view upstream;  // "" when none was chosen
   int status = 0;
   double latency_s = 0;
@@ -57,7 +58,7 @@ class Shard {
  private:
   friend class Registry;
   std::mutex mu_;
-  std::unordered_map<std::string, RequestSeries> series_;  // key: route \x1f upstream
+  std::unordered_map<std::string, RequestSeries> series_;  // key: route \x1f release \x1f upstream
   std::unordered_map<std::string, uint64_t> upstream_errors_;  // key: upstream \x1f kind
   std::string key_;  // scratch, reused per request
 };

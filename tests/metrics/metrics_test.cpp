@@ -33,6 +33,34 @@ TEST(Histogram, BucketsAreCumulativeInExposition) {
   EXPECT_NE(out.find("sluice_tokens_total{route=\"bot\",upstream=\"a\",direction=\"input\"} 20"), std::string::npos);
 }
 
+TEST(Registry, ReleasesGetTheirOwnSeries) {
+  // A canary and its stable release on one route are separate series (release label);
+  // routes without releases keep route+upstream only.
+  Registry reg(1);
+  RequestSample s;
+  s.route = "bot";
+  s.upstream = "a";
+  s.status = 200;
+  s.latency_s = 0.01;
+  s.release = "rel_stable";
+  reg.shard(0).record(s);
+  reg.shard(0).record(s);
+  s.release = "rel_canary";
+  reg.shard(0).record(s);
+  s.route = "plain";
+  s.release = "";
+  reg.shard(0).record(s);
+  std::string out = reg.render_prometheus();
+  EXPECT_NE(out.find("sluice_requests_total{route=\"bot\",release=\"rel_stable\",upstream=\"a\",status_class=\"2xx\"} 2"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("sluice_requests_total{route=\"bot\",release=\"rel_canary\",upstream=\"a\",status_class=\"2xx\"} 1"),
+            std::string::npos);
+  EXPECT_NE(out.find("sluice_request_duration_seconds_count{route=\"bot\",release=\"rel_canary\",upstream=\"a\"} 1"),
+            std::string::npos);
+  EXPECT_NE(out.find("sluice_requests_total{route=\"plain\",upstream=\"a\",status_class=\"2xx\"} 1"), std::string::npos);
+}
+
 TEST(Registry, EscapesLabelsAndCountsUpstreamErrors) {
   Registry reg(1);
   reg.shard(0).upstream_error("we\"ird", "idle_timeout");

@@ -155,7 +155,7 @@ void Worker::report_candidate_failure(const RequestContext& ctx) {
   rollout::Observation o;
   o.error = true;
   o.latency_ms = ctx.candidate_failed_ms;
-  shared_.rollout_sink->push(index, rollout::Sample{ctx.resolution->live->id, ctx.request_id + "/candidate", true, o});
+  shared_.rollout_sink->push(index, rollout::Sample{ctx.resolution->live->id, 0, true, o});
 }
 
 void Worker::report_rollout(RequestContext& ctx, Clock::time_point t_end) {
@@ -175,7 +175,7 @@ void Worker::report_rollout(RequestContext& ctx, Clock::time_point t_end) {
       asio::co_spawn(ioc, shadow(std::move(job)), asio::detached);
     }
   }
-  shared_.rollout_sink->push(index, rollout::Sample{live.id, ctx.request_id, ctx.candidate, o});
+  shared_.rollout_sink->push(index, rollout::Sample{live.id, rollout::request_key(ctx.request_id), ctx.candidate, o});
 }
 
 // The mirror: the candidate answers the same request, never streamed, after the user got the
@@ -245,9 +245,8 @@ awaitable<void> Worker::shadow(ShadowJob job) {
   } else {
     conn->close();
   }
-  auto usage = json::response_usage(json_, answer);
   std::string text, finish;
-  json::response_answer(json_, answer, kMaxCapturedAnswer, text, finish);
+  auto usage = json::response_usage_and_answer(json_, answer, kMaxCapturedAnswer, &text, &finish);
   rollout::Observation& c = pair.candidate;
   c.latency_ms = static_cast<double>(micros_between(t0, Clock::now())) / 1000.0;
   if (usage && usage->completion_tokens >= 0) c.tokens_out = static_cast<double>(usage->completion_tokens);
@@ -554,7 +553,9 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
       conn->close();
     }
     if (status == 200 && endpoint != Endpoint::kModels) {
-      std::optional<json::Usage> usage = json::response_usage(json_, body);
+      // One parse: usage, and the answer when a rollout or the request log needs it.
+      std::optional<json::Usage> usage = json::response_usage_and_answer(
+          json_, body, kMaxCapturedAnswer, ctx.capture ? &ctx.answer : nullptr, &ctx.finish_reason);
       if (!usage) {
         metrics_.upstream_error(chosen->cfg->name, "bad_response");
         ApiError e = bad_gateway("upstream '" + chosen->cfg->name + "' returned an invalid response", "bad_response");
@@ -565,7 +566,6 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
       }
       ctx.tokens_in = usage->prompt_tokens;
       ctx.tokens_out = usage->completion_tokens;
-      if (ctx.capture) json::response_answer(json_, body, kMaxCapturedAnswer, ctx.answer, ctx.finish_reason);
     } else if (status >= 400) {
       ctx.error_kind = "upstream_status_" + std::to_string(status);
       metrics_.upstream_error(chosen->cfg->name, status == 429 ? "status_429" : (status >= 500 ? "status_5xx" : "status_4xx"));

@@ -109,25 +109,29 @@ ChunkInfo inspect_chunk(simdjson::dom::parser& parser, std::string_view data) {
 }
 
 std::optional<Usage> response_usage(simdjson::dom::parser& parser, std::string_view body) {
+  return response_usage_and_answer(parser, body, 0, nullptr, nullptr);
+}
+
+namespace {
+void first_answer(element doc, size_t limit, std::string& text, std::string& finish_reason) {
+  simdjson::dom::array choices;
+  element first;
+  if (doc["choices"].get_array().get(choices) || choices.size() == 0 || choices.at(0).get(first)) return;
+  std::string_view v;
+  if (!first["message"]["content"].get_string().get(v)) text.assign(v.substr(0, limit));
+  if (!first["finish_reason"].get_string().get(v)) finish_reason.assign(v);
+}
+}  // namespace
+
+std::optional<Usage> response_usage_and_answer(simdjson::dom::parser& parser, std::string_view body, size_t limit,
+                                               std::string* text, std::string* finish_reason) {
   element doc;
   if (body.empty() || parser.parse(body.data(), body.size(), true).get(doc) || !doc.is_object()) return std::nullopt;
+  if (text && finish_reason) first_answer(doc, limit, *text, *finish_reason);
   element usage;
   if (doc["usage"].get(usage) || !usage.is_object()) return Usage{};
   return read_usage(usage);
 }
 
-bool response_answer(simdjson::dom::parser& parser, std::string_view body, size_t limit, std::string& text,
-                     std::string& finish_reason) {
-  element doc;
-  if (body.empty() || parser.parse(body.data(), body.size(), true).get(doc)) return false;
-  simdjson::dom::array choices;
-  if (doc["choices"].get_array().get(choices) || choices.size() == 0) return false;
-  element first;
-  if (choices.at(0).get(first)) return false;
-  std::string_view v;
-  if (!first["message"]["content"].get_string().get(v)) text.assign(v.substr(0, limit));
-  if (!first["finish_reason"].get_string().get(v)) finish_reason.assign(v);
-  return true;
-}
 
 }  // namespace sluice::json

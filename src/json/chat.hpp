@@ -63,9 +63,10 @@ ChunkInfo inspect_chunk(simdjson::dom::parser& parser, std::string_view data);
 // object (usage fields stay -1 when the object has none).
 std::optional<Usage> response_usage(simdjson::dom::parser& parser, std::string_view body);
 
-// The first choice's answer in a whole response body: message content (at most `limit`
-// bytes are copied) and finish_reason. False when the body has no choices.
-bool response_answer(simdjson::dom::parser& parser, std::string_view body, size_t limit, std::string& text,
-                     std::string& finish_reason);
+// Usage (nullopt when the body is not a JSON object) and, when `text` is given, the first
+// choice's answer: message content (at most `limit` bytes are copied) and finish_reason.
+// One parse.
+std::optional<Usage> response_usage_and_answer(simdjson::dom::parser& parser, std::string_view body, size_t limit,
+                                               std::string* text, std::string* finish_reason);
 
 }  // namespace sluice::json

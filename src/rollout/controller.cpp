@@ -150,8 +150,8 @@ void Controller::tick(int64_t now) {
     if (run.state.weight <= 0 && !s.candidate) continue;
     (s.candidate ? run.state.live.candidate : run.state.live.stable).add(s.obs);
     run.dirty = true;
-    if (recent_.emplace(s.request_id, std::make_pair(s.rollout_id, s.candidate)).second) {
-      recent_order_.push_back(s.request_id);
+    if (s.request_key && recent_.emplace(s.request_key, std::make_pair(s.rollout_id, s.candidate)).second) {
+      recent_order_.push_back(s.request_key);
       if (recent_order_.size() > kRecent) {
         recent_.erase(recent_order_.front());
         recent_order_.pop_front();
@@ -191,7 +191,7 @@ void Controller::tick(int64_t now) {
     }
   }
   for (auto& f : b.feedback) {
-    auto it = recent_.find(f.request_id);
+    auto it = recent_.find(request_key(f.request_id));
     if (it == recent_.end()) {
       ++feedback_unmatched_;
       continue;

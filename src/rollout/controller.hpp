@@ -68,9 +68,9 @@ class Controller {
   ControllerEnv env_;
   std::map<std::string, std::unique_ptr<Run>> runs_;  // by route
   std::unordered_map<std::string, Run*> by_id_;
-  // Recent live requests of rollouts, for feedback: request id -> (rollout id, candidate?)
-  std::unordered_map<std::string, std::pair<std::string, bool>> recent_;
-  std::deque<std::string> recent_order_;
+  // Recent live requests of rollouts, for feedback: request key -> (rollout id, candidate?)
+  std::unordered_map<uint64_t, std::pair<std::string, bool>> recent_;
+  std::deque<uint64_t> recent_order_;
   static constexpr size_t kRecent = 200000;
   uint64_t feedback_unmatched_ = 0;
   int64_t last_reload_ms_ = 0;

@@ -6,14 +6,20 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
+#include <functional>
 #include <vector>
 
 #include "rollout/evidence.hpp"
 
 namespace sluice::rollout {
 
+// Feedback names a request by its id; samples carry the id's hash (no allocation per request).
+inline uint64_t request_key(std::string_view request_id) { return std::hash<std::string_view>{}(request_id); }
+
 struct Sample {
-  std::string rollout_id, request_id;
+  std::string rollout_id;
+  uint64_t request_key = 0;  // 0: not a request users can give feedback on
   bool candidate = false;
   Observation obs;
 };

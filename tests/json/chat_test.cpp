@@ -74,6 +74,14 @@ TEST(ResponseUsage, DistinguishesMissingUsageFromGarbage) {
   ASSERT_TRUE(b);
   EXPECT_FALSE(b->present());
   EXPECT_FALSE(response_usage(p, "<html>"));
+  std::string text, finish;
+  auto c = response_usage_and_answer(
+      p, R"({"choices":[{"message":{"content":"I'm sorry, but no."},"finish_reason":"stop"}],"usage":{"completion_tokens":5}})",
+      8, &text, &finish);
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->completion_tokens, 5);
+  EXPECT_EQ(text, "I'm sorr");  // bounded copy
+  EXPECT_EQ(finish, "stop");
 }
 
 }  // namespace sluice::json

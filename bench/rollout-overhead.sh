@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# bench/rollout-overhead.sh: what a running rollout costs on the hot path. One gateway, one
+# fast upstream (mock-llm, 1-token answers), two release routes with the same content:
+#   quiet  - served by its stable release
+#   canary - the same, with a canary at 5 % (sticky assignment, answer capture, refusal and
+#            schema checks, a sample per request to the controller, the candidate's body copy)
+# Gateway CPU per request and saturation throughput, interleaved runs, medians, ratio.
+#
+#   bench/rollout-overhead.sh [--runs N] [--requests N] [--sluice PATH]
+set -euo pipefail
+HERE="$(cd "$(dirname "$0")" && pwd)"
+ROOT="$(dirname "$HERE")"
+SLUICE="${SLUICE_BIN:-$ROOT/build/release/sluice}"
+RUNS=5
+N=40000
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --runs) RUNS="$2"; shift ;;
+    --requests) N="$2"; shift ;;
+    --sluice) SLUICE="$2"; shift ;;
+    *) echo "rollout-overhead.sh: unknown argument $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+source "$HERE/lib.sh"
+mkdir -p "$W/data" "$W/rel"
+for route in quiet canary; do
+  for v in 1 2; do
+    cat > "$W/rel/$route-$v.yaml" <<R
+route: $route
+model: {upstream: mock, id: mock-model-v$v}
+params: {temperature: 0, max_tokens: 16}
+R
+  done
+  S=$("$SLUICE" release create "$W/rel/$route-1.yaml" --data-dir "$W/data")
+  "$SLUICE" route promote "$route" "$S" --data-dir "$W/data" >/dev/null
+done
+C=$("$SLUICE" release create "$W/rel/canary-2.yaml" --data-dir "$W/data")
+cat > "$W/spec.yaml" <<'Y'
+strategy: canary
+steps: [{setWeight: 5}, {pause: 24h}, {setWeight: 100}]
+gates: [{check: "error_rate <= stable + 0.01", min_samples: 100}]
+Y
+"$SLUICE" rollout start canary --to "$C" --spec "$W/spec.yaml" --override --reason bench --data-dir "$W/data" >/dev/null
+start_pair "$SLUICE"
+for route in quiet canary; do
+  printf '{"model":"%s","messages":[{"role":"user","content":"Say hi"}]}' "$route" > "$W/$route.json"
+done
+sleep 0.3
+curl -s -H "Authorization: Bearer $(cat "$W/data/admin.token")" "http://127.0.0.1:$AP/admin/v1/rollouts/canary" \
+  | grep -q '"weight":5' || { echo "rollout-overhead.sh: the canary is not running" >&2; exit 1; }
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$GW_PID/stat"; }
+TICK=$(getconf CLK_TCK)
+run() {
+  local before after
+  before=$(cpu_ticks)
+  LAST_RPS=$(h2load --h1 -n "$N" -c 32 -m 1 -d "$W/$1.json" -H 'content-type: application/json' \
+    "http://127.0.0.1:$GP/v1/chat/completions" 2>/dev/null | awk '/^finished in/ {print $4}')
+  after=$(cpu_ticks)
+  LAST_CPU=$(awk -v a="$after" -v b="$before" -v n="$N" -v t="$TICK" 'BEGIN {printf "%.2f", (a-b)/t/n*1e6}')
+}
+Q=(); K=(); CQ=(); CK=()
+run quiet; run canary  # warm-up
+for i in $(seq "$RUNS"); do
+  run quiet; Q+=("$LAST_RPS"); CQ+=("$LAST_CPU")
+  run canary; K+=("$LAST_RPS"); CK+=("$LAST_CPU")
+done
+median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print (NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2}'; }
+MQ=$(median "${Q[@]}"); MK=$(median "${K[@]}")
+echo "release route          req/s runs: ${Q[*]}  median $MQ"
+echo "same, canary at 5 %    req/s runs: ${K[*]}  median $MK"
+awk -v p="$MQ" -v t="$MK" 'BEGIN {printf "throughput: canary / quiet = %.3f\n", t/p}'
+CPQ=$(median "${CQ[@]}"); CPK=$(median "${CK[@]}")
+echo "gateway CPU us/request: quiet ${CQ[*]} (median $CPQ), canary ${CK[*]} (median $CPK)"
+awk -v p="$CPQ" -v t="$CPK" 'BEGIN {printf "CPU per request: canary / quiet = %.3f\n", t/p}'

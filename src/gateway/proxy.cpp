@@ -135,6 +135,7 @@ rollout::Observation observe(const RequestContext& ctx, Clock::time_point t_end)
     int64_t n = ctx.tokens_out > 0 ? ctx.tokens_out : ctx.content_chunks;
     if (n > 1) o.tpot_ms = static_cast<double>(micros_between(ctx.t_first_token, ctx.t_last_token)) / 1000.0 / double(n - 1);
   }
+  if (ctx.tokens_in >= 0) o.tokens_in = static_cast<double>(ctx.tokens_in);
   if (ctx.tokens_out >= 0) o.tokens_out = static_cast<double>(ctx.tokens_out);
   o.cost = cost_of(*ctx.snap, ctx.upstream, ctx.tokens_in, ctx.tokens_out);
   if (ctx.status == 200) {
@@ -250,6 +251,7 @@ awaitable<void> Worker::shadow(ShadowJob job) {
   rollout::Observation& c = pair.candidate;
   c.latency_ms = static_cast<double>(micros_between(t0, Clock::now())) / 1000.0;
   if (usage && usage->completion_tokens >= 0) c.tokens_out = static_cast<double>(usage->completion_tokens);
+  if (usage && usage->prompt_tokens >= 0) c.tokens_in = static_cast<double>(usage->prompt_tokens);
   c.cost = usage ? cost_of(*snap, u.cfg->name, usage->prompt_tokens, usage->completion_tokens) : -1;
   c.refusal = quality::is_refusal(text, finish) ? 1 : 0;
   if (job.stable.schema_valid >= 0) c.schema_valid = quality::check_json(text).valid ? 1 : 0;

@@ -58,6 +58,7 @@ struct ArmFields {
 constexpr ArmFields kArmFields[] = {
     {"error", &ArmEvidence::error},         {"latency", &ArmEvidence::latency},   {"ttft", &ArmEvidence::ttft},
     {"tpot", &ArmEvidence::tpot},           {"tokens_out", &ArmEvidence::tokens_out}, {"cost", &ArmEvidence::cost},
+    {"tokens_in", &ArmEvidence::tokens_in},
     {"refusal", &ArmEvidence::refusal},     {"schema_valid", &ArmEvidence::schema_valid},
     {"feedback", &ArmEvidence::feedback},
 };
@@ -167,6 +168,7 @@ void ArmEvidence::add(const Observation& o) {
     ttft_h.add(o.ttft_ms);
   }
   if (o.tpot_ms >= 0) tpot.add(o.tpot_ms);
+  if (o.tokens_in >= 0) tokens_in.add(o.tokens_in);
   if (o.tokens_out >= 0) tokens_out.add(o.tokens_out);
   if (o.cost >= 0) cost.add(o.cost);
   if (o.refusal >= 0) refusal.add(o.refusal);
@@ -180,6 +182,7 @@ const stats::Moments* ArmEvidence::moments(const std::string& m) const {
   if (m == "latency_ms") return &latency;
   if (m == "ttft_ms") return &ttft;
   if (m == "tpot_ms") return &tpot;
+  if (m == "tokens_in") return &tokens_in;
   if (m == "tokens_out") return &tokens_out;
   if (m == "cost_per_call") return &cost;
   if (m == "feedback_mean") return &feedback;

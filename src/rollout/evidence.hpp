@@ -35,6 +35,7 @@ struct Observation {
   double latency_ms = 0;
   double ttft_ms = -1;         // streams only
   double tpot_ms = -1;
+  double tokens_in = -1;
   double tokens_out = -1;
   double cost = -1;            // -1: no price known
   int refusal = -1;            // -1 unknown, else 0/1
@@ -42,7 +43,7 @@ struct Observation {
 };
 
 struct ArmEvidence {
-  stats::Moments error, latency, ttft, tpot, tokens_out, cost, refusal, schema_valid, feedback;
+  stats::Moments error, latency, ttft, tpot, tokens_in, tokens_out, cost, refusal, schema_valid, feedback;
   LogHistogram latency_h, ttft_h;
   void add(const Observation& o);
   // The moments behind a mean/proportion metric; nullptr for quantiles and shadow metrics.

@@ -116,7 +116,7 @@ std::string Step::describe() const {
 
 std::optional<MetricInfo> metric_info(const std::string& m) {
   if (m == "error_rate" || m == "refusal_rate" || m == "schema_valid_rate") return MetricInfo{MetricKind::kProportion, m};
-  if (m == "latency_ms" || m == "ttft_ms" || m == "tpot_ms" || m == "tokens_out" || m == "cost_per_call" ||
+  if (m == "latency_ms" || m == "ttft_ms" || m == "tpot_ms" || m == "tokens_in" || m == "tokens_out" || m == "cost_per_call" ||
       m == "feedback_mean")
     return MetricInfo{MetricKind::kMean, m};
   if (m == "shadow_agreement") return MetricInfo{MetricKind::kShadowProportion, m};

@@ -79,6 +79,7 @@ TEST(RolloutSpec, MetricsAndDefaults) {
   EXPECT_EQ(metric_info("p95_latency_ms")->base, "latency_ms");
   EXPECT_EQ(metric_info("shadow_agreement")->kind, MetricKind::kShadowProportion);
   EXPECT_FALSE(metric_info("p42_latency_ms"));
+  EXPECT_EQ(metric_info("tokens_in")->kind, MetricKind::kMean);
   for (const char* s : {"canary", "shadow", "blue-green", "shadow-canary"}) {
     Spec d = default_spec(s);
     EXPECT_FALSE(d.steps.empty()) << s;

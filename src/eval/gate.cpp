@@ -215,7 +215,7 @@ GateResult decide_gate(const Suite& suite, const std::vector<bool>& included, co
       r.detail = "pass rate " + pct(r.base) + " -> " + pct(r.cand) + ", change " + fmt(100 * ci.estimate, "%+.1f") +
                  " pts [" + fmt(100 * ci.lo, "%+.1f") + ", " + fmt(100 * ci.hi, "%+.1f") + "], may not drop more than " +
                  fmt(100 * l.value, "%.3g") + " pts; discordant pairs: " + std::to_string(bo) + " regressed, " +
-                 std::to_string(co) + " improved (McNemar p=" + fmt(mc.p_cand_worse, "%.2g") + ")";
+                 std::to_string(co) + " improved (exact McNemar, one-sided p that the candidate is worse: " + fmt(mc.p_cand_worse, "%.2g") + ")";
     } else if (l.kind == LimitKind::kMaxIncrease) {
       r.quantity = "ratio";
       r.limit = 1 + l.value;

@@ -113,6 +113,28 @@ std::string routes_json(store::Store& s) {
   return JsonObject().raw("routes", json_array(s.list_routes(), route)).done();
 }
 
+std::string eval_run_json(const store::EvalRunRecord& r, bool with_summary) {
+  JsonObject o;
+  o.str("id", r.id)
+      .str("route", r.route)
+      .str("release", r.release)
+      .str("baseline", r.baseline)
+      .str("suite", r.suite_name)
+      .str("suite_hash", r.suite_hash)
+      .raw("passed", r.passed ? "true" : "false")
+      .str("created_by", r.created_by)
+      .str("created_at", iso_time(r.created_at));
+  if (with_summary) o.raw("summary", r.summary.empty() ? "null" : r.summary);
+  return o.done();
+}
+
+std::string eval_runs_json(store::Store& s, const std::string& release, bool with_summary) {
+  return JsonObject()
+      .raw("eval_runs", json_array(s.list_eval_runs(release),
+                                   [&](const store::EvalRunRecord& r) { return eval_run_json(r, with_summary); }))
+      .done();
+}
+
 std::string audit_json(store::Store& s, size_t limit) {
   auto entry = [](const store::AuditEntry& e) {
     return JsonObject()

@@ -24,6 +24,9 @@ std::string release_json(const store::ReleaseRecord& r);
 std::string releases_json(store::Store& s, const std::string& route);
 std::string routes_json(store::Store& s);
 std::string audit_json(store::Store& s, size_t limit);
+// Eval runs of a release (all when empty), newest last; with_summary adds each run's report.
+std::string eval_runs_json(store::Store& s, const std::string& release, bool with_summary);
+std::string eval_run_json(const store::EvalRunRecord& r, bool with_summary);
 
 // One stored release, compiled (nullptr and `error` when missing or broken).
 std::shared_ptr<const release::Compiled> compile_release(store::Store& s, const std::string& id, std::string& error);

@@ -118,6 +118,14 @@ awaitable<bool> AdminHandler::handle(beast::tcp_stream& stream, beast::flat_buff
       co_return co_await reply(http::status::ok, control::release_json(*r));
     }
     if (path == "/admin/v1/routes" && is_get) co_return co_await reply(http::status::ok, control::routes_json(st));
+    // Eval runs: GET /admin/v1/evals[?release=ID], GET /admin/v1/evals/{id} (with its report)
+    if (path == "/admin/v1/evals" && is_get)
+      co_return co_await reply(http::status::ok, control::eval_runs_json(st, query_param("release"), false));
+    if (starts_with(path, "/admin/v1/evals/") && is_get) {
+      auto r = st.get_eval_run(std::string(path.substr(16)));
+      if (!r) co_return co_await error(http::status::not_found, "eval_run_not_found", "no eval run " + std::string(path.substr(16)));
+      co_return co_await reply(http::status::ok, control::eval_run_json(*r, true));
+    }
     if (path == "/admin/v1/audit" && is_get) {
       std::string lim = query_param("limit");
       size_t n = lim.empty() ? 100 : static_cast<size_t>(std::max(1, std::atoi(lim.c_str())));

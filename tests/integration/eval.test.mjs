@@ -19,7 +19,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 
-import { SLUICE_BIN, ms, startMock, tempDir, closedPort } from './harness.mjs';
+import { SLUICE_BIN, ms, startMock, startGateway, tempDir, closedPort } from './harness.mjs';
 
 const require = createRequire(import.meta.url);
 const { parse: parseTestResults } = require('test-results-parser');
@@ -139,6 +139,23 @@ describe('sluice eval', { skip: !HAVE_DATA && 'needs ../shared/data (GSM8K, XSTe
     assert.equal(summary.cases, undefined, 'the stored summary has no per-case answers');
     const list = await run(['eval', 'list', '--release', rel.v2, '--data-dir', data]);
     assert.match(list.stdout, new RegExp(`${rep.run_id}\\s+${rel.v2}\\s+${rel.v1}\\s+math-tutor\\s+gsm8k\\s+pass`));
+ 
+    // The same through a running gateway's admin API (viewer role).
+    const gw = await startGateway({ dataDir: data, threads: 1, upstreams: { mock: `${mock.url}/v1` } });
+    try {
+      const auth = { authorization: `Bearer ${gw.adminToken()}` };
+      const runs = await (await fetch(`${gw.adminUrl}/admin/v1/evals?release=${rel.v2}`, { headers: auth })).json();
+      const mine = runs.eval_runs.find((e) => e.id === rep.run_id);
+      assert.ok(mine, JSON.stringify(runs));
+      assert.equal(mine.passed, true);
+      assert.equal(mine.suite, 'gsm8k');
+      const one = await (await fetch(`${gw.adminUrl}/admin/v1/evals/${rep.run_id}`, { headers: auth })).json();
+      assert.equal(one.summary.passed, true);
+      assert.equal((await fetch(`${gw.adminUrl}/admin/v1/evals/ev_nope`, { headers: auth })).status, 404);
+      assert.equal((await fetch(`${gw.adminUrl}/admin/v1/evals`)).status, 401);
+    } finally {
+      await gw.stop();
+    }
   });
 
   test('GSM8K: 175b_verification -> 6b_finetuning fails', async () => {

@@ -86,6 +86,8 @@ TEST(RolloutSpec, MetricsAndDefaults) {
     EXPECT_FALSE(d.gates.empty()) << s;
   }
   EXPECT_EQ(default_spec("blue-green").steps[0].kind, StepKind::kWarm);
+  EXPECT_TRUE(default_spec("canary").gates[0].must_pass);
+  EXPECT_FALSE(default_spec("canary").gates[1].must_pass);  // the p99 gate only acts on a fail
 }
 
 TEST(RolloutSpec, RoutePolicyInsertsApprovalsTheSpecDidNotAskFor) {

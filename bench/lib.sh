@@ -21,3 +21,18 @@ start_pair() {
   echo "bench: the gateway did not become ready" >&2
   return 1
 }
+
+# measure BODY: one saturation run of N requests (32 clients) with $W/BODY.json against the
+# gateway; sets LAST_RPS and LAST_CPU (gateway CPU, user+system, in us per request — steadier
+# than req/s on a shared machine).
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$GW_PID/stat"; }
+measure() {
+  local before after tick
+  tick=$(getconf CLK_TCK)
+  before=$(cpu_ticks)
+  LAST_RPS=$(h2load --h1 -n "$N" -c 32 -m 1 -d "$W/$1.json" -H 'content-type: application/json' \
+    "http://127.0.0.1:$GP/v1/chat/completions" 2>/dev/null | awk '/^finished in/ {print $4}')
+  after=$(cpu_ticks)
+  LAST_CPU=$(awk -v a="$after" -v b="$before" -v n="$N" -v t="$tick" 'BEGIN {printf "%.2f", (a-b)/t/n*1e6}')
+}
+median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print (NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2}'; }

@@ -45,27 +45,12 @@ printf '{"model":"tutor","vars":{"team":"platform"},"messages":[{"role":"user","
 curl -s -D - -o /dev/null "http://127.0.0.1:$GP/v1/chat/completions" -d @"$W/tutor.json" | grep -qi "x-sluice-release: $REL" \
   || { echo "render.sh: the tutor route did not answer with $REL" >&2; exit 1; }
 
-# CPU time of the gateway process (user+system, clock ticks) — steadier than req/s on a
-# shared machine.
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$GW_PID/stat"; }
-TICK=$(getconf CLK_TCK)
-CP=(); CT=()
-run() {
-  local before after rps
-  before=$(cpu_ticks)
-  rps=$(h2load --h1 -n "$N" -c 32 -m 1 -d "$W/$1.json" -H 'content-type: application/json' \
-    "http://127.0.0.1:$GP/v1/chat/completions" 2>/dev/null | awk '/^finished in/ {print $4}')
-  after=$(cpu_ticks)
-  LAST_CPU=$(awk -v a="$after" -v b="$before" -v n="$N" -v t="$TICK" 'BEGIN {printf "%.2f", (a-b)/t/n*1e6}')
-  LAST_RPS=$rps
-}
-P=(); T=()
-run plain; run tutor  # warm-up
+P=(); T=(); CP=(); CT=()
+measure plain; measure tutor  # warm-up
 for i in $(seq "$RUNS"); do
-  run plain; P+=("$LAST_RPS"); CP+=("$LAST_CPU")
-  run tutor; T+=("$LAST_RPS"); CT+=("$LAST_CPU")
+  measure plain; P+=("$LAST_RPS"); CP+=("$LAST_CPU")
+  measure tutor; T+=("$LAST_RPS"); CT+=("$LAST_CPU")
 done
-median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print (NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2}'; }
 MP_=$(median "${P[@]}"); MT=$(median "${T[@]}")
 echo "plain proxying   req/s runs: ${P[*]}  median $MP_"
 echo "rendered prompt  req/s runs: ${T[*]}  median $MT"

@@ -50,23 +50,12 @@ sleep 0.3
 curl -s -H "Authorization: Bearer $(cat "$W/data/admin.token")" "http://127.0.0.1:$AP/admin/v1/rollouts/canary" \
   | grep -q '"weight":5' || { echo "rollout-overhead.sh: the canary is not running" >&2; exit 1; }
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$GW_PID/stat"; }
-TICK=$(getconf CLK_TCK)
-run() {
-  local before after
-  before=$(cpu_ticks)
-  LAST_RPS=$(h2load --h1 -n "$N" -c 32 -m 1 -d "$W/$1.json" -H 'content-type: application/json' \
-    "http://127.0.0.1:$GP/v1/chat/completions" 2>/dev/null | awk '/^finished in/ {print $4}')
-  after=$(cpu_ticks)
-  LAST_CPU=$(awk -v a="$after" -v b="$before" -v n="$N" -v t="$TICK" 'BEGIN {printf "%.2f", (a-b)/t/n*1e6}')
-}
 Q=(); K=(); CQ=(); CK=()
-run quiet; run canary  # warm-up
+measure quiet; measure canary  # warm-up
 for i in $(seq "$RUNS"); do
-  run quiet; Q+=("$LAST_RPS"); CQ+=("$LAST_CPU")
-  run canary; K+=("$LAST_RPS"); CK+=("$LAST_CPU")
+  measure quiet; Q+=("$LAST_RPS"); CQ+=("$LAST_CPU")
+  measure canary; K+=("$LAST_RPS"); CK+=("$LAST_CPU")
 done
-median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print (NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2}'; }
 MQ=$(median "${Q[@]}"); MK=$(median "${K[@]}")
 echo "release route          req/s runs: ${Q[*]}  median $MQ"
 echo "same, canary at 5 %    req/s runs: ${K[*]}  median $MK"

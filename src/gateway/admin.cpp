@@ -135,7 +135,7 @@ awaitable<bool> AdminHandler::handle(beast::tcp_stream& stream, beast::flat_buff
     // POST /admin/v1/rollouts/{route}/start {"release","spec","strategy","override","reason"}
     // POST /admin/v1/rollouts/{route}/{promote|pause|resume|abort|approve} {"reason"}
     if (env_.rollouts && path == "/admin/v1/rollouts" && is_get)
-      co_return co_await reply(http::status::ok, env_.rollouts->list_json());
+      co_return co_await reply(http::status::ok, rollout::list_json(st));
     if (env_.rollouts && starts_with(path, "/admin/v1/rollouts/")) {
       std::string_view rest = path.substr(19);
       size_t slash = rest.find('/');

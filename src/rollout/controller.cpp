@@ -413,27 +413,6 @@ std::string Controller::status_json(const std::string& route) {
   return rollout::status_json(all.back(), env_.store->rollout_events(all.back().id, 0));
 }
 
-std::string Controller::list_json() {
-  std::string o = "{\"object\":\"list\",\"data\":[";
-  bool first = true;
-  for (const auto& r : env_.store->list_rollouts("", false)) {
-    if (!first) o += ",";
-    first = false;
-    o += "{\"id\":";
-    append_json_string(o, r.id);
-    o += ",\"route\":";
-    append_json_string(o, r.route);
-    o += ",\"stable\":";
-    append_json_string(o, r.stable_release);
-    o += ",\"candidate\":";
-    append_json_string(o, r.candidate_release);
-    o += ",\"status\":";
-    append_json_string(o, r.status);
-    o += ",\"created_at\":" + std::to_string(r.created_at) + "}";
-  }
-  return o + "]}";
-}
-
 std::string Controller::prometheus() const {
   std::string o =
       "# HELP sluice_rollout_weight_percent Live traffic share of the candidate release.\n"

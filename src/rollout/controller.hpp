@@ -51,7 +51,6 @@ class Controller {
   control::Result command(const std::string& route, const std::string& cmd, const std::string& actor,
                           const std::string& reason);
   std::string status_json(const std::string& route);  // "" when the route never had a rollout
-  std::string list_json();
   std::string prometheus() const;
   // Feedback on a request: false when the request is not part of a rollout (or too old).
   uint64_t feedback_unmatched() const { return feedback_unmatched_; }

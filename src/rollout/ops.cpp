@@ -48,7 +48,40 @@ std::string arm_json(const ArmEvidence& a) {
   return o;
 }
 
+// The stored state, or false while no controller has started the rollout yet.
+bool stored_state(const store::RolloutRecord& r, State& st) {
+  if (r.state.find("\"new\"") != std::string::npos) return false;
+  st.from_json(r.state);
+  return true;
+}
+
+// {"id","route","stable","candidate", ... (left open for more members)
+std::string record_head_json(const store::RolloutRecord& r) {
+  std::string o = "{\"id\":";
+  append_json_string(o, r.id);
+  o += ",\"route\":";
+  append_json_string(o, r.route);
+  o += ",\"stable\":";
+  append_json_string(o, r.stable_release);
+  o += ",\"candidate\":";
+  append_json_string(o, r.candidate_release);
+  return o;
+}
+
 }  // namespace
+
+std::string list_json(store::Store& s) {
+  std::string o = "{\"object\":\"list\",\"data\":[";
+  bool first = true;
+  for (const auto& r : s.list_rollouts("", false)) {
+    if (!first) o += ",";
+    first = false;
+    o += record_head_json(r) + ",\"status\":";
+    append_json_string(o, r.status);
+    o += ",\"created_at\":" + std::to_string(r.created_at) + "}";
+  }
+  return o + "]}";
+}
 
 control::Result start(store::Store& s, const StartRequest& r) {
   auto rel = s.get_release(r.release);
@@ -112,17 +145,8 @@ std::string status_json(const store::RolloutRecord& r, const std::vector<store::
   std::string err;
   auto spec = parse_spec(r.spec, err);
   State st;
-  bool fresh = r.state.find("\"new\"") != std::string::npos;
-  if (!fresh) st.from_json(r.state);
-  std::string o = "{\"id\":";
-  append_json_string(o, r.id);
-  o += ",\"route\":";
-  append_json_string(o, r.route);
-  o += ",\"stable\":";
-  append_json_string(o, r.stable_release);
-  o += ",\"candidate\":";
-  append_json_string(o, r.candidate_release);
-  o += ",\"record_status\":";
+  bool fresh = !stored_state(r, st);
+  std::string o = record_head_json(r) + ",\"record_status\":";
   append_json_string(o, r.status);
   o += ",\"status\":\"" + std::string(fresh ? "starting" : status_name(st.status)) + "\",\"reason\":";
   append_json_string(o, st.reason);
@@ -166,8 +190,7 @@ std::string status_text_of(const store::RolloutRecord& r, const std::vector<stor
   std::string err;
   auto spec = parse_spec(r.spec, err);
   State st;
-  bool fresh = r.state.find("\"new\"") != std::string::npos;
-  if (!fresh) st.from_json(r.state);
+  bool fresh = !stored_state(r, st);
   std::string t = "rollout " + r.id + " on route " + r.route + " (" + (spec ? spec->strategy : "?") + ")\n";
   t += "  stable " + r.stable_release + " -> candidate " + r.candidate_release + "\n";
   t += "  status: " + std::string(fresh ? "starting (waiting for a gateway to pick it up)" : status_name(st.status));

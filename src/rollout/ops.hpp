@@ -25,6 +25,8 @@ control::Result start(store::Store& s, const StartRequest& r);
 // promote | pause | resume | abort | approve on the route's active rollout.
 control::Result command(store::Store& s, const std::string& route, const std::string& cmd, const std::string& actor,
                         const std::string& reason);
+// Every rollout of every route (id, route, releases, status), for the admin API.
+std::string list_json(store::Store& s);
 // Human-readable status from the stored state (step, weights, gates, evidence, events).
 control::Result status_text(store::Store& s, const std::string& route);
 // The same as JSON (admin API), from a record.

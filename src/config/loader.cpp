@@ -2,6 +2,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include "config/yaml_keys.hpp"
 #include "core/crypto.hpp"
 #include "core/files.hpp"
 
@@ -42,16 +43,7 @@ class Walker {
     return false;
   }
   void allow_keys(const YAML::Node& n, std::initializer_list<const char*> keys, const char* what) {
-    for (auto it = n.begin(); it != n.end(); ++it) {
-      std::string k = it->first.Scalar();
-      bool known = false;
-      for (const char* a : keys) known = known || k == a;
-      if (!known) {
-        std::string list;
-        for (const char* a : keys) list += std::string(list.empty() ? "" : ", ") + a;
-        error(it->first, "unknown key '" + k + "' in " + what + " (expected one of: " + list + ")");
-      }
-    }
+    for_each_unknown_key(n, keys, what, [&](const YAML::Node& at, const std::string& msg) { error(at, msg); });
   }
   void str(const YAML::Node& n, const char* key, std::string& out) {
     YAML::Node v = n[key];

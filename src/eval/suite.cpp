@@ -11,6 +11,7 @@
 #include <set>
 #include <stdexcept>
 
+#include "config/yaml_keys.hpp"
 #include "core/crypto.hpp"
 #include "core/error.hpp"
 #include "core/files.hpp"
@@ -90,16 +91,8 @@ class Loader {
 
   void check_keys(const YAML::Node& n, std::initializer_list<const char*> keys, const char* what,
                   const std::string& file = "") const {
-    for (auto it = n.begin(); it != n.end(); ++it) {
-      std::string k = it->first.Scalar();
-      bool known = false;
-      for (const char* a : keys) known = known || k == a;
-      if (!known) {
-        std::string list;
-        for (const char* a : keys) list += std::string(list.empty() ? "" : ", ") + a;
-        fail(it->first, "unknown key '" + k + "' in " + what + " (expected one of: " + list + ")", file);
-      }
-    }
+    config::for_each_unknown_key(n, keys, what,
+                                 [&](const YAML::Node& at, const std::string& msg) { fail(at, msg, file); });
   }
 
   // ---- assertions

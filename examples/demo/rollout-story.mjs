@@ -122,10 +122,18 @@ async function main() {
 
   const running = startTraffic();
   await sleep(2000);
-  say(`rollout of ${v2}: shadow 50% -> canary 20% -> 50% -> 100%, gates checked after every request`);
+  say(`rollout of ${v2}: shadow 50% -> canary 20% -> 50% -> sign-off -> 100%, gates checked after every request`);
   say(sluice('rollout', 'start', 'math-tutor', '--to', v2, '--spec', 'examples/demo/rollout-v2.yaml', ...override,
     ...(override.length ? [] : ['--reason', 'demo'])));
-  const st2 = await follow('math-tutor');
+  // Every route needs a person's sign-off before 100% (the default policy). The demo's
+  // operator reads the gates, tries to skip the sign-off (refused), then approves.
+  let st2 = await follow('math-tutor', { until: ['awaiting_approval', 'completed', 'aborted'] });
+  if (st2.status === 'awaiting_approval') {
+    const skip = spawnSync(BIN, ['rollout', 'promote', 'math-tutor', '--data-dir', DATA], { cwd: root, encoding: 'utf8' });
+    say(`sluice rollout promote (no sign-off): refused: ${(skip.stderr || skip.stdout).trim().slice(0, 120)}`);
+    say(sluice('rollout', 'approve', 'math-tutor', '--reason', 'demo: gates pass, shadow and canary look right'));
+    st2 = await follow('math-tutor');
+  }
   say(`shadow: ${st2.shadow.pairs} mirrored pairs, agreement ${(st2.shadow.agreement * 100).toFixed(1)}%, ` +
       `latency delta ${st2.shadow.latency_delta_ms.toFixed(0)} ms, refusal delta ${st2.shadow.refusal_delta}`);
   say(`live: stable feedback ${st2.live.stable.feedback_mean.toFixed(3)} (n=${st2.live.stable.feedback_n}), ` +

@@ -109,29 +109,39 @@ std::function<int()> add_store_commands(CLI::App& app) {
       return print({out.error, *route_name + ": " + (out.before.empty() ? "-" : out.before) + " -> " + out.after});
     };
   });
-  auto above = std::make_shared<double>(101);
+  auto above = std::make_shared<double>(-1);
+  auto no_approval = std::make_shared<bool>(false);
   auto* policy = route->add_subcommand("policy", "rollout policy of ROUTE, applied to every rollout of it");
   policy->add_option("route", *route_name, "route name")->required();
   auto suite = std::make_shared<std::string>();
-  policy->add_option("--require-approval-above", *above,
-                     "an approval step before any rollout step above this weight (percent; default 101 = none)");
+  auto* above_opt = policy->add_option(
+      "--require-approval-above", *above,
+      "an approval step before any rollout step above this weight (percent; default " +
+          num_text(store::kDefaultApprovalAbove) + ": sign-off before full exposure)");
+  auto* none_opt = policy->add_flag("--no-approval", *no_approval,
+                                    "opt this route out of sign-off: rollouts may reach 100% unattended (needs --reason)");
+  none_opt->excludes(above_opt);
   policy->add_option("--eval-suite", *suite, "a rollout candidate needs a passing eval run of this suite (its name)");
   policy->add_option("--reason", *reason, "why (audited)");
   with_common(policy);
   policy->callback([=] {
     *runner = [=] {
+      if (*no_approval && reason->empty()) return print({"--no-approval needs --reason (it is audited)", ""});
       auto s = open(*common);
       if (!s) return 2;
-      store::RoutePolicy p;
+      store::RoutePolicy p = s->get_route_policy(*route_name).value_or(store::RoutePolicy{});
       p.route = *route_name;
-      p.require_approval_above = *above;
-      p.eval_suite = *suite;
+      if (*no_approval) p.require_approval_above = store::kNoApproval;
+      else if (*above >= 0) p.require_approval_above = *above;
+      if (!suite->empty()) p.eval_suite = *suite;
       p.updated_by = common->actor.empty() ? default_actor() : common->actor;
       auto out = s->set_route_policy(p, *reason);
+      double a = p.require_approval_above;
       std::string text = *route_name + ": " +
-                         (*above <= 100 ? "rollouts need approval above " + std::to_string(*above) + "%"
-                                        : std::string("no approval required")) +
-                         (suite->empty() ? "; any passing eval run" : "; candidates must pass eval suite '" + *suite + "'");
+                         (a <= 100 ? "rollouts need approval before any step above " + num_text(a) + "%"
+                                   : std::string("no approval required (opted out)")) +
+                         (p.eval_suite.empty() ? "; any passing eval run"
+                                               : "; candidates must pass eval suite '" + p.eval_suite + "'");
       return print({out.error, text});
     };
   });

@@ -1,5 +1,6 @@
 #include "control/releases.hpp"
 
+#include <algorithm>
 #include <ctime>
 
 #include "core/error.hpp"
@@ -7,6 +8,7 @@
 #include "release/compiled.hpp"
 #include "release/diff.hpp"
 #include "release/manifest.hpp"
+#include "store/history.hpp"
 
 namespace sluice::control {
 
@@ -103,11 +105,18 @@ std::string routes_json(store::Store& s) {
           .str("at", iso_time(h.at))
           .done();
     };
+    auto history = s.route_history(r.name);
+    auto marked = store::rolled_back_releases(history);
     return JsonObject()
         .str("name", r.name)
         .str("stable_release", r.stable_release)
         .str("updated_at", iso_time(r.updated_at))
-        .raw("history", json_array(s.route_history(r.name), change))
+        .raw("rolled_back", json_array(marked, [](const std::string& id) {
+               std::string o;
+               append_json_string(o, id);
+               return o;
+             }))
+        .raw("history", json_array(history, change))
         .done();
   };
   return JsonObject().raw("routes", json_array(s.list_routes(), route)).done();
@@ -196,6 +205,9 @@ Result show_release_text(store::Store& s, const std::string& id) {
     if (c->user && c->user->render(vars, text, missing)) out += "  [user] " + text + "\n";
   }
   auto history = s.route_history(r->route);
+  auto marked = store::rolled_back_releases(history);
+  if (std::find(marked.begin(), marked.end(), r->id) != marked.end())
+    out += "\nmarked rolled back on " + r->route + ": a rollback never returns to it until it is promoted again\n";
   out += "\nroute history of " + r->route + ":\n";
   for (const auto& h : history) {
     out += "  " + iso_time(h.at) + "  " + h.action + "  " + (h.previous.empty() ? "-" : h.previous) + " -> " + h.release +

@@ -1,6 +1,7 @@
 #include "core/strings.hpp"
 
 #include <charconv>
+#include <cstdio>
 
 #include "core/error.hpp"
 
@@ -191,4 +192,14 @@ std::optional<std::string> read_file(const std::string& path) {
   ss << in.rdbuf();
   return ss.str();
 }
+}  // namespace sluice
+
+namespace sluice {
+
+std::string num_text(double v, int significant) {
+  char b[48];
+  std::snprintf(b, sizeof b, "%.*g", significant, v);
+  return b;
+}
+
 }  // namespace sluice

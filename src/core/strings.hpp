@@ -31,4 +31,8 @@ std::optional<Url> parse_url(std::string_view s);
 
 bool is_loopback_host(std::string_view host);
 
+// A number as short text with `significant` digits ("%.*g": 0.05, 12.5, 1e+06): the one
+// number formatter for human-readable and JSON output.
+std::string num_text(double v, int significant = 6);
+
 }  // namespace sluice

@@ -1,4 +1,5 @@
 // net/listener.hpp: binding one acceptor per worker on the same address (SO_REUSEPORT),
+// refusing an address another process already listens on,
 // so the kernel spreads connections and workers share nothing.
 #pragma once
 #include <string>

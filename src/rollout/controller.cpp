@@ -97,7 +97,9 @@ void Controller::load(const store::RolloutRecord& r) {
   run->live->shadow_bp.store(static_cast<uint32_t>(std::lround(run->state.shadow_share * 10000)));
   Run& ref = *run;
   by_id_[r.id] = run.get();
-  runs_[r.route] = std::move(run);
+  auto& slot = runs_[r.route];
+  if (slot) retire(std::move(slot));  // the route's previous rollout, finished meanwhile
+  slot = std::move(run);
   handle(ref, std::move(d), now);
   ref.dirty = true;
 }
@@ -115,7 +117,7 @@ void Controller::reload() {
   }
   for (auto it = runs_.begin(); it != runs_.end();) {
     if (!seen.count(it->second->rec.id)) {  // finished (here or by another process)
-      by_id_.erase(it->second->rec.id);
+      retire(std::move(it->second));
       it = runs_.erase(it);
       changed = true;
     } else {
@@ -221,21 +223,21 @@ void Controller::tick(int64_t now) {
   std::vector<std::string> finished;
   for (auto& [route, run] : runs_) {
     if (!run->state.terminal()) handle(*run, advance(run->spec, run->state, now), now);
-    if (run->rollback_ns && !run->settled_reported && steady_ns() - run->rollback_ns > 1'000'000'000) {
-      run->settled_reported = true;
-      int64_t last = run->live->last_candidate_start_ns.load();
-      double after_ms = last > run->rollback_ns ? static_cast<double>(last - run->rollback_ns) / 1e6 : 0;
-      std::string msg = "rollback settled: the last request sent to the candidate started " + num(after_ms) +
-                        " ms after the decision (0 = none after it)";
-      env_.store->append_rollout_event({0, run->rec.id, 0, "rollback_settled",
-                                        "{\"message\":\"" + msg + "\",\"last_candidate_after_ms\":" + num(after_ms) + "}"});
-      env_.log("rollout " + run->rec.id + " on " + route + ": " + msg);
-    }
+    report_settled(*run);
     if (run->state.terminal()) {
       if (run->settled_reported || !run->rollback_ns) finished.push_back(route);
       continue;
     }
     if (run->dirty && now - run->last_persist_ms >= kPersistEveryMs) persist(*run, false, nullptr);
+  }
+  for (auto it = settling_.begin(); it != settling_.end();) {
+    report_settled(**it);
+    if ((*it)->settled_reported) {
+      by_id_.erase((*it)->rec.id);
+      it = settling_.erase(it);
+    } else {
+      ++it;
+    }
   }
   if (!finished.empty()) {
     for (const auto& route : finished) {
@@ -244,6 +246,28 @@ void Controller::tick(int64_t now) {
     }
     if (env_.republish) env_.republish();
   }
+}
+
+void Controller::report_settled(Run& run) {
+  if (!run.rollback_ns || run.settled_reported || steady_ns() - run.rollback_ns <= 1'000'000'000) return;
+  run.settled_reported = true;
+  int64_t last = run.live->last_candidate_start_ns.load();
+  double after_ms = last > run.rollback_ns ? static_cast<double>(last - run.rollback_ns) / 1e6 : 0;
+  std::string msg = "rollback settled: the last request sent to the candidate started " + num(after_ms) +
+                    " ms after the decision (0 = none after it)";
+  env_.store->append_rollout_event({0, run.rec.id, 0, "rollback_settled",
+                                    "{\"message\":\"" + msg + "\",\"last_candidate_after_ms\":" + num(after_ms) + "}"});
+  env_.log("rollout " + run.rec.id + " on " + run.rec.route + ": " + msg);
+}
+
+void Controller::retire(std::unique_ptr<Run> run) {
+  // A rolled-back run still owes its rollback_settled report (and late samples may still
+  // name it): it stays reachable by id until then. Anything else is forgotten at once.
+  if (run->state.terminal() && run->rollback_ns && !run->settled_reported) {
+    settling_.push_back(std::move(run));
+    return;
+  }
+  by_id_.erase(run->rec.id);
 }
 
 void Controller::handle(Run& run, Decision d, int64_t now) {
@@ -377,9 +401,12 @@ std::vector<config::RouteBinding> Controller::bindings(const std::vector<config:
 
 control::Result Controller::command(const std::string& route, const std::string& cmd, const std::string& actor,
                                     const std::string& reason) {
+  auto it = runs_.find(route);
+  // The live state may be ahead of the stored one: refuse a promote past an approval here too.
+  if (cmd == "promote" && it != runs_.end() && it->second->state.status == Status::kAwaitingApproval)
+    return refuse_promote(*env_.store, it->second->rec, actor, reason);
   control::Result r = rollout::command(*env_.store, route, cmd, actor, reason);
   if (!r.ok()) return r;
-  auto it = runs_.find(route);
   if (it == runs_.end()) {
     reload();
     it = runs_.find(route);

@@ -62,11 +62,16 @@ class Controller {
   void persist(Run& run, bool finished, const store::AuditEntry* audit);
   void notify(const Run& run, const Event& e);
   void apply_commands(Run& run, int64_t now_ms);
+  void report_settled(Run& run);         // the rollback_settled event, 1 s after a rollback
+  void retire(std::unique_ptr<Run> run);  // a run that left runs_ (finished or replaced)
   void webhook_loop();
 
   ControllerEnv env_;
   std::map<std::string, std::unique_ptr<Run>> runs_;  // by route
-  std::unordered_map<std::string, Run*> by_id_;
+  std::unordered_map<std::string, Run*> by_id_;  // every run in runs_ and settling_
+  // Rolled-back runs replaced in runs_ by the route's next rollout before their
+  // rollback_settled report (issue 17: by_id_ used to keep a dangling pointer to them).
+  std::vector<std::unique_ptr<Run>> settling_;
   // Recent live requests of rollouts, for feedback: request key -> (rollout id, candidate?)
   std::unordered_map<uint64_t, std::pair<std::string, bool>> recent_;
   std::deque<uint64_t> recent_order_;

@@ -223,6 +223,13 @@ Decision apply_command(const Spec& spec, State& st, const std::string& command, 
       next_step(spec, st, now, d);
     }
   } else if (command == "promote") {
+    // A sign-off cannot be skipped: while the rollout waits for approval only `approve`
+    // (with a reason) moves it on. A promote queued before the approval step began is
+    // refused here too, and says so in the timeline.
+    if (st.status == Status::kAwaitingApproval) {
+      d.events.push_back({"refused", "promote by " + who + " refused: " + kApprovalNeeded, "{}"});
+      return d;
+    }
     d.events.push_back({"command", "promoted to the next step by " + who, "{}"});
     next_step(spec, st, now, d);
   }

@@ -31,7 +31,7 @@ struct State {
 };
 
 struct Event {
-  std::string kind;     // step | decision | rollback | paused | completed | command | warm
+  std::string kind;     // step | decision | rollback | paused | completed | command | refused | warm
   std::string message;  // one line for humans
   std::string detail;   // JSON with the numbers behind it
 };
@@ -48,7 +48,14 @@ struct Decision {
 Decision begin(const Spec& spec, State& st, int64_t now_ms);
 // Re-evaluates gates and moves on when a window has passed and the gates allow it.
 Decision advance(const Spec& spec, State& st, int64_t now_ms);
-// An operator's command: promote | pause | resume | abort | approve.
+// Why a promote is refused while a rollout awaits approval (shared with the operations
+// that queue commands, which refuse it before it is queued).
+inline constexpr const char* kApprovalNeeded =
+    "the rollout is waiting for approval; only `sluice rollout approve ROUTE --reason \"...\"` "
+    "(operator role) can move it on";
+
+// An operator's command: promote | pause | resume | abort | approve. A promote while
+// awaiting approval is refused (an event of kind "refused"), never a way around sign-off.
 Decision apply_command(const Spec& spec, State& st, const std::string& command, const std::string& actor,
                        const std::string& reason, int64_t now_ms);
 // Result of a blue-green warm-up check ("" = healthy).

@@ -113,7 +113,8 @@ control::Result start(store::Store& s, const StartRequest& r) {
   std::optional<Spec> spec = r.spec_text.empty() ? std::optional<Spec>(default_spec(r.strategy)) : parse_spec(r.spec_text, err);
   if (!spec) return {"rollout spec: " + err, ""};
   // The route's policy applies whatever the spec says ("never 100% without sign-off").
-  if (policy) require_approval_above(*spec, policy->require_approval_above);
+  // Without a policy of its own a route gets the default one: sign-off before 100%.
+  require_approval_above(*spec, policy ? policy->require_approval_above : store::kDefaultApprovalAbove);
   store::RolloutRecord rec;
   rec.id = new_id();
   rec.route = r.route;
@@ -129,6 +130,14 @@ control::Result start(store::Store& s, const StartRequest& r) {
   return {"", rec.id};
 }
 
+control::Result refuse_promote(store::Store& s, const store::RolloutRecord& r, const std::string& actor,
+                               const std::string& reason) {
+  std::string why = "promote refused for rollout " + r.id + " on " + r.route + ": " + kApprovalNeeded;
+  s.append_audit({0, 0, actor, "rollout.promote", r.route, "", r.id, reason.empty() ? why : reason + " [" + why + "]",
+                  "denied"});
+  return {why, ""};
+}
+
 control::Result command(store::Store& s, const std::string& route, const std::string& cmd, const std::string& actor,
                         const std::string& reason) {
   if (cmd != "promote" && cmd != "pause" && cmd != "resume" && cmd != "abort" && cmd != "approve")
@@ -136,6 +145,9 @@ control::Result command(store::Store& s, const std::string& route, const std::st
   auto r = s.active_rollout(route);
   if (!r) return {"route '" + route + "' has no active rollout", ""};
   if (cmd == "approve" && reason.empty()) return {"approve needs --reason", ""};
+  State st;
+  if (cmd == "promote" && stored_state(*r, st) && st.status == Status::kAwaitingApproval)
+    return refuse_promote(s, *r, actor, reason);
   store::Outcome o = s.add_rollout_command({0, r->id, cmd, actor, reason, 0});
   if (!o.ok()) return {o.error, ""};
   return {"", cmd + " queued for rollout " + r->id + " on " + route};

@@ -22,9 +22,13 @@ struct StartRequest {
 
 // Checks the eval gate and creates the rollout; `text` is the rollout id.
 control::Result start(store::Store& s, const StartRequest& r);
-// promote | pause | resume | abort | approve on the route's active rollout.
+// promote | pause | resume | abort | approve on the route's active rollout. A promote while
+// the rollout awaits approval is refused (and audited as denied): sign-off cannot be skipped.
 control::Result command(store::Store& s, const std::string& route, const std::string& cmd, const std::string& actor,
                         const std::string& reason);
+// Refuses a promote of `r` (awaiting approval): audits the attempt, returns the error.
+control::Result refuse_promote(store::Store& s, const store::RolloutRecord& r, const std::string& actor,
+                               const std::string& reason);
 // Every rollout of every route (id, route, releases, status), for the admin API.
 std::string list_json(store::Store& s);
 // Human-readable status from the stored state (step, weights, gates, evidence, events).

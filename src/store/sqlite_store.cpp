@@ -6,6 +6,8 @@
 #include <mutex>
 #include <stdexcept>
 
+#include "core/strings.hpp"
+#include "store/history.hpp"
 #include "store/migrations.hpp"
 #include "store/store.hpp"
 
@@ -193,6 +195,10 @@ class SqliteStore final : public Store {
 
   std::vector<RouteChange> route_history(const std::string& route) override {
     std::lock_guard<std::mutex> lock(mu_);
+    return history_locked(route);
+  }
+
+  std::vector<RouteChange> history_locked(const std::string& route) {
     Stmt s(db_, "SELECT seq, route, release, previous, action, actor, reason, at FROM route_history WHERE route = ? "
                 "ORDER BY seq");
     s.bind(1, route);
@@ -228,13 +234,14 @@ class SqliteStore final : public Store {
     if (auto busy = active_rollout_locked(route)) return {busy_message(route, *busy), "", ""};
     auto cur = route_locked(route);
     if (!cur) return {"route '" + route + "' has no stable release", "", ""};
-    Stmt q(db_, "SELECT previous FROM route_history WHERE route = ? AND release = ? ORDER BY seq DESC LIMIT 1");
-    q.bind(1, route).bind(2, cur->stable_release);
-    std::string previous = q.step() ? q.text(0) : "";
-    if (previous.empty()) return {"route '" + route + "' has no previous stable release to roll back to", "", ""};
-    set_stable(route, previous, cur->stable_release, "rollback", actor, reason);
+    RollbackPlan plan = plan_rollback(history_locked(route), cur->stable_release);
+    if (plan.target.empty())
+      return {"route '" + route + "' has no earlier known good release to roll back to" +
+                  (plan.skipped.empty() ? std::string() : " (" + plan.note() + ")"),
+              "", ""};
+    set_stable(route, plan.target, cur->stable_release, "rollback", actor, reason, plan.note());
     tx.commit();
-    return {"", cur->stable_release, previous};
+    return {"", cur->stable_release, plan.target};
   }
 
   // ---- rollouts
@@ -389,7 +396,8 @@ class SqliteStore final : public Store {
     {
       Stmt q(db_, "SELECT require_approval_above, eval_suite FROM route_policies WHERE route = ?");
       q.bind(1, p.route);
-      if (q.step()) before = "require_approval_above=" + q.text(0) + " eval_suite=" + q.text(1);
+      before = q.step() ? "require_approval_above=" + num_text(q.real(0)) + " eval_suite=" + q.text(1)
+                        : "require_approval_above=" + num_text(kDefaultApprovalAbove) + " (default) eval_suite=";
     }
     Stmt up(db_, "INSERT INTO route_policies(route, require_approval_above, eval_suite, updated_by, updated_at) "
                  "VALUES (?,?,?,?,?) ON CONFLICT(route) DO UPDATE SET require_approval_above = "
@@ -398,7 +406,7 @@ class SqliteStore final : public Store {
     up.bind(1, p.route).bind_double(2, p.require_approval_above).bind_null_if_empty(3, p.eval_suite);
     up.bind(4, p.updated_by).bind(5, at).step();
     audit_locked({0, at, p.updated_by, "route.policy", p.route, before,
-                  "require_approval_above=" + std::to_string(p.require_approval_above) + " eval_suite=" + p.eval_suite,
+                  "require_approval_above=" + num_text(p.require_approval_above) + " eval_suite=" + p.eval_suite,
                   reason, "ok"});
     tx.commit();
     return {};
@@ -554,7 +562,8 @@ class SqliteStore final : public Store {
   }
 
   void set_stable(const std::string& route, const std::string& release, const std::string& before,
-                  const std::string& action, const std::string& actor, const std::string& reason) {
+                  const std::string& action, const std::string& actor, const std::string& reason,
+                  const std::string& note = "") {
     int64_t at = now_ms();
     Stmt up(db_, "INSERT INTO routes(name, stable_release, updated_at) VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE "
                  "SET stable_release = excluded.stable_release, updated_at = excluded.updated_at");
@@ -562,7 +571,8 @@ class SqliteStore final : public Store {
     Stmt h(db_, "INSERT INTO route_history(route, release, previous, action, actor, reason, at) VALUES (?,?,?,?,?,?,?)");
     h.bind(1, route).bind(2, release).bind_null_if_empty(3, before).bind(4, action).bind(5, actor);
     h.bind_null_if_empty(6, reason).bind(7, at).step();
-    audit_locked({0, at, actor, "route." + action, route, before, release, reason, "ok"});
+    std::string why = note.empty() ? reason : reason + (reason.empty() ? "[" : " [") + note + "]";
+    audit_locked({0, at, actor, "route." + action, route, before, release, why, "ok"});
   }
 
   void audit_locked(const AuditEntry& e) {

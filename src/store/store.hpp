@@ -49,9 +49,15 @@ struct RolloutEvent {
   std::string kind, detail;
 };
 
+// A route without a policy of its own needs a person's sign-off before full exposure: an
+// approval step before any rollout step above this weight. A route opts out explicitly
+// (require_approval_above = kNoApproval, audited).
+inline constexpr double kDefaultApprovalAbove = 99;
+inline constexpr double kNoApproval = 101;
+
 struct RoutePolicy {
   std::string route;
-  double require_approval_above = 101;  // percent; above 100 = never
+  double require_approval_above = kDefaultApprovalAbove;  // percent; above 100 = never
   std::string eval_suite;               // suite name a candidate must have passed ("" = any)
   std::string updated_by;
   int64_t updated_at = 0;

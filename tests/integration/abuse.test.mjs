@@ -788,6 +788,45 @@ describe('process lifecycle', { timeout: 60_000 }, () => {
     assert.doesNotMatch(p.stdout, /listening/);
   });
 
+  // Issue 17: with SO_REUSEPORT a second process used to bind the same port and silently
+  // take a share of the connections. Both mock-llm and serve must refuse, and the first
+  // process must keep answering every connection.
+  test('a port another process listens on: mock-llm and serve refuse to start, the first keeps all traffic', async () => {
+    const second = spawnSluice(['mock-llm', '--listen', `127.0.0.1:${mock.port}`], { name: 'mock-llm-2' });
+    const r2 = await second.waitExit(ms(5000));
+    assert.notEqual(r2.code, 0);
+    assert.match(second.stderr, /already in use/, second.stderr);
+    assert.doesNotMatch(second.stdout, /listening/);
+    const dir = tempDir();
+    const gw = spawnSluice(['serve', '--upstream', `mock=${mock.url}`, '--listen', `127.0.0.1:${mock.port}`,
+      '--admin-listen', '127.0.0.1:0', '--data-dir', dir]);
+    const r3 = await gw.waitExit(ms(5000));
+    assert.notEqual(r3.code, 0);
+    assert.match(gw.stderr, /already in use/, gw.stderr);
+    // The wildcard address overlaps the loopback one: refused too.
+    const wild = spawnSluice(['mock-llm', '--listen', `0.0.0.0:${mock.port}`], { name: 'mock-llm-3' });
+    assert.notEqual((await wild.waitExit(ms(5000))).code, 0);
+    for (let i = 0; i < 20; i++) {
+      const res = await fetch(`${mock.url}/v1/models`, { headers: { connection: 'close' } });
+      assert.equal(res.status, 200);
+      await res.arrayBuffer();
+    }
+  });
+
+  test('two processes racing for one free port: exactly one of them gets it', async () => {
+    const port = await closedPort();
+    const a = spawnSluice(['mock-llm', '--listen', `127.0.0.1:${port}`], { name: 'race-a' });
+    const b = spawnSluice(['mock-llm', '--listen', `127.0.0.1:${port}`], { name: 'race-b' });
+    const winner = await Promise.race([
+      a.waitLine(/listening/).then(() => a),
+      b.waitLine(/listening/).then(() => b),
+    ]);
+    const loser = winner === a ? b : a;
+    assert.notEqual((await loser.waitExit(ms(5000))).code, 0, loser.describe());
+    assert.match(loser.stderr, /already in use/);
+    await winner.stop();
+  });
+
   test('an invalid config file at startup: exits non-zero naming the file and line', async () => {
     const dir = tempDir();
     const cfg = path.join(dir, 'bad.yaml');

@@ -934,7 +934,7 @@ describe('5. rollback under load', { timeout: 90_000 }, () => {
     await cliOk(d2, 'route', 'promote', 'math-tutor', only);
     const r = await cli(d2, 'rollback', 'math-tutor');
     assert.notEqual(r.code, 0);
-    assert.match(r.stderr, /no previous stable release/);
+    assert.match(r.stderr, /no earlier known good release/);
     const g = await startGateway({ upstreams: { mock: `${mock.url}/v1` }, dataDir: d2 });
     try {
       const a = await admin(g, 'POST', '/admin/v1/routes/math-tutor/rollback', { token: g.adminToken(), body: {} });

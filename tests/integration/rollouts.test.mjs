@@ -103,6 +103,12 @@ async function startRollout(dataDir, route, release, spec, reason = 'integration
   return m[1];
 }
 
+// Every route needs a person's sign-off before 100% unless it opts out (issue 17). Stories
+// about promotion on evidence alone opt out explicitly, as an operator would (audited).
+async function optOutOfApproval(dataDir, route, reason = 'this test is about automatic promotion on evidence') {
+  await cliOk(dataDir, 'route', 'policy', route, '--no-approval', '--reason', reason);
+}
+
 async function auditLog(dataDir) {
   return JSON.parse(await cliOk(dataDir, 'audit', '--limit', '500')).audit;
 }
@@ -481,6 +487,7 @@ describe('2. GSM8K: a better candidate is promoted through every step on user fe
     v1 = await createRelease(d, MATH_V1);
     v2 = await createRelease(d, MATH_V2);
     await cliOk(d, 'route', 'promote', 'math-tutor', v1, '--reason', 'baseline');
+    await optOutOfApproval(d, 'math-tutor');
     gw = await startGateway({ dataDir: d, config: gatewayConfig({ mock: mock.url }) });
   });
   after(async () => {
@@ -731,6 +738,7 @@ describe('4. a restart in the middle of a canary resumes at the same step with t
     stable = await createRelease(d, path.join(FIX, 'chat-stable.yaml'));
     candidate = await createRelease(d, path.join(FIX, 'chat-candidate.yaml'));
     await cliOk(d, 'route', 'promote', 'canary-chat', stable, '--reason', 'baseline');
+    await optOutOfApproval(d, 'canary-chat');
     config = gatewayConfig({ 'mock-a': mockA.url, 'mock-b': mockB.url });
     g1 = await startGateway({ dataDir: d, config });
   });
@@ -926,6 +934,20 @@ describe('5. controls: eval gate, roles, approval, pause/resume, shadow drops, f
     const still = await status(gw, 'canary-chat');
     assert.equal(still.status, 'awaiting_approval', 'it does not move on by itself');
     assert.equal(still.weight, 10);
+    // Issue 17: promote cannot skip the sign-off, through the admin API or the CLI on the store.
+    const pr = await admin(gw, 'POST', '/admin/v1/rollouts/canary-chat/promote', { ...as('operator'), body: {} });
+    assert.equal(pr.status, 409, pr.text);
+    assertOpenAIError(assert, pr.json, { code: 'rollout_refused' });
+    assert.match(pr.json.error.message, /waiting for approval.*approve/);
+    const prCli = await cli(d, 'rollout', 'promote', 'canary-chat');
+    assert.notEqual(prCli.code, 0, prCli.stdout);
+    assert.match(prCli.stderr + prCli.stdout, /waiting for approval/);
+    await sleep(ms(300));
+    const held = await status(gw, 'canary-chat');
+    assert.equal(held.status, 'awaiting_approval', held.text);
+    assert.equal(held.weight, 10);
+    const denied = (await auditLog(d)).filter((e) => e.action === 'rollout.promote');
+    assert.ok(denied.length >= 2 && denied.every((e) => e.outcome === 'denied'), JSON.stringify(denied));
     const noReason = await admin(gw, 'POST', '/admin/v1/rollouts/canary-chat/approve', { ...as('operator'), body: {} });
     assert.equal(noReason.status, 409, noReason.text);
     assert.match(noReason.json.error.message, /approve needs --reason/);
@@ -936,6 +958,26 @@ describe('5. controls: eval gate, roles, approval, pause/resume, shadow drops, f
     assert.ok(eventsOf(done, 'command').some((e) => /approved by token:ops \(looked at the numbers\)/.test(e.detail.message)), done.text);
     assert.equal(await stableOf(d, 'canary-chat'), c1);
     await waitFor(async () => (await chatOnce()).headers.get('x-sluice-release') === c1, { timeout: ms(3000), what: 'c1 served' });
+  });
+
+  test('a route without a policy needs sign-off before 100%; opting out is explicit and audited', async () => {
+    const policyless = await cli(d, 'route', 'policy', 'canary-chat', '--no-approval');
+    assert.notEqual(policyless.code, 0, 'opting out needs a reason');
+    // The default spec of a route with no policy of its own waits for a person before 100%.
+    const st = await admin(gw, 'POST', '/admin/v1/rollouts/canary-chat/start', {
+      ...as('operator'),
+      body: { release: c2, override: true, reason: 'default policy' },
+    });
+    assert.equal(st.status, 200, st.text);
+    assert.ok(st.json.steps.includes('approval'), JSON.stringify(st.json.steps));
+    assert.ok(st.json.steps.indexOf('approval') < st.json.steps.indexOf('setWeight 100'), JSON.stringify(st.json.steps));
+    const ab = await admin(gw, 'POST', '/admin/v1/rollouts/canary-chat/abort', { ...as('operator'), body: { reason: 'next test' } });
+    assert.equal(ab.status, 200, ab.text);
+    await optOutOfApproval(d, 'canary-chat', 'staging route: unattended promotion is fine here');
+    const audit = (await auditLog(d)).find((e) => e.action === 'route.policy');
+    assert.ok(audit, 'the opt-out is audited');
+    assert.match(audit.reason, /staging route/);
+    assert.match(audit.after, /require_approval_above=101/);
   });
 
   test('pause holds the step; resume gives it a fresh window', async () => {
@@ -1076,6 +1118,7 @@ describe('6. edges: a candidate rejected by its upstream, inconclusive gates, bl
     const stable = await createRelease(d, path.join(FIX, 'chat-stable.yaml'));
     const candidate = await createRelease(d, path.join(FIX, 'chat-candidate.yaml'));
     await cliOk(d, 'route', 'promote', 'canary-chat', stable, '--reason', 'baseline');
+    await optOutOfApproval(d, 'canary-chat');
     const gw = await startGateway({ dataDir: d, config: gatewayConfig({ 'mock-a': mockA.url, 'mock-b': b }) });
     return { d, stable, candidate, gw };
   }

@@ -98,6 +98,13 @@ gates: []
   EXPECT_EQ(st.status, Status::kAwaitingApproval);
   apply_command(spec, st, "resume", "x", "", 100001);  // resume does not approve
   EXPECT_EQ(st.status, Status::kAwaitingApproval);
+  // Nor does promote (issue 17): refused, said so in the timeline, weight unchanged.
+  Decision refused = apply_command(spec, st, "promote", "mallory", "", 100001);
+  EXPECT_EQ(st.status, Status::kAwaitingApproval);
+  EXPECT_EQ(st.weight, 20);
+  EXPECT_FALSE(refused.finished);
+  ASSERT_EQ(refused.events.size(), 1u);
+  EXPECT_EQ(refused.events[0].kind, "refused");
   Decision d = apply_command(spec, st, "approve", "carol", "signed off", 100002);
   EXPECT_TRUE(d.finished);
   EXPECT_TRUE(st.promoted);

@@ -111,6 +111,40 @@ TEST_P(StoreConformance, PromoteRollbackHistoryAndAudit) {
   EXPECT_EQ(audit.front().reason, "bad answers");
 }
 
+// Repeated rollbacks walk back through history: a rolled-back release is never deployed
+// again by a rollback (issue 17), until an operator promotes it again on purpose.
+TEST_P(StoreConformance, RepeatedRollbacksWalkBackToTheLastKnownGood) {
+  bool c;
+  for (auto id : {"rel_1", "rel_2", "rel_3"}) s->create_release(rel(id), {}, c);
+  ASSERT_TRUE(s->promote("bot", "rel_1", "ops", "").ok());
+  ASSERT_TRUE(s->promote("bot", "rel_2", "ops", "").ok());
+  ASSERT_TRUE(s->promote("bot", "rel_3", "ops", "").ok());
+  auto first = s->rollback("bot", "alice", "v3 refuses");
+  ASSERT_TRUE(first.ok()) << first.error;
+  EXPECT_EQ(first.after, "rel_2");
+  auto second = s->rollback("bot", "bob", "v2 too");
+  ASSERT_TRUE(second.ok()) << second.error;
+  EXPECT_EQ(second.before, "rel_2");
+  EXPECT_EQ(second.after, "rel_1");  // not rel_3, which the first rollback removed
+  EXPECT_EQ(s->get_route("bot")->stable_release, "rel_1");
+  auto audit = s->list_audit(1);
+  ASSERT_EQ(audit.size(), 1u);
+  EXPECT_EQ(audit.front().action, "route.rollback");
+  EXPECT_NE(audit.front().reason.find("v2 too"), std::string::npos);
+  EXPECT_NE(audit.front().reason.find("skipped rel_3"), std::string::npos) << audit.front().reason;
+  EXPECT_NE(audit.front().reason.find("alice"), std::string::npos) << audit.front().reason;
+  // Nothing known good before rel_1: refused, and the route stays where it is.
+  auto third = s->rollback("bot", "carol", "");
+  EXPECT_FALSE(third.ok());
+  EXPECT_NE(third.error.find("known good"), std::string::npos) << third.error;
+  EXPECT_EQ(s->get_route("bot")->stable_release, "rel_1");
+  // Promoting a rolled-back release on purpose clears its mark.
+  ASSERT_TRUE(s->promote("bot", "rel_3", "ops", "fixed upstream").ok());
+  auto fourth = s->rollback("bot", "dave", "");
+  ASSERT_TRUE(fourth.ok()) << fourth.error;
+  EXPECT_EQ(fourth.after, "rel_1");  // rel_2 is still marked
+}
+
 TEST_P(StoreConformance, ChangeCounterSeesOtherConnections) {
   uint64_t before = s->change_counter();
   auto other = GetParam().open(dir);

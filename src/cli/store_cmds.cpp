@@ -193,6 +193,17 @@ std::function<int()> add_store_commands(CLI::App& app) {
     };
   });
 
+  auto* ups = app.add_subcommand("upstreams",
+                                 "a running gateway's upstreams: breaker state, since when, why, next probe, load (JSON)");
+  with_common(ups);
+  ups->callback([=] {
+    *runner = [=] {
+      if (!common->remote())
+        return print({"upstream health lives in a running gateway: pass --admin http://HOST:PORT (or SLUICE_ADMIN_URL)", ""});
+      return remote_call(*common, "GET", "/admin/v1/upstreams");
+    };
+  });
+
   auto since = std::make_shared<std::string>(), request = std::make_shared<std::string>();
   auto* logs = app.add_subcommand("logs", "query the request log: which release and prompt served what");
   logs->add_option("--route", *route_filter, "only this route");

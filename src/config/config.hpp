@@ -6,6 +6,9 @@
 #include <vector>
 
 #include "core/strings.hpp"
+#include "upstream/balancer.hpp"
+#include "upstream/health.hpp"
+#include "upstream/retry.hpp"
 
 namespace sluice::config {
 
@@ -14,6 +17,9 @@ struct Timeouts {
   int64_t first_byte_ms = 120000;  // from request sent to response headers
   int64_t idle_ms = 60000;         // longest gap between two stream chunks
   int64_t total_ms = 600000;       // whole exchange
+  // Streams: from request sent to the first content token. 0 = off. When it passes and
+  // nothing has reached the client yet, the request moves to the next target.
+  int64_t first_token_ms = 0;
 };
 
 struct Upstream {
@@ -29,6 +35,15 @@ struct Upstream {
   Timeouts timeouts;
   double price_input_per_1m = 0;
   double price_output_per_1m = 0;
+  upstream::BreakerSettings breaker;  // circuit breaker and outlier ejection
+};
+
+// A pool: the upstreams (replicas, keys, providers) that can serve one pinned model, and
+// how to choose among them. Routes and releases name a pool where they name an upstream.
+struct Pool {
+  std::string name;
+  std::vector<std::string> upstreams;
+  upstream::BalanceSettings balance;
 };
 
 struct Route {
@@ -59,6 +74,12 @@ struct Limits {
   int64_t drain_timeout_ms = 30000;
   int64_t max_inflight_per_worker = 20000;
   int max_attempts = 2;  // upstream attempts before the first byte reached the client
+  upstream::RetryBudgetSettings retry_budget;  // retries at most this share of requests
+  int64_t retry_backoff_base_ms = 25;  // full-jitter backoff before retrying the same target
+  int64_t retry_backoff_cap_ms = 1000;
+  // When every target of a request is unavailable (breakers open, Retry-After): wait up to
+  // this long for the first to recover. 0 = fail fast with 503 and Retry-After.
+  int64_t unavailable_wait_ms = 0;
 };
 
 struct RequestLog {
@@ -80,6 +101,7 @@ struct Config {
   Limits limits;
   RequestLog request_log;
   std::vector<Upstream> upstreams;
+  std::vector<Pool> pools;
   std::vector<Route> routes;
   std::vector<ApiKey> api_keys;
   std::vector<AdminToken> admin_tokens;

@@ -6,6 +6,7 @@
 #include "core/crypto.hpp"
 #include "core/files.hpp"
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <initializer_list>
@@ -118,11 +119,39 @@ class Walker {
   void timeouts(const YAML::Node& n, Timeouts& t) {
     if (!n) return;
     if (!expect_map(n, "timeouts")) return;
-    allow_keys(n, {"connect_ms", "first_byte_ms", "idle_ms", "total_ms"}, "timeouts");
+    allow_keys(n, {"connect_ms", "first_byte_ms", "first_token_ms", "idle_ms", "total_ms"}, "timeouts");
+    integer(n, "first_token_ms", t.first_token_ms, 0, 3600000);
     integer(n, "connect_ms", t.connect_ms, 1, 3600000);
     integer(n, "first_byte_ms", t.first_byte_ms, 1, 3600000);
     integer(n, "idle_ms", t.idle_ms, 1, 3600000);
     integer(n, "total_ms", t.total_ms, 1, 86400000);
+  }
+
+  void breaker(const YAML::Node& n, upstream::BreakerSettings& b) {
+    if (!n) return;
+    if (n.IsScalar()) {  // breaker: false
+      try {
+        b.enabled = n.as<bool>();
+      } catch (const YAML::Exception&) {
+        error(n, "'breaker' must be a mapping or false");
+      }
+      return;
+    }
+    if (!expect_map(n, "breaker")) return;
+    allow_keys(n,
+               {"enabled", "consecutive_failures", "failure_ratio", "min_requests", "window_ms", "open_ms", "max_open_ms",
+                "half_open_probes"},
+               "breaker");
+    boolean(n, "enabled", b.enabled);
+    integer(n, "consecutive_failures", b.consecutive_failures, 1, 1000000);
+    number(n, "failure_ratio", b.failure_ratio);
+    if (b.failure_ratio <= 0 || b.failure_ratio > 1) error(n["failure_ratio"] ? n["failure_ratio"] : n, "'failure_ratio' must be in (0, 1]");
+    integer(n, "min_requests", b.min_requests, 1, 1000000);
+    integer(n, "window_ms", b.window_ms, 100, 3600000);
+    integer(n, "open_ms", b.open_ms, 1, 3600000);
+    integer(n, "max_open_ms", b.max_open_ms, 1, 86400000);
+    integer(n, "half_open_probes", b.half_open_probes, 1, 1000);
+    if (b.max_open_ms < b.open_ms) error(n, "'max_open_ms' must be at least 'open_ms'");
   }
 
   void load(const YAML::Node& root, Config& c) {
@@ -130,7 +159,7 @@ class Walker {
     if (!expect_map(root, "the configuration")) return;
     allow_keys(root,
                {"listen", "admin_listen", "threads", "data_dir", "allow_public_unauthenticated", "limits",
-                "request_log", "upstreams", "routes", "api_keys", "admin"},
+                "request_log", "upstreams", "pools", "routes", "api_keys", "admin"},
                "the configuration");
     str(root, "listen", c.listen);
     str(root, "admin_listen", c.admin_listen);
@@ -141,7 +170,8 @@ class Walker {
       allow_keys(l,
                  {"max_body_bytes", "max_header_bytes", "max_response_bytes", "max_sse_event_bytes",
                   "header_timeout_ms", "keepalive_timeout_ms", "client_write_timeout_ms", "drain_timeout_ms",
-                  "max_inflight_per_worker", "max_attempts"},
+                  "max_inflight_per_worker", "max_attempts", "retry_budget", "retry_backoff_base_ms",
+                  "retry_backoff_cap_ms", "unavailable_wait_ms"},
                  "limits");
       Limits& x = c.limits;
       integer(l, "max_body_bytes", x.max_body_bytes, 1024, int64_t(1) << 32);
@@ -154,6 +184,15 @@ class Walker {
       integer(l, "drain_timeout_ms", x.drain_timeout_ms, 0, 3600000);
       integer(l, "max_inflight_per_worker", x.max_inflight_per_worker, 1, 10000000);
       integer(l, "max_attempts", x.max_attempts, 1, 10);
+      integer(l, "retry_backoff_base_ms", x.retry_backoff_base_ms, 0, 60000);
+      integer(l, "retry_backoff_cap_ms", x.retry_backoff_cap_ms, 0, 600000);
+      integer(l, "unavailable_wait_ms", x.unavailable_wait_ms, 0, 600000);
+      if (YAML::Node b = l["retry_budget"]; b && expect_map(b, "retry_budget")) {
+        allow_keys(b, {"ratio", "min_per_second", "window_ms"}, "retry_budget");
+        number(b, "ratio", x.retry_budget.ratio);
+        integer(b, "min_per_second", x.retry_budget.min_per_second, 0, 1000000);
+        integer(b, "window_ms", x.retry_budget.window_ms, 1000, 60000);
+      }
     }
     if (YAML::Node l = root["request_log"]; l && expect_map(l, "request_log")) {
       allow_keys(l, {"enabled", "path", "queue_capacity", "bodies"}, "request_log");
@@ -167,7 +206,7 @@ class Walker {
         if (!expect_map(n, "an upstream")) continue;
         allow_keys(n,
                    {"name", "url", "api_key_env", "api_key_file", "models", "tls_verify", "ca_file",
-                    "max_idle_connections", "timeouts", "price"},
+                    "max_idle_connections", "timeouts", "price", "breaker"},
                    "an upstream");
         Upstream u;
         str(n, "name", u.name);
@@ -187,12 +226,45 @@ class Walker {
         str(n, "ca_file", u.ca_file);
         integer(n, "max_idle_connections", u.max_idle_connections, 0, 100000);
         timeouts(n["timeouts"], u.timeouts);
+        breaker(n["breaker"], u.breaker);
         if (YAML::Node p = n["price"]; p && expect_map(p, "price")) {
           allow_keys(p, {"input_per_1m", "output_per_1m"}, "price");
           number(p, "input_per_1m", u.price_input_per_1m);
           number(p, "output_per_1m", u.price_output_per_1m);
         }
         c.upstreams.push_back(std::move(u));
+      }
+    }
+    if (YAML::Node ps = seq(root, "pools")) {
+      for (const auto& n : ps) {
+        if (!expect_map(n, "a pool")) continue;
+        allow_keys(n, {"name", "upstreams", "balance", "bounded_load", "max_ejected_percent", "affinity_header", "prefix_bytes"},
+                   "a pool");
+        Pool p;
+        str(n, "name", p.name);
+        if (p.name.empty()) error(n, "pool needs a 'name'");
+        strings(n, "upstreams", p.upstreams);
+        if (p.upstreams.empty()) error(n, "pool '" + p.name + "' needs 'upstreams'");
+        std::string policy = "ordered";
+        str(n, "balance", policy);
+        if (auto pol = upstream::policy_from_name(policy)) {
+          p.balance.policy = *pol;
+        } else {
+          error(n["balance"], "pool '" + p.name + "': 'balance' must be ordered, round_robin, least_request, "
+                              "least_tokens, prefix or session, got '" + policy + "'");
+        }
+        number(n, "bounded_load", p.balance.bounded_load);
+        if (n["bounded_load"] && p.balance.bounded_load < 1) error(n["bounded_load"], "'bounded_load' must be at least 1");
+        double pct = p.balance.max_ejected_share * 100;
+        number(n, "max_ejected_percent", pct);
+        if (pct > 100) error(n["max_ejected_percent"], "'max_ejected_percent' must be between 0 and 100");
+        p.balance.max_ejected_share = pct / 100;
+        str(n, "affinity_header", p.balance.affinity_header);
+        integer(n, "prefix_bytes", p.balance.prefix_bytes, 16, 1 << 20);
+        if (p.balance.policy == upstream::Policy::kSession && p.balance.affinity_header.empty())
+          p.balance.affinity_header = "x-session-id";
+        c.pools.push_back(std::move(p));
+        pool_marks_.push_back(at(n));
       }
     }
     if (YAML::Node rs = seq(root, "routes")) {
@@ -253,6 +325,7 @@ class Walker {
   }
 
   std::vector<std::string> route_marks_;  // file:line:col of each route, for validate()
+  std::vector<std::string> pool_marks_;   // and of each pool
 
  private:
   std::string file_;
@@ -269,6 +342,7 @@ LoadResult load_string(const std::string& yaml, const std::string& source_name) 
     Walker w(source_name, r);
     w.load(root, r.config);
     r.route_locations = w.route_marks_;
+    r.pool_locations = w.pool_marks_;
   } catch (const YAML::Exception& e) {
     std::ostringstream os;
     os << source_name;
@@ -307,14 +381,29 @@ void validate(LoadResult& r) {
       if (!kf) r.errors.push_back(f + ": upstream '" + u.name + "': cannot read api_key_file " + u.api_key_file);
     }
   }
+  std::set<std::string> pools;
+  for (size_t i = 0; i < c.pools.size(); ++i) {
+    const Pool& p = c.pools[i];
+    std::string where = i < r.pool_locations.size() ? r.pool_locations[i] : f;
+    if (names.count(p.name)) r.errors.push_back(where + ": pool '" + p.name + "' has the name of an upstream");
+    if (!p.name.empty() && !pools.insert(p.name).second) r.errors.push_back(where + ": duplicate pool name '" + p.name + "'");
+    std::set<std::string> members;
+    for (const auto& un : p.upstreams) {
+      if (!names.count(un))
+        r.errors.push_back(where + ": pool '" + p.name + "' refers to unknown upstream '" + un + "'" +
+                           (std::any_of(c.pools.begin(), c.pools.end(), [&](const Pool& q) { return q.name == un; })
+                                ? " (a pool lists upstreams, not other pools)"
+                                : ""));
+      if (!members.insert(un).second) r.errors.push_back(where + ": pool '" + p.name + "' lists upstream '" + un + "' twice");
+    }
+  }
   std::set<std::string> routes;
   for (size_t i = 0; i < c.routes.size(); ++i) {
     const Route& rt = c.routes[i];
     std::string where = i < r.route_locations.size() ? r.route_locations[i] : f;
     for (const auto& un : rt.upstreams) {
-      bool found = false;
-      for (const auto& u : c.upstreams) found = found || u.name == un;
-      if (!found) r.errors.push_back(where + ": route '" + rt.name + "' refers to unknown upstream '" + un + "'");
+      if (!names.count(un) && !pools.count(un))
+        r.errors.push_back(where + ": route '" + rt.name + "' refers to unknown upstream or pool '" + un + "'");
     }
     if (!rt.name.empty() && !routes.insert(rt.name).second) r.errors.push_back(f + ": duplicate route name '" + rt.name + "'");
   }

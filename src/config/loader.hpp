@@ -13,6 +13,7 @@ struct LoadResult {
   std::vector<std::string> errors;    // "file:line:col: message"
   std::vector<std::string> warnings;  // same shape; do not block serving
   std::vector<std::string> route_locations;  // file:line:col per route (for later checks)
+  std::vector<std::string> pool_locations;   // file:line:col per pool
   bool ok() const { return errors.empty(); }
 };
 

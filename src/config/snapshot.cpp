@@ -1,5 +1,6 @@
 #include "config/snapshot.hpp"
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -9,12 +10,11 @@
 namespace sluice::config {
 
 std::shared_ptr<const Snapshot> Snapshot::build(Config cfg, uint64_t version, std::string& error,
-                                               const std::vector<RouteBinding>& bindings) {
+                                               const std::vector<RouteBinding>& bindings, upstream::Registry* health) {
   auto s = std::shared_ptr<Snapshot>(new Snapshot());
   s->config_ = std::move(cfg);
   s->version_ = version;
   const Config& c = s->config_;
-  std::unordered_map<std::string, size_t> index;
   for (size_t i = 0; i < c.upstreams.size(); ++i) {
     const Upstream& u = c.upstreams[i];
     UpstreamRuntime rt;
@@ -38,30 +38,31 @@ std::shared_ptr<const Snapshot> Snapshot::build(Config cfg, uint64_t version, st
       ss << in.rdbuf();
       rt.api_key = std::string(trim(ss.str()));
     }
-    index[u.name] = i;
+    // What was learned about this upstream (breaker, load) outlives the snapshot.
+    rt.health = health ? health->get(rt.identity, u.breaker) : std::make_shared<upstream::Health>(u.breaker);
     s->upstreams_.push_back(std::move(rt));
   }
+  for (const Pool& p : c.pools) s->pools_[p.name] = &p;
+  auto targets = [&](const std::string& name, std::vector<size_t>& out, const upstream::BalanceSettings*& balance) {
+    return s->add_targets(name, out, balance);
+  };
   for (const RouteBinding& b : bindings) {
-    auto it = index.find(b.release->upstream);
-    if (it == index.end()) {
+    Resolution res;
+    if (!targets(b.release->upstream, res.upstreams, res.balance)) {
       // Never let one bad route take the gateway down: it is left out and reported.
       s->warnings_.push_back("route '" + b.route + "': release " + b.release->id + " needs upstream '" +
                              b.release->upstream + "', which is not configured; the route is not served");
       continue;
     }
-    Resolution res;
     res.route = b.route;
-    res.upstreams.push_back(it->second);
     res.upstream_model = b.release->model_id;
     res.release = b.release;
     if (b.candidate && b.live) {
-      auto ct = index.find(b.candidate->upstream);
-      if (ct == index.end()) {
+      if (!targets(b.candidate->upstream, res.candidate_upstreams, res.candidate_balance)) {
         s->warnings_.push_back("route '" + b.route + "': candidate release " + b.candidate->id + " needs upstream '" +
                                b.candidate->upstream + "', which is not configured; the rollout gets no traffic");
       } else {
         res.candidate = b.candidate;
-        res.candidate_upstreams.push_back(ct->second);
         res.live = b.live;
       }
     }
@@ -73,12 +74,12 @@ std::shared_ptr<const Snapshot> Snapshot::build(Config cfg, uint64_t version, st
     res.route = r.name;
     res.upstream_model = r.model;
     for (const auto& n : r.upstreams) {
-      auto it = index.find(n);
-      if (it == index.end()) {
-        error = "route '" + r.name + "' refers to unknown upstream '" + n + "'";
+      const upstream::BalanceSettings* b = nullptr;
+      if (!targets(n, res.upstreams, b)) {
+        error = "route '" + r.name + "' refers to unknown upstream or pool '" + n + "'";
         return nullptr;
       }
-      res.upstreams.push_back(it->second);
+      if (r.upstreams.size() == 1) res.balance = b;  // a route naming one pool balances over it
     }
     if (s->by_model_.emplace(r.name, std::move(res)).second) s->model_names_.push_back(r.name);
   }
@@ -107,6 +108,32 @@ std::shared_ptr<const Snapshot> Snapshot::build(Config cfg, uint64_t version, st
   }
   for (const ApiKey& k : c.api_keys) s->key_tenants_[k.key_sha256] = k.tenant;
   return s;
+}
+
+bool Snapshot::add_targets(std::string_view name, std::vector<size_t>& out,
+                           const upstream::BalanceSettings*& balance) const {
+  auto add = [&](size_t i) {
+    if (std::find(out.begin(), out.end(), i) == out.end()) out.push_back(i);
+  };
+  for (const auto& u : upstreams_) {
+    if (u.cfg->name == name) {
+      add(u.index);
+      return true;
+    }
+  }
+  auto pit = pools_.find(name);
+  if (pit == pools_.end()) return false;
+  for (const auto& m : pit->second->upstreams)
+    for (const auto& u : upstreams_)
+      if (u.cfg->name == m) add(u.index);
+  balance = &pit->second->balance;
+  return true;
+}
+
+std::vector<size_t> Snapshot::targets_of(std::string_view name, const upstream::BalanceSettings*& balance) const {
+  std::vector<size_t> out;
+  add_targets(name, out, balance);
+  return out;
 }
 
 const Resolution* Snapshot::resolve(std::string_view model) const {

@@ -24,12 +24,19 @@ struct UpstreamRuntime {
   std::string host_header;        // "host[:port]"
   std::string path_prefix;        // e.g. "/v1" (prepended to "/chat/completions")
   std::string identity;           // name|url: pools survive reloads that keep it
+  // Breaker, Retry-After and load of this upstream: kept in the upstream::Registry beside
+  // the snapshot store, so a reload that keeps the upstream keeps its state.
+  std::shared_ptr<upstream::Health> health;
 };
 
 // How a model name resolves.
 struct Resolution {
   std::string route;                 // route name for metrics/logs ("" in pass-through)
   std::vector<size_t> upstreams;     // indices into Snapshot::upstreams, in try order
+  // How to balance over `upstreams` (a pool's settings); null = in order (primary, then
+  // fallbacks), the behaviour of a plain list.
+  const upstream::BalanceSettings* balance = nullptr;
+  const upstream::BalanceSettings* candidate_balance = nullptr;
   std::string upstream_model;        // model id to send; empty = leave the body's model as is
   std::shared_ptr<const release::Compiled> release;  // the route's stable release, if it has one
   // A rollout in progress: the candidate, where it is served, and the live weights.
@@ -55,8 +62,10 @@ class Snapshot {
  public:
   // Builds from a validated config. Errors (e.g. unreadable secret file) are returned as text.
   // Bindings (routes served by releases) take precedence over config routes of the same name.
+  // `health` keeps upstream state across snapshots (null: fresh state, e.g. in tests).
   static std::shared_ptr<const Snapshot> build(Config cfg, uint64_t version, std::string& error,
-                                               const std::vector<RouteBinding>& bindings = {});
+                                               const std::vector<RouteBinding>& bindings = {},
+                                               upstream::Registry* health = nullptr);
 
   const Config& config() const { return config_; }
   uint64_t version() const { return version_; }
@@ -75,13 +84,19 @@ class Snapshot {
       if (u.cfg->name == name) return true;
     return false;
   }
+  // The upstreams a name in a route or release stands for: the upstream itself, or a pool's
+  // members (with the pool's balance settings). Empty when the name is unknown.
+  std::vector<size_t> targets_of(std::string_view name, const upstream::BalanceSettings*& balance) const;
   // Names clients may send in "model" (routes, then upstream model lists).
   const std::vector<std::string>& model_names() const { return model_names_; }
 
  private:
   Config config_;
   uint64_t version_ = 0;
+  bool add_targets(std::string_view name, std::vector<size_t>& out, const upstream::BalanceSettings*& balance) const;
+
   std::vector<UpstreamRuntime> upstreams_;
+  std::unordered_map<std::string, const Pool*, StringHash, std::equal_to<>> pools_;  // into config_
   std::unordered_map<std::string, Resolution, StringHash, std::equal_to<>> by_model_;
   std::optional<Resolution> passthrough_;
   std::unordered_map<std::string, std::string, StringHash, std::equal_to<>> key_tenants_;

@@ -1,5 +1,6 @@
 // gateway/admin.cpp: the admin API (token auth and roles) and the ops endpoints.
 #include "gateway/admin.hpp"
+#include "gateway/upstreams_view.hpp"
 
 #include <simdjson.h>
 
@@ -97,6 +98,11 @@ awaitable<bool> AdminHandler::handle(beast::tcp_stream& stream, beast::flat_buff
       co_return co_await reply(http::status::bad_request, e.to_json());
     }
     co_return co_await reply(http::status::ok, env_.describe());
+  }
+  // GET /admin/v1/upstreams: breaker state, since when, why, next probe, load; pools; retry budget.
+  if (path == "/admin/v1/upstreams" && is_get) {
+    auto snap = env_.shared.snapshots.current();
+    co_return co_await reply(http::status::ok, upstreams_json(*snap, env_.shared.retry_budget, unix_millis()));
   }
   if (!env_.store) co_return co_await error(http::status::not_found, "unknown_url", "Unknown admin URL: " + std::string(path));
   store::Store& st = *env_.store;

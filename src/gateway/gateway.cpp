@@ -16,6 +16,7 @@
 #include "core/crypto.hpp"
 #include "gateway/admin.hpp"
 #include "gateway/stages.hpp"
+#include "gateway/upstreams_view.hpp"
 #include "gateway/worker.hpp"
 #include "net/listener.hpp"
 #include "reqlog/request_log.hpp"
@@ -144,6 +145,7 @@ std::optional<OpsResponse> ops_endpoint(Shared& shared, std::string_view path) {
       std::lock_guard<std::mutex> lock(shared.rollout_metrics_mu);
       body += shared.rollout_metrics;
     }
+    if (auto snap = shared.snapshots.current()) body += upstreams_prometheus(*snap, shared.retry_budget, unix_millis());
     return OpsResponse{http::status::ok, std::move(body), "text/plain; version=0.0.4"};
   }
   return std::nullopt;
@@ -155,6 +157,7 @@ struct Gateway::Impl {
   Options opts;
   Shared shared;
   std::vector<std::unique_ptr<Worker>> workers;
+  std::atomic<bool> workers_running{false};  // workers exist and run their loops (warm-up probes wait for it)
   std::vector<std::thread> threads;
   asio::io_context control{1};
   std::unique_ptr<AdminHandler> admin;
@@ -203,10 +206,11 @@ struct Gateway::Impl {
       if (rollouts) bindings = rollouts->bindings(bindings);
     }
     bindings.insert(bindings.end(), opts.extra_bindings.begin(), opts.extra_bindings.end());
-    auto snap = config::Snapshot::build(std::move(cfg), next_version, err, bindings);
+    auto snap = config::Snapshot::build(std::move(cfg), next_version, err, bindings, &shared.upstream_health);
     if (!snap) return err;
     for (const auto& w : snap->warnings()) std::cerr << "sluice: warning: " << w << "\n";
     ++next_version;
+    shared.retry_budget.set_settings(snap->config().limits.retry_budget);
     shared.snapshots.publish(std::move(snap));
     return "";
   }
@@ -275,30 +279,27 @@ struct Gateway::Impl {
     });
   }
 
-  // Blue-green warm-up: the candidate's upstream answers GET /models and every smoke request.
+  // Blue-green warm-up: the candidate's upstream (or pool) answers GET /models and every smoke
+  // request, through the same forwarder as user traffic (breakers, retries, TLS, deadlines),
+  // on the first worker's event loop.
   std::string warm(const std::string& release_id, const std::vector<std::string>& smoke) {
     std::string err;
     auto c = control::compile_release(*store, release_id, err);
     if (!c) return err;
-    auto snap = shared.snapshots.current();
-    for (const auto& u : snap->upstreams()) {
-      if (u.cfg->name != c->upstream) continue;
-      if (u.cfg->parsed.tls) return "";  // the probe client speaks plain HTTP; TLS upstreams are checked by traffic
-      std::string base = "http://" + u.host_header + u.path_prefix;
-      auto r = net::http_request("GET", base + "/models", u.api_key, "", std::chrono::seconds(5));
-      if (r.status != 200)
-        return "GET " + base + "/models: " + (r.error.empty() ? "status " + std::to_string(r.status) : r.error);
-      for (const auto& body : smoke) {
-        std::string model = "\"" + c->model_id + "\"";
-        auto b = json::splice_members(body, {{"model", model}});
-        if (!b) return "smoke request is not a JSON object: " + body.substr(0, 80);
-        auto s = net::http_request("POST", base + "/chat/completions", u.api_key, *b, std::chrono::seconds(30));
-        if (s.status != 200)
-          return "smoke request: " + (s.error.empty() ? "status " + std::to_string(s.status) : s.error);
-      }
-      return "";
+    // A rollout resumed at startup may ask before the workers run.
+    for (int i = 0; i < 1000 && !workers_running.load(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    if (!workers_running.load()) return "no worker is running to send the probe";
+    Worker& w = *workers.front();
+    std::string r = w.call_blocking(c->upstream, "GET", "/models", "", std::chrono::seconds(10));
+    if (!r.empty()) return "GET /models: " + r;
+    for (const auto& body : smoke) {
+      std::string model = "\"" + c->model_id + "\"";
+      auto b = json::splice_members(body, {{"model", model}});
+      if (!b) return "smoke request is not a JSON object: " + body.substr(0, 80);
+      r = w.call_blocking(c->upstream, "POST", "/chat/completions", std::move(*b), std::chrono::seconds(60));
+      if (!r.empty()) return "smoke request: " + r;
     }
-    return "upstream '" + c->upstream + "' is not configured";
+    return "";
   }
 
   std::string describe() {
@@ -447,6 +448,7 @@ struct Gateway::Impl {
     std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
     for (auto& w : workers) guards.push_back(asio::make_work_guard(w->ioc));
     for (auto& w : workers) threads.emplace_back([&ioc = w->ioc] { ioc.run(); });
+    workers_running.store(true);
 
     asio::signal_set signals(control);
     if (opts.handle_signals) {

@@ -12,6 +12,7 @@
 
 #include <simdjson.h>
 
+#include "gateway/forward.hpp"
 #include "gateway/stages.hpp"
 #include "gateway/worker.hpp"
 #include "net/wire.hpp"
@@ -42,7 +43,31 @@ void arm_watch(beast::tcp_stream& client, const std::shared_ptr<ClientWatch>& w)
   });
 }
 
-bool retryable_status(unsigned s) { return s == 502 || s == 503 || s == 504 || s == 429 || s == 500; }
+// How a relayed exchange ended, as the upstream's breaker counts it.
+upstream::Outcome outcome_of(const RequestContext& ctx) {
+  if (ctx.status == 499 || ctx.status == 0 || ctx.error_kind == "shutting_down") return upstream::Outcome::kIgnored;
+  if (ctx.status == 429) return upstream::Outcome::kRateLimited;
+  if (ctx.status >= 500) return upstream::Outcome::kFailure;
+  return upstream::Outcome::kSuccess;  // 2xx, or a 4xx the request itself caused
+}
+
+// The balancer's affinity key: the session (a header, else the body's `user`), or the
+// start of the rendered messages (a shared system prompt, a conversation's earlier turns).
+uint64_t affinity_of(const RequestContext& ctx, const upstream::BalanceSettings* b) {
+  if (!b) return 0;
+  if (b->policy == upstream::Policy::kSession) {
+    std::string_view key = ctx.header && !b->affinity_header.empty() ? ctx.header(b->affinity_header) : std::string_view();
+    if (key.empty()) key = ctx.info.user;
+    return key.empty() ? 0 : upstream::affinity_hash(key);
+  }
+  if (b->policy == upstream::Policy::kPrefix && ctx.body) {
+    std::string_view body = *ctx.body;
+    size_t at = body.find("\"messages\"");
+    if (at == std::string_view::npos) return 0;
+    return upstream::affinity_hash(body.substr(at, static_cast<size_t>(b->prefix_bytes)));
+  }
+  return 0;
+}
 
 std::string stream_error_event(const ApiError& e) { return "data: " + e.to_json() + "\n\n"; }
 
@@ -171,7 +196,7 @@ void Worker::report_rollout(RequestContext& ctx, Clock::time_point t_end) {
       const_cast<config::RolloutLive&>(live).shadow_dropped.fetch_add(1, std::memory_order_relaxed);
     } else {
       ShadowJob job{ctx.resolution->route, live.id, ctx.request_id, std::move(ctx.shadow_body),
-                    std::string(ctx.vars_header), o, ctx.answer};
+                    std::string(ctx.vars_header), ctx.info.json_schema, o, ctx.answer};
       ++shadow_inflight_;
       asio::co_spawn(ioc, shadow(std::move(job)), asio::detached);
     }
@@ -208,44 +233,50 @@ awaitable<void> Worker::shadow(ShadowJob job) {
     fail();
     co_return;
   }
-  const config::UpstreamRuntime& u = snap->upstreams()[res->candidate_upstreams[0]];
-  const config::Timeouts& to = u.cfg->timeouts;
-  net::UpstreamPool& pool = pool_for(u);
-  std::string kind;
-  auto conn = co_await pool.acquire(milliseconds(to.connect_ms), kind, false);
-  if (!conn) {
+  // The same forwarder as user traffic: the candidate's pool, breakers, retries, deadlines.
+  ClientWatch watch;  // no client to watch: the mirror runs after the user was answered
+  ForwardSpec fs;
+  fs.targets = res->candidate_upstreams;
+  fs.balance = res->candidate_balance;
+  fs.path = "/chat/completions";
+  fs.body = body;
+  fs.request_id = job.request_id;
+  fs.user_agent = "sluice/0.1 (shadow)";
+  fs.max_attempts = snap->config().limits.max_attempts;
+  fs.est_tokens = static_cast<int64_t>(body.size() / 4) + 256;
+  ForwardResult fr = co_await forward(*snap, fs, watch);
+  if (!fr.exchange) {
     fail();
     co_return;
   }
-  std::string auth = u.api_key.empty() ? std::string() : "Bearer " + u.api_key;
-  std::string head = net::request_head("POST", u.path_prefix + "/chat/completions", u.host_header, body.size(),
-                                       {{"Content-Type", "application/json"},
-                                        {"Authorization", auth},
-                                        {"User-Agent", "sluice/0.1 (shadow)"},
-                                        {"x-request-id", job.request_id}});
+  Exchange& ex = *fr.exchange;
+  const config::UpstreamRuntime& u = *ex.upstream;
+  const config::Timeouts& to = u.cfg->timeouts;
   const auto deadline = Clock::now() + milliseconds(to.total_ms);
-  conn->expires_at(std::min(deadline, Clock::now() + milliseconds(to.first_byte_ms)));
-  error_code ec = co_await conn->write(head, body);
-  http::response_parser<http::buffer_body> parser;
-  parser.body_limit(static_cast<uint64_t>(snap->config().limits.max_response_bytes));
-  if (!ec) ec = co_await conn->read_header(parser);
   std::string answer;
   char rbuf[4096];
-  while (!ec && !parser.is_done()) {
-    conn->expires_at(std::min(deadline, Clock::now() + milliseconds(to.idle_ms)));
-    size_t n = co_await conn->read_some(parser, rbuf, sizeof rbuf, ec);
+  error_code ec;
+  while (!ec && !ex.parser->is_done()) {
+    ex.conn->expires_at(std::min(deadline, Clock::now() + milliseconds(to.idle_ms)));
+    size_t n = co_await ex.conn->read_some(*ex.parser, rbuf, sizeof rbuf, ec);
     answer.append(rbuf, n);
   }
-  if (ec || parser.get().result_int() != 200) {
-    conn->close();
+  const unsigned status = ex.parser->get().result_int();
+  if (ec || status != 200) {
+    ex.conn->close();
+    ex.finish(ec || status >= 500 ? upstream::Outcome::kFailure
+              : status == 429  ? upstream::Outcome::kRateLimited
+                               : upstream::Outcome::kSuccess,
+              ec ? "shadow_read" : "shadow_status");
     fail();
     co_return;
   }
-  if (parser.get().keep_alive()) {
-    pool.release(std::move(conn));
+  if (ex.parser->get().keep_alive()) {
+    pool_for(u).release(std::move(ex.conn));
   } else {
-    conn->close();
+    ex.conn->close();
   }
+  ex.finish(upstream::Outcome::kSuccess);
   std::string text, finish;
   auto usage = json::response_usage_and_answer(json_, answer, kMaxCapturedAnswer, &text, &finish);
   rollout::Observation& c = pair.candidate;
@@ -254,7 +285,8 @@ awaitable<void> Worker::shadow(ShadowJob job) {
   if (usage && usage->prompt_tokens >= 0) c.tokens_in = static_cast<double>(usage->prompt_tokens);
   c.cost = usage ? cost_of(*snap, u.cfg->name, usage->prompt_tokens, usage->completion_tokens) : -1;
   c.refusal = quality::is_refusal(text, finish) ? 1 : 0;
-  if (job.stable.schema_valid >= 0) c.schema_valid = quality::check_json(text).valid ? 1 : 0;
+  // Checked against the request's own JSON Schema, as the live answer was.
+  if (job.stable.schema_valid >= 0) c.schema_valid = quality::check_json(text, job.json_schema).valid ? 1 : 0;
   pair.candidate_text = std::move(text);
   shared_.rollout_sink->push(index, std::move(pair));
 }
@@ -357,116 +389,37 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
     }
   } watch_guard{watch, client, watches_};
 
-  const auto& ups = snap->upstreams();
-  // The body goes upstream as the client sent it (plus the route stage's splices).
-  std::string_view upstream_body = endpoint == Endpoint::kModels ? std::string_view() : *ctx.body;
-  const char* method = endpoint == Endpoint::kModels ? "GET" : "POST";
+  // The body goes upstream as the client sent it (plus the route and render stages' splices).
   const bool want_stream = endpoint == Endpoint::kChat && ctx.info.stream;
+  ForwardSpec fs;
+  fs.method = endpoint == Endpoint::kModels ? "GET" : "POST";
+  fs.path = target_suffix(endpoint);
+  fs.request_id = ctx.request_id;
+  fs.stream = want_stream;
+  fs.max_attempts = cfg.limits.max_attempts;
   std::optional<ApiError> failure;
-  std::unique_ptr<net::UpstreamConn> conn;
-  std::optional<http::response_parser<http::buffer_body>> parser;
-  const config::UpstreamRuntime* chosen = nullptr;
-  bool stale_retry_left = true;
-  int max_attempts = std::max(cfg.limits.max_attempts, static_cast<int>(ctx.candidates.size()));
-  // A candidate gets one try per upstream: the stable release is the fallback, not a retry
-  // of the release under test (and each of its failures counts against it).
-  if (ctx.candidate && !ctx.fallback_body.empty()) max_attempts = static_cast<int>(ctx.candidates.size());
-
+  std::string retry_after;
+  std::unique_ptr<Exchange> ex;
   for (int pass = 0; pass < 2; ++pass) {
-    for (int attempt = 0; attempt < max_attempts;) {
-      const config::UpstreamRuntime& u = ups[ctx.candidates[static_cast<size_t>(attempt) % ctx.candidates.size()]];
-      const config::Timeouts& to = u.cfg->timeouts;
-      ctx.upstream = u.cfg->name;
-      ++ctx.attempts;
-      net::UpstreamPool& pool = pool_for(u);
-      auto deadline = Clock::now() + milliseconds(to.total_ms);
-      std::string kind;
-      conn = co_await pool.acquire(milliseconds(to.connect_ms), kind, !stale_retry_left);
-      if (watch->gone) break;
-      if (!conn) {
-        metrics_.upstream_error(u.cfg->name, kind);
-        failure = kind == "connect_timeout"
-                      ? gateway_timeout("upstream '" + u.cfg->name + "' did not accept a connection in time", kind)
-                      : bad_gateway("upstream '" + u.cfg->name + "' is unreachable (" + kind + ")", kind);
-        ++attempt;
-        continue;
-      }
-      std::string auth = u.api_key.empty() ? std::string() : "Bearer " + u.api_key;
-      std::string head = net::request_head(method, u.path_prefix + target_suffix(endpoint), u.host_header,
-                                           upstream_body.size(),
-                                           {{"Content-Type", upstream_body.empty() ? "" : "application/json"},
-                                            {"Authorization", auth},
-                                            {"User-Agent", "sluice/0.1"},
-                                            {"x-request-id", ctx.request_id}});
-      watch->upstream = conn.get();
-      conn->expires_at(std::min(deadline, Clock::now() + milliseconds(to.first_byte_ms)));
-      error_code ec = co_await conn->write(head, upstream_body);
-      parser.emplace();
-      parser->body_limit(want_stream ? std::numeric_limits<uint64_t>::max()
-                                    : static_cast<uint64_t>(cfg.limits.max_response_bytes));
-      if (!ec) ec = co_await conn->read_header(*parser);
-      if (watch->gone) break;
-      if (ec) {
-        bool stale = conn->reused && (ec == http::error::end_of_stream || ec == asio::error::eof ||
-                                      ec == asio::error::connection_reset || ec == asio::error::broken_pipe);
-        conn->close();
-        watch->upstream = nullptr;
-        conn.reset();
-        if (stale && stale_retry_left) {  // a keep-alive connection the upstream had closed
-          stale_retry_left = false;
-          --ctx.attempts;
-          continue;
-        }
-        stale_retry_left = true;
-        if (ec == http::error::body_limit) {  // Content-Length above max_response_bytes: retrying won't help
-          metrics_.upstream_error(u.cfg->name, "response_too_large");
-          failure = bad_gateway("upstream '" + u.cfg->name + "' response exceeds max_response_bytes", "response_too_large");
-          break;
-        }
-        if (watch->shutdown) {
-          failure = unavailable("the gateway is shutting down", "shutting_down");
-          break;
-        }
-        if (ec == beast::error::timeout) {
-          kind = "first_byte_timeout";
-          failure = gateway_timeout("upstream '" + u.cfg->name + "' did not answer in time", kind);
-        } else {
-          kind = ec.category() == http::make_error_code(http::error::bad_version).category() ? "bad_response" : "reset";
-          failure = bad_gateway("upstream '" + u.cfg->name + "' failed before answering (" + kind + ")", kind);
-        }
-        metrics_.upstream_error(u.cfg->name, kind);
-        ++attempt;
-        continue;
-      }
-      unsigned status = parser->get().result_int();
-      const bool retry =
-          retryable_status(status) && attempt + 1 < max_attempts && (status != 429 || ctx.candidates.size() > 1);
-      // A rollout's candidate answering 5xx/429 it will not retry has failed before the first
-      // byte: the stable release answers instead (below), the client never sees that error.
-      // A 4xx from the candidate's upstream (model not found, auth, a rejected param) falls
-      // back too; it counts against the candidate only if stable then answers (see account).
-      const bool fall_back = !retry && ctx.candidate && !ctx.fallback_body.empty() &&
-                             (retryable_status(status) || (status >= 400 && status < 500));
-      if (retry || fall_back) {
-        const char* kind = status == 429 ? "status_429" : status >= 500 ? "status_5xx" : "status_4xx";
-        metrics_.upstream_error(u.cfg->name, kind);
-        failure.reset();
-        if (fall_back) failure = bad_gateway("upstream '" + u.cfg->name + "' answered " + std::to_string(status), kind);
-        conn->close();  // do not bother draining an error body
-        watch->upstream = nullptr;
-        conn.reset();
-        stale_retry_left = true;
-        ++attempt;
-        if (fall_back) break;
-        continue;
-      }
-      chosen = &u;
+    fs.targets = ctx.candidates;
+    fs.balance = ctx.candidate ? ctx.resolution->candidate_balance : ctx.resolution->balance;
+    fs.body = endpoint == Endpoint::kModels ? std::string_view() : std::string_view(*ctx.body);
+    fs.candidate_with_fallback = ctx.candidate && !ctx.fallback_body.empty();
+    fs.affinity = affinity_of(ctx, fs.balance);
+    fs.est_tokens = static_cast<int64_t>(fs.body.size() / 4) + 256;
+    ForwardResult r = co_await forward(*snap, fs, *watch);
+    ctx.attempts += r.attempts;
+    if (!r.upstream.empty()) ctx.upstream = r.upstream;
+    if (r.exchange) {
+      ex = std::move(r.exchange);
       break;
     }
+    failure = std::move(r.failure);
+    retry_after = std::move(r.retry_after);
     // The candidate of a rollout could not answer before the first byte: its failure counts
     // against it, and the user gets the stable release instead (no request fails because a
     // canary is bad).
-    if (chosen || watch->gone || !ctx.candidate || ctx.fallback_body.empty() || watch->shutdown) break;
+    if (r.gone || watch->gone || !ctx.candidate || ctx.fallback_body.empty() || watch->shutdown) break;
     ctx.candidate_failure = failure ? failure->code : "upstream_failed";
     ctx.candidate_failed_ms = static_cast<double>(micros_between(ctx.t_start, Clock::now())) / 1000.0;
     metrics_.upstream_error(ctx.upstream, "candidate_" + ctx.candidate_failure);
@@ -479,26 +432,36 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
     select_upstream(ctx, env);
     lineage[0].value = rel_id();
     lineage[1].value = prompt_id();
-    upstream_body = *ctx.body;
     failure.reset();
-    stale_retry_left = true;
-    max_attempts = std::max(cfg.limits.max_attempts, static_cast<int>(ctx.candidates.size()));
   }
 
   if (watch->gone) {
     ctx.status = 499;
     ctx.error_kind = "client_abort";
-    if (conn) conn->close();
+    if (ex) {
+      ex->conn->close();
+      ex->finish(upstream::Outcome::kIgnored);
+    }
     account(ctx);
     co_return false;
   }
-  if (!chosen) {
+  if (!ex) {
     if (!failure) failure = bad_gateway("no upstream could serve the request", "upstream_failed");
     ctx.status = failure->status;
     ctx.error_kind = failure->code;
     account(ctx);
-    co_return co_await respond_error(client, req, *failure, ctx.request_id, lineage);
+    const net::Header headers[] = {lineage[0], lineage[1], {"Retry-After", retry_after}};
+    co_return co_await respond_error(client, req, *failure, ctx.request_id, headers);
   }
+  const config::UpstreamRuntime* chosen = ex->upstream;
+  std::unique_ptr<net::UpstreamConn>& conn = ex->conn;
+  std::optional<http::response_parser<http::buffer_body>>& parser = ex->parser;
+  // However the relay ends, the upstream's breaker hears how it went (once).
+  struct Settle {
+    Exchange& ex;
+    const RequestContext& ctx;
+    ~Settle() { ex.finish(outcome_of(ctx), ctx.error_kind); }
+  } settle{*ex, ctx};
 
   // ---- relay ----
   const config::Timeouts& to = chosen->cfg->timeouts;
@@ -523,6 +486,7 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
       conn->close();
       ctx.status = 499;
       ctx.error_kind = "client_abort";
+      ex->finish(outcome_of(ctx), ctx.error_kind);
       account(ctx);
       co_return false;
     }
@@ -532,6 +496,7 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
         ApiError e = unavailable("the gateway is shutting down; retry the request", "shutting_down");
         ctx.status = e.status;
         ctx.error_kind = e.code;
+        ex->finish(outcome_of(ctx), ctx.error_kind);
         account(ctx);
         co_return co_await respond_error(client, req, e, ctx.request_id, lineage);
       }
@@ -544,6 +509,7 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
                        : bad_gateway("upstream '" + chosen->cfg->name + "' failed while answering (" + kind + ")", kind);
       ctx.status = e.status;
       ctx.error_kind = kind;
+      ex->finish(outcome_of(ctx), ctx.error_kind);
       account(ctx);
       co_return co_await respond_error(client, req, e, ctx.request_id, lineage);
     }
@@ -563,6 +529,7 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
         ApiError e = bad_gateway("upstream '" + chosen->cfg->name + "' returned an invalid response", "bad_response");
         ctx.status = e.status;
         ctx.error_kind = "bad_response";
+        ex->finish(outcome_of(ctx), ctx.error_kind);
         account(ctx);
         co_return co_await respond_error(client, req, e, ctx.request_id, lineage);
       }
@@ -573,11 +540,15 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
       metrics_.upstream_error(chosen->cfg->name, status == 429 ? "status_429" : (status >= 500 ? "status_5xx" : "status_4xx"));
     }
     ctx.status = static_cast<int>(status);
+    ex->finish(outcome_of(ctx), ctx.error_kind);
     account(ctx);
     std::string res_head = net::response_head(
         status, req.version(), content_type.empty() ? std::string_view("application/json") : content_type,
         ctx.request_id, keep_alive, body.size(),
-        std::initializer_list<net::Header>{{"Retry-After", ures[http::field::retry_after]}, lineage[0], lineage[1]});
+        std::initializer_list<net::Header>{{"Retry-After", ures[http::field::retry_after]},
+                                           lineage[0],
+                                           lineage[1],
+                                           {"x-sluice-upstream", chosen->cfg->name}});
     std::array<asio::const_buffer, 2> bufs{asio::buffer(res_head), asio::buffer(body)};
     client.expires_after(milliseconds(cfg.limits.client_write_timeout_ms));
     co_await asio::async_write(client, bufs, ec_await(ec));
@@ -598,7 +569,10 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
   const bool stream_keep_alive = keep_alive && chunked;
   std::string head = net::response_head(200, req.version(), "text/event-stream", ctx.request_id, stream_keep_alive,
                                        chunked ? 0 : net::kCloseDelimited,
-                                       std::initializer_list<net::Header>{{"Cache-Control", "no-cache"}, lineage[0], lineage[1]},
+                                       std::initializer_list<net::Header>{{"Cache-Control", "no-cache"},
+                                                                          lineage[0],
+                                                                          lineage[1],
+                                                                          {"x-sluice-upstream", chosen->cfg->name}},
                                        chunked);
   client.expires_after(milliseconds(cfg.limits.client_write_timeout_ms));
   co_await asio::async_write(client, asio::buffer(head), ec_await(ec));
@@ -606,7 +580,13 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
 
   sse::Parser events(static_cast<size_t>(cfg.limits.max_sse_event_bytes));
   std::string out, scratch;
-  bool done_marker = false, upstream_error_event = false, garbage = false;
+  bool done_marker = false, upstream_error_event = false, garbage = false, finished_choice = false;
+  // Some providers never send `data: [DONE]`. A stream whose choice finished (and that sent
+  // the usage it was asked for) is complete however it ends: the client gets [DONE] from us.
+  const bool usage_wanted = ctx.strip_usage || ctx.info.include_usage;
+  auto complete_without_done = [&] {
+    return finished_choice && ctx.info.n <= 1 && (!usage_wanted || ctx.tokens_out >= 0) && !upstream_error_event;
+  };
   std::optional<ApiError> cut;
   // From here the sweep enforces the idle, total and client-write deadlines.
   conn->tcp().expires_never();
@@ -614,13 +594,22 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
   watch->client = &client;
   const milliseconds idle_gap(to.idle_ms), write_timeout(cfg.limits.client_write_timeout_ms);
   sweep_deadlines();
+  std::string prefetched = std::move(ex->prefetched);  // read while waiting for the first token
   while (client_ok) {
-    watch->upstream_deadline = std::min(deadline, Clock::now() + idle_gap);
-    size_t n = co_await conn->read_some(*parser, rbuf, sizeof rbuf, ec);
-    watch->upstream_deadline = Clock::time_point::max();
-    if (n > 0) {
+    std::string_view got;
+    if (!prefetched.empty()) {
+      got = prefetched;
+    } else {
+      // A finished answer waits only briefly for a [DONE] that may never come.
+      watch->upstream_deadline =
+          std::min(deadline, Clock::now() + (complete_without_done() ? std::min(idle_gap, milliseconds(250)) : idle_gap));
+      size_t n = co_await conn->read_some(*parser, rbuf, sizeof rbuf, ec);
+      watch->upstream_deadline = Clock::time_point::max();
+      got = std::string_view(rbuf, n);
+    }
+    if (!got.empty()) {
       auto now = Clock::now();
-      bool ok = events.feed(std::string_view(rbuf, n), [&](std::string_view raw) {
+      bool ok = events.feed(got, [&](std::string_view raw) {
         if (garbage || done_marker) return;
         std::string_view data = sse::Parser::data_of(raw, scratch);
         if (data.empty()) return;  // comments and keep-alives are not relayed
@@ -643,6 +632,7 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
           if (ctx.content_chunks++ == 0) ctx.t_first_token = now;
           ctx.t_last_token = now;
         }
+        if (!info.finish_reason.empty()) finished_choice = true;
         if (ctx.capture) {
           if (!info.content.empty() && ctx.answer.size() < kMaxCapturedAnswer)
             ctx.answer.append(info.content.substr(0, kMaxCapturedAnswer - ctx.answer.size()));
@@ -652,6 +642,7 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
         out.append(raw);
       });
       if (!ok) garbage = true;
+      prefetched.clear();
     }
     if (!out.empty()) {
       error_code wec;
@@ -682,6 +673,7 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
         cut = unavailable("the gateway is shutting down; retry the request", "shutting_down");
         break;
       }
+      if (complete_without_done()) break;
       std::string kind = watch->upstream_expired ? (Clock::now() >= deadline ? "total_timeout" : "idle_timeout")
                                                  : "stream_cut";
       cut = kind == "stream_cut"
@@ -690,7 +682,8 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
       break;
     }
   }
-  if (!cut && client_ok && !done_marker && !upstream_error_event && parser->is_done()) {
+  const bool synthesized_done = !cut && client_ok && !done_marker && complete_without_done();
+  if (!cut && client_ok && !done_marker && !upstream_error_event && parser->is_done() && !synthesized_done) {
     cut = bad_gateway("upstream '" + chosen->cfg->name + "' ended the stream without [DONE]", "stream_cut");
   }
   watch->upstream = nullptr;
@@ -714,11 +707,16 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
   if (!client_ok) {
     ctx.status = 499;
     ctx.error_kind = watch->client_expired ? "client_write_timeout" : "client_abort";
+    ex->finish(outcome_of(ctx), ctx.error_kind);
     account(ctx);
     co_return false;
   }
   error_code cec;
   client.expires_after(milliseconds(cfg.limits.client_write_timeout_ms));
+  // The breaker hears the outcome before the client does (no window where it lags).
+  ctx.status = cut ? cut->status : (upstream_error_event ? 502 : 200);
+  ctx.error_kind = cut ? cut->code : (upstream_error_event ? "upstream_error_event" : "");
+  ex->finish(outcome_of(ctx), ctx.error_kind);
   if (cut) {
     metrics_.upstream_error(chosen->cfg->name, cut->code);
     std::string ev = stream_error_event(*cut);
@@ -732,9 +730,19 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
   } else {
     ctx.status = upstream_error_event ? 502 : 200;
     if (upstream_error_event) ctx.error_kind = "upstream_error_event";
+    if (synthesized_done) {
+      metrics_.upstream_error(chosen->cfg->name, "missing_done");  // counted, not an error for the client
+      static constexpr std::string_view kDone = "data: [DONE]\n\n";
+      if (chunked) {
+        co_await asio::async_write(client, http::make_chunk(asio::buffer(kDone)), ec_await(cec));
+      } else {
+        co_await asio::async_write(client, asio::buffer(kDone), ec_await(cec));
+      }
+    }
   }
   if (!cec && chunked) co_await asio::async_write(client, http::make_chunk_last(), ec_await(cec));
   client.expires_never();
+  ex->finish(outcome_of(ctx), ctx.error_kind);
   account(ctx);
   co_return !cec && stream_keep_alive;
 }

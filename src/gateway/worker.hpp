@@ -9,17 +9,22 @@
 #include <string>
 #include <unordered_map>
 #include <optional>
+#include <random>
 #include <span>
 #include <unordered_set>
 
 #include "config/snapshot.hpp"
 #include "core/ids.hpp"
 #include "gateway/context.hpp"
+#include "gateway/forward.hpp"
 #include "metrics/metrics.hpp"
 #include "net/asio.hpp"
 #include "net/session.hpp"
 #include "net/upstream.hpp"
 #include "rollout/sink.hpp"
+#include "upstream/balancer.hpp"
+#include "upstream/health.hpp"
+#include "upstream/retry.hpp"
 
 namespace sluice::reqlog {
 class RequestLog;
@@ -45,6 +50,10 @@ struct ClientWatch {
 // State shared by all workers (read-mostly).
 struct Shared {
   config::SnapshotStore snapshots;
+  // Beside the snapshots, outliving reloads: what was learned about each upstream (breaker,
+  // Retry-After, load in flight) and the retry budget shared by all workers.
+  upstream::Registry upstream_health;
+  upstream::RetryBudget retry_budget;
   std::unique_ptr<metrics::Registry> metrics;
   std::unique_ptr<reqlog::RequestLog> reqlog;
   std::atomic<bool> draining{false};
@@ -58,7 +67,7 @@ struct Shared {
 // A request mirrored to a rollout's candidate after its stable answer was sent.
 struct ShadowJob {
   std::string route, rollout_id, request_id;
-  std::string body, vars_header;
+  std::string body, vars_header, json_schema;
   rollout::Observation stable;
   std::string stable_text;
 };
@@ -95,6 +104,15 @@ class Worker : public net::IdleConnections {
   void report_rollout(RequestContext& ctx, Clock::time_point t_end);
   void report_candidate_failure(const RequestContext& ctx);
   awaitable<void> shadow(ShadowJob job);
+  // The attempt loop every upstream call goes through (gateway/forward.cpp).
+  awaitable<ForwardResult> forward(const config::Snapshot& snap, const ForwardSpec& spec, ClientWatch& watch);
+  awaitable<void> sleep_for(std::chrono::milliseconds d);
+ public:
+  // One whole (non-streamed) call through the forwarder, from another thread: the
+  // blue-green warm-up probe. Blocks until done; "" on a 2xx, else what went wrong.
+  std::string call_blocking(const std::string& target, std::string_view method, std::string_view path,
+                            std::string body, std::chrono::milliseconds timeout);
+ private:
   awaitable<bool> feedback(beast::tcp_stream& client, http::request<http::string_body>& req);
   void account_local(int status, std::string_view code, std::string request_id, Clock::time_point t_start,
                      const std::string& model = {});
@@ -110,6 +128,8 @@ class Worker : public net::IdleConnections {
   std::unique_ptr<asio::steady_timer> sweep_;
   bool sweeping_ = false;
   int64_t shadow_inflight_ = 0;
+  uint64_t balance_seq_ = 0;   // round robin
+  std::mt19937_64 rng_{std::random_device{}()};  // power of two choices, backoff jitter
 };
 
 // Shared response helpers for the data plane and admin listeners.

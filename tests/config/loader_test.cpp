@@ -60,7 +60,7 @@ TEST(ConfigLoader, ReportsFileLineAndColumn) {
 TEST(ConfigLoader, RejectsBadValuesAndReferences) {
   EXPECT_TRUE(has_error(load("upstreams:\n  - {name: a, url: 'ftp://x'}\n"), "test.yaml:2:"));
   EXPECT_TRUE(has_error(load("upstreams:\n  - {name: a, url: 'http://x'}\nroutes:\n  - {name: r, upstream: b}\n"),
-                        "unknown upstream 'b'"));
+                        "unknown upstream or pool 'b'"));
   EXPECT_TRUE(has_error(load("threads: many\nupstreams:\n  - {name: a, url: 'http://x'}\n"), "test.yaml:1:10"));
   EXPECT_TRUE(has_error(load("upstreams:\n  - {name: a, url: 'http://x'}\n  - {name: a, url: 'http://y'}\n"),
                         "duplicate upstream"));
@@ -88,6 +88,61 @@ TEST(ConfigLoader, ApiKeysFromEnvironmentAreHashed) {
   EXPECT_EQ(r.config.api_keys[0].key_sha256.find("sk-test"), std::string::npos);
   EXPECT_TRUE(has_error(load("upstreams:\n  - {name: a, url: 'http://x'}\napi_keys:\n  - {tenant: t, key_env: NOPE_UNSET}\n"),
                         "NOPE_UNSET is not set"));
+}
+
+}  // namespace sluice::config
+
+namespace sluice::config {
+
+TEST(ConfigLoader, PoolsBreakersAndRetryBudget) {
+  auto r = load(R"(
+limits:
+  retry_budget: {ratio: 0.1, min_per_second: 2, window_ms: 5000}
+  unavailable_wait_ms: 300
+upstreams:
+  - name: a
+    url: http://127.0.0.1:9001
+    breaker: {consecutive_failures: 3, open_ms: 500, max_open_ms: 8000}
+    timeouts: {first_token_ms: 1500}
+  - {name: b, url: 'http://127.0.0.1:9002', breaker: false}
+pools:
+  - {name: gsm8k, upstreams: [a, b], balance: prefix, bounded_load: 1.5, max_ejected_percent: 50}
+routes:
+  - {name: tutor, upstream: gsm8k}
+)");
+  ASSERT_TRUE(r.ok()) << r.errors[0];
+  const Config& c = r.config;
+  EXPECT_DOUBLE_EQ(c.limits.retry_budget.ratio, 0.1);
+  EXPECT_EQ(c.limits.retry_budget.min_per_second, 2);
+  EXPECT_EQ(c.limits.unavailable_wait_ms, 300);
+  EXPECT_EQ(c.upstreams[0].breaker.consecutive_failures, 3);
+  EXPECT_EQ(c.upstreams[0].breaker.open_ms, 500);
+  EXPECT_EQ(c.upstreams[0].timeouts.first_token_ms, 1500);
+  EXPECT_FALSE(c.upstreams[1].breaker.enabled);
+  ASSERT_EQ(c.pools.size(), 1u);
+  EXPECT_EQ(c.pools[0].balance.policy, upstream::Policy::kPrefix);
+  EXPECT_DOUBLE_EQ(c.pools[0].balance.bounded_load, 1.5);
+  EXPECT_DOUBLE_EQ(c.pools[0].balance.max_ejected_share, 0.5);
+}
+
+TEST(ConfigLoader, BadPoolsAreRefusedWithTheirLocation) {
+  const std::string ups = "upstreams:\n  - {name: a, url: 'http://x'}\n";
+  // A pool naming an unknown upstream: file:line:column of the pool.
+  auto r = load(ups + "pools:\n  - {name: p, upstreams: [a, nope]}\n");
+  EXPECT_TRUE(has_error(r, "test.yaml:4:5: pool 'p' refers to unknown upstream 'nope'")) << (r.errors.empty() ? "" : r.errors[0]);
+  EXPECT_TRUE(has_error(load(ups + "pools:\n  - {name: p, upstreams: [a], balance: random}\n"), "'balance' must be"));
+  EXPECT_TRUE(has_error(load(ups + "pools:\n  - {name: a, upstreams: [a]}\n"), "has the name of an upstream"));
+  EXPECT_TRUE(has_error(load(ups + "pools:\n  - {name: p, upstreams: [a, a]}\n"), "twice"));
+  EXPECT_TRUE(has_error(load(ups + "pools:\n  - {name: p, upstreams: [a]}\n  - {name: q, upstreams: [p]}\n"),
+                        "a pool lists upstreams, not other pools"));
+  EXPECT_TRUE(has_error(load(ups + "pools:\n  - {name: p, upstreams: [a], bounded_load: 0.5}\n"), "at least 1"));
+  EXPECT_TRUE(has_error(load("upstreams:\n  - {name: a, url: 'http://x', timeouts: {first_byte_ms: -5}}\n"),
+                        "test.yaml:2:58: 'first_byte_ms' must be between"));
+  EXPECT_TRUE(has_error(load("upstreams:\n  - {name: a, url: 'http://x', breaker: {failure_ratio: 2}}\n"),
+                        "'failure_ratio' must be in (0, 1]"));
+  EXPECT_TRUE(has_error(load("upstreams:\n  - {name: a, url: 'http://x', breaker: {open_ms: 900, max_open_ms: 100}}\n"),
+                        "'max_open_ms' must be at least 'open_ms'"));
+  EXPECT_TRUE(has_error(load(ups + "limits: {retry_budget: {ratio: 0.1, bogus: 1}}\n"), "bogus"));
 }
 
 }  // namespace sluice::config

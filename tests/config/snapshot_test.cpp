@@ -90,3 +90,42 @@ TEST(SnapshotStore, WorkersSeeEveryPublishWithoutTearing) {
 }
 
 }  // namespace sluice::config
+
+namespace sluice::config {
+
+TEST(Snapshot, RoutesAndReleasesNamePoolsAndHealthOutlivesReloads) {
+  auto r = load_string(R"(
+upstreams:
+  - {name: a, url: 'http://127.0.0.1:9001'}
+  - {name: b, url: 'http://127.0.0.1:9002'}
+  - {name: c, url: 'http://127.0.0.1:9003'}
+pools:
+  - {name: p, upstreams: [b, c], balance: least_tokens}
+routes:
+  - {name: pooled, upstream: p}
+  - {name: listed, upstreams: [a, p]}
+)", "t.yaml");
+  validate(r);
+  ASSERT_TRUE(r.ok()) << r.errors[0];
+  upstream::Registry reg;
+  std::string err;
+  auto s1 = Snapshot::build(r.config, 1, err, {}, &reg);
+  ASSERT_TRUE(s1) << err;
+  const Resolution* pooled = s1->resolve("pooled");
+  ASSERT_TRUE(pooled && pooled->balance);
+  EXPECT_EQ(pooled->upstreams, (std::vector<size_t>{1, 2}));
+  EXPECT_EQ(pooled->balance->policy, upstream::Policy::kLeastTokens);
+  const Resolution* listed = s1->resolve("listed");
+  EXPECT_EQ(listed->upstreams, (std::vector<size_t>{0, 1, 2}));
+  EXPECT_EQ(listed->balance, nullptr) << "a plain list is tried in order";
+  const upstream::BalanceSettings* b = nullptr;
+  EXPECT_EQ(s1->targets_of("p", b), (std::vector<size_t>{1, 2}));
+  EXPECT_TRUE(s1->targets_of("nope", b).empty());
+  // What was learned about an upstream survives a reload that keeps it.
+  for (int i = 0; i < 5; ++i) s1->upstreams()[1].health->record(upstream::Outcome::kFailure, 1000, false, "x");
+  auto s2 = Snapshot::build(r.config, 2, err, {}, &reg);
+  EXPECT_EQ(s2->upstreams()[1].health.get(), s1->upstreams()[1].health.get());
+  EXPECT_EQ(s2->upstreams()[1].health->view(1001).state, upstream::BreakerState::kOpen);
+}
+
+}  // namespace sluice::config

@@ -517,11 +517,30 @@ export function parsePrometheus(text) {
 // honouring backpressure and stopping as soon as the server answers or hangs up.
 // Resolves {status, text, error, sent, ms}: a client of a server that refuses a huge body
 // may legitimately see EPIPE/ECONNRESET instead of the response.
-export async function sendLargeBody(port, { total = 100 << 20, chunked = false, path = '/v1/chat/completions', extraHeaders = '' } = {}) {
+// `pauseAfter`: stop after that many body bytes and wait (up to 10 s) for the answer: a
+// server that refuses by Content-Length answers before the body, whatever the timing.
+export async function sendLargeBody(port, { total = 100 << 20, chunked = false, path = '/v1/chat/completions', extraHeaders = '', pauseAfter } = {}) {
   const s = await connect(port);
   const st = watchSocket(s);
   s.on('error', () => {});
   const t0 = Date.now();
+  if (pauseAfter !== undefined) {
+    s.write(
+      `POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n${extraHeaders}Content-Length: ${total}\r\n\r\n`,
+    );
+    s.write(Buffer.alloc(pauseAfter, 0x20));
+    const answered = new Promise((res) => {
+      const check = () => (st.data.length > 0 ? res() : null);
+      s.on('data', check);
+      st.done.then(res);
+    });
+    await Promise.race([answered, sleep(10000)]);
+    await Promise.race([st.done, sleep(100)]);
+    s.destroy();
+    await st.done;
+    const text = st.text();
+    return { status: parseStatus(text), text, error: st.error, sent: pauseAfter, ms: Date.now() - t0 };
+  }
   s.write(
     `POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n${extraHeaders}` +
       (chunked ? 'Transfer-Encoding: chunked\r\n' : `Content-Length: ${total}\r\n`) +

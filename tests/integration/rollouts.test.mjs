@@ -1044,6 +1044,30 @@ describe('5. controls: eval gate, roles, approval, pause/resume, shadow drops, f
     }
   });
 
+  // Issue 9: a broken copy that mirrored tool-calling requests passed the whole suite.
+  test('mirror_tools: false (the default): a request with tools is never mirrored to the candidate', async () => {
+    const st0 = await status(gw, 'canary-chat');
+    assert.equal(st0.shadow_share, 1, 'the shadow rollout of the previous test still mirrors everything');
+    const tools = [{ type: 'function', function: { name: 'lookup', parameters: { type: 'object', properties: {} } } }];
+    const post = (extra) =>
+      requestJSON('POST', `${gw.url}/v1/chat/completions`, {
+        body: { model: 'canary-chat', messages: [{ role: 'user', content: 'use the tool' }], ...extra },
+        headers: { authorization: `Bearer ${KEY}` },
+      });
+    const bBefore = (await mockB.stats()).requests;
+    for (let i = 0; i < 5; i++) assert.equal((await post({ tools })).status, 200);
+    await sleep(ms(300));
+    const st1 = await status(gw, 'canary-chat');
+    assert.equal(st1.shadow_sent + st1.shadow_dropped, st0.shadow_sent + st0.shadow_dropped, 'no mirror was even considered');
+    assert.equal((await mockB.stats()).requests, bBefore, 'the candidate upstream received none of them');
+    // The same requests without tools are mirrored (the check above could fail).
+    for (let i = 0; i < 3; i++) {
+      assert.equal((await post({})).status, 200);
+      await sleep(ms(100));
+    }
+    await waitFor(async () => (await mockB.stats()).requests > bBefore, { what: 'a mirrored request at the candidate' });
+  });
+
   test('`sluice rollback ROUTE` while a rollout runs aborts it', async () => {
     const r = await cli(d, 'rollback', 'canary-chat', '--reason', 'enough');
     assert.equal(r.code, 0, r.stderr);

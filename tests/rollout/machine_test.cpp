@@ -233,3 +233,33 @@ gates:
   EXPECT_EQ(st.gates.at(2).verdict, "pass");
   EXPECT_EQ(st.status, Status::kCompleted);
 }
+
+// Issue 9: the rollout's alpha is split across its guardrail gates (a Bonferroni split), so
+// the chance that any guardrail raises a false rollback stays at or below alpha. Each gate's
+// confidence and its interval show the split; a copy that forgot to split passed every test
+// before this one.
+TEST(RolloutMachine, AlphaIsSplitAcrossGuardrailGates) {
+  auto confidences = [](const std::string& gates) {
+    Spec spec = spec_of("alpha: 0.04\nsteps: [{setWeight: 10}, {pause: 60s}]\ngates: " + gates + "\n");
+    State st;
+    begin(spec, st, 0);
+    std::mt19937 rng(3);
+    feed(st, 400, 0.02, 400, 0.02, rng);
+    advance(spec, st, 1000);
+    std::vector<double> out;
+    for (const auto& g : st.gates) out.push_back(g.confidence);
+    return std::make_pair(out, st.gates);
+  };
+  auto [one, g1] = confidences(R"([{check: "error_rate <= stable + 0.05", guardrail: true}])");
+  ASSERT_EQ(one.size(), 1u);
+  EXPECT_NEAR(one[0], 0.96, 1e-12);
+  auto [four, g4] = confidences(R"([
+    {check: "error_rate <= stable + 0.05", guardrail: true},
+    {check: "latency_ms <= stable * 1.5", guardrail: true},
+    {check: "tokens_out <= stable * 2", guardrail: true},
+    {check: "cost_per_call <= stable * 2", guardrail: true}])");
+  ASSERT_EQ(four.size(), 4u);
+  for (double c : four) EXPECT_NEAR(c, 0.99, 1e-12);
+  // The split widens each interval: the same evidence, a wider (more careful) interval.
+  EXPECT_GT(g4[0].hi - g4[0].lo, g1[0].hi - g1[0].lo);
+}

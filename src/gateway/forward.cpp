@@ -1,0 +1,380 @@
+// gateway/forward.cpp: Worker::forward, the attempt loop every upstream call goes through.
+#include "gateway/forward.hpp"
+
+#include <chrono>
+#include <cmath>
+#include <condition_variable>
+#include <mutex>
+
+#include "gateway/worker.hpp"
+#include "json/chat.hpp"
+#include "net/wire.hpp"
+#include "sse/parser.hpp"
+#include "upstream/retry.hpp"
+
+namespace sluice::gateway {
+
+namespace {
+
+using std::chrono::milliseconds;
+
+bool retryable_status(unsigned s) { return s == 502 || s == 503 || s == 504 || s == 429 || s == 500; }
+
+int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// A reused keep-alive connection the upstream had closed fails at once; one that fails
+// after a while was a live request the upstream dropped, and is not resent to it.
+constexpr auto kStaleWithin = std::chrono::milliseconds(1000);
+
+}  // namespace
+
+void Exchange::finish(upstream::Outcome o, std::string_view why) {
+  if (finished || !upstream) return;
+  finished = true;
+  upstream->health->record(o, wall_ms(), probe, why);
+  load.release();
+}
+
+awaitable<void> Worker::sleep_for(milliseconds d) {
+  asio::steady_timer t(ioc);
+  t.expires_after(d);
+  error_code ec;
+  co_await t.async_wait(ec_await(ec));
+}
+
+awaitable<ForwardResult> Worker::forward(const config::Snapshot& snap, const ForwardSpec& spec, ClientWatch& watch) {
+  ForwardResult res;
+  const config::Config& cfg = snap.config();
+  const auto& ups = snap.upstreams();
+  // A plain list (a primary and its fallbacks) has no ejection valve: when all of it is
+  // unavailable the request fails fast (or waits). Pools keep max_ejected_percent of theirs.
+  static const upstream::BalanceSettings kOrdered = [] {
+    upstream::BalanceSettings b;
+    b.max_ejected_share = 1.0;
+    return b;
+  }();
+  const upstream::BalanceSettings& balance = spec.balance ? *spec.balance : kOrdered;
+  std::vector<upstream::Target> targets;
+  targets.reserve(spec.targets.size());
+  for (size_t i : spec.targets) targets.push_back({i, ups[i].health.get()});
+  const int64_t wait_budget_ms = cfg.limits.unavailable_wait_ms;
+  const auto t0 = Clock::now();
+
+  upstream::Plan plan;
+  for (;;) {
+    plan = upstream::make_plan(balance, targets, {spec.affinity, ++balance_seq_, rng_(), wall_ms()});
+    if (!plan.steps.empty()) break;
+    // Every target is unavailable (breakers open, Retry-After): fail fast, or wait for the
+    // first to recover when the operator allows it.
+    int64_t wait = plan.earliest_ms - wall_ms();
+    int64_t waited = std::chrono::duration_cast<milliseconds>(Clock::now() - t0).count();
+    if (wait > 0 && waited + wait <= wait_budget_ms && !watch.gone) {
+      co_await sleep_for(milliseconds(wait));
+      continue;
+    }
+    int64_t secs = std::max<int64_t>(1, (std::max<int64_t>(wait, 0) + 999) / 1000);
+    res.retry_after = std::to_string(secs);
+    // Name each target and why its breaker opened: the client (and the eval runner) sees
+    // the cause, not only the symptom.
+    std::string why;
+    for (size_t i : spec.targets) {
+      upstream::HealthView v = ups[i].health->view(wall_ms());
+      why += (why.empty() ? "" : "; ") + ups[i].cfg->name + ": circuit open" + (v.reason.empty() ? "" : ", " + v.reason);
+    }
+    res.failure = unavailable("no upstream can take the request now (" + why + "); the first recovers in about " +
+                                  std::to_string(secs) + " s",
+                              "upstreams_unavailable");
+    metrics_.upstream_error(ups[spec.targets.empty() ? 0 : spec.targets[0]].cfg->name, "upstreams_unavailable");
+    co_return res;
+  }
+
+  int max_attempts = std::max(spec.max_attempts, static_cast<int>(plan.steps.size()));
+  // A candidate gets one try per target: the stable release is its fallback, not a retry of
+  // the release under test (and each of its failures counts against it).
+  if (spec.candidate_with_fallback) max_attempts = static_cast<int>(plan.steps.size());
+  shared_.retry_budget.on_request(wall_ms());
+  bool stale_retry_left = true;
+  int skipped_in_a_row = 0;
+  // A silent upstream (a timeout, or a connection dropped after a long silence) is left for
+  // the rest of this request: never retried in place.
+  std::vector<char> left(plan.steps.size(), 0);
+  // Moves to the next attempt when one remains and the retry budget allows it.
+  auto retry_next = [&](int& attempt, std::string_view upstream_name) {
+    if (++attempt >= max_attempts) return false;
+    if (shared_.retry_budget.try_spend(wall_ms())) return true;
+    metrics_.upstream_error(upstream_name, "retry_budget_exhausted");
+    return false;
+  };
+  for (int attempt = 0; attempt < max_attempts;) {
+    const size_t si = static_cast<size_t>(attempt) % plan.steps.size();
+    const upstream::Plan::Step& step = plan.steps[si];
+    const config::UpstreamRuntime& u = ups[step.index];
+    upstream::Health& health = *u.health;
+    const config::Timeouts& to = u.cfg->timeouts;
+    // The breaker may have opened (another request) since the plan was made.
+    upstream::Health::Admit admit = left[si] ? upstream::Health::Admit{} : health.admit(wall_ms(), step.forced);
+    if (!admit.allowed) {
+      ++attempt;
+      if (++skipped_in_a_row >= static_cast<int>(plan.steps.size())) break;
+      continue;
+    }
+    skipped_in_a_row = 0;
+    // A retry of the same target waits a full-jitter backoff first (the retry budget was
+    // checked when the retry was decided).
+    if (res.attempts > 0 && stale_retry_left) {
+      if (attempt >= static_cast<int>(plan.steps.size())) {
+        std::uniform_real_distribution<double> d(0, 1);
+        int64_t b = upstream::backoff_ms(attempt / static_cast<int>(plan.steps.size()) - 1, cfg.limits.retry_backoff_base_ms,
+                                         cfg.limits.retry_backoff_cap_ms, d(rng_));
+        if (b > 0) co_await sleep_for(milliseconds(b));
+        if (watch.gone) {
+          health.record(upstream::Outcome::kIgnored, wall_ms(), admit.probe);
+          break;
+        }
+      }
+    }
+    res.upstream = u.cfg->name;
+    ++res.attempts;
+    auto ex = std::make_unique<Exchange>();
+    ex->upstream = &u;
+    ex->probe = admit.probe;
+    ex->load = upstream::LoadGuard(&health, spec.est_tokens);
+    net::UpstreamPool& pool = pool_for(u);
+    const auto deadline = Clock::now() + milliseconds(to.total_ms);
+    std::string kind;
+    ex->conn = co_await pool.acquire(milliseconds(to.connect_ms), kind, !stale_retry_left);
+    if (watch.gone) {
+      ex->finish(upstream::Outcome::kIgnored);
+      break;
+    }
+    if (!ex->conn) {
+      metrics_.upstream_error(u.cfg->name, kind);
+      if (kind == "connect_timeout") left[si] = 1;
+      res.failure = kind == "connect_timeout"
+                        ? gateway_timeout("upstream '" + u.cfg->name + "' did not accept a connection in time", kind)
+                        : bad_gateway("upstream '" + u.cfg->name + "' is unreachable (" + kind + ")", kind);
+      ex->finish(upstream::Outcome::kFailure, res.failure->message);
+      if (!retry_next(attempt, u.cfg->name)) break;
+      continue;
+    }
+    std::string auth = u.api_key.empty() ? std::string() : "Bearer " + u.api_key;
+    std::string head = net::request_head(spec.method, u.path_prefix + std::string(spec.path), u.host_header, spec.body.size(),
+                                         {{"Content-Type", spec.body.empty() ? "" : "application/json"},
+                                          {"Authorization", auth},
+                                          {"User-Agent", spec.user_agent},
+                                          {"x-request-id", spec.request_id}});
+    watch.upstream = ex->conn.get();
+    const auto sent = Clock::now();
+    ex->conn->expires_at(std::min(deadline, sent + milliseconds(to.first_byte_ms)));
+    error_code ec = co_await ex->conn->write(head, spec.body);
+    ex->parser.emplace();
+    ex->parser->body_limit(spec.stream ? std::numeric_limits<uint64_t>::max()
+                                      : static_cast<uint64_t>(cfg.limits.max_response_bytes));
+    if (!ec) ec = co_await ex->conn->read_header(*ex->parser);
+    if (watch.gone) {
+      ex->conn->close();
+      watch.upstream = nullptr;
+      ex->finish(upstream::Outcome::kIgnored);
+      break;
+    }
+    if (ec) {
+      const bool quick = Clock::now() - sent < kStaleWithin;
+      bool stale = ex->conn->reused && quick &&
+                   (ec == http::error::end_of_stream || ec == asio::error::eof || ec == asio::error::connection_reset ||
+                    ec == asio::error::broken_pipe);
+      ex->conn->close();
+      watch.upstream = nullptr;
+      if (stale && stale_retry_left) {  // a keep-alive connection the upstream had closed
+        stale_retry_left = false;
+        --res.attempts;
+        ex->finish(upstream::Outcome::kIgnored);
+        continue;
+      }
+      stale_retry_left = true;
+      if (ec == http::error::body_limit) {  // Content-Length above max_response_bytes: retrying won't help
+        metrics_.upstream_error(u.cfg->name, "response_too_large");
+        ex->finish(upstream::Outcome::kSuccess);
+        res.failure = bad_gateway("upstream '" + u.cfg->name + "' response exceeds max_response_bytes", "response_too_large");
+        break;
+      }
+      if (watch.shutdown) {
+        ex->finish(upstream::Outcome::kIgnored);
+        res.failure = unavailable("the gateway is shutting down", "shutting_down");
+        break;
+      }
+      if (ec == beast::error::timeout) {
+        kind = "first_byte_timeout";
+        res.failure = gateway_timeout("upstream '" + u.cfg->name + "' did not answer in time", kind);
+        left[si] = 1;
+      } else {
+        if (!quick) left[si] = 1;  // held the request silently, then dropped it
+        kind = ec.category() == http::make_error_code(http::error::bad_version).category() ? "bad_response" : "reset";
+        res.failure = bad_gateway("upstream '" + u.cfg->name + "' failed before answering (" + kind + ")", kind);
+      }
+      metrics_.upstream_error(u.cfg->name, kind);
+      ex->finish(upstream::Outcome::kFailure, res.failure->message);
+      if (!retry_next(attempt, u.cfg->name)) break;
+      continue;
+    }
+    stale_retry_left = true;
+    unsigned status = ex->parser->get().result_int();
+    if (status == 429) {
+      // The upstream is alive but asks for time: leave it alone for Retry-After, go elsewhere now.
+      auto ra = upstream::parse_retry_after(ex->parser->get()[http::field::retry_after], wall_ms() / 1000);
+      if (ra && *ra > 0) health.hold_off_until(wall_ms() + *ra);
+    }
+    const bool others = plan.steps.size() > 1;
+    // The retry budget is spent only when a retry is otherwise due; refused, the upstream's
+    // own answer goes to the client.
+    int next = attempt;
+    const bool retry = retryable_status(status) && attempt + 1 < max_attempts && (status != 429 || others) &&
+                       retry_next(next, u.cfg->name);
+    // A rollout's candidate answering 5xx/429 it will not retry has failed before the first
+    // byte: the stable release answers instead (the caller), the client never sees it. A 4xx
+    // from the candidate's upstream (model not found, auth, a rejected param) falls back too;
+    // it counts against the candidate only if stable then answers.
+    const bool fall_back =
+        !retry && spec.candidate_with_fallback && (retryable_status(status) || (status >= 400 && status < 500));
+    if (retry || fall_back) {
+      const char* k = status == 429 ? "status_429" : status >= 500 ? "status_5xx" : "status_4xx";
+      metrics_.upstream_error(u.cfg->name, k);
+      ex->finish(status == 429 ? upstream::Outcome::kRateLimited
+                : status >= 500 ? upstream::Outcome::kFailure
+                                : upstream::Outcome::kSuccess,
+                "answered " + std::to_string(status));
+      res.failure.reset();
+      if (fall_back) res.failure = bad_gateway("upstream '" + u.cfg->name + "' answered " + std::to_string(status), k);
+      ex->conn->close();  // do not bother draining an error body
+      watch.upstream = nullptr;
+      if (fall_back) break;
+      attempt = next;
+      continue;
+    }
+    // A stream: wait (bounded by first_token_ms) for its first token before committing to
+    // this upstream; a slow first token moves the request to the next target.
+    std::string_view ctype = ex->parser->get()[http::field::content_type];
+    if (spec.stream && status == 200 && to.first_token_ms > 0 && ctype.substr(0, 17) == "text/event-stream") {
+      bool first = false;
+      sse::Parser events(static_cast<size_t>(cfg.limits.max_sse_event_bytes));
+      std::string scratch;
+      char rbuf[4096];
+      const auto token_deadline = std::min(deadline, sent + milliseconds(to.first_token_ms));
+      error_code rec;
+      while (!first && !rec && !ex->parser->is_done()) {
+        ex->conn->expires_at(token_deadline);
+        size_t n = co_await ex->conn->read_some(*ex->parser, rbuf, sizeof rbuf, rec);
+        ex->prefetched.append(rbuf, n);
+        events.feed(std::string_view(rbuf, n), [&](std::string_view raw) {
+          std::string_view data = sse::Parser::data_of(raw, scratch);
+          if (data.empty()) return;
+          if (data == "[DONE]") {
+            first = true;
+            return;
+          }
+          json::ChunkInfo info = json::inspect_chunk(json_, data);
+          if (!info.valid_json || info.is_error || info.has_content || !info.finish_reason.empty()) first = true;
+        });
+      }
+      if (watch.gone) {
+        ex->conn->close();
+        watch.upstream = nullptr;
+        ex->finish(upstream::Outcome::kIgnored);
+        break;
+      }
+      if (!first && rec == beast::error::timeout) {
+        metrics_.upstream_error(u.cfg->name, "first_token_timeout");
+        ex->conn->close();
+        watch.upstream = nullptr;
+        ex->finish(upstream::Outcome::kFailure, "first_token_timeout");
+        left[si] = 1;
+        res.failure = gateway_timeout("upstream '" + u.cfg->name + "' sent no token within first_token_ms", "first_token_timeout");
+        if (!retry_next(attempt, u.cfg->name)) break;
+        continue;
+      }
+      // Anything else (the first token, an early end or error) is the relay's to handle.
+    }
+    res.failure.reset();
+    res.exchange = std::move(ex);
+    co_return res;
+  }
+  res.gone = watch.gone;
+  if (!res.failure && !res.gone) res.failure = bad_gateway("no upstream could serve the request", "upstream_failed");
+  co_return res;
+}
+
+}  // namespace sluice::gateway
+
+namespace sluice::gateway {
+
+std::string Worker::call_blocking(const std::string& target, std::string_view method, std::string_view path,
+                                  std::string body, std::chrono::milliseconds timeout) {
+  struct State {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool done = false;
+    std::string result;
+    std::string body, method, path, target;
+  };
+  auto st = std::make_shared<State>();
+  st->body = std::move(body);
+  st->method = method;
+  st->path = path;
+  st->target = target;
+  auto run = [this, st]() -> awaitable<void> {
+    std::string out;
+    auto snap = snaps_.get();
+    const upstream::BalanceSettings* balance = nullptr;
+    std::vector<size_t> targets = snap->targets_of(st->target, balance);
+    if (targets.empty()) {
+      out = "upstream or pool '" + st->target + "' is not configured";
+    } else {
+      ClientWatch watch;
+      ForwardSpec fs;
+      fs.targets = targets;
+      fs.balance = balance;
+      fs.method = st->method;
+      fs.path = st->path;
+      fs.body = st->body;
+      fs.request_id = "probe";
+      fs.user_agent = "sluice/0.1 (probe)";
+      fs.max_attempts = snap->config().limits.max_attempts;
+      ForwardResult r = co_await forward(*snap, fs, watch);
+      if (!r.exchange) {
+        out = r.failure ? r.failure->message : "no upstream answered";
+      } else {
+        Exchange& ex = *r.exchange;
+        const unsigned status = ex.parser->get().result_int();
+        char rbuf[4096];
+        error_code ec;
+        const auto deadline = Clock::now() + std::chrono::milliseconds(ex.upstream->cfg->timeouts.total_ms);
+        while (!ec && !ex.parser->is_done()) {
+          ex.conn->expires_at(std::min(deadline, Clock::now() + std::chrono::milliseconds(ex.upstream->cfg->timeouts.idle_ms)));
+          co_await ex.conn->read_some(*ex.parser, rbuf, sizeof rbuf, ec);
+        }
+        ex.conn->close();
+        if (ec) {
+          out = "upstream '" + ex.upstream->cfg->name + "' failed while answering";
+          ex.finish(upstream::Outcome::kFailure, "probe_read");
+        } else if (status < 200 || status >= 300) {
+          out = "upstream '" + ex.upstream->cfg->name + "' answered status " + std::to_string(status);
+          ex.finish(status >= 500 ? upstream::Outcome::kFailure : upstream::Outcome::kSuccess, "probe_status");
+        } else {
+          ex.finish(upstream::Outcome::kSuccess);
+        }
+      }
+    }
+    std::lock_guard<std::mutex> lock(st->mu);
+    st->result = std::move(out);
+    st->done = true;
+    st->cv.notify_all();
+  };
+  asio::co_spawn(ioc, run, asio::detached);
+  std::unique_lock<std::mutex> lock(st->mu);
+  if (!st->cv.wait_for(lock, timeout, [&] { return st->done; })) return "the probe timed out";
+  return st->result;
+}
+
+}  // namespace sluice::gateway

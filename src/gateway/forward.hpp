@@ -1,0 +1,63 @@
+// gateway/forward.hpp: the one way the gateway calls an upstream, used by every path that
+// does (the proxy, the shadow, the blue-green warm-up probe, and through the proxy the eval
+// runner): an attempt plan from the balancer over the route's pool, circuit breakers,
+// Retry-After, a retry budget with full-jitter backoff, and the connect / first-byte /
+// first-token deadlines. It ends when an upstream answered with a head the caller will
+// relay (an Exchange), or with the reason none could: retries and fallbacks happen only
+// here, before a byte has reached the client.
+#pragma once
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "config/snapshot.hpp"
+#include "core/error.hpp"
+#include "net/asio.hpp"
+#include "net/upstream.hpp"
+#include "upstream/balancer.hpp"
+#include "upstream/health.hpp"
+
+namespace sluice::gateway {
+
+struct ForwardSpec {
+  std::span<const size_t> targets;                    // indices into the snapshot's upstreams
+  const upstream::BalanceSettings* balance = nullptr;  // null: in order (primary, fallbacks)
+  std::string_view method = "POST";
+  std::string_view path;  // after the upstream's prefix, e.g. "/chat/completions"
+  std::string_view body;
+  std::string_view request_id;
+  std::string_view user_agent = "sluice/0.1";
+  bool stream = false;     // the client wants a stream: no size limit on it, first-token deadline
+  uint64_t affinity = 0;   // prefix or session hash for the balancer
+  int64_t est_tokens = 0;  // prompt + max_tokens estimate (least_tokens)
+  int max_attempts = 2;
+  // A rollout candidate with the stable release behind it: one try per target, and a 4xx
+  // or an error it will not retry ends the forward (the caller falls back to stable).
+  bool candidate_with_fallback = false;
+};
+
+// An upstream that answered: its connection positioned after the response head.
+struct Exchange {
+  const config::UpstreamRuntime* upstream = nullptr;
+  std::unique_ptr<net::UpstreamConn> conn;
+  std::optional<http::response_parser<http::buffer_body>> parser;
+  std::string prefetched;  // stream bytes read while waiting for the first token
+  upstream::LoadGuard load;
+  bool probe = false;
+  bool finished = false;
+  // Tells the upstream's breaker how the exchange ended (once; later calls are ignored).
+  void finish(upstream::Outcome o, std::string_view why = {});
+};
+
+struct ForwardResult {
+  std::unique_ptr<Exchange> exchange;  // owned on the heap: its parser never moves
+  std::optional<ApiError> failure;
+  std::string retry_after;  // seconds, when every target was unavailable
+  int attempts = 0;
+  std::string upstream;  // the last upstream tried
+  bool gone = false;     // the client hung up meanwhile
+};
+
+}  // namespace sluice::gateway

@@ -1,0 +1,98 @@
+#include "gateway/upstreams_view.hpp"
+
+#include "core/json_object.hpp"
+#include "core/strings.hpp"
+
+namespace sluice::gateway {
+
+namespace {
+
+std::string iso_or_null(int64_t ms) { return ms > 0 ? std::to_string(ms) : std::string("null"); }
+
+std::string quoted(std::string_view s) {
+  std::string o;
+  append_json_string(o, s);
+  return o;
+}
+
+}  // namespace
+
+std::string upstreams_json(const config::Snapshot& snap, upstream::RetryBudget& budget, int64_t now_ms) {
+  std::string ups = "[";
+  for (const auto& u : snap.upstreams()) {
+    upstream::HealthView v = u.health->view(now_ms);
+    if (ups.size() > 1) ups += ",";
+    ups += JsonObject()
+               .str("name", u.cfg->name)
+               .str("url", u.cfg->url)
+               .str("state", upstream::state_name(v.state))
+               .raw("since_ms", iso_or_null(v.since_ms))
+               .raw("reason", v.reason.empty() ? std::string("null") : quoted(v.reason))
+               .raw("next_probe_ms", iso_or_null(v.next_probe_ms))
+               .raw("retry_after_until_ms", iso_or_null(v.retry_after_ms))
+               .num("opens", v.opens)
+               .num("window_requests", v.requests)
+               .num("window_failures", v.failures)
+               .num("outstanding_requests", v.outstanding)
+               .num("outstanding_tokens", v.outstanding_tokens)
+               .raw("breaker", u.cfg->breaker.enabled ? "true" : "false")
+               .done();
+  }
+  ups += "]";
+  std::string pools = "[";
+  for (const auto& p : snap.config().pools) {
+    if (pools.size() > 1) pools += ",";
+    std::string members = "[";
+    for (const auto& m : p.upstreams) members += (members.size() > 1 ? "," : "") + quoted(m);
+    members += "]";
+    pools += JsonObject()
+                 .str("name", p.name)
+                 .str("balance", upstream::policy_name(p.balance.policy))
+                 .raw("upstreams", members)
+                 .raw("bounded_load", num_text(p.balance.bounded_load))
+                 .raw("max_ejected_percent", num_text(p.balance.max_ejected_share * 100))
+                 .done();
+  }
+  pools += "]";
+  upstream::RetryBudget::View b = budget.view(now_ms);
+  std::string rb = JsonObject()
+                       .num("window_requests", b.requests)
+                       .num("window_retries", b.retries)
+                       .num("refused_total", b.refused)
+                       .raw("ratio", num_text(snap.config().limits.retry_budget.ratio))
+                       .num("min_per_second", snap.config().limits.retry_budget.min_per_second)
+                       .done();
+  return JsonObject().num("now_ms", now_ms).raw("upstreams", ups).raw("pools", pools).raw("retry_budget", rb).done();
+}
+
+std::string upstreams_prometheus(const config::Snapshot& snap, upstream::RetryBudget& budget, int64_t now_ms) {
+  std::string o =
+      "# HELP sluice_upstream_state Circuit breaker state per upstream (1 for the current state).\n"
+      "# TYPE sluice_upstream_state gauge\n";
+  std::string opens =
+      "# HELP sluice_upstream_breaker_opens_total Times the upstream's breaker opened.\n"
+      "# TYPE sluice_upstream_breaker_opens_total counter\n";
+  std::string out =
+      "# HELP sluice_upstream_outstanding_requests Requests in flight to the upstream (all workers).\n"
+      "# TYPE sluice_upstream_outstanding_requests gauge\n";
+  std::string tok =
+      "# HELP sluice_upstream_outstanding_tokens Estimated tokens in flight to the upstream (all workers).\n"
+      "# TYPE sluice_upstream_outstanding_tokens gauge\n";
+  for (const auto& u : snap.upstreams()) {
+    upstream::HealthView v = u.health->view(now_ms);
+    std::string lbl = "upstream=" + quoted(u.cfg->name);
+    for (auto s : {upstream::BreakerState::kClosed, upstream::BreakerState::kOpen, upstream::BreakerState::kHalfOpen})
+      o += "sluice_upstream_state{" + lbl + ",state=\"" + upstream::state_name(s) + "\"} " + (v.state == s ? "1" : "0") + "\n";
+    opens += "sluice_upstream_breaker_opens_total{" + lbl + "} " + std::to_string(v.opens) + "\n";
+    out += "sluice_upstream_outstanding_requests{" + lbl + "} " + std::to_string(v.outstanding) + "\n";
+    tok += "sluice_upstream_outstanding_tokens{" + lbl + "} " + std::to_string(v.outstanding_tokens) + "\n";
+  }
+  upstream::RetryBudget::View b = budget.view(now_ms);
+  std::string rb =
+      "# HELP sluice_retry_budget_refused_total Retries refused because the retry budget was spent.\n"
+      "# TYPE sluice_retry_budget_refused_total counter\nsluice_retry_budget_refused_total " +
+      std::to_string(b.refused) + "\n";
+  return o + opens + out + tok + rb;
+}
+
+}  // namespace sluice::gateway

@@ -1,0 +1,16 @@
+// gateway/upstreams_view.hpp: what the gateway knows about its upstreams, for operators:
+// GET /admin/v1/upstreams (and `sluice upstreams`), and the sluice_upstream_* series of
+// /metrics. Reads the snapshot's upstreams and their shared Health; never blocks a worker.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "config/snapshot.hpp"
+#include "upstream/retry.hpp"
+
+namespace sluice::gateway {
+
+std::string upstreams_json(const config::Snapshot& snap, upstream::RetryBudget& budget, int64_t now_ms);
+std::string upstreams_prometheus(const config::Snapshot& snap, upstream::RetryBudget& budget, int64_t now_ms);
+
+}  // namespace sluice::gateway

@@ -1,0 +1,139 @@
+#include "upstream/balancer.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+namespace sluice::upstream {
+
+namespace {
+
+uint64_t mix64(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+int64_t requests_of(const Target& t) { return t.health ? t.health->outstanding.load(std::memory_order_relaxed) : 0; }
+int64_t tokens_of(const Target& t) { return t.health ? t.health->outstanding_tokens.load(std::memory_order_relaxed) : 0; }
+
+// Orders `ts` (available targets) by the policy.
+void order(const BalanceSettings& s, std::vector<Target>& ts, const PlanRequest& r) {
+  const size_t n = ts.size();
+  if (n <= 1) return;
+  switch (s.policy) {
+    case Policy::kOrdered: return;
+    case Policy::kRoundRobin:
+      std::rotate(ts.begin(), ts.begin() + static_cast<ptrdiff_t>(r.seq % n), ts.end());
+      return;
+    case Policy::kLeastRequest: {
+      // Ties broken by rotation, so an idle pool is still spread.
+      std::rotate(ts.begin(), ts.begin() + static_cast<ptrdiff_t>(r.seq % n), ts.end());
+      std::stable_sort(ts.begin(), ts.end(), [](const Target& a, const Target& b) { return requests_of(a) < requests_of(b); });
+      return;
+    }
+    case Policy::kLeastTokens: {
+      // Power of two choices for the first pick (no herd on one "least" target when the
+      // counters lag), then the rest by tokens in flight.
+      size_t a = static_cast<size_t>(r.random % n), b = static_cast<size_t>((r.random >> 32) % (n - 1));
+      if (b >= a) ++b;
+      auto key = [](const Target& t) { return std::make_pair(tokens_of(t), requests_of(t)); };
+      size_t first = key(ts[a]) <= key(ts[b]) ? a : b;
+      std::swap(ts[0], ts[first]);
+      std::stable_sort(ts.begin() + 1, ts.end(), [&](const Target& x, const Target& y) { return key(x) < key(y); });
+      return;
+    }
+    case Policy::kPrefix:
+    case Policy::kSession: {
+      if (r.affinity == 0) {  // nothing to be affine to: least requests
+        BalanceSettings ls = s;
+        ls.policy = Policy::kLeastRequest;
+        order(ls, ts, r);
+        return;
+      }
+      // Rendezvous (highest random weight) order: stable when targets come and go.
+      std::vector<std::pair<uint64_t, Target>> w;
+      w.reserve(n);
+      for (const Target& t : ts) w.push_back({mix64(r.affinity ^ mix64(t.index + 1)), t});
+      std::sort(w.begin(), w.end(), [](const auto& x, const auto& y) { return x.first > y.first; });
+      for (size_t i = 0; i < n; ++i) ts[i] = w[i].second;
+      // Bounded load: the first target whose load (this request included) stays within
+      // c x the average. Someone always qualifies: not all can be above the average.
+      int64_t total = 0;
+      for (const Target& t : ts) total += requests_of(t);
+      double limit = std::max(1.0, std::ceil(s.bounded_load * static_cast<double>(total + 1) / static_cast<double>(n)));
+      for (size_t i = 0; i < n; ++i) {
+        if (static_cast<double>(requests_of(ts[i]) + 1) <= limit) {
+          std::rotate(ts.begin(), ts.begin() + static_cast<ptrdiff_t>(i), ts.begin() + static_cast<ptrdiff_t>(i) + 1);
+          return;
+        }
+      }
+      return;
+    }
+  }
+}
+
+}  // namespace
+
+std::optional<Policy> policy_from_name(std::string_view s) {
+  if (s == "ordered") return Policy::kOrdered;
+  if (s == "round_robin") return Policy::kRoundRobin;
+  if (s == "least_request") return Policy::kLeastRequest;
+  if (s == "least_tokens") return Policy::kLeastTokens;
+  if (s == "prefix") return Policy::kPrefix;
+  if (s == "session") return Policy::kSession;
+  return std::nullopt;
+}
+
+const char* policy_name(Policy p) {
+  switch (p) {
+    case Policy::kOrdered: return "ordered";
+    case Policy::kRoundRobin: return "round_robin";
+    case Policy::kLeastRequest: return "least_request";
+    case Policy::kLeastTokens: return "least_tokens";
+    case Policy::kPrefix: return "prefix";
+    case Policy::kSession: return "session";
+  }
+  return "?";
+}
+
+uint64_t affinity_hash(std::string_view key) {
+  uint64_t h = 1469598103934665603ULL;
+  for (unsigned char c : key) {
+    h ^= c;
+    h *= 1099511628211ULL;
+  }
+  return mix64(h) | 1;  // never 0 (0 means "no affinity")
+}
+
+Plan make_plan(const BalanceSettings& s, std::span<const Target> targets, const PlanRequest& r) {
+  Plan plan;
+  std::vector<Target> up, held;
+  std::vector<std::pair<int64_t, Target>> down;  // (available at, target)
+  for (const Target& t : targets) {
+    int64_t at = t.health ? t.health->available_at(r.now_ms) : r.now_ms;
+    if (at > r.now_ms) {
+      down.push_back({at, t});
+    } else if (t.health && t.health->held_off(r.now_ms)) {
+      held.push_back(t);  // asked for time (429 Retry-After): after every other available target
+    } else {
+      up.push_back(t);
+    }
+  }
+  order(s, up, r);
+  order(s, held, r);
+  for (const Target& t : up) plan.steps.push_back({t.index, t.health, false});
+  for (const Target& t : held) plan.steps.push_back({t.index, t.health, false});
+  if (down.empty()) return plan;
+  std::sort(down.begin(), down.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  // Never eject more than max_ejected_share of the pool: the excess (soonest to recover
+  // first) stays in the plan, after every available target.
+  const double n = static_cast<double>(targets.size());
+  const size_t may_eject = static_cast<size_t>(std::floor(std::clamp(s.max_ejected_share, 0.0, 1.0) * n));
+  size_t keep = down.size() > may_eject ? down.size() - may_eject : 0;
+  for (size_t i = 0; i < keep; ++i) plan.steps.push_back({down[i].second.index, down[i].second.health, true});
+  if (plan.steps.empty()) plan.earliest_ms = down.front().first;
+  return plan;
+}
+
+}  // namespace sluice::upstream

@@ -1,0 +1,157 @@
+#include "upstream/health.hpp"
+
+#include <algorithm>
+
+namespace sluice::upstream {
+
+const char* state_name(BreakerState s) {
+  switch (s) {
+    case BreakerState::kClosed: return "closed";
+    case BreakerState::kOpen: return "open";
+    case BreakerState::kHalfOpen: return "half_open";
+  }
+  return "?";
+}
+
+void Health::set_settings(const BreakerSettings& s) {
+  std::lock_guard<std::mutex> lock(mu_);
+  s_ = s;
+  if (!s_.enabled) state_ = BreakerState::kClosed;
+}
+
+void Health::roll_window_locked(int64_t now) {
+  const int64_t half = std::max<int64_t>(s_.window_ms / 2, 1);
+  if (win_start_ms_ == 0) win_start_ms_ = now;
+  if (now - win_start_ms_ >= 2 * half) {  // both halves are stale
+    prev_req_ = prev_fail_ = win_req_ = win_fail_ = 0;
+    win_start_ms_ = now;
+  } else if (now - win_start_ms_ >= half) {
+    prev_req_ = win_req_;
+    prev_fail_ = win_fail_;
+    win_req_ = win_fail_ = 0;
+    win_start_ms_ += half;
+  }
+}
+
+void Health::open_locked(int64_t now, std::string_view why) {
+  cooldown_ms_ = cooldown_ms_ == 0 ? s_.open_ms : std::min(cooldown_ms_ * 2, s_.max_open_ms);
+  state_ = BreakerState::kOpen;
+  since_ms_ = now;
+  open_until_ms_ = now + cooldown_ms_;
+  probes_inflight_ = 0;
+  ++opens_;
+  reason_.assign(why.empty() ? std::string_view("failures") : why);
+}
+
+Health::Admit Health::admit(int64_t now, bool force) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (force) return {true, false};
+  if (!s_.enabled) return {true, false};
+  if (state_ == BreakerState::kOpen && now >= open_until_ms_) {
+    state_ = BreakerState::kHalfOpen;
+    since_ms_ = now;
+    probes_inflight_ = 0;
+  }
+  switch (state_) {
+    case BreakerState::kClosed: return {true, false};
+    case BreakerState::kOpen: return {false, false};
+    case BreakerState::kHalfOpen:
+      if (probes_inflight_ >= s_.half_open_probes) return {false, false};
+      ++probes_inflight_;
+      return {true, true};
+  }
+  return {false, false};
+}
+
+void Health::record(Outcome o, int64_t now, bool probe, std::string_view why) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (probe && probes_inflight_ > 0) --probes_inflight_;
+  if (o == Outcome::kIgnored || !s_.enabled) return;
+  if (o == Outcome::kRateLimited) {  // the upstream is alive: it answered
+    if (probe && state_ == BreakerState::kHalfOpen) {
+      state_ = BreakerState::kClosed;
+      since_ms_ = now;
+      cooldown_ms_ = 0;
+    }
+    return;
+  }
+  roll_window_locked(now);
+  ++win_req_;
+  if (o == Outcome::kSuccess) {
+    consecutive_ = 0;
+    if (state_ == BreakerState::kHalfOpen && probe) {
+      state_ = BreakerState::kClosed;
+      since_ms_ = now;
+      cooldown_ms_ = 0;
+      reason_.clear();
+      prev_req_ = prev_fail_ = win_req_ = win_fail_ = 0;
+    }
+    return;
+  }
+  ++win_fail_;
+  ++consecutive_;
+  if (state_ == BreakerState::kHalfOpen) {
+    if (probe) open_locked(now, std::string("half-open probe failed: ") + std::string(why));
+    return;
+  }
+  if (state_ == BreakerState::kOpen) return;
+  const int64_t req = win_req_ + prev_req_, fail = win_fail_ + prev_fail_;
+  if (consecutive_ >= s_.consecutive_failures) {
+    open_locked(now, std::to_string(consecutive_) + " consecutive failures (last: " + std::string(why) + ")");
+  } else if (req >= s_.min_requests && static_cast<double>(fail) >= s_.failure_ratio * static_cast<double>(req)) {
+    open_locked(now, std::to_string(fail) + " of " + std::to_string(req) + " requests failed (last: " +
+                         std::string(why) + ")");
+  }
+}
+
+void Health::hold_off_until(int64_t until_ms) {
+  std::lock_guard<std::mutex> lock(mu_);
+  retry_after_until_ms_ = std::max(retry_after_until_ms_, until_ms);
+}
+
+int64_t Health::available_at(int64_t now) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (s_.enabled && state_ == BreakerState::kOpen) return std::max(now, open_until_ms_);
+  return now;
+}
+
+bool Health::held_off(int64_t now) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return retry_after_until_ms_ > now;
+}
+
+HealthView Health::view(int64_t now) {
+  std::lock_guard<std::mutex> lock(mu_);
+  roll_window_locked(now);
+  HealthView v;
+  v.state = state_;
+  if (state_ == BreakerState::kOpen && now >= open_until_ms_) v.state = BreakerState::kHalfOpen;  // at the next request
+  v.since_ms = since_ms_;
+  v.reason = reason_;
+  v.next_probe_ms = state_ == BreakerState::kOpen ? open_until_ms_ : 0;
+  v.retry_after_ms = retry_after_until_ms_ > now ? retry_after_until_ms_ : 0;
+  v.opens = opens_;
+  v.requests = win_req_ + prev_req_;
+  v.failures = win_fail_ + prev_fail_;
+  v.outstanding = outstanding.load(std::memory_order_relaxed);
+  v.outstanding_tokens = outstanding_tokens.load(std::memory_order_relaxed);
+  return v;
+}
+
+std::shared_ptr<Health> Registry::get(const std::string& identity, const BreakerSettings& s) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto& h = by_identity_[identity];
+  if (!h) {
+    h = std::make_shared<Health>(s);
+  } else {
+    h->set_settings(s);  // a reload may change the thresholds; what was learned stays
+  }
+  return h;
+}
+
+std::unordered_map<std::string, std::shared_ptr<Health>> Registry::all() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return by_identity_;
+}
+
+}  // namespace sluice::upstream

@@ -1,0 +1,344 @@
+// upstreams.test.mjs: upstreams that fail well (issue 9). Several mock-llm processes and
+// scripted upstreams behind one gateway, faults switched at run time: pools and balancing,
+// circuit breakers with half-open probes, Retry-After, the retry budget, the first-token
+// deadline, silent upstreams left after one timeout, and streams that end without [DONE].
+// For each: what the client received, what each upstream received, and how long it took.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+
+import OpenAI from 'openai';
+
+import {
+  USER_MSG,
+  chat,
+  chatStreamRaw,
+  chunkEvent,
+  completionBody,
+  ms,
+  sleep,
+  startFakeUpstream,
+  startGateway,
+  startMock,
+  waitFor,
+} from './harness.mjs';
+
+function fastMock(extra = {}) {
+  return startMock({ config: { seed: 11, defaults: { ttft_ms: 2, tpot_ms: 0.2, output_tokens: [4, 8], ...extra } } });
+}
+
+async function adminGet(gw, p) {
+  const r = await fetch(`${gw.adminUrl}${p}`, { headers: { authorization: `Bearer ${gw.adminToken()}` } });
+  return { status: r.status, json: await r.json() };
+}
+
+async function upstreamState(gw, name) {
+  const { json } = await adminGet(gw, '/admin/v1/upstreams');
+  return json.upstreams.find((u) => u.name === name);
+}
+
+const body = (model, extra = {}) => ({ model, messages: USER_MSG, ...extra });
+
+// Two mock-llm upstreams `a` and `b` and a gateway whose config `make(a, b)` returns.
+async function twoMocks(make) {
+  const [a, b] = await Promise.all([fastMock(), fastMock()]);
+  const gw = await startGateway({ config: make(`${a.url}/v1`, `${b.url}/v1`) });
+  return { a, b, gw };
+}
+
+describe('pools and balancing', { timeout: ms(60_000) }, () => {
+  let a;
+  let b;
+  let gw;
+  before(async () => {
+    ({ a, b, gw } = await twoMocks((ua, ub) => ({
+      upstreams: [
+        { name: 'a', url: ua },
+        { name: 'b', url: ub },
+      ],
+      pools: [
+        { name: 'rr', upstreams: ['a', 'b'], balance: 'round_robin' },
+        { name: 'sticky', upstreams: ['a', 'b'], balance: 'session', affinity_header: 'x-session-id' },
+      ],
+      routes: [
+        { name: 'spread', upstream: 'rr', model: 'm' },
+        { name: 'session', upstream: 'sticky', model: 'm' },
+      ],
+    })));
+  });
+  after(async () => {
+    await gw?.stop();
+    await Promise.all([a?.stop(), b?.stop()]);
+  });
+
+  test('round robin spreads requests over the pool (official SDK), each answer says who served it', async () => {
+    const before = [(await a.stats()).requests, (await b.stats()).requests];
+    const client = new OpenAI({ baseURL: gw.baseURL, apiKey: 'x', maxRetries: 0 });
+    const served = new Map();
+    for (let i = 0; i < 20; i++) {
+      const { data, response } = await client.chat.completions.create({ model: 'spread', messages: USER_MSG }).withResponse();
+      assert.ok(data.choices[0].message.content.length > 0);
+      const who = response.headers.get('x-sluice-upstream');
+      served.set(who, (served.get(who) ?? 0) + 1);
+    }
+    const got = [(await a.stats()).requests - before[0], (await b.stats()).requests - before[1]];
+    assert.deepEqual(got, [10, 10], `requests per upstream: ${got}`);
+    assert.deepEqual([...served.keys()].sort(), ['a', 'b']);
+  });
+
+  test('session affinity: one session always lands on the same upstream', async () => {
+    for (const sid of ['s-1', 's-2', 's-3', 's-4']) {
+      const seen = new Set();
+      for (let i = 0; i < 5; i++) {
+        const r = await chat(gw, body('session'), { headers: { 'x-session-id': sid } });
+        assert.equal(r.status, 200, r.text);
+        seen.add(r.headers.get('x-sluice-upstream'));
+      }
+      assert.equal(seen.size, 1, `session ${sid} went to ${[...seen]}`);
+    }
+  });
+
+  test('GET /admin/v1/upstreams lists every upstream with its breaker, and the pools', async () => {
+    const { status, json } = await adminGet(gw, '/admin/v1/upstreams');
+    assert.equal(status, 200);
+    assert.deepEqual(json.upstreams.map((u) => u.name), ['a', 'b']);
+    for (const u of json.upstreams) {
+      assert.equal(u.state, 'closed');
+      assert.equal(u.outstanding_requests, 0);
+    }
+    assert.deepEqual(json.pools.map((p) => [p.name, p.balance]), [['rr', 'round_robin'], ['sticky', 'session']]);
+    const m = await gw.metrics();
+    assert.equal(m.value('sluice_upstream_state', { upstream: 'a', state: 'closed' }), 1);
+    assert.equal(m.value('sluice_upstream_state', { upstream: 'a', state: 'open' }), 0);
+    assert.deepEqual(m.bad, []);
+  });
+});
+
+describe('circuit breakers: a failing upstream is left and probed back', { timeout: ms(60_000) }, () => {
+  let a;
+  let b;
+  let gw;
+  before(async () => {
+    ({ a, b, gw } = await twoMocks((ua, ub) => ({
+      limits: { max_attempts: 2, retry_budget: { ratio: 1, min_per_second: 100 } },
+      upstreams: [
+        { name: 'a', url: ua, breaker: { consecutive_failures: 3, open_ms: 800, max_open_ms: 800 } },
+        { name: 'b', url: ub },
+      ],
+      routes: [{ name: 'primary', upstreams: ['a', 'b'], model: 'm' }],
+    })));
+  });
+  after(async () => {
+    await gw?.stop();
+    await Promise.all([a?.stop(), b?.stop()]);
+  });
+
+  test('the primary fails everything: clients see no error, the breaker opens, the primary stops receiving', async () => {
+    await a.setFaults({ model: 'm', error_rate: 1 });
+    const aBefore = (await a.stats()).requests;
+    for (let i = 0; i < 10; i++) {
+      const r = await chat(gw, body('primary'));
+      assert.equal(r.status, 200, `request ${i}: ${r.status} ${r.text}`);
+      assert.equal(r.headers.get('x-sluice-upstream'), 'b');
+    }
+    const aGot = (await a.stats()).requests - aBefore;
+    assert.equal(aGot, 3, `the primary got ${aGot} requests: 3 failures open the breaker, then none`);
+    const st = await upstreamState(gw, 'a');
+    assert.equal(st.state, 'open');
+    assert.match(st.reason, /3 consecutive failures/);
+    assert.ok(st.next_probe_ms > Date.now() - 100, JSON.stringify(st));
+    const log = await waitFor(() => {
+      const l = gw.requestLog();
+      return l.length >= 10 ? l.slice(-10) : false;
+    }, { what: '10 request log lines' });
+    // (Two workers write the log: lines are not in request order.)
+    assert.deepEqual(log.map((l) => l.attempts).sort(), [1, 1, 1, 1, 1, 1, 1, 2, 2, 2], 'retried on b until the breaker opened, then straight to b');
+  });
+
+  test('after the cool-down one probe goes through; a success closes the breaker', async () => {
+    await a.clearFaults();
+    await sleep(900);
+    const r = await chat(gw, body('primary'));
+    assert.equal(r.status, 200);
+    assert.equal(r.headers.get('x-sluice-upstream'), 'a', 'the half-open probe');
+    assert.equal((await upstreamState(gw, 'a')).state, 'closed');
+    const again = await chat(gw, body('primary'));
+    assert.equal(again.headers.get('x-sluice-upstream'), 'a');
+  });
+
+  test('every target open: 503 at once, naming the upstreams, with Retry-After', async () => {
+    await a.setFaults({ model: 'm', error_rate: 1 });
+    await b.setFaults({ model: 'm', error_rate: 1 });
+    // Open both: a after 3 failures; b (default breaker) after 5 consecutive.
+    for (let i = 0; i < 6; i++) await chat(gw, body('primary'));
+    await waitFor(async () => (await upstreamState(gw, 'b')).state === 'open', { what: 'b open' });
+    const t0 = Date.now();
+    const r = await chat(gw, body('primary'));
+    const took = Date.now() - t0;
+    assert.equal(r.status, 503, r.text);
+    assert.equal(r.json.error.code, 'upstreams_unavailable');
+    assert.match(r.json.error.message, /a: circuit open, .*consecutive failures.*; b: circuit open/);
+    assert.ok(Number(r.headers.get('retry-after')) >= 1, `Retry-After: ${r.headers.get('retry-after')}`);
+    assert.ok(took < ms(500), `failed fast: ${took} ms`);
+    await a.clearFaults();
+    await b.clearFaults();
+  });
+});
+
+describe('Retry-After, the retry budget and deadlines', { timeout: ms(90_000) }, () => {
+  test('429 with Retry-After: the request goes elsewhere now and the limited upstream is left alone', async () => {
+    const { a, b, gw } = await twoMocks((ua, ub) => ({
+      upstreams: [
+        { name: 'a', url: ua },
+        { name: 'b', url: ub },
+      ],
+      routes: [{ name: 'r', upstreams: ['a', 'b'], model: 'm' }],
+    }));
+    try {
+      await a.setFaults({ model: 'm', rate_limit_rate: 1, retry_after_s: 2 });
+      const aBefore = (await a.stats()).requests;
+      for (let i = 0; i < 8; i++) {
+        const r = await chat(gw, body('r'));
+        assert.equal(r.status, 200, r.text);
+        assert.equal(r.headers.get('x-sluice-upstream'), 'b');
+      }
+      assert.equal((await a.stats()).requests - aBefore, 1, 'one 429, then a is left alone for its Retry-After');
+      const st = await upstreamState(gw, 'a');
+      assert.ok(st.retry_after_until_ms > Date.now(), JSON.stringify(st));
+      assert.equal(st.state, 'closed', 'a 429 is not a failure');
+    } finally {
+      await gw.stop();
+      await Promise.all([a.stop(), b.stop()]);
+    }
+  });
+
+  test('the retry budget caps retries: with no budget a failing primary is not retried', async () => {
+    const { a, b, gw } = await twoMocks((ua, ub) => ({
+      limits: { max_attempts: 2, retry_budget: { ratio: 0, min_per_second: 0 } },
+      upstreams: [
+        { name: 'a', url: ua, breaker: false },
+        { name: 'b', url: ub },
+      ],
+      routes: [{ name: 'r', upstreams: ['a', 'b'], model: 'm' }],
+    }));
+    try {
+      await a.setFaults({ model: 'm', error_rate: 1 });
+      const bBefore = (await b.stats()).requests;
+      for (let i = 0; i < 5; i++) {
+        const r = await chat(gw, body('r'));
+        assert.equal(r.status, 500, `no retry allowed: the primary's error reaches the client (${r.status})`);
+      }
+      assert.equal((await b.stats()).requests - bBefore, 0, 'no request was retried on b');
+      const m = await gw.metrics();
+      assert.ok(m.value('sluice_retry_budget_refused_total') >= 5, m.text);
+    } finally {
+      await gw.stop();
+      await Promise.all([a.stop(), b.stop()]);
+    }
+  });
+
+  test('a slow first token moves a stream to the next target before the client sees a byte', async () => {
+    const slow = await fastMock({ ttft_ms: 3000 });
+    const fast = await fastMock();
+    const gw = await startGateway({
+      config: {
+        upstreams: [
+          { name: 'slow', url: `${slow.url}/v1`, timeouts: { first_token_ms: 400 } },
+          { name: 'fast', url: `${fast.url}/v1` },
+        ],
+        routes: [{ name: 'r', upstreams: ['slow', 'fast'], model: 'm' }],
+      },
+    });
+    try {
+      const t0 = Date.now();
+      const r = await chatStreamRaw(gw, body('r'));
+      const took = Date.now() - t0;
+      assert.equal(r.status, 200);
+      assert.equal(r.headers.get('x-sluice-upstream'), 'fast');
+      assert.equal(r.events.at(-1), '[DONE]');
+      assert.ok(took < ms(2500), `answered by the fast upstream in ${took} ms, not after the slow one's 3 s`);
+      const log = await gw.waitLog((l) => l.upstream === 'fast' && l.stream);
+      assert.equal(log.attempts, 2);
+    } finally {
+      await gw.stop();
+      await Promise.all([slow.stop(), fast.stop()]);
+    }
+  });
+
+  test('an upstream that holds a request silently and then drops it is not sent it again', async () => {
+    let n = 0;
+    const fake = await startFakeUpstream(async (req, res) => {
+      n++;
+      if (n === 1) {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(completionBody());
+        return;
+      }
+      await sleep(1500); // silence, then the connection is dropped
+      res.socket.destroy();
+    });
+    const gw = await startGateway({
+      config: {
+        limits: { max_attempts: 3 },
+        upstreams: [{ name: 'f', url: `${fake.url}/v1`, breaker: false }],
+        routes: [{ name: 'r', upstream: 'f', model: 'm' }],
+      },
+    });
+    try {
+      assert.equal((await chat(gw, body('r'))).status, 200); // leaves a keep-alive connection
+      const r = await chat(gw, body('r'));
+      assert.equal(r.status, 502, r.text);
+      await sleep(200);
+      assert.equal(fake.requests.length, 2, `the dropped request was sent ${fake.requests.length - 1} times`);
+    } finally {
+      await gw.stop();
+      await fake.close();
+    }
+  });
+});
+
+describe('streams that end oddly', { timeout: ms(30_000) }, () => {
+  test('a stream that finishes without data: [DONE] is complete: the client gets [DONE], status 200', async () => {
+    const fake = await startFakeUpstream((req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write(`data: ${chunkEvent('Hello')}\n\n`);
+      res.write(`data: ${chunkEvent(' world')}\n\n`);
+      res.write(`data: ${chunkEvent(null, { finish: 'stop' })}\n\n`);
+      const usage = { id: 'chatcmpl-fake', object: 'chat.completion.chunk', created: 1, model: 'fake-model', choices: [], usage: { prompt_tokens: 3, completion_tokens: 2, total_tokens: 5 } };
+      res.write(`data: ${JSON.stringify(usage)}\n\n`);
+      res.end(); // no [DONE]
+    });
+    const gw = await startGateway({ upstreams: { f: `${fake.url}/v1` } });
+    try {
+      const client = new OpenAI({ baseURL: gw.baseURL, apiKey: 'x', maxRetries: 0 });
+      const stream = await client.chat.completions.create({ model: 'fake-model', messages: USER_MSG, stream: true });
+      let text = '';
+      for await (const c of stream) text += c.choices[0]?.delta?.content ?? '';
+      assert.equal(text, 'Hello world');
+      const raw = await chatStreamRaw(gw, body('fake-model'));
+      assert.equal(raw.events.at(-1), '[DONE]');
+      assert.ok(!raw.events.some((e) => e.includes('"error"')), 'no error event');
+      const log = await gw.waitLog((l) => l.stream && l.status === 200);
+      assert.equal(log.tokens_out, 2);
+    } finally {
+      await gw.stop();
+      await fake.close();
+    }
+  });
+
+  test('a stream cut before its choice finished still ends with an error event, never a fake [DONE]', async () => {
+    const fake = await startFakeUpstream((req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write(`data: ${chunkEvent('Hel')}\n\n`);
+      res.end();
+    });
+    const gw = await startGateway({ upstreams: { f: `${fake.url}/v1` } });
+    try {
+      const raw = await chatStreamRaw(gw, body('fake-model'));
+      assert.notEqual(raw.events.at(-1), '[DONE]');
+      assert.equal(JSON.parse(raw.events.at(-1)).error.code, 'stream_cut');
+    } finally {
+      await gw.stop();
+      await fake.close();
+    }
+  });
+});

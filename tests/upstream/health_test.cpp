@@ -1,0 +1,119 @@
+#include <gtest/gtest.h>
+
+#include "upstream/health.hpp"
+
+namespace sluice::upstream {
+namespace {
+
+BreakerSettings fast() {
+  BreakerSettings s;
+  s.consecutive_failures = 3;
+  s.failure_ratio = 0.5;
+  s.min_requests = 10;
+  s.window_ms = 10000;
+  s.open_ms = 1000;
+  s.max_open_ms = 4000;
+  s.half_open_probes = 1;
+  return s;
+}
+
+TEST(Breaker, OpensOnConsecutiveFailuresAndProbesAfterTheCooldown) {
+  Health h(fast());
+  int64_t t = 1'000'000;
+  for (int i = 0; i < 2; ++i) h.record(Outcome::kFailure, t, false, "reset");
+  EXPECT_TRUE(h.admit(t).allowed);
+  h.record(Outcome::kFailure, t, false, "reset");
+  EXPECT_EQ(h.view(t).state, BreakerState::kOpen);
+  EXPECT_NE(h.view(t).reason.find("3 consecutive failures"), std::string::npos) << h.view(t).reason;
+  EXPECT_FALSE(h.admit(t + 999).allowed);
+  EXPECT_EQ(h.available_at(t + 10), t + 1000);
+  auto a = h.admit(t + 1000);  // half-open: one probe
+  EXPECT_TRUE(a.allowed);
+  EXPECT_TRUE(a.probe);
+  EXPECT_FALSE(h.admit(t + 1001).allowed) << "only one probe at a time";
+  h.record(Outcome::kSuccess, t + 1100, true);
+  EXPECT_EQ(h.view(t + 1100).state, BreakerState::kClosed);
+  EXPECT_TRUE(h.admit(t + 1100).allowed);
+}
+
+TEST(Breaker, CooldownDoublesWithEveryReopenUpToTheCap) {
+  Health h(fast());
+  int64_t t = 0;
+  for (int i = 0; i < 3; ++i) h.record(Outcome::kFailure, t, false, "x");
+  EXPECT_EQ(h.available_at(t), 1000);
+  std::vector<int64_t> cooldowns;
+  for (int round = 0; round < 4; ++round) {
+    t = h.available_at(t);
+    auto a = h.admit(t);
+    ASSERT_TRUE(a.probe);
+    h.record(Outcome::kFailure, t, true, "probe");
+    cooldowns.push_back(h.available_at(t) - t);
+  }
+  EXPECT_EQ(cooldowns, (std::vector<int64_t>{2000, 4000, 4000, 4000}));
+  EXPECT_EQ(h.view(t).opens, 5);
+}
+
+TEST(Breaker, OpensOnTheFailureRatioOverTheWindow) {
+  Health h(fast());
+  int64_t t = 0;
+  // Alternating success/failure never makes 3 in a row, but half of 10 requests failed.
+  for (int i = 0; i < 10; ++i) h.record(i % 2 ? Outcome::kFailure : Outcome::kSuccess, t + i, false, "5xx");
+  EXPECT_EQ(h.view(t + 10).state, BreakerState::kOpen);
+  EXPECT_NE(h.view(t + 10).reason.find("5 of 10"), std::string::npos) << h.view(t + 10).reason;
+}
+
+TEST(Breaker, OldFailuresLeaveTheWindow) {
+  Health h(fast());
+  for (int i = 0; i < 4; ++i) h.record(i % 2 ? Outcome::kFailure : Outcome::kSuccess, i, false, "x");
+  // 20 s later the window is fresh: 4 successes and 4 failures alternate under min_requests.
+  for (int i = 0; i < 8; ++i) h.record(i % 2 ? Outcome::kFailure : Outcome::kSuccess, 20000 + i, false, "x");
+  EXPECT_EQ(h.view(20010).state, BreakerState::kClosed);
+  EXPECT_EQ(h.view(20010).requests, 8);
+}
+
+TEST(Breaker, RateLimitsAndIgnoredOutcomesAreNotFailures) {
+  Health h(fast());
+  for (int i = 0; i < 10; ++i) h.record(Outcome::kRateLimited, i, false);
+  for (int i = 0; i < 10; ++i) h.record(Outcome::kIgnored, i, false);
+  EXPECT_EQ(h.view(20).state, BreakerState::kClosed);
+  h.hold_off_until(5000);
+  EXPECT_TRUE(h.held_off(100)) << "Retry-After in force";
+  EXPECT_FALSE(h.held_off(5000));
+  EXPECT_EQ(h.available_at(100), 100) << "a 429 does not open the breaker";
+  EXPECT_TRUE(h.admit(100).allowed);
+}
+
+TEST(Breaker, DisabledNeverOpens) {
+  BreakerSettings s = fast();
+  s.enabled = false;
+  Health h(s);
+  for (int i = 0; i < 50; ++i) h.record(Outcome::kFailure, i, false, "x");
+  EXPECT_TRUE(h.admit(60).allowed);
+}
+
+TEST(Registry, KeepsStateAcrossLookupsAndAppliesNewSettings) {
+  Registry r;
+  auto a = r.get("a|http://x", fast());
+  for (int i = 0; i < 3; ++i) a->record(Outcome::kFailure, 0, false, "x");
+  auto again = r.get("a|http://x", fast());  // a reload that keeps the upstream
+  EXPECT_EQ(a.get(), again.get());
+  EXPECT_EQ(again->view(1).state, BreakerState::kOpen);
+  EXPECT_EQ(r.all().size(), 1u);
+}
+
+TEST(LoadGuard, CountsInFlightRequestsAndTokens) {
+  Health h;
+  {
+    LoadGuard g(&h, 300);
+    LoadGuard g2(&h, 200);
+    EXPECT_EQ(h.outstanding.load(), 2);
+    EXPECT_EQ(h.outstanding_tokens.load(), 500);
+    LoadGuard moved = std::move(g);
+    EXPECT_EQ(h.outstanding.load(), 2);
+  }
+  EXPECT_EQ(h.outstanding.load(), 0);
+  EXPECT_EQ(h.outstanding_tokens.load(), 0);
+}
+
+}  // namespace
+}  // namespace sluice::upstream

@@ -52,6 +52,32 @@ struct Route {
   std::string model;                   // upstream model id; empty = the route name
 };
 
+// A route's fallback chain: tried in order when the route's own targets could not answer
+// before the first byte, for the failure classes in `on`.
+struct FallbackStep {
+  std::string upstream;     // an upstream or a pool...
+  std::string model;        // ...and the model id to send there (empty: the request's)
+  std::string static_text;  // or a static degraded answer (chat only)
+};
+struct Fallback {
+  std::string route;  // a config route or a release route (from the store)
+  std::vector<FallbackStep> chain;
+  // connect | timeout | 5xx | 429 | unavailable (breakers open). A 4xx the request caused
+  // never falls back.
+  std::vector<std::string> on = {"connect", "timeout", "5xx", "429", "unavailable"};
+};
+
+// The exact-match response cache, opt-in per route.
+struct CacheRoute {
+  std::string route;
+  int64_t ttl_ms = 300000;
+  bool shared_across_tenants = false;  // one tenant's cached answer may serve another
+};
+struct ResponseCacheConfig {
+  int64_t max_bytes = 64 << 20;
+  std::vector<CacheRoute> routes;
+};
+
 struct ApiKey {
   std::string tenant;
   std::string key_sha256;  // hex sha256 of the key; the key itself is never stored
@@ -103,6 +129,8 @@ struct Config {
   std::vector<Upstream> upstreams;
   std::vector<Pool> pools;
   std::vector<Route> routes;
+  std::vector<Fallback> fallbacks;
+  ResponseCacheConfig response_cache;
   std::vector<ApiKey> api_keys;
   std::vector<AdminToken> admin_tokens;
 };

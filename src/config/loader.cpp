@@ -159,7 +159,7 @@ class Walker {
     if (!expect_map(root, "the configuration")) return;
     allow_keys(root,
                {"listen", "admin_listen", "threads", "data_dir", "allow_public_unauthenticated", "limits",
-                "request_log", "upstreams", "pools", "routes", "api_keys", "admin"},
+                "request_log", "upstreams", "pools", "routes", "fallbacks", "response_cache", "api_keys", "admin"},
                "the configuration");
     str(root, "listen", c.listen);
     str(root, "admin_listen", c.admin_listen);
@@ -282,6 +282,53 @@ class Walker {
         route_marks_.push_back(at(n));
       }
     }
+    if (YAML::Node fs = seq(root, "fallbacks")) {
+      for (const auto& n : fs) {
+        if (!expect_map(n, "a fallback")) continue;
+        allow_keys(n, {"route", "chain", "on"}, "a fallback");
+        Fallback f;
+        str(n, "route", f.route);
+        if (f.route.empty()) error(n, "fallback needs a 'route'");
+        if (n["on"]) {
+          strings(n, "on", f.on);
+          for (const auto& o : f.on)
+            if (o != "connect" && o != "timeout" && o != "5xx" && o != "429" && o != "unavailable")
+              error(n["on"], "fallback 'on' entries are connect, timeout, 5xx, 429 or unavailable, got '" + o + "'");
+        }
+        if (YAML::Node ch = seq(n, "chain")) {
+          for (const auto& st : ch) {
+            if (!expect_map(st, "a fallback step")) continue;
+            allow_keys(st, {"upstream", "model", "static"}, "a fallback step");
+            FallbackStep step;
+            str(st, "upstream", step.upstream);
+            str(st, "model", step.model);
+            str(st, "static", step.static_text);
+            if (step.upstream.empty() == step.static_text.empty())
+              error(st, "a fallback step is either {upstream, model} or {static: \"...\"}");
+            f.chain.push_back(std::move(step));
+          }
+        }
+        if (f.chain.empty()) error(n, "fallback for route '" + f.route + "' needs a non-empty 'chain'");
+        c.fallbacks.push_back(std::move(f));
+        fallback_marks_.push_back(at(n));
+      }
+    }
+    if (YAML::Node rc = root["response_cache"]; rc && expect_map(rc, "response_cache")) {
+      allow_keys(rc, {"max_bytes", "routes"}, "response_cache");
+      integer(rc, "max_bytes", c.response_cache.max_bytes, 4096, int64_t(1) << 36);
+      if (YAML::Node rs2 = seq(rc, "routes")) {
+        for (const auto& n : rs2) {
+          if (!expect_map(n, "a cached route")) continue;
+          allow_keys(n, {"route", "ttl_ms", "shared_across_tenants"}, "a cached route");
+          CacheRoute cr;
+          str(n, "route", cr.route);
+          if (cr.route.empty()) error(n, "a cached route needs a 'route'");
+          integer(n, "ttl_ms", cr.ttl_ms, 1, int64_t(30) * 86400000);
+          boolean(n, "shared_across_tenants", cr.shared_across_tenants);
+          c.response_cache.routes.push_back(std::move(cr));
+        }
+      }
+    }
     if (YAML::Node ks = seq(root, "api_keys")) {
       for (const auto& n : ks) {
         if (!expect_map(n, "an api key")) continue;
@@ -326,6 +373,7 @@ class Walker {
 
   std::vector<std::string> route_marks_;  // file:line:col of each route, for validate()
   std::vector<std::string> pool_marks_;   // and of each pool
+  std::vector<std::string> fallback_marks_;  // and of each fallback
 
  private:
   std::string file_;
@@ -343,6 +391,7 @@ LoadResult load_string(const std::string& yaml, const std::string& source_name) 
     w.load(root, r.config);
     r.route_locations = w.route_marks_;
     r.pool_locations = w.pool_marks_;
+    r.fallback_locations = w.fallback_marks_;
   } catch (const YAML::Exception& e) {
     std::ostringstream os;
     os << source_name;
@@ -406,6 +455,31 @@ void validate(LoadResult& r) {
         r.errors.push_back(where + ": route '" + rt.name + "' refers to unknown upstream or pool '" + un + "'");
     }
     if (!rt.name.empty() && !routes.insert(rt.name).second) r.errors.push_back(f + ": duplicate route name '" + rt.name + "'");
+  }
+  std::set<std::string> fallback_routes;
+  for (size_t i = 0; i < c.fallbacks.size(); ++i) {
+    const Fallback& fb = c.fallbacks[i];
+    std::string where = i < r.fallback_locations.size() ? r.fallback_locations[i] : f;
+    if (!fallback_routes.insert(fb.route).second)
+      r.errors.push_back(where + ": route '" + fb.route + "' has two fallback chains");
+    std::set<std::string> seen;
+    for (const auto& st : fb.chain) {
+      if (st.upstream.empty()) continue;
+      if (!names.count(st.upstream) && !pools.count(st.upstream))
+        r.errors.push_back(where + ": fallback for route '" + fb.route + "' refers to unknown upstream or pool '" +
+                           st.upstream + "'");
+      // The same target twice would only repeat a failure: a loop, not a fallback.
+      if (!seen.insert(st.upstream + "\x1f" + st.model).second)
+        r.errors.push_back(where + ": fallback for route '" + fb.route + "' lists '" + st.upstream +
+                           (st.model.empty() ? "" : "' model '" + st.model) + "' twice (a cycle)");
+    }
+    for (const Route& rt : c.routes)
+      if (rt.name == fb.route)
+        for (const auto& st : fb.chain)
+          if (!st.upstream.empty() && rt.upstreams.size() == 1 && rt.upstreams[0] == st.upstream &&
+              (st.model.empty() || st.model == rt.model))
+            r.errors.push_back(where + ": fallback for route '" + fb.route + "' falls back to the route's own target '" +
+                               st.upstream + "' (a cycle)");
   }
   if (!parse_host_port(c.listen)) r.errors.push_back(f + ": 'listen' must be HOST:PORT, got '" + c.listen + "'");
   if (!parse_host_port(c.admin_listen))

@@ -14,6 +14,7 @@ struct LoadResult {
   std::vector<std::string> warnings;  // same shape; do not block serving
   std::vector<std::string> route_locations;  // file:line:col per route (for later checks)
   std::vector<std::string> pool_locations;   // file:line:col per pool
+  std::vector<std::string> fallback_locations;  // file:line:col per fallback
   bool ok() const { return errors.empty(); }
 };
 

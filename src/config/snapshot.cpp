@@ -5,6 +5,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "core/error.hpp"
 #include "core/strings.hpp"
 
 namespace sluice::config {
@@ -106,8 +107,46 @@ std::shared_ptr<const Snapshot> Snapshot::build(Config cfg, uint64_t version, st
     res.upstreams.push_back(0);
     s->passthrough_ = std::move(res);
   }
+  for (const Fallback& f : c.fallbacks) {
+    auto it = s->by_model_.find(f.route);
+    if (it == s->by_model_.end()) {
+      s->warnings_.push_back("fallback for route '" + f.route + "': no such route (yet); it applies once the route exists");
+      continue;
+    }
+    auto cf = std::make_unique<CompiledFallback>();
+    cf->on = f.on;
+    for (const FallbackStep& st : f.chain) {
+      CompiledFallback::Step step;
+      if (st.upstream.empty()) {
+        step.static_text = st.static_text;
+        step.label = "static";
+      } else {
+        if (!s->add_targets(st.upstream, step.targets, step.balance)) continue;  // validated earlier
+        if (!st.model.empty()) append_json_string(step.model_literal, st.model);
+        step.label = st.upstream + (st.model.empty() ? "" : "/" + st.model);
+      }
+      cf->steps.push_back(std::move(step));
+    }
+    it->second.fallback = cf.get();
+    s->fallbacks_.push_back(std::move(cf));
+  }
+  for (const CacheRoute& cr : c.response_cache.routes) {
+    auto it = s->by_model_.find(cr.route);
+    if (it == s->by_model_.end()) {
+      s->warnings_.push_back("response_cache: no route '" + cr.route + "' (yet)");
+      continue;
+    }
+    it->second.cache = &cr;
+  }
   for (const ApiKey& k : c.api_keys) s->key_tenants_[k.key_sha256] = k.tenant;
   return s;
+}
+
+bool CompiledFallback::matches(std::string_view failure_code) const {
+  std::string_view cls = upstream::failure_class(failure_code);
+  for (const auto& o : on)
+    if (o == cls) return true;
+  return false;
 }
 
 bool Snapshot::add_targets(std::string_view name, std::vector<size_t>& out,

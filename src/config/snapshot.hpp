@@ -29,6 +29,20 @@ struct UpstreamRuntime {
   std::shared_ptr<upstream::Health> health;
 };
 
+// A route's fallback chain, compiled: each step's targets, or a static answer.
+struct CompiledFallback {
+  struct Step {
+    std::vector<size_t> targets;
+    const upstream::BalanceSettings* balance = nullptr;
+    std::string model_literal;  // JSON string of the model id to send ("" = the request's)
+    std::string static_text;    // a static degraded answer when targets is empty
+    std::string label;          // what served: "pool/model" or "static" (header, log, metric)
+  };
+  std::vector<Step> steps;
+  std::vector<std::string> on;  // failure classes (upstream::failure_class) that fall back
+  bool matches(std::string_view failure_code) const;
+};
+
 // How a model name resolves.
 struct Resolution {
   std::string route;                 // route name for metrics/logs ("" in pass-through)
@@ -43,6 +57,8 @@ struct Resolution {
   std::shared_ptr<const release::Compiled> candidate;
   std::vector<size_t> candidate_upstreams;
   std::shared_ptr<RolloutLive> live;
+  const CompiledFallback* fallback = nullptr;  // the route's fallback chain, if any
+  const CacheRoute* cache = nullptr;           // the route's response cache rule, if any
 };
 
 // A route served by a release (from the store), as the control plane hands it over.
@@ -97,6 +113,7 @@ class Snapshot {
 
   std::vector<UpstreamRuntime> upstreams_;
   std::unordered_map<std::string, const Pool*, StringHash, std::equal_to<>> pools_;  // into config_
+  std::vector<std::unique_ptr<CompiledFallback>> fallbacks_;
   std::unordered_map<std::string, Resolution, StringHash, std::equal_to<>> by_model_;
   std::optional<Resolution> passthrough_;
   std::unordered_map<std::string, std::string, StringHash, std::equal_to<>> key_tenants_;

@@ -237,7 +237,8 @@ awaitable<ForwardResult> Worker::forward(const config::Snapshot& snap, const For
     // from the candidate's upstream (model not found, auth, a rejected param) falls back too;
     // it counts against the candidate only if stable then answers.
     const bool fall_back =
-        !retry && spec.candidate_with_fallback && (retryable_status(status) || (status >= 400 && status < 500));
+        !retry && ((spec.candidate_with_fallback && (retryable_status(status) || (status >= 400 && status < 500))) ||
+                   (spec.fail_on_5xx && status >= 500) || (spec.fail_on_429 && status == 429));
     if (retry || fall_back) {
       const char* k = status == 429 ? "status_429" : status >= 500 ? "status_5xx" : "status_4xx";
       metrics_.upstream_error(u.cfg->name, k);

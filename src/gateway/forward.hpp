@@ -36,6 +36,10 @@ struct ForwardSpec {
   // A rollout candidate with the stable release behind it: one try per target, and a 4xx
   // or an error it will not retry ends the forward (the caller falls back to stable).
   bool candidate_with_fallback = false;
+  // The route has a fallback chain for 5xx (or 429): a last 5xx (429) ends the forward as
+  // a failure (the caller falls back) instead of being relayed.
+  bool fail_on_5xx = false;
+  bool fail_on_429 = false;
 };
 
 // An upstream that answered: its connection positioned after the response head.

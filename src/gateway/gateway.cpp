@@ -146,6 +146,7 @@ std::optional<OpsResponse> ops_endpoint(Shared& shared, std::string_view path) {
       body += shared.rollout_metrics;
     }
     if (auto snap = shared.snapshots.current()) body += upstreams_prometheus(*snap, shared.retry_budget, unix_millis());
+    body += response_cache_prometheus(shared.response_cache);
     return OpsResponse{http::status::ok, std::move(body), "text/plain; version=0.0.4"};
   }
   return std::nullopt;
@@ -211,6 +212,7 @@ struct Gateway::Impl {
     for (const auto& w : snap->warnings()) std::cerr << "sluice: warning: " << w << "\n";
     ++next_version;
     shared.retry_budget.set_settings(snap->config().limits.retry_budget);
+    shared.response_cache.set_max_bytes(snap->config().response_cache.max_bytes);
     shared.snapshots.publish(std::move(snap));
     return "";
   }

@@ -12,9 +12,11 @@
 
 #include <simdjson.h>
 
+#include "cache/response_cache.hpp"
 #include "gateway/forward.hpp"
 #include "gateway/stages.hpp"
 #include "gateway/worker.hpp"
+#include "json/splice.hpp"
 #include "net/wire.hpp"
 #include "quality/refusal.hpp"
 #include "quality/text.hpp"
@@ -41,6 +43,66 @@ void arm_watch(beast::tcp_stream& client, const std::shared_ptr<ClientWatch>& w)
     }
     // r > 0: the client pipelined its next request; it is read after this one.
   });
+}
+
+// An answer sluice writes itself (a static degraded answer, a cache hit replayed as a
+// stream) as a chat completion or its stream, in OpenAI's shape. `content` and `usage` are
+// JSON literals.
+std::string synth_answer(const RequestContext& ctx, std::string_view content, std::string_view finish,
+                         std::string_view usage) {
+  std::string id = "chatcmpl-" + ctx.request_id, model, fin;
+  append_json_string(model, ctx.info.model);
+  append_json_string(fin, finish);
+  const std::string created = std::to_string(unix_millis() / 1000);
+  if (!ctx.info.stream) {
+    return "{\"id\":\"" + id + "\",\"object\":\"chat.completion\",\"created\":" + created + ",\"model\":" + model +
+           ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":" + std::string(content) +
+           ",\"refusal\":null},\"logprobs\":null,\"finish_reason\":" + fin + "}],\"usage\":" + std::string(usage) + "}";
+  }
+  auto chunk = [&](const std::string& delta, const std::string& finish_json) {
+    return "data: {\"id\":\"" + id + "\",\"object\":\"chat.completion.chunk\",\"created\":" + created + ",\"model\":" +
+           model + ",\"choices\":[{\"index\":0,\"delta\":" + delta + ",\"logprobs\":null,\"finish_reason\":" + finish_json +
+           "}]}\n\n";
+  };
+  std::string out = chunk("{\"role\":\"assistant\",\"content\":\"\"}", "null");
+  out += chunk("{\"content\":" + std::string(content) + "}", "null");
+  out += chunk("{}", fin);
+  if (ctx.info.include_usage)
+    out += "data: {\"id\":\"" + id + "\",\"object\":\"chat.completion.chunk\",\"created\":" + created + ",\"model\":" +
+           model + ",\"choices\":[],\"usage\":" + std::string(usage) + "}\n\n";
+  return out + "data: [DONE]\n\n";
+}
+
+std::string static_answer(const RequestContext& ctx, std::string_view text) {
+  std::string content;
+  append_json_string(content, text);
+  return synth_answer(ctx, content, "stop", "{\"prompt_tokens\":0,\"completion_tokens\":0,\"total_tokens\":0}");
+}
+
+// Whether a rendered request is deterministic enough to cache: temperature 0, or a seed.
+bool deterministic(simdjson::dom::parser& p, const std::string& body) {
+  simdjson::dom::element doc;
+  if (p.parse(body).get(doc)) return false;
+  double t = 1;
+  if (!doc["seed"].error() && !doc["seed"].is_null()) return true;
+  return !doc["temperature"].get_double().get(t) && t == 0;
+}
+
+// A cached whole completion as the stream a streaming client asked for: its first choice's
+// text, finish reason and usage. Empty when it cannot be replayed (tool calls, n > 1).
+std::string replay_as_stream(simdjson::dom::parser& p, const RequestContext& ctx, const std::string& cached) {
+  simdjson::dom::element doc;
+  if (p.parse(cached).get(doc)) return "";
+  simdjson::dom::array choices;
+  if (doc["choices"].get_array().get(choices) || choices.size() != 1) return "";
+  std::string_view text, finish = "stop";
+  if (choices.at(0)["message"]["content"].get_string().get(text)) return "";
+  (void)choices.at(0)["finish_reason"].get_string().get(finish);
+  std::string content, usage = "{\"prompt_tokens\":0,\"completion_tokens\":0,\"total_tokens\":0}";
+  append_json_string(content, text);
+  simdjson::dom::element u;
+  if (!doc["usage"].get(u)) usage = simdjson::minify(u);
+  return synth_answer(ctx, content, finish, usage);
 }
 
 // How a relayed exchange ended, as the upstream's breaker counts it.
@@ -372,6 +434,34 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
 
   net::Header lineage[] = {{"x-sluice-release", rel_id()}, {"x-sluice-prompt", prompt_id()}};
 
+  // ---- response cache (opt-in per route; deterministic requests only) ----
+  std::string cache_key;
+  const config::CacheRoute* cache_rule = ctx.resolution ? ctx.resolution->cache : nullptr;
+  if (cache_rule && endpoint == Endpoint::kChat && deterministic(json_, *ctx.body)) {
+    auto unstreamed = json::splice_members(*ctx.body, {{"stream", ""}, {"stream_options", ""}});
+    cache_key = cache::cache_key(cache_rule->shared_across_tenants ? std::string_view() : std::string_view(ctx.tenant),
+                                 ctx.resolution->route + "\x1f" + std::string(rel_id()),
+                                 unstreamed ? std::string_view(*unstreamed) : std::string_view(*ctx.body));
+    if (auto hit = shared_.response_cache.get(cache_key, unix_millis())) {
+      std::string out = ctx.info.stream ? replay_as_stream(json_, ctx, *hit) : std::move(*hit);
+      if (!out.empty()) {
+        if (auto usage = json::response_usage_and_answer(json_, ctx.info.stream ? *hit : out, kMaxCapturedAnswer,
+                                                         ctx.capture ? &ctx.answer : nullptr, &ctx.finish_reason)) {
+          ctx.tokens_in = usage->prompt_tokens;
+          ctx.tokens_out = usage->completion_tokens;
+        }
+        ctx.status = 200;
+        ctx.upstream.clear();
+        ctx.cache = "hit";
+        account(ctx);
+        const net::Header headers[] = {lineage[0], lineage[1], {"x-sluice-cache", "hit"}};
+        co_return co_await respond(client, req, http::status::ok, std::move(out),
+                                   ctx.info.stream ? "text/event-stream" : "application/json", ctx.request_id, headers);
+      }
+    }
+    ctx.cache = "miss";
+  }
+
   // ---- forward ----
   auto watch = std::make_shared<ClientWatch>();
   arm_watch(client, watch);
@@ -400,6 +490,10 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
   std::optional<ApiError> failure;
   std::string retry_after;
   std::unique_ptr<Exchange> ex;
+  if (const config::CompiledFallback* f = ctx.resolution ? ctx.resolution->fallback : nullptr) {
+    fs.fail_on_5xx = f->matches("status_5xx");
+    fs.fail_on_429 = f->matches("status_429");
+  }
   for (int pass = 0; pass < 2; ++pass) {
     fs.targets = ctx.candidates;
     fs.balance = ctx.candidate ? ctx.resolution->candidate_balance : ctx.resolution->balance;
@@ -433,6 +527,50 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
     lineage[0].value = rel_id();
     lineage[1].value = prompt_id();
     failure.reset();
+  }
+
+  // The route's fallback chain: another pool or model, or a static degraded answer, for
+  // the failure classes it names. Still before the first byte reached the client.
+  const config::CompiledFallback* fb = ctx.resolution ? ctx.resolution->fallback : nullptr;
+  std::string fallback_body;
+  if (!ex && fb && failure && !watch->gone && !watch->shutdown && endpoint != Endpoint::kModels &&
+      fb->matches(failure->code)) {
+    const std::string original = *ctx.body;
+    for (const auto& step : fb->steps) {
+      if (step.targets.empty()) {
+        if (endpoint != Endpoint::kChat) continue;  // a static answer is a chat completion
+        ctx.fallback = step.label;
+        ctx.degraded = "static";
+        ctx.status = 200;
+        ctx.upstream.clear();
+        metrics_.fallback(ctx.resolution->route, step.label);
+        account(ctx);
+        const net::Header headers[] = {lineage[0], lineage[1], {"x-sluice-fallback", "static"}, {"x-sluice-degraded", "static"}};
+        co_return co_await respond(client, req, http::status::ok, static_answer(ctx, step.static_text),
+                                   want_stream ? "text/event-stream" : "application/json", ctx.request_id, headers);
+      }
+      fallback_body = original;
+      if (!step.model_literal.empty()) {
+        if (auto b = json::splice_members(original, {{"model", step.model_literal}})) fallback_body = std::move(*b);
+      }
+      fs.targets = step.targets;
+      fs.balance = step.balance;
+      fs.body = fallback_body;
+      fs.candidate_with_fallback = false;
+      ForwardResult r = co_await forward(*snap, fs, *watch);
+      ctx.attempts += r.attempts;
+      if (!r.upstream.empty()) ctx.upstream = r.upstream;
+      if (r.exchange) {
+        ex = std::move(r.exchange);
+        ctx.fallback = step.label;
+        metrics_.fallback(ctx.resolution->route, step.label);
+        break;
+      }
+      if (r.gone || watch->gone) break;
+      failure = std::move(r.failure);
+      retry_after = std::move(r.retry_after);
+      if (!failure || !fb->matches(failure->code)) break;
+    }
   }
 
   if (watch->gone) {
@@ -535,6 +673,8 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
       }
       ctx.tokens_in = usage->prompt_tokens;
       ctx.tokens_out = usage->completion_tokens;
+      if (!cache_key.empty() && ctx.fallback.empty())
+        shared_.response_cache.put(cache_key, body, unix_millis(), cache_rule->ttl_ms);
     } else if (status >= 400) {
       ctx.error_kind = "upstream_status_" + std::to_string(status);
       metrics_.upstream_error(chosen->cfg->name, status == 429 ? "status_429" : (status >= 500 ? "status_5xx" : "status_4xx"));
@@ -548,7 +688,9 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
         std::initializer_list<net::Header>{{"Retry-After", ures[http::field::retry_after]},
                                            lineage[0],
                                            lineage[1],
-                                           {"x-sluice-upstream", chosen->cfg->name}});
+                                           {"x-sluice-upstream", chosen->cfg->name},
+                                           {"x-sluice-fallback", ctx.fallback},
+                                           {"x-sluice-cache", ctx.cache}});
     std::array<asio::const_buffer, 2> bufs{asio::buffer(res_head), asio::buffer(body)};
     client.expires_after(milliseconds(cfg.limits.client_write_timeout_ms));
     co_await asio::async_write(client, bufs, ec_await(ec));
@@ -572,7 +714,9 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
                                        std::initializer_list<net::Header>{{"Cache-Control", "no-cache"},
                                                                           lineage[0],
                                                                           lineage[1],
-                                                                          {"x-sluice-upstream", chosen->cfg->name}},
+                                                                          {"x-sluice-upstream", chosen->cfg->name},
+                                                                          {"x-sluice-fallback", ctx.fallback},
+                                                                          {"x-sluice-cache", ctx.cache}},
                                        chunked);
   client.expires_after(milliseconds(cfg.limits.client_write_timeout_ms));
   co_await asio::async_write(client, asio::buffer(head), ec_await(ec));

@@ -196,6 +196,18 @@ std::string request_log_line(const RequestContext& ctx, Clock::time_point t_end)
   } else {
     l += ",\"release\":null,\"prompt\":null";
   }
+  if (!ctx.fallback.empty()) {
+    l += ",\"fallback\":";
+    append_json_string(l, ctx.fallback);
+  }
+  if (!ctx.cache.empty()) {
+    l += ",\"cache\":";
+    append_json_string(l, ctx.cache);
+  }
+  if (!ctx.degraded.empty()) {
+    l += ",\"degraded\":";
+    append_json_string(l, ctx.degraded);
+  }
   l += ",\"status\":" + std::to_string(ctx.status);
   l += ctx.info.stream ? ",\"stream\":true" : ",\"stream\":false";
   l += ",\"attempts\":" + std::to_string(ctx.attempts);

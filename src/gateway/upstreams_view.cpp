@@ -95,4 +95,19 @@ std::string upstreams_prometheus(const config::Snapshot& snap, upstream::RetryBu
   return o + opens + out + tok + rb;
 }
 
+std::string response_cache_prometheus(cache::ResponseCache& c) {
+  cache::Stats s = c.stats();
+  std::string o;
+  auto one = [&](const char* name, const char* type, const char* help, int64_t v) {
+    o += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n" + name + " " +
+         std::to_string(v) + "\n";
+  };
+  one("sluice_response_cache_hits_total", "counter", "Requests answered from the response cache.", s.hits);
+  one("sluice_response_cache_misses_total", "counter", "Cacheable requests not found in the response cache.", s.misses);
+  one("sluice_response_cache_evictions_total", "counter", "Entries evicted to stay within max_bytes.", s.evictions);
+  one("sluice_response_cache_bytes", "gauge", "Bytes held by the response cache.", s.bytes);
+  one("sluice_response_cache_entries", "gauge", "Entries in the response cache.", s.entries);
+  return o;
+}
+
 }  // namespace sluice::gateway

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 
+#include "cache/response_cache.hpp"
 #include "config/snapshot.hpp"
 #include "upstream/retry.hpp"
 
@@ -12,5 +13,7 @@ namespace sluice::gateway {
 
 std::string upstreams_json(const config::Snapshot& snap, upstream::RetryBudget& budget, int64_t now_ms);
 std::string upstreams_prometheus(const config::Snapshot& snap, upstream::RetryBudget& budget, int64_t now_ms);
+// sluice_response_cache_* series.
+std::string response_cache_prometheus(cache::ResponseCache& c);
 
 }  // namespace sluice::gateway

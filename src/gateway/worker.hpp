@@ -22,6 +22,7 @@
 #include "net/session.hpp"
 #include "net/upstream.hpp"
 #include "rollout/sink.hpp"
+#include "cache/response_cache.hpp"
 #include "upstream/balancer.hpp"
 #include "upstream/health.hpp"
 #include "upstream/retry.hpp"
@@ -54,6 +55,7 @@ struct Shared {
   // Retry-After, load in flight) and the retry budget shared by all workers.
   upstream::Registry upstream_health;
   upstream::RetryBudget retry_budget;
+  cache::ResponseCache response_cache;  // opt-in per route (response_cache.routes)
   std::unique_ptr<metrics::Registry> metrics;
   std::unique_ptr<reqlog::RequestLog> reqlog;
   std::atomic<bool> draining{false};

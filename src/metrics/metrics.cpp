@@ -46,13 +46,17 @@ void Shard::record(const RequestSample& s) {
   if (s.tokens_out > 0) r.tokens_out += static_cast<uint64_t>(s.tokens_out);
 }
 
-void Shard::upstream_error(std::string_view upstream, std::string_view kind) {
+void Shard::count_pair(std::unordered_map<std::string, uint64_t>& m, std::string_view a, std::string_view b) {
   std::lock_guard<std::mutex> lock(mu_);
-  key_.assign(upstream);
+  key_.assign(a);
   key_.push_back('\x1f');
-  key_.append(kind);
-  ++upstream_errors_[key_];
+  key_.append(b);
+  ++m[key_];
 }
+
+void Shard::upstream_error(std::string_view upstream, std::string_view kind) { count_pair(upstream_errors_, upstream, kind); }
+
+void Shard::fallback(std::string_view route, std::string_view served_by) { count_pair(fallbacks_, route, served_by); }
 
 Registry::Registry(size_t workers) {
   for (size_t i = 0; i < workers; ++i) shards_.push_back(std::make_unique<Shard>());
@@ -122,12 +126,13 @@ void render_histogram(std::string& out, const char* name, const std::string& lab
 
 std::string Registry::render_prometheus() const {
   std::map<std::string, RequestSeries> series;
-  std::map<std::string, uint64_t> errors;
+  std::map<std::string, uint64_t> errors, fallbacks;
   int64_t inflight = 0, streams = 0;
   for (const auto& s : shards_) {
     std::lock_guard<std::mutex> lock(s->mu_);
     for (const auto& [k, v] : s->series_) series[k].merge(v);
     for (const auto& [k, v] : s->upstream_errors_) errors[k] += v;
+    for (const auto& [k, v] : s->fallbacks_) fallbacks[k] += v;
     inflight += s->inflight.load(std::memory_order_relaxed);
     streams += s->open_streams.load(std::memory_order_relaxed);
   }
@@ -173,6 +178,13 @@ std::string Registry::render_prometheus() const {
     auto [upstream, kind] = split_key(k);
     out += "sluice_upstream_errors_total{upstream=\"" + escape_label(upstream) + "\",kind=\"" + escape_label(kind) +
            "\"} " + std::to_string(v) + "\n";
+  }
+  out += "# HELP sluice_fallbacks_total Requests answered by a step of their route's fallback chain.\n";
+  out += "# TYPE sluice_fallbacks_total counter\n";
+  for (const auto& [k, v] : fallbacks) {
+    auto [route, by] = split_key(k);
+    out += "sluice_fallbacks_total{route=\"" + escape_label(route) + "\",served_by=\"" + escape_label(by) + "\"} " +
+           std::to_string(v) + "\n";
   }
   out += "# HELP sluice_inflight_requests Requests being served now.\n# TYPE sluice_inflight_requests gauge\n";
   out += "sluice_inflight_requests " + std::to_string(inflight) + "\n";

@@ -52,6 +52,8 @@ class Shard {
  public:
   void record(const RequestSample& s);
   void upstream_error(std::string_view upstream, std::string_view kind);
+  // A route's fallback chain answered: `served_by` is the step (an upstream/pool, or "static").
+  void fallback(std::string_view route, std::string_view served_by);
   std::atomic<int64_t> inflight{0};
   std::atomic<int64_t> open_streams{0};
 
@@ -59,7 +61,9 @@ class Shard {
   friend class Registry;
   std::mutex mu_;
   std::unordered_map<std::string, RequestSeries> series_;  // key: route \x1f release \x1f upstream
+  void count_pair(std::unordered_map<std::string, uint64_t>& m, std::string_view a, std::string_view b);
   std::unordered_map<std::string, uint64_t> upstream_errors_;  // key: upstream \x1f kind
+  std::unordered_map<std::string, uint64_t> fallbacks_;        // key: route \x1f served_by
   std::string key_;  // scratch, reused per request
 };
 

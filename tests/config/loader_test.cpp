@@ -146,3 +146,25 @@ TEST(ConfigLoader, BadPoolsAreRefusedWithTheirLocation) {
 }
 
 }  // namespace sluice::config
+
+namespace sluice::config {
+
+TEST(ConfigLoader, FallbackChains) {
+  const std::string ups =
+      "upstreams:\n  - {name: a, url: 'http://x'}\n  - {name: b, url: 'http://y'}\nroutes:\n  - {name: r, upstream: a, model: m}\n";
+  auto ok = load(ups + "fallbacks:\n  - {route: r, chain: [{upstream: b, model: small}, {static: busy}], on: [5xx, unavailable]}\n");
+  ASSERT_TRUE(ok.ok()) << ok.errors[0];
+  ASSERT_EQ(ok.config.fallbacks.size(), 1u);
+  EXPECT_EQ(ok.config.fallbacks[0].chain[1].static_text, "busy");
+  EXPECT_EQ(ok.config.fallbacks[0].on, (std::vector<std::string>{"5xx", "unavailable"}));
+  EXPECT_TRUE(has_error(load(ups + "fallbacks:\n  - {route: r, chain: [{upstream: nope}]}\n"),
+                        "test.yaml:7:5: fallback for route 'r' refers to unknown upstream or pool 'nope'"));
+  EXPECT_TRUE(has_error(load(ups + "fallbacks:\n  - {route: r, chain: [{upstream: b}, {upstream: b}]}\n"), "twice (a cycle)"));
+  EXPECT_TRUE(has_error(load(ups + "fallbacks:\n  - {route: r, chain: [{upstream: a, model: m}]}\n"),
+                        "falls back to the route's own target 'a' (a cycle)"));
+  EXPECT_TRUE(has_error(load(ups + "fallbacks:\n  - {route: r, chain: [{upstream: b, static: x}]}\n"), "either"));
+  EXPECT_TRUE(has_error(load(ups + "fallbacks:\n  - {route: r, chain: [{static: x}], on: [4xx]}\n"), "'on' entries"));
+  EXPECT_TRUE(has_error(load(ups + "fallbacks:\n  - {route: r, chain: []}\n"), "non-empty 'chain'"));
+}
+
+}  // namespace sluice::config

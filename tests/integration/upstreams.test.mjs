@@ -342,3 +342,152 @@ describe('streams that end oddly', { timeout: ms(30_000) }, () => {
     }
   });
 });
+
+describe('fallback chains: another model, then a static degraded answer', { timeout: ms(60_000) }, () => {
+  let primary;
+  let cheap;
+  let gw;
+  let primaryStatus = 500;
+  let cheapStatus = 200;
+  before(async () => {
+    primary = await startFakeUpstream((req, res) => {
+      res.writeHead(primaryStatus, { 'content-type': 'application/json' });
+      res.end(primaryStatus === 200 ? completionBody('big') : JSON.stringify({ error: { message: 'nope', type: 'x', param: null, code: null } }));
+    });
+    cheap = await startFakeUpstream((req, res, raw) => {
+      res.writeHead(cheapStatus, { 'content-type': 'application/json' });
+      res.end(cheapStatus === 200 ? completionBody(JSON.parse(raw).model, 'from the cheap model') : '{"error":{"message":"down"}}');
+    });
+    gw = await startGateway({
+      config: {
+        upstreams: [
+          { name: 'primary', url: `${primary.url}/v1`, breaker: false },
+          { name: 'cheap', url: `${cheap.url}/v1`, breaker: false },
+        ],
+        routes: [{ name: 'bot', upstream: 'primary', model: 'big-model' }],
+        fallbacks: [
+          {
+            route: 'bot',
+            chain: [{ upstream: 'cheap', model: 'small-model' }, { static: 'The assistant is busy; please try again in a minute.' }],
+          },
+        ],
+      },
+    });
+  });
+  after(async () => {
+    await gw?.stop();
+    await Promise.all([primary?.close(), cheap?.close()]);
+  });
+
+  test('the primary fails: the cheaper model answers, and the answer says so', async () => {
+    const r = await chat(gw, body('bot'));
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.headers.get('x-sluice-fallback'), 'cheap/small-model');
+    assert.equal(r.headers.get('x-sluice-upstream'), 'cheap');
+    assert.equal(r.json.choices[0].message.content, 'from the cheap model');
+    assert.equal(JSON.parse(cheap.requests.at(-1).body).model, 'small-model', 'the fallback model was sent');
+    const line = await gw.waitLog((l) => l.request_id === r.headers.get('x-request-id'));
+    assert.equal(line.fallback, 'cheap/small-model');
+    const m = await gw.metrics();
+    assert.ok(m.value('sluice_fallbacks_total', { route: 'bot', served_by: 'cheap/small-model' }) >= 1, m.text);
+  });
+
+  test('everything fails: a static degraded answer, whole and streamed (official SDK)', async () => {
+    cheapStatus = 503;
+    try {
+      const r = await chat(gw, body('bot'));
+      assert.equal(r.status, 200, r.text);
+      assert.equal(r.headers.get('x-sluice-degraded'), 'static');
+      assert.equal(r.json.object, 'chat.completion');
+      assert.equal(r.json.choices[0].message.content, 'The assistant is busy; please try again in a minute.');
+      const client = new OpenAI({ baseURL: gw.baseURL, apiKey: 'x', maxRetries: 0 });
+      const stream = await client.chat.completions.create({ model: 'bot', messages: USER_MSG, stream: true });
+      let text = '';
+      for await (const c of stream) text += c.choices[0]?.delta?.content ?? '';
+      assert.equal(text, 'The assistant is busy; please try again in a minute.');
+      const line = await gw.waitLog((l) => l.request_id === r.headers.get('x-request-id'));
+      assert.equal(line.degraded, 'static');
+    } finally {
+      cheapStatus = 200;
+    }
+  });
+
+  test('a 4xx the request caused never falls back', async () => {
+    primaryStatus = 400;
+    try {
+      const before = cheap.requests.length;
+      const r = await chat(gw, body('bot'));
+      assert.equal(r.status, 400);
+      assert.equal(r.headers.get('x-sluice-fallback'), null);
+      assert.equal(cheap.requests.length, before);
+    } finally {
+      primaryStatus = 500;
+    }
+  });
+});
+
+describe('response cache (exact match, deterministic requests, per tenant)', { timeout: ms(60_000) }, () => {
+  let mock;
+  let gw;
+  const keys = { t1: 'sk-tenant-one', t2: 'sk-tenant-two' };
+  const sha = async (s) => (await import('node:crypto')).createHash('sha256').update(s).digest('hex');
+  before(async () => {
+    mock = await fastMock();
+    gw = await startGateway({
+      config: {
+        upstreams: [{ name: 'm', url: `${mock.url}/v1` }],
+        routes: [{ name: 'cached', upstream: 'm', model: 'mm' }],
+        response_cache: { max_bytes: 1 << 20, routes: [{ route: 'cached', ttl_ms: 1500 }] },
+        api_keys: [
+          { tenant: 't1', key_sha256: await sha(keys.t1) },
+          { tenant: 't2', key_sha256: await sha(keys.t2) },
+        ],
+      },
+    });
+  });
+  after(async () => {
+    await gw?.stop();
+    await mock?.stop();
+  });
+  const ask = (key, extra = {}) =>
+    chat(gw, { model: 'cached', messages: [{ role: 'user', content: 'What is 2+2?' }], temperature: 0, ...extra }, {
+      headers: { authorization: `Bearer ${key}` },
+    });
+
+  test('a deterministic request is answered from the cache the second time, streamed or not', async () => {
+    const n0 = (await mock.stats()).requests;
+    const first = await ask(keys.t1);
+    assert.equal(first.status, 200, first.text);
+    assert.equal(first.headers.get('x-sluice-cache'), 'miss');
+    const second = await ask(keys.t1);
+    assert.equal(second.headers.get('x-sluice-cache'), 'hit');
+    assert.equal(second.json.choices[0].message.content, first.json.choices[0].message.content);
+    assert.equal((await mock.stats()).requests - n0, 1, 'the upstream answered once');
+    // The same request as a stream: the cached answer replayed as a stream (official SDK).
+    const client = new OpenAI({ baseURL: gw.baseURL, apiKey: keys.t1, maxRetries: 0 });
+    const { data: stream, response } = await client.chat.completions
+      .create({ model: 'cached', messages: [{ role: 'user', content: 'What is 2+2?' }], temperature: 0, stream: true })
+      .withResponse();
+    assert.equal(response.headers.get('x-sluice-cache'), 'hit');
+    let text = '';
+    for await (const c of stream) text += c.choices[0]?.delta?.content ?? '';
+    assert.equal(text, first.json.choices[0].message.content);
+    assert.equal((await mock.stats()).requests - n0, 1);
+    const line = await gw.waitLog((l) => l.request_id === second.headers.get('x-request-id'));
+    assert.equal(line.cache, 'hit');
+  });
+
+  test('never shared across tenants; never for sampled requests; entries expire', async () => {
+    const n0 = (await mock.stats()).requests;
+    const other = await ask(keys.t2);
+    assert.equal(other.headers.get('x-sluice-cache'), 'miss', "another tenant does not get t1's answer");
+    const sampled = await ask(keys.t1, { temperature: 0.7 });
+    assert.equal(sampled.headers.get('x-sluice-cache'), null, 'temperature 0.7: not cacheable');
+    const seeded = await ask(keys.t1, { temperature: 0.7, seed: 42 });
+    assert.equal(seeded.headers.get('x-sluice-cache'), 'miss', 'a seed makes it deterministic');
+    assert.equal((await mock.stats()).requests - n0, 3);
+    await sleep(1600);
+    const expired = await ask(keys.t1);
+    assert.equal(expired.headers.get('x-sluice-cache'), 'miss', 'past its ttl');
+  });
+});

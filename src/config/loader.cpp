@@ -238,7 +238,9 @@ class Walker {
     if (YAML::Node ps = seq(root, "pools")) {
       for (const auto& n : ps) {
         if (!expect_map(n, "a pool")) continue;
-        allow_keys(n, {"name", "upstreams", "balance", "bounded_load", "max_ejected_percent", "affinity_header", "prefix_bytes"},
+        allow_keys(n,
+                   {"name", "upstreams", "balance", "bounded_load", "affinity_slack", "max_ejected_percent", "affinity_header",
+                    "prefix_bytes"},
                    "a pool");
         Pool p;
         str(n, "name", p.name);
@@ -259,6 +261,7 @@ class Walker {
         number(n, "max_ejected_percent", pct);
         if (pct > 100) error(n["max_ejected_percent"], "'max_ejected_percent' must be between 0 and 100");
         p.balance.max_ejected_share = pct / 100;
+        integer(n, "affinity_slack", p.balance.affinity_slack, 0, 1000000);
         str(n, "affinity_header", p.balance.affinity_header);
         integer(n, "prefix_bytes", p.balance.prefix_bytes, 16, 1 << 20);
         if (p.balance.policy == upstream::Policy::kSession && p.balance.affinity_header.empty())

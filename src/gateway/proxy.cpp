@@ -500,7 +500,9 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
     fs.body = endpoint == Endpoint::kModels ? std::string_view() : std::string_view(*ctx.body);
     fs.candidate_with_fallback = ctx.candidate && !ctx.fallback_body.empty();
     fs.affinity = affinity_of(ctx, fs.balance);
-    fs.est_tokens = static_cast<int64_t>(fs.body.size() / 4) + 256;
+    // Tokens this request keeps in flight: the prompt (about 4 bytes a token) and the most
+    // it may generate (max_tokens, else a typical 256).
+    fs.est_tokens = static_cast<int64_t>(fs.body.size() / 4) + (ctx.info.max_tokens > 0 ? ctx.info.max_tokens : 256);
     ForwardResult r = co_await forward(*snap, fs, *watch);
     ctx.attempts += r.attempts;
     if (!r.upstream.empty()) ctx.upstream = r.upstream;

@@ -45,6 +45,10 @@ std::optional<RequestProblem> inspect_request(simdjson::dom::parser& parser, std
       return RequestProblem{"'n' must be an integer between 1 and 128", "invalid_value", "n"};
     out.n = v;
   }
+  for (const char* k : {"max_tokens", "max_completion_tokens"}) {
+    int64_t mt = 0;
+    if (auto m = obj[k]; m.error() == simdjson::SUCCESS && !m.get_int64().get(mt) && mt > 0) out.max_tokens = mt;
+  }
   if (auto t = obj["tools"]; t.error() == simdjson::SUCCESS) {
     simdjson::dom::array a;
     if (!t.get_array().get(a)) out.has_tools = a.size() > 0;

@@ -22,6 +22,7 @@ struct RequestInfo {
   bool include_usage = false;  // stream_options.include_usage as sent by the client
   bool has_tools = false;
   int64_t n = 1;
+  int64_t max_tokens = -1;  // max_completion_tokens, else max_tokens, when given
   int64_t messages = 0;
   // response_format.type ("" when absent): "json_object" or "json_schema" ask for JSON.
   std::string response_format;

@@ -140,6 +140,10 @@ std::optional<std::string> parse_chat(simdjson::dom::parser& p, const std::strin
       }
     }
     out.prompt_chars += static_cast<int64_t>(text.size()) + 16;
+    if (out.prompt.size() < (1u << 20)) {
+      out.prompt.append(role).push_back(':');
+      out.prompt.append(text).push_back('\n');
+    }
     if (role == "user") out.last_user = std::move(text);
   }
   std::string_view tc;
@@ -173,6 +177,15 @@ std::string MockState::load(const Options& opts) {
   try {
     YAML::Node root = YAML::LoadFile(opts.config_path);
     if (root["seed"]) seed_ = root["seed"].as<uint64_t>();
+    if (auto c = root["capacity"]) {
+      if (c["slots"]) capacity.slots = c["slots"].as<int>();
+      if (c["queue"]) capacity.queue = c["queue"].as<int>();
+      if (c["tpot_growth"]) capacity.tpot_growth = c["tpot_growth"].as<double>();
+      if (c["prefill_ms_per_1k"]) capacity.prefill_ms_per_1k = c["prefill_ms_per_1k"].as<double>();
+      if (c["prefix_cache_blocks"]) capacity.prefix_cache_blocks = c["prefix_cache_blocks"].as<int>();
+      if (c["block_chars"]) capacity.block_chars = c["block_chars"].as<int>();
+      if (capacity.slots < 0 || capacity.queue < 0 || capacity.block_chars < 16) return "capacity: bad values";
+    }
     if (auto d = root["defaults"]) {
       yaml_latency(d, defaults_.latency);
       yaml_faults(d["faults"], defaults_.faults);
@@ -352,7 +365,38 @@ std::string MockState::stats_json() {
   return "{\"requests\":" + std::to_string(requests.load()) + ",\"streams_started\":" +
          std::to_string(streams_started.load()) + ",\"streams_completed\":" + std::to_string(streams_completed.load()) +
          ",\"streams_aborted\":" + std::to_string(streams_aborted.load()) + ",\"faults_injected\":" +
-         std::to_string(faults_injected.load()) + ",\"in_flight\":" + std::to_string(in_flight.load()) + "}";
+         std::to_string(faults_injected.load()) + ",\"in_flight\":" + std::to_string(in_flight.load()) +
+         ",\"queued\":" + std::to_string(queued.load()) + ",\"queue_full\":" + std::to_string(queue_full.load()) +
+         ",\"prefix_blocks_hit\":" + std::to_string(prefix_blocks_hit.load()) +
+         ",\"prefix_blocks_seen\":" + std::to_string(prefix_blocks_seen.load()) +
+         ",\"busy_slot_ms\":" + std::to_string(busy_slot_ms.load()) + "}";
+}
+
+std::pair<size_t, size_t> PrefixCache::lookup_insert(std::string_view prompt) {
+  size_t blocks = prompt.size() / block_, hit = 0;
+  bool leading = true;
+  uint64_t h = 1469598103934665603ULL;
+  for (size_t b = 0; b < blocks; ++b) {
+    for (unsigned char c : prompt.substr(b * block_, block_)) {
+      h ^= c;
+      h *= 1099511628211ULL;
+    }
+    auto it = index_.find(h);
+    if (it != index_.end()) {
+      if (leading) ++hit;
+      lru_.splice(lru_.begin(), lru_, it->second);
+    } else {
+      leading = false;
+      if (cap_ == 0) continue;
+      lru_.push_front(h);
+      index_[h] = lru_.begin();
+      if (lru_.size() > cap_) {
+        index_.erase(lru_.back());
+        lru_.pop_back();
+      }
+    }
+  }
+  return {hit, blocks};
 }
 
 namespace {

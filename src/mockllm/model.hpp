@@ -8,6 +8,8 @@
 #include <mutex>
 #include <optional>
 #include <random>
+#include <list>
+#include <unordered_map>
 #include <string>
 #include <vector>
 
@@ -57,6 +59,33 @@ struct Options {
   std::string output_tokens;  // "MIN:MAX"
 };
 
+// The capacity model (per mock-llm thread; run with --threads 1 to model one server): a
+// number of batch slots, time per output token that grows as the slots fill, a bounded queue
+// beyond them (then 429), and a prefix (KV) cache of prompt blocks whose hits cut the
+// prefill part of the time to first token in proportion to the cached prefix.
+struct CapacityConfig {
+  int slots = 0;                  // 0 = unlimited (no capacity model)
+  int queue = 256;                // requests waiting for a slot; beyond it: 429
+  double tpot_growth = 1.0;       // tpot x (1 + growth x busy_other_slots / slots)
+  double prefill_ms_per_1k = 0;   // TTFT per 1,000 uncached prompt tokens
+  int prefix_cache_blocks = 0;    // LRU of prompt block hashes; 0 = no prefix cache
+  int block_chars = 256;          // one block (~64 tokens)
+};
+
+// Chained block hashes of prompts in a bounded LRU: how many leading blocks of a prompt
+// were cached (each block's hash covers every block before it, as vLLM's prefix cache does).
+class PrefixCache {
+ public:
+  PrefixCache(size_t capacity, size_t block_chars) : cap_(capacity), block_(block_chars ? block_chars : 256) {}
+  // Returns the cached leading blocks and the prompt's whole blocks; inserts them all.
+  std::pair<size_t, size_t> lookup_insert(std::string_view prompt);
+
+ private:
+  size_t cap_, block_;
+  std::list<uint64_t> lru_;
+  std::unordered_map<uint64_t, std::list<uint64_t>::iterator> index_;
+};
+
 // A parsed chat request, as much as the mock needs.
 struct ChatRequest {
   std::string model;
@@ -64,6 +93,7 @@ struct ChatRequest {
   bool include_usage = false;
   int n = 1;
   std::string last_user;
+  std::string prompt;  // every message's role and text, in order (bounded), for the prefix cache
   int64_t prompt_chars = 0;
   int64_t messages = 0;
   std::string tool_name;  // first tool's function name when tools are given and allowed
@@ -105,6 +135,10 @@ class MockState {
 
   std::atomic<uint64_t> requests{0}, streams_started{0}, streams_completed{0}, streams_aborted{0}, faults_injected{0};
   std::atomic<int64_t> in_flight{0};
+  // Capacity model counters.
+  std::atomic<uint64_t> queued{0}, queue_full{0}, prefix_blocks_hit{0}, prefix_blocks_seen{0};
+  std::atomic<uint64_t> busy_slot_ms{0};  // slot time used by generations (utilization = busy / (slots x wall))
+  CapacityConfig capacity;
   std::string stats_json();
 
  private:

@@ -8,6 +8,7 @@
 #include <simdjson.h>
 
 #include <array>
+#include <deque>
 #include <iostream>
 #include <thread>
 
@@ -34,6 +35,16 @@ class Handler : public net::IdleConnections, public net::FixedLimits {
       : net::FixedLimits(limits), state_(state), index_(index) {}
 
   std::string next_request_id() { return "mock_" + std::to_string(index_) + "_" + std::to_string(++ids_); }
+  // A batch slot is free: the longest waiter takes it.
+  void release_slot() {
+    if (waiting_.empty()) {
+      --active_;
+      return;
+    }
+    asio::steady_timer* t = waiting_.front();  // hand the slot over: active_ stays
+    waiting_.pop_front();
+    t->cancel();
+  }
   bool draining() const { return false; }
 
   awaitable<bool> handle(beast::tcp_stream& stream, beast::flat_buffer&, http::request<http::string_body>& req) {
@@ -100,6 +111,53 @@ class Handler : public net::IdleConnections, public net::FixedLimits {
       error_code ec;
       co_await asio::async_write(stream, bufs, ec_await(ec));
       co_return !ec && keep;
+    }
+    // The capacity model: wait for a batch slot (bounded queue), then time the answer by how
+    // full the batch is and how much of the prompt the prefix cache already holds.
+    const CapacityConfig& cap = state_.capacity;
+    struct Slot {
+      Handler* h = nullptr;
+      std::chrono::steady_clock::time_point since{};
+      ~Slot() {
+        if (!h) return;
+        h->state_.busy_slot_ms.fetch_add(static_cast<uint64_t>(
+            std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - since).count()));
+        h->release_slot();
+      }
+    } slot;
+    if (cap.slots > 0) {
+      if (active_ >= cap.slots) {
+        if (static_cast<int>(waiting_.size()) >= cap.queue) {
+          state_.queue_full.fetch_add(1);
+          std::string body = ApiError{429, "rate_limit_error", "queue_full", "mock-llm: every batch slot and the queue are full"}.to_json();
+          std::string head = net::response_head(429, req.version(), "application/json", "", keep, body.size(),
+                                                std::initializer_list<net::Header>{{"Retry-After", "1"}});
+          std::array<asio::const_buffer, 2> bufs{asio::buffer(head), asio::buffer(body)};
+          error_code ec;
+          co_await asio::async_write(stream, bufs, ec_await(ec));
+          co_return !ec && keep;
+        }
+        state_.queued.fetch_add(1);
+        asio::steady_timer wake(co_await asio::this_coro::executor, std::chrono::steady_clock::time_point::max());
+        waiting_.push_back(&wake);
+        error_code ec;
+        co_await wake.async_wait(ec_await(ec));  // cancelled by release_slot(): its slot is ours now
+      } else {
+        ++active_;
+      }
+      slot.h = this;
+      slot.since = std::chrono::steady_clock::now();
+      if (!prefix_ && cap.prefix_cache_blocks > 0)
+        prefix_ = std::make_unique<PrefixCache>(static_cast<size_t>(cap.prefix_cache_blocks), static_cast<size_t>(cap.block_chars));
+      double uncached = static_cast<double>(p.prompt_tokens);
+      if (prefix_) {
+        auto [hit, blocks] = prefix_->lookup_insert(cr.prompt);
+        state_.prefix_blocks_hit.fetch_add(hit);
+        state_.prefix_blocks_seen.fetch_add(blocks);
+        if (blocks > 0) uncached *= 1.0 - static_cast<double>(hit) / static_cast<double>(blocks);
+      }
+      p.ttft_ms += cap.prefill_ms_per_1k * uncached / 1000.0;
+      p.tpot_ms *= 1.0 + cap.tpot_growth * static_cast<double>(active_ - 1) / static_cast<double>(cap.slots);
     }
     std::string id = "chatcmpl-" + next_request_id();
     if (!cr.stream) {
@@ -177,6 +235,9 @@ class Handler : public net::IdleConnections, public net::FixedLimits {
   }
 
   MockState& state_;
+  int active_ = 0;                             // capacity model: generations in progress
+  std::deque<asio::steady_timer*> waiting_;    // and the requests waiting for a slot
+  std::unique_ptr<PrefixCache> prefix_;
   size_t index_;
   uint64_t ids_ = 0;
   simdjson::dom::parser json_;

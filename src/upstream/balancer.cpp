@@ -58,10 +58,16 @@ void order(const BalanceSettings& s, std::vector<Target>& ts, const PlanRequest&
       std::sort(w.begin(), w.end(), [](const auto& x, const auto& y) { return x.first > y.first; });
       for (size_t i = 0; i < n; ++i) ts[i] = w[i].second;
       // Bounded load: the first target whose load (this request included) stays within
-      // c x the average. Someone always qualifies: not all can be above the average.
-      int64_t total = 0;
-      for (const Target& t : ts) total += requests_of(t);
+      // c x the average, and within `affinity_slack` of the least loaded target: a cache hit
+      // saves prefill, a queue behind a full batch costs far more. Someone always qualifies
+      // (the least loaded one).
+      int64_t total = 0, least = INT64_MAX;
+      for (const Target& t : ts) {
+        total += requests_of(t);
+        least = std::min(least, requests_of(t));
+      }
       double limit = std::max(1.0, std::ceil(s.bounded_load * static_cast<double>(total + 1) / static_cast<double>(n)));
+      limit = std::min(limit, static_cast<double>(least + 1 + std::max(0, s.affinity_slack)));
       for (size_t i = 0; i < n; ++i) {
         if (static_cast<double>(requests_of(ts[i]) + 1) <= limit) {
           std::rotate(ts.begin(), ts.begin() + static_cast<ptrdiff_t>(i), ts.begin() + static_cast<ptrdiff_t>(i) + 1);

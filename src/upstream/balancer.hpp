@@ -30,7 +30,8 @@ const char* policy_name(Policy p);
 
 struct BalanceSettings {
   Policy policy = Policy::kOrdered;
-  double bounded_load = 1.25;       // prefix/session: leave the affine target above c x average
+  double bounded_load = 1.25;       // prefix/session: leave the affine target above c x average...
+  int affinity_slack = 2;           // ...or more than this many requests above the least loaded
   double max_ejected_share = 0.5;   // never leave out more than this share of the pool
   std::string affinity_header;      // session: the header naming the session
   int64_t prefix_bytes = 1024;      // prefix: how much of the rendered messages is hashed

@@ -91,3 +91,27 @@ TEST(MockJson, CompletionIsValidOpenAiShape) {
 }
 
 }  // namespace sluice::mockllm
+
+namespace sluice::mockllm {
+namespace {
+
+TEST(PrefixCache, CountsLeadingBlocksSharedWithEarlierPrompts) {
+  PrefixCache c(100, 4);
+  EXPECT_EQ(c.lookup_insert("system: be nice. user: hi"), (std::pair<size_t, size_t>{0, 6}));
+  // Same system prompt, another question: the shared leading blocks hit.
+  auto [hit, blocks] = c.lookup_insert("system: be nice. user: yo!!");
+  EXPECT_EQ(blocks, 6u);
+  EXPECT_EQ(hit, 5u);
+  // A different start shares nothing, even with identical later blocks (chained hashes).
+  EXPECT_EQ(c.lookup_insert("SYSTEM: be nice. user: hi").first, 0u);
+}
+
+TEST(PrefixCache, IsBoundedLeastRecentlyUsedFirst) {
+  PrefixCache c(2, 4);
+  c.lookup_insert("aaaabbbb");   // 2 blocks
+  c.lookup_insert("ccccdddd");   // evicts both of the first
+  EXPECT_EQ(c.lookup_insert("aaaabbbb").first, 0u);
+}
+
+}  // namespace
+}  // namespace sluice::mockllm

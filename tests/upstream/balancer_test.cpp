@@ -127,6 +127,21 @@ TEST(Balancer, PrefixAffinityIsStableAndBoundedByLoad) {
   EXPECT_EQ(p.order(s, {key, 0, 0, 0})[0], home);
 }
 
+TEST(Balancer, AffinityGivesWayWhenTheHomeIsWellAboveTheLeastLoaded) {
+  Pool p(8);
+  BalanceSettings s;
+  s.policy = Policy::kPrefix;
+  s.bounded_load = 4;  // loose on purpose: only the slack decides here
+  s.affinity_slack = 2;
+  uint64_t key = affinity_hash("shared system prompt");
+  size_t home = p.order(s, {key, 0, 0, 0})[0];
+  for (auto& h : p.h) h->outstanding = 3;
+  p.h[home]->outstanding = 5;  // 5 + 1 <= 3 + 1 + 2: stays home
+  EXPECT_EQ(p.order(s, {key, 0, 0, 0})[0], home);
+  p.h[home]->outstanding = 6;  // 6 + 1 > 6: leaves
+  EXPECT_NE(p.order(s, {key, 0, 0, 0})[0], home);
+}
+
 TEST(Balancer, PolicyNames) {
   for (auto n : {"ordered", "round_robin", "least_request", "least_tokens", "prefix", "session"})
     EXPECT_STREQ(policy_name(*policy_from_name(n)), n);

@@ -194,7 +194,7 @@ describe('Retry-After, the retry budget and deadlines', { timeout: ms(90_000) },
       routes: [{ name: 'r', upstreams: ['a', 'b'], model: 'm' }],
     }));
     try {
-      await a.setFaults({ model: 'm', rate_limit_rate: 1, retry_after_s: 2 });
+      await a.setFaults({ model: 'm', rate_limit_rate: 1, retry_after_s: 5 });
       const aBefore = (await a.stats()).requests;
       for (let i = 0; i < 8; i++) {
         const r = await chat(gw, body('r'));

@@ -62,8 +62,8 @@ struct FallbackStep {
 struct Fallback {
   std::string route;  // a config route or a release route (from the store)
   std::vector<FallbackStep> chain;
-  // connect | timeout | 5xx | 429 | unavailable (breakers open). A 4xx the request caused
-  // never falls back.
+  // connect | timeout | 5xx | 429 | unavailable (breakers open) | context_length (a 400
+  // context_length_exceeded; not in the default list). Any other 4xx never falls back.
   std::vector<std::string> on = {"connect", "timeout", "5xx", "429", "unavailable"};
 };
 

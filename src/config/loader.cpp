@@ -295,8 +295,9 @@ class Walker {
         if (n["on"]) {
           strings(n, "on", f.on);
           for (const auto& o : f.on)
-            if (o != "connect" && o != "timeout" && o != "5xx" && o != "429" && o != "unavailable")
-              error(n["on"], "fallback 'on' entries are connect, timeout, 5xx, 429 or unavailable, got '" + o + "'");
+            if (o != "connect" && o != "timeout" && o != "5xx" && o != "429" && o != "unavailable" && o != "context_length")
+              error(n["on"], "fallback 'on' entries are connect, timeout, 5xx, 429, unavailable or context_length, got '" +
+                                 o + "'");
         }
         if (YAML::Node ch = seq(n, "chain")) {
           for (const auto& st : ch) {

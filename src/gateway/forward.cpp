@@ -297,6 +297,27 @@ awaitable<ForwardResult> Worker::forward(const config::Snapshot& snap, const For
       }
       // Anything else (the first token, an early end or error) is the relay's to handle.
     }
+    // A 400 may say the prompt does not fit the model: never resent unchanged, but the
+    // route's fallback chain may name a larger-context model for exactly that error. The
+    // (small) error body is read here; any other 400 is relayed from what was read.
+    if (status == 400 && spec.fail_on_context_length) {
+      char rbuf[4096];
+      error_code rec;
+      const auto body_deadline = std::min(deadline, Clock::now() + milliseconds(to.idle_ms));
+      while (!rec && !ex->parser->is_done() && ex->prefetched.size() < (64u << 10)) {
+        ex->conn->expires_at(body_deadline);
+        size_t n = co_await ex->conn->read_some(*ex->parser, rbuf, sizeof rbuf, rec);
+        ex->prefetched.append(rbuf, n);
+      }
+      if (ex->prefetched.find("context_length_exceeded") != std::string::npos) {
+        ex->conn->close();
+        watch.upstream = nullptr;
+        ex->finish(upstream::Outcome::kSuccess, "answered 400");  // the request's size, not the upstream's fault
+        res.failure = ApiError{400, "invalid_request_error", "context_length_exceeded",
+                               "upstream '" + u.cfg->name + "': the prompt is longer than the model's context"};
+        break;
+      }
+    }
     res.failure.reset();
     res.exchange = std::move(ex);
     co_return res;

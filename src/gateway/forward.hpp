@@ -40,6 +40,8 @@ struct ForwardSpec {
   // a failure (the caller falls back) instead of being relayed.
   bool fail_on_5xx = false;
   bool fail_on_429 = false;
+  // ...and for a 400 context_length_exceeded (to a larger-context model).
+  bool fail_on_context_length = false;
 };
 
 // An upstream that answered: its connection positioned after the response head.

@@ -493,6 +493,7 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
   if (const config::CompiledFallback* f = ctx.resolution ? ctx.resolution->fallback : nullptr) {
     fs.fail_on_5xx = f->matches("status_5xx");
     fs.fail_on_429 = f->matches("status_429");
+    fs.fail_on_context_length = f->matches("context_length_exceeded");
   }
   for (int pass = 0; pass < 2; ++pass) {
     fs.targets = ctx.candidates;
@@ -615,7 +616,7 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
 
   if (!(want_stream && status == 200 && is_sse)) {
     // Whole body: read (bounded), inspect usage, pass through with the upstream's status.
-    std::string body;
+    std::string body = std::move(ex->prefetched);  // what the forwarder already read (a 400's body)
     while (!parser->is_done()) {
       conn->expires_at(std::min(deadline, Clock::now() + milliseconds(to.idle_ms)));
       size_t n = co_await conn->read_some(*parser, rbuf, sizeof rbuf, ec);

@@ -69,6 +69,7 @@ std::string_view failure_class(std::string_view c) {
   if (c == "status_5xx" || c == "reset" || c == "bad_response" || c == "upstream_failed") return "5xx";
   if (c == "status_429") return "429";
   if (c == "upstreams_unavailable") return "unavailable";
+  if (c == "context_length_exceeded") return "context_length";
   return "";
 }
 

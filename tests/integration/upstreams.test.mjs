@@ -491,3 +491,43 @@ describe('response cache (exact match, deterministic requests, per tenant)', { t
     assert.equal(expired.headers.get('x-sluice-cache'), 'miss', 'past its ttl');
   });
 });
+
+describe('a prompt too long for the model goes to a larger-context model, never resent unchanged', { timeout: ms(30_000) }, () => {
+  test('400 context_length_exceeded -> the fallback with the larger context; other 400s pass through untouched', async () => {
+    let code = 'context_length_exceeded';
+    const small = await startFakeUpstream((req, res) => {
+      res.writeHead(400, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ error: { message: "This model's maximum context length is 8192 tokens.", type: 'invalid_request_error', param: 'messages', code } }));
+    });
+    const large = await startFakeUpstream((req, res, raw) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(completionBody(JSON.parse(raw).model, 'long answer'));
+    });
+    const gw = await startGateway({
+      config: {
+        upstreams: [
+          { name: 'small', url: `${small.url}/v1` },
+          { name: 'large', url: `${large.url}/v1` },
+        ],
+        routes: [{ name: 'bot', upstream: 'small', model: 'ctx-8k' }],
+        fallbacks: [{ route: 'bot', on: ['context_length'], chain: [{ upstream: 'large', model: 'ctx-128k' }] }],
+      },
+    });
+    try {
+      const r = await chat(gw, body('bot'));
+      assert.equal(r.status, 200, r.text);
+      assert.equal(r.headers.get('x-sluice-fallback'), 'large/ctx-128k');
+      assert.equal(JSON.parse(large.requests.at(-1).body).model, 'ctx-128k');
+      assert.equal(small.requests.length, 1, 'the too-long prompt was not resent to the small model');
+      code = 'invalid_value';
+      const other = await chat(gw, body('bot'));
+      assert.equal(other.status, 400);
+      assert.equal(other.json.error.code, 'invalid_value', "the upstream's own error, byte for byte");
+      assert.equal(other.json.error.param, 'messages');
+      assert.equal(large.requests.length, 1, 'an ordinary 400 never falls back');
+    } finally {
+      await gw.stop();
+      await Promise.all([small.close(), large.close()]);
+    }
+  });
+});

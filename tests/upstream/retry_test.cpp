@@ -58,6 +58,7 @@ TEST(FailureClass, MapsForwarderCodesToFallbackClasses) {
   EXPECT_EQ(failure_class("reset"), "5xx");
   EXPECT_EQ(failure_class("status_429"), "429");
   EXPECT_EQ(failure_class("upstreams_unavailable"), "unavailable");
+  EXPECT_EQ(failure_class("context_length_exceeded"), "context_length");
   EXPECT_EQ(failure_class("status_4xx"), "");
   EXPECT_EQ(failure_class("shutting_down"), "");
 }

@@ -22,18 +22,15 @@
 // prompt blocks), and the servers' measured utilization (slot time used / slot time
 // available). Goal (issue 9): at least 30% lower p99 TTFT than round robin at >= 70%
 // utilization, and no worse than least_request on any trace.
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const args = Object.fromEntries(
-  process.argv.slice(2).reduce((acc, a, i, all) => (a.startsWith('--') ? [...acc, [a.slice(2), all[i + 1]]] : acc), []),
-);
-const BIN = args.sluice ?? process.env.SLUICE_BIN ?? path.join(here, '../build/release/sluice');
+import { here, parseArgs, sluiceBin, start as startProc } from './procs.mjs';
+
+const args = parseArgs();
+const BIN = sluiceBin(args);
 const SECONDS = Number(args.seconds ?? 40);
 const UTIL = Number(args.utilization ?? 0.7);
 const SLO = Number(args['slo-ms'] ?? 500);
@@ -48,28 +45,7 @@ const LATENCY = { ttft_ms: 30, tpot_ms: 4, output_tokens: [400, 400] };
 const MAX_OUT = 400;
 const MAX_CONTEXT = 8000;
 
-const procs = new Set();
-process.on('exit', () => {
-  for (const p of procs) p.kill('SIGKILL');
-});
-
-function start(argv, re) {
-  return new Promise((resolve, reject) => {
-    const p = spawn(BIN, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
-    procs.add(p);
-    let out = '';
-    p.stdout.on('data', (d) => {
-      out += d;
-      const m = out.match(re);
-      if (m) resolve({ p, m });
-    });
-    p.stderr.on('data', (d) => (out += d));
-    p.on('exit', (code) => {
-      procs.delete(p);
-      reject(new Error(`${argv[0]} exited ${code}: ${out.slice(-500)}`));
-    });
-  });
-}
+const start = (argv, re) => startProc(BIN, argv, re);
 
 // A deterministic pseudo-random stream (mulberry32).
 function rng(seed) {

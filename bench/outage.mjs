@@ -16,47 +16,22 @@
 // request again (readmission), and retry amplification = requests the upstreams received /
 // requests clients sent. Goals (issue 9): no client error while a healthy upstream remains;
 // amplification at most 1.2.
-import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const args = Object.fromEntries(
-  process.argv.slice(2).reduce((acc, a, i, all) => (a.startsWith('--') ? [...acc, [a.slice(2), all[i + 1]]] : acc), []),
-);
-const BIN = args.sluice ?? process.env.SLUICE_BIN ?? path.join(here, '../build/release/sluice');
+import { parseArgs, sluiceBin, start as startProc } from './procs.mjs';
+
+const args = parseArgs();
+const BIN = sluiceBin(args);
 const RATE = Number(args.rate ?? 200);
 const SECONDS = Number(args.seconds ?? 50);
 const FAULT_AT = Number(args['fault-at'] ?? 10);
 const FAULT_FOR = Number(args['fault-for'] ?? 30);
 const SCENARIOS = (args.scenarios ?? 'dies,slow,429').split(',');
 
-const procs = new Set();
-process.on('exit', () => {
-  for (const p of procs) p.kill('SIGKILL');
-});
-
-function start(argv, re) {
-  return new Promise((resolve, reject) => {
-    const p = spawn(BIN, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
-    procs.add(p);
-    let out = '';
-    const onData = (d) => {
-      out += d;
-      const m = out.match(re);
-      if (m) resolve({ p, m });
-    };
-    p.stdout.on('data', onData);
-    p.stderr.on('data', (d) => (out += d));
-    p.on('exit', (code) => {
-      procs.delete(p);
-      reject(new Error(`${argv[0]} exited ${code}: ${out}`));
-    });
-  });
-}
+const start = (argv, re) => startProc(BIN, argv, re);
 
 async function startMock(port = 0) {
   const dir = mkdtempSync(path.join(tmpdir(), 'sluice-outage-'));

@@ -115,6 +115,9 @@ std::shared_ptr<const Snapshot> Snapshot::build(Config cfg, uint64_t version, st
     }
     auto cf = std::make_unique<CompiledFallback>();
     cf->on = f.on;
+    cf->on_5xx = cf->matches("status_5xx");
+    cf->on_429 = cf->matches("status_429");
+    cf->on_context_length = cf->matches("context_length_exceeded");
     for (const FallbackStep& st : f.chain) {
       CompiledFallback::Step step;
       if (st.upstream.empty()) {

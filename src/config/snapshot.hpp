@@ -40,6 +40,8 @@ struct CompiledFallback {
   };
   std::vector<Step> steps;
   std::vector<std::string> on;  // failure classes (upstream::failure_class) that fall back
+  // Derived from `on` once, at build: the answers the forwarder must not relay.
+  bool on_5xx = false, on_429 = false, on_context_length = false;
   bool matches(std::string_view failure_code) const;
 };
 

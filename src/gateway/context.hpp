@@ -50,8 +50,7 @@ struct RequestContext {
 
   // forward / relay results
   std::string upstream;    // name of the upstream that answered (or was last tried)
-  std::string fallback;    // the fallback step that answered ("pool/model", "static"), if one did
-  std::string degraded;    // "static" when a static degraded answer was sent
+  std::string fallback;    // the fallback step that answered ("pool/model", or "static": degraded)
   std::string cache;       // "hit" | "miss" on routes with a response cache
   int attempts = 0;
   int status = 0;          // what the client got (or, for a cut stream, the failure status)

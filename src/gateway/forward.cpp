@@ -20,10 +20,6 @@ using std::chrono::milliseconds;
 
 bool retryable_status(unsigned s) { return s == 502 || s == 503 || s == 504 || s == 429 || s == 500; }
 
-int64_t wall_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 // A reused keep-alive connection the upstream had closed fails at once; one that fails
 // after a while was a live request the upstream dropped, and is not resent to it.
@@ -34,7 +30,7 @@ constexpr auto kStaleWithin = std::chrono::milliseconds(1000);
 void Exchange::finish(upstream::Outcome o, std::string_view why) {
   if (finished || !upstream) return;
   finished = true;
-  upstream->health->record(o, wall_ms(), probe, why);
+  upstream->health->record(o, unix_millis(), probe, why);
   load.release();
 }
 
@@ -65,11 +61,11 @@ awaitable<ForwardResult> Worker::forward(const config::Snapshot& snap, const For
 
   upstream::Plan plan;
   for (;;) {
-    plan = upstream::make_plan(balance, targets, {spec.affinity, ++balance_seq_, rng_(), wall_ms()});
+    plan = upstream::make_plan(balance, targets, {spec.affinity, ++balance_seq_, rng_(), unix_millis()});
     if (!plan.steps.empty()) break;
     // Every target is unavailable (breakers open, Retry-After): fail fast, or wait for the
     // first to recover when the operator allows it.
-    int64_t wait = plan.earliest_ms - wall_ms();
+    int64_t wait = plan.earliest_ms - unix_millis();
     int64_t waited = std::chrono::duration_cast<milliseconds>(Clock::now() - t0).count();
     if (wait > 0 && waited + wait <= wait_budget_ms && !watch.gone) {
       co_await sleep_for(milliseconds(wait));
@@ -81,7 +77,7 @@ awaitable<ForwardResult> Worker::forward(const config::Snapshot& snap, const For
     // the cause, not only the symptom.
     std::string why;
     for (size_t i : spec.targets) {
-      upstream::HealthView v = ups[i].health->view(wall_ms());
+      upstream::HealthView v = ups[i].health->view(unix_millis());
       why += (why.empty() ? "" : "; ") + ups[i].cfg->name + ": circuit open" + (v.reason.empty() ? "" : ", " + v.reason);
     }
     res.failure = unavailable("no upstream can take the request now (" + why + "); the first recovers in about " +
@@ -95,7 +91,7 @@ awaitable<ForwardResult> Worker::forward(const config::Snapshot& snap, const For
   // A candidate gets one try per target: the stable release is its fallback, not a retry of
   // the release under test (and each of its failures counts against it).
   if (spec.candidate_with_fallback) max_attempts = static_cast<int>(plan.steps.size());
-  shared_.retry_budget.on_request(wall_ms());
+  shared_.retry_budget.on_request(unix_millis());
   bool stale_retry_left = true;
   int skipped_in_a_row = 0;
   // A silent upstream (a timeout, or a connection dropped after a long silence) is left for
@@ -104,7 +100,7 @@ awaitable<ForwardResult> Worker::forward(const config::Snapshot& snap, const For
   // Moves to the next attempt when one remains and the retry budget allows it.
   auto retry_next = [&](int& attempt, std::string_view upstream_name) {
     if (++attempt >= max_attempts) return false;
-    if (shared_.retry_budget.try_spend(wall_ms())) return true;
+    if (shared_.retry_budget.try_spend(unix_millis())) return true;
     metrics_.upstream_error(upstream_name, "retry_budget_exhausted");
     return false;
   };
@@ -115,7 +111,7 @@ awaitable<ForwardResult> Worker::forward(const config::Snapshot& snap, const For
     upstream::Health& health = *u.health;
     const config::Timeouts& to = u.cfg->timeouts;
     // The breaker may have opened (another request) since the plan was made.
-    upstream::Health::Admit admit = left[si] ? upstream::Health::Admit{} : health.admit(wall_ms(), step.forced);
+    upstream::Health::Admit admit = left[si] ? upstream::Health::Admit{} : health.admit(unix_millis(), step.forced);
     if (!admit.allowed) {
       ++attempt;
       if (++skipped_in_a_row >= static_cast<int>(plan.steps.size())) break;
@@ -131,7 +127,7 @@ awaitable<ForwardResult> Worker::forward(const config::Snapshot& snap, const For
                                          cfg.limits.retry_backoff_cap_ms, d(rng_));
         if (b > 0) co_await sleep_for(milliseconds(b));
         if (watch.gone) {
-          health.record(upstream::Outcome::kIgnored, wall_ms(), admit.probe);
+          health.record(upstream::Outcome::kIgnored, unix_millis(), admit.probe);
           break;
         }
       }
@@ -223,8 +219,8 @@ awaitable<ForwardResult> Worker::forward(const config::Snapshot& snap, const For
     unsigned status = ex->parser->get().result_int();
     if (status == 429) {
       // The upstream is alive but asks for time: leave it alone for Retry-After, go elsewhere now.
-      auto ra = upstream::parse_retry_after(ex->parser->get()[http::field::retry_after], wall_ms() / 1000);
-      if (ra && *ra > 0) health.hold_off_until(wall_ms() + *ra);
+      auto ra = upstream::parse_retry_after(ex->parser->get()[http::field::retry_after], unix_millis() / 1000);
+      if (ra && *ra > 0) health.hold_off_until(unix_millis() + *ra);
     }
     const bool others = plan.steps.size() > 1;
     // The retry budget is spent only when a retry is otherwise due; refused, the upstream's

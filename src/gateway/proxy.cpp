@@ -432,9 +432,9 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
   std::string retry_after;
   std::unique_ptr<Exchange> ex;
   if (const config::CompiledFallback* f = ctx.resolution ? ctx.resolution->fallback : nullptr) {
-    fs.fail_on_5xx = f->matches("status_5xx");
-    fs.fail_on_429 = f->matches("status_429");
-    fs.fail_on_context_length = f->matches("context_length_exceeded");
+    fs.fail_on_5xx = f->on_5xx;
+    fs.fail_on_429 = f->on_429;
+    fs.fail_on_context_length = f->on_context_length;
   }
   for (int pass = 0; pass < 2; ++pass) {
     fs.targets = ctx.candidates;
@@ -484,7 +484,6 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
       if (step.targets.empty()) {
         if (endpoint != Endpoint::kChat) continue;  // a static answer is a chat completion
         ctx.fallback = step.label;
-        ctx.degraded = "static";
         ctx.status = 200;
         ctx.upstream.clear();
         metrics_.fallback(ctx.resolution->route, step.label);

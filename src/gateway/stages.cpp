@@ -3,6 +3,7 @@
 #include <simdjson.h>
 
 #include "core/crypto.hpp"
+#include "core/hash.hpp"
 #include "core/strings.hpp"
 #include "json/splice.hpp"
 
@@ -51,15 +52,6 @@ std::optional<ApiError> admit(RequestContext&, StageEnv& env) {
     return unavailable("The gateway is overloaded; retry shortly.", "overloaded");
   return std::nullopt;
 }
-
-namespace {
-uint64_t mix64(uint64_t x) {  // splitmix64 finalizer: hash bits spread evenly over buckets
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
-}  // namespace
 
 // Sticky assignment: the same user (body "user", else the session header) lands in the same
 // bucket for the whole rollout, so raising the weight only adds users and a conversation
@@ -204,10 +196,7 @@ std::string request_log_line(const RequestContext& ctx, Clock::time_point t_end)
     l += ",\"cache\":";
     append_json_string(l, ctx.cache);
   }
-  if (!ctx.degraded.empty()) {
-    l += ",\"degraded\":";
-    append_json_string(l, ctx.degraded);
-  }
+  if (ctx.fallback == "static") l += ",\"degraded\":\"static\"";
   l += ",\"status\":" + std::to_string(ctx.status);
   l += ctx.info.stream ? ",\"stream\":true" : ",\"stream\":false";
   l += ",\"attempts\":" + std::to_string(ctx.attempts);

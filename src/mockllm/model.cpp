@@ -9,6 +9,7 @@
 #include <functional>
 
 #include "core/error.hpp"
+#include "core/hash.hpp"
 #include "core/strings.hpp"
 
 namespace sluice::mockllm {
@@ -21,13 +22,6 @@ constexpr const char* kWords[] = {"the", "model", "answers", "with", "a", "simul
                                   "testing", "gateway", "latency", "and", "throughput", "under", "load", "while",
                                   "every", "byte", "is", "real", "over", "sockets", "quality", "release"};
 constexpr const char* kRefusal = "I'm sorry, but I can't help with that request.";
-
-uint64_t mix(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
 
 void apply_fault_fields(element o, Faults& f) {
   double d;
@@ -232,7 +226,7 @@ Plan MockState::plan(const ChatRequest& req) {
   Plan p;
   // Faults: per-request randomness (seed, arrival order). Content: (seed, prompt) only, so
   // the same prompt gets the same answer.
-  std::mt19937_64 frng(mix(seed_ ^ mix(counter)));
+  std::mt19937_64 frng(mix64(seed_ ^ mix64(counter)));
   std::uniform_real_distribution<double> u01(0, 1);
   const Faults& f = mc.faults;
   double roll = u01(frng);
@@ -256,7 +250,7 @@ Plan MockState::plan(const ChatRequest& req) {
   bool refuse = u01(frng) < f.refusal_rate;
 
   p.prompt_tokens = approx_tokens(req.prompt_chars) + 3 * req.messages;
-  std::mt19937_64 crng(mix(seed_ ^ std::hash<std::string>{}(req.last_user)));
+  std::mt19937_64 crng(mix64(seed_ ^ std::hash<std::string>{}(req.last_user)));
   if (refuse) {
     p.text = kRefusal;
     if (f.refusal_content_filter) p.finish_reason = "content_filter";
@@ -375,12 +369,9 @@ std::string MockState::stats_json() {
 std::pair<size_t, size_t> PrefixCache::lookup_insert(std::string_view prompt) {
   size_t blocks = prompt.size() / block_, hit = 0;
   bool leading = true;
-  uint64_t h = 1469598103934665603ULL;
+  uint64_t h = kFnvOffset;
   for (size_t b = 0; b < blocks; ++b) {
-    for (unsigned char c : prompt.substr(b * block_, block_)) {
-      h ^= c;
-      h *= 1099511628211ULL;
-    }
+    h = fnv1a(prompt.substr(b * block_, block_), h);  // chained: covers every block before it
     auto it = index_.find(h);
     if (it != index_.end()) {
       if (leading) ++hit;
@@ -501,7 +492,7 @@ std::string embeddings_json(simdjson::dom::parser& parser, const std::string& bo
   static constexpr char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   for (size_t i = 0; i < inputs.size(); ++i) {
     tokens += approx_tokens(static_cast<int64_t>(inputs[i].size()));
-    std::mt19937_64 rng(mix(std::hash<std::string>{}(inputs[i])));
+    std::mt19937_64 rng(mix64(std::hash<std::string>{}(inputs[i])));
     std::vector<float> v(static_cast<size_t>(dims));
     double norm = 0;
     for (auto& x : v) {

@@ -1,5 +1,7 @@
 #include "upstream/balancer.hpp"
 
+#include "core/hash.hpp"
+
 #include <algorithm>
 #include <cmath>
 
@@ -7,12 +9,6 @@ namespace sluice::upstream {
 
 namespace {
 
-uint64_t mix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
 
 int64_t requests_of(const Target& t) { return t.health ? t.health->outstanding.load(std::memory_order_relaxed) : 0; }
 int64_t tokens_of(const Target& t) { return t.health ? t.health->outstanding_tokens.load(std::memory_order_relaxed) : 0; }
@@ -104,12 +100,7 @@ const char* policy_name(Policy p) {
 }
 
 uint64_t affinity_hash(std::string_view key) {
-  uint64_t h = 1469598103934665603ULL;
-  for (unsigned char c : key) {
-    h ^= c;
-    h *= 1099511628211ULL;
-  }
-  return mix64(h) | 1;  // never 0 (0 means "no affinity")
+  return mix64(fnv1a(key)) | 1;  // never 0 (0 means "no affinity")
 }
 
 Plan make_plan(const BalanceSettings& s, std::span<const Target> targets, const PlanRequest& r) {
@@ -117,10 +108,10 @@ Plan make_plan(const BalanceSettings& s, std::span<const Target> targets, const 
   std::vector<Target> up, held;
   std::vector<std::pair<int64_t, Target>> down;  // (available at, target)
   for (const Target& t : targets) {
-    int64_t at = t.health ? t.health->available_at(r.now_ms) : r.now_ms;
-    if (at > r.now_ms) {
-      down.push_back({at, t});
-    } else if (t.health && t.health->held_off(r.now_ms)) {
+    upstream::Health::Availability a = t.health ? t.health->availability(r.now_ms) : upstream::Health::Availability{r.now_ms, false};
+    if (a.at > r.now_ms) {
+      down.push_back({a.at, t});
+    } else if (a.held) {
       held.push_back(t);  // asked for time (429 Retry-After): after every other available target
     } else {
       up.push_back(t);

@@ -109,16 +109,14 @@ void Health::hold_off_until(int64_t until_ms) {
   retry_after_until_ms_ = std::max(retry_after_until_ms_, until_ms);
 }
 
-int64_t Health::available_at(int64_t now) {
+Health::Availability Health::availability(int64_t now) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (s_.enabled && state_ == BreakerState::kOpen) return std::max(now, open_until_ms_);
-  return now;
+  return {s_.enabled && state_ == BreakerState::kOpen ? std::max(now, open_until_ms_) : now, retry_after_until_ms_ > now};
 }
 
-bool Health::held_off(int64_t now) {
-  std::lock_guard<std::mutex> lock(mu_);
-  return retry_after_until_ms_ > now;
-}
+int64_t Health::available_at(int64_t now) { return availability(now).at; }
+
+bool Health::held_off(int64_t now) { return availability(now).held; }
 
 HealthView Health::view(int64_t now) {
   std::lock_guard<std::mutex> lock(mu_);

@@ -71,6 +71,12 @@ class Health {
   // until `until_ms` (a lone target is still tried: its own 429 is the right answer).
   void hold_off_until(int64_t until_ms);
   bool held_off(int64_t now_ms);
+  // Both at once, under one lock (the balancer asks for every target of every request).
+  struct Availability {
+    int64_t at = 0;     // available_at
+    bool held = false;  // held_off
+  };
+  Availability availability(int64_t now_ms);
   // When this upstream's breaker accepts requests again (now when it does).
   int64_t available_at(int64_t now_ms);
   HealthView view(int64_t now_ms);

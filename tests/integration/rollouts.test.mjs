@@ -698,7 +698,11 @@ describe('3. XSTest: an over-refusing candidate is caught in shadow before any l
     await sleep(ms(300));
     const lines = gw.requestLog().filter((l) => l.route === 'assistant');
     assert.ok(lines.length >= load.log.length * 0.9, `${lines.length} request-log lines for ${load.log.length} requests`);
-    assert.deepEqual([...new Set(lines.map((l) => `${l.arm}/${l.release}`))], [`stable/${stable}`]);
+    // Requests answered after the rollout ended (the aborted run is dropped from the snapshot
+    // a second after the rollback) carry no rollout arm: stable either way, never the candidate.
+    const arms = [...new Set(lines.map((l) => `${l.arm ?? 'no rollout'}/${l.release}`))];
+    assert.ok(arms.includes(`stable/${stable}`), JSON.stringify(arms));
+    assert.ok(arms.every((a) => a === `stable/${stable}` || a === `no rollout/${stable}`), JSON.stringify(arms));
   });
 
   test('the status shows the shadow refusal delta and the refusal rates behind the decision', () => {

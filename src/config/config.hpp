@@ -58,6 +58,7 @@ struct FallbackStep {
   std::string upstream;     // an upstream or a pool...
   std::string model;        // ...and the model id to send there (empty: the request's)
   std::string static_text;  // or a static degraded answer (chat only)
+  bool last_good = false;   // or the route's last good answer to the same request (degraded)
 };
 struct Fallback {
   std::string route;  // a config route or a release route (from the store)
@@ -75,6 +76,9 @@ struct CacheRoute {
 };
 struct ResponseCacheConfig {
   int64_t max_bytes = 64 << 20;
+  // The "last good answer" store, kept for routes whose fallback chain has {last_good: true}.
+  int64_t last_good_max_bytes = 16 << 20;
+  int64_t last_good_ttl_ms = 24 * 3600 * 1000;
   std::vector<CacheRoute> routes;
 };
 

@@ -1,5 +1,7 @@
 #include "config/loader.hpp"
 
+#include "core/error.hpp"
+
 #include <yaml-cpp/yaml.h>
 
 #include "config/yaml_keys.hpp"
@@ -295,20 +297,22 @@ class Walker {
         if (n["on"]) {
           strings(n, "on", f.on);
           for (const auto& o : f.on)
-            if (o != "connect" && o != "timeout" && o != "5xx" && o != "429" && o != "unavailable" && o != "context_length")
+            if (failure_class_named(o) == FailureClass::kNone)
               error(n["on"], "fallback 'on' entries are connect, timeout, 5xx, 429, unavailable or context_length, got '" +
                                  o + "'");
         }
         if (YAML::Node ch = seq(n, "chain")) {
           for (const auto& st : ch) {
             if (!expect_map(st, "a fallback step")) continue;
-            allow_keys(st, {"upstream", "model", "static"}, "a fallback step");
+            allow_keys(st, {"upstream", "model", "static", "last_good"}, "a fallback step");
             FallbackStep step;
             str(st, "upstream", step.upstream);
             str(st, "model", step.model);
             str(st, "static", step.static_text);
-            if (step.upstream.empty() == step.static_text.empty())
-              error(st, "a fallback step is either {upstream, model} or {static: \"...\"}");
+            boolean(st, "last_good", step.last_good);
+            if (st["last_good"] && !step.last_good) error(st["last_good"], "'last_good' can only be true");
+            if (int(!step.upstream.empty()) + int(!step.static_text.empty()) + int(step.last_good) != 1)
+              error(st, "a fallback step is one of {upstream, model}, {last_good: true} or {static: \"...\"}");
             f.chain.push_back(std::move(step));
           }
         }
@@ -318,8 +322,10 @@ class Walker {
       }
     }
     if (YAML::Node rc = root["response_cache"]; rc && expect_map(rc, "response_cache")) {
-      allow_keys(rc, {"max_bytes", "routes"}, "response_cache");
+      allow_keys(rc, {"max_bytes", "routes", "last_good_max_bytes", "last_good_ttl_ms"}, "response_cache");
       integer(rc, "max_bytes", c.response_cache.max_bytes, 4096, int64_t(1) << 36);
+      integer(rc, "last_good_max_bytes", c.response_cache.last_good_max_bytes, 4096, int64_t(1) << 36);
+      integer(rc, "last_good_ttl_ms", c.response_cache.last_good_ttl_ms, 1000, int64_t(365) * 24 * 3600 * 1000);
       if (YAML::Node rs2 = seq(rc, "routes")) {
         for (const auto& n : rs2) {
           if (!expect_map(n, "a cached route")) continue;

@@ -114,13 +114,17 @@ std::shared_ptr<const Snapshot> Snapshot::build(Config cfg, uint64_t version, st
       continue;
     }
     auto cf = std::make_unique<CompiledFallback>();
-    cf->on = f.on;
-    cf->on_5xx = cf->matches("status_5xx");
-    cf->on_429 = cf->matches("status_429");
-    cf->on_context_length = cf->matches("context_length_exceeded");
+    for (const auto& name : f.on) cf->on.push_back(failure_class_named(name));
+    cf->on_5xx = cf->matches(ErrorKind::kStatus5xx);
+    cf->on_429 = cf->matches(ErrorKind::kStatus429);
+    cf->on_context_length = cf->matches(ErrorKind::kContextLengthExceeded);
     for (const FallbackStep& st : f.chain) {
       CompiledFallback::Step step;
-      if (st.upstream.empty()) {
+      if (st.last_good) {
+        step.last_good = true;
+        step.label = "cache";
+        cf->keeps_last_good = true;
+      } else if (st.upstream.empty()) {
         step.static_text = st.static_text;
         step.label = "static";
       } else {
@@ -145,11 +149,9 @@ std::shared_ptr<const Snapshot> Snapshot::build(Config cfg, uint64_t version, st
   return s;
 }
 
-bool CompiledFallback::matches(std::string_view failure_code) const {
-  std::string_view cls = upstream::failure_class(failure_code);
-  for (const auto& o : on)
-    if (o == cls) return true;
-  return false;
+bool CompiledFallback::matches(ErrorKind failure) const {
+  const FailureClass cls = failure_class(failure);
+  return cls != FailureClass::kNone && std::find(on.begin(), on.end(), cls) != on.end();
 }
 
 bool Snapshot::add_targets(std::string_view name, std::vector<size_t>& out,

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "config/config.hpp"
+#include "core/error.hpp"
 #include "config/rollout_live.hpp"
 #include "release/compiled.hpp"
 
@@ -35,14 +36,16 @@ struct CompiledFallback {
     std::vector<size_t> targets;
     const upstream::BalanceSettings* balance = nullptr;
     std::string model_literal;  // JSON string of the model id to send ("" = the request's)
-    std::string static_text;    // a static degraded answer when targets is empty
-    std::string label;          // what served: "pool/model" or "static" (header, log, metric)
+    std::string static_text;    // a static degraded answer when targets is empty...
+    bool last_good = false;     // ...or the route's last good answer to the same request
+    std::string label;          // what served: "pool/model", "static" or "cache" (header, log, metric)
   };
   std::vector<Step> steps;
-  std::vector<std::string> on;  // failure classes (upstream::failure_class) that fall back
+  std::vector<FailureClass> on;  // the failure classes that fall back
   // Derived from `on` once, at build: the answers the forwarder must not relay.
   bool on_5xx = false, on_429 = false, on_context_length = false;
-  bool matches(std::string_view failure_code) const;
+  bool keeps_last_good = false;  // a step answers from the last good answers: keep them
+  bool matches(ErrorKind failure) const;
 };
 
 // How a model name resolves.

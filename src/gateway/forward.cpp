@@ -1,4 +1,7 @@
-// gateway/forward.cpp: Worker::forward, the attempt loop every upstream call goes through.
+// gateway/forward.cpp: Worker::forward, the attempt loop every upstream call goes through;
+// the upstream connection pools and the deadline sweep; reading a whole answer; and the two
+// callers that are not a client's request: the rollout's mirror (shadow) and the blue-green
+// warm-up probe (call_blocking).
 #include "gateway/forward.hpp"
 
 #include <chrono>
@@ -8,6 +11,12 @@
 
 #include "gateway/worker.hpp"
 #include "json/chat.hpp"
+#include "json/splice.hpp"
+#include "pipeline/filters.hpp"
+#include "quality/refusal.hpp"
+#include "quality/text.hpp"
+#include "release/compiled.hpp"
+#include "rollout/sink.hpp"
 #include "net/wire.hpp"
 #include "sse/parser.hpp"
 #include "upstream/retry.hpp"
@@ -32,6 +41,139 @@ void Exchange::finish(upstream::Outcome o, std::string_view why) {
   finished = true;
   upstream->health->record(o, unix_millis(), probe, why);
   load.release();
+}
+
+net::UpstreamPool& Worker::pool_for(const config::UpstreamRuntime& u) {
+  auto it = pools_.find(u.identity);
+  if (it != pools_.end()) return *it->second;
+  net::UpstreamEndpoint ep;
+  ep.host = u.cfg->parsed.host;
+  ep.port = u.cfg->parsed.port;
+  ep.tls = u.cfg->parsed.tls;
+  ep.tls_verify = u.cfg->tls_verify;
+  ep.ca_file = u.cfg->ca_file;
+  ep.max_idle = static_cast<size_t>(u.cfg->max_idle_connections);
+  return *pools_.emplace(u.identity, std::make_unique<net::UpstreamPool>(ioc, std::move(ep))).first->second;
+}
+
+void Worker::sweep_deadlines() {
+  if (sweeping_) return;
+  if (!sweep_) sweep_ = std::make_unique<asio::steady_timer>(ioc);
+  sweeping_ = true;
+  sweep_->expires_after(std::chrono::milliseconds(25));
+  sweep_->async_wait([this](error_code ec) {
+    sweeping_ = false;
+    if (ec) return;
+    auto now = Clock::now();
+    bool any = false;
+    for (ClientWatch* w : watches_) {
+      if (w->upstream_deadline != Clock::time_point::max() || w->client_deadline != Clock::time_point::max()) any = true;
+      if (w->upstream && now >= w->upstream_deadline) {
+        w->upstream_expired = true;
+        w->upstream->cancel();
+      }
+      if (w->client && now >= w->client_deadline) {
+        w->client_expired = true;
+        error_code ignored;
+        w->client->socket().close(ignored);
+      }
+    }
+    if (any) sweep_deadlines();
+  });
+}
+
+void Worker::abort_streams() {
+  for (ClientWatch* w : watches_) {
+    w->shutdown = true;
+    if (w->upstream) w->upstream->cancel();
+  }
+}
+
+awaitable<error_code> Worker::read_body(Exchange& ex, std::string& body, Clock::time_point deadline) {
+  const milliseconds idle(ex.upstream->cfg->timeouts.idle_ms);
+  char rbuf[4096];
+  error_code ec;
+  while (!ec && !ex.parser->is_done()) {
+    ex.conn->expires_at(std::min(deadline, Clock::now() + idle));
+    size_t n = co_await ex.conn->read_some(*ex.parser, rbuf, sizeof rbuf, ec);
+    body.append(rbuf, n);
+  }
+  if (!ec && ex.parser->get().keep_alive()) {
+    pool_for(*ex.upstream).release(std::move(ex.conn));
+  } else {
+    ex.conn->close();
+  }
+  co_return ec;
+}
+
+// The mirror: the candidate answers the same request, never streamed, after the user got the
+// stable answer. Bounded per worker; its result only feeds the rollout's evidence.
+awaitable<void> Worker::shadow(pipeline::ShadowJob job) {
+  struct Done {
+    int64_t& n;
+    ~Done() { --n; }
+  } done{shadow_inflight_};
+  auto snap = snaps_.get();
+  const config::Resolution* res = snap->resolve(job.route);
+  if (!res || !res->live || res->live->id != job.rollout_id || !res->candidate || res->candidate_upstreams.empty())
+    co_return;
+  res->live->shadow_sent.fetch_add(1, std::memory_order_relaxed);
+  rollout::ShadowPair pair;
+  pair.rollout_id = job.rollout_id;
+  pair.request_id = job.request_id;
+  pair.stable = job.stable;
+  pair.stable_text = std::move(job.stable_text);
+  const auto t0 = Clock::now();
+  auto fail = [&] {
+    pair.candidate.error = true;
+    pair.candidate.latency_ms = static_cast<double>(micros_between(t0, Clock::now())) / 1000.0;
+    shared_.rollout_sink->push(index, std::move(pair));
+  };
+  std::string body = std::move(job.body);
+  const std::vector<json::Edit> extra = {{"stream", "false"}, {"stream_options", ""}};
+  if (release::render(*res->candidate, body, job.vars_header, json_, extra)) {
+    fail();
+    co_return;
+  }
+  // The same forwarder as user traffic: the candidate's pool, breakers, retries, deadlines.
+  ClientWatch watch;  // no client to watch: the mirror runs after the user was answered
+  ForwardSpec fs;
+  fs.targets = res->candidate_upstreams;
+  fs.balance = res->candidate_balance;
+  fs.path = "/chat/completions";
+  fs.body = body;
+  fs.request_id = job.request_id;
+  fs.user_agent = "sluice/0.1 (shadow)";
+  fs.max_attempts = snap->config().limits.max_attempts;
+  fs.est_tokens = static_cast<int64_t>(body.size() / 4) + 256;
+  ForwardResult fr = co_await forward(*snap, fs, watch);
+  if (!fr.exchange) {
+    fail();
+    co_return;
+  }
+  Exchange& ex = *fr.exchange;
+  const config::UpstreamRuntime& u = *ex.upstream;
+  const int status = static_cast<int>(ex.parser->get().result_int());
+  std::string answer = std::move(ex.prefetched);
+  error_code ec = co_await read_body(ex, answer, Clock::now() + milliseconds(u.cfg->timeouts.total_ms));
+  if (ec || status != 200) {
+    ex.finish(ec ? upstream::Outcome::kFailure : outcome_of_status(status), ec ? "shadow_read" : "shadow_status");
+    fail();
+    co_return;
+  }
+  ex.finish(upstream::Outcome::kSuccess);
+  std::string text, finish;
+  auto usage = json::response_usage_and_answer(json_, answer, pipeline::kMaxCapturedAnswer, &text, &finish);
+  rollout::Observation& c = pair.candidate;
+  c.latency_ms = static_cast<double>(micros_between(t0, Clock::now())) / 1000.0;
+  if (usage && usage->completion_tokens >= 0) c.tokens_out = static_cast<double>(usage->completion_tokens);
+  if (usage && usage->prompt_tokens >= 0) c.tokens_in = static_cast<double>(usage->prompt_tokens);
+  c.cost = usage ? pipeline::cost_of(*snap, u.cfg->name, usage->prompt_tokens, usage->completion_tokens) : -1;
+  c.refusal = quality::is_refusal(text, finish) ? 1 : 0;
+  // Checked against the request's own JSON Schema, as the live answer was.
+  if (job.stable.schema_valid >= 0) c.schema_valid = quality::check_json(text, job.json_schema).valid ? 1 : 0;
+  pair.candidate_text = std::move(text);
+  shared_.rollout_sink->push(index, std::move(pair));
 }
 
 awaitable<void> Worker::sleep_for(milliseconds d) {
@@ -80,10 +222,9 @@ awaitable<ForwardResult> Worker::forward(const config::Snapshot& snap, const For
       upstream::HealthView v = ups[i].health->view(unix_millis());
       why += (why.empty() ? "" : "; ") + ups[i].cfg->name + ": circuit open" + (v.reason.empty() ? "" : ", " + v.reason);
     }
-    res.failure = unavailable("no upstream can take the request now (" + why + "); the first recovers in about " +
-                                  std::to_string(secs) + " s",
-                              "upstreams_unavailable");
-    metrics_.upstream_error(ups[spec.targets.empty() ? 0 : spec.targets[0]].cfg->name, "upstreams_unavailable");
+    res.failure = error_of(ErrorKind::kUpstreamsUnavailable, "no upstream can take the request now (" + why +
+                                                                 "); the first recovers in about " + std::to_string(secs) + " s");
+    metrics_.upstream_error(ups[spec.targets.empty() ? 0 : spec.targets[0]].cfg->name, code_of(ErrorKind::kUpstreamsUnavailable));
     co_return res;
   }
 
@@ -101,7 +242,7 @@ awaitable<ForwardResult> Worker::forward(const config::Snapshot& snap, const For
   auto retry_next = [&](int& attempt, std::string_view upstream_name) {
     if (++attempt >= max_attempts) return false;
     if (shared_.retry_budget.try_spend(unix_millis())) return true;
-    metrics_.upstream_error(upstream_name, "retry_budget_exhausted");
+    metrics_.upstream_error(upstream_name, code_of(ErrorKind::kRetryBudgetExhausted));
     return false;
   };
   for (int attempt = 0; attempt < max_attempts;) {
@@ -140,18 +281,18 @@ awaitable<ForwardResult> Worker::forward(const config::Snapshot& snap, const For
     ex->load = upstream::LoadGuard(&health, spec.est_tokens);
     net::UpstreamPool& pool = pool_for(u);
     const auto deadline = Clock::now() + milliseconds(to.total_ms);
-    std::string kind;
+    ErrorKind kind = ErrorKind::kNone;
     ex->conn = co_await pool.acquire(milliseconds(to.connect_ms), kind, !stale_retry_left);
     if (watch.gone) {
       ex->finish(upstream::Outcome::kIgnored);
       break;
     }
     if (!ex->conn) {
-      metrics_.upstream_error(u.cfg->name, kind);
-      if (kind == "connect_timeout") left[si] = 1;
-      res.failure = kind == "connect_timeout"
-                        ? gateway_timeout("upstream '" + u.cfg->name + "' did not accept a connection in time", kind)
-                        : bad_gateway("upstream '" + u.cfg->name + "' is unreachable (" + kind + ")", kind);
+      metrics_.upstream_error(u.cfg->name, code_of(kind));
+      if (kind == ErrorKind::kConnectTimeout) left[si] = 1;
+      res.failure = error_of(kind, kind == ErrorKind::kConnectTimeout
+                                       ? "upstream '" + u.cfg->name + "' did not accept a connection in time"
+                                       : "upstream '" + u.cfg->name + "' is unreachable (" + std::string(code_of(kind)) + ")");
       ex->finish(upstream::Outcome::kFailure, res.failure->message);
       if (!retry_next(attempt, u.cfg->name)) break;
       continue;
@@ -191,26 +332,28 @@ awaitable<ForwardResult> Worker::forward(const config::Snapshot& snap, const For
       }
       stale_retry_left = true;
       if (ec == http::error::body_limit) {  // Content-Length above max_response_bytes: retrying won't help
-        metrics_.upstream_error(u.cfg->name, "response_too_large");
+        metrics_.upstream_error(u.cfg->name, code_of(ErrorKind::kResponseTooLarge));
         ex->finish(upstream::Outcome::kSuccess);
-        res.failure = bad_gateway("upstream '" + u.cfg->name + "' response exceeds max_response_bytes", "response_too_large");
+        res.failure = error_of(ErrorKind::kResponseTooLarge, "upstream '" + u.cfg->name + "' response exceeds max_response_bytes");
         break;
       }
       if (watch.shutdown) {
         ex->finish(upstream::Outcome::kIgnored);
-        res.failure = unavailable("the gateway is shutting down", "shutting_down");
+        res.failure = error_of(ErrorKind::kShuttingDown, "the gateway is shutting down");
         break;
       }
       if (ec == beast::error::timeout) {
-        kind = "first_byte_timeout";
-        res.failure = gateway_timeout("upstream '" + u.cfg->name + "' did not answer in time", kind);
+        kind = ErrorKind::kFirstByteTimeout;
+        res.failure = error_of(kind, "upstream '" + u.cfg->name + "' did not answer in time");
         left[si] = 1;
       } else {
         if (!quick) left[si] = 1;  // held the request silently, then dropped it
-        kind = ec.category() == http::make_error_code(http::error::bad_version).category() ? "bad_response" : "reset";
-        res.failure = bad_gateway("upstream '" + u.cfg->name + "' failed before answering (" + kind + ")", kind);
+        kind = ec.category() == http::make_error_code(http::error::bad_version).category() ? ErrorKind::kBadResponse
+                                                                                           : ErrorKind::kReset;
+        res.failure = error_of(kind, "upstream '" + u.cfg->name + "' failed before answering (" +
+                                         std::string(code_of(kind)) + ")");
       }
-      metrics_.upstream_error(u.cfg->name, kind);
+      metrics_.upstream_error(u.cfg->name, code_of(kind));
       ex->finish(upstream::Outcome::kFailure, res.failure->message);
       if (!retry_next(attempt, u.cfg->name)) break;
       continue;
@@ -236,14 +379,14 @@ awaitable<ForwardResult> Worker::forward(const config::Snapshot& snap, const For
         !retry && ((spec.candidate_with_fallback && (retryable_status(status) || (status >= 400 && status < 500))) ||
                    (spec.fail_on_5xx && status >= 500) || (spec.fail_on_429 && status == 429));
     if (retry || fall_back) {
-      const char* k = status == 429 ? "status_429" : status >= 500 ? "status_5xx" : "status_4xx";
-      metrics_.upstream_error(u.cfg->name, k);
+      const ErrorKind k = status == 429 ? ErrorKind::kStatus429 : status >= 500 ? ErrorKind::kStatus5xx : ErrorKind::kStatus4xx;
+      metrics_.upstream_error(u.cfg->name, code_of(k));
       ex->finish(status == 429 ? upstream::Outcome::kRateLimited
                 : status >= 500 ? upstream::Outcome::kFailure
                                 : upstream::Outcome::kSuccess,
                 "answered " + std::to_string(status));
       res.failure.reset();
-      if (fall_back) res.failure = bad_gateway("upstream '" + u.cfg->name + "' answered " + std::to_string(status), k);
+      if (fall_back) res.failure = error_of(k, "upstream '" + u.cfg->name + "' answered " + std::to_string(status));
       ex->conn->close();  // do not bother draining an error body
       watch.upstream = nullptr;
       if (fall_back) break;
@@ -282,12 +425,12 @@ awaitable<ForwardResult> Worker::forward(const config::Snapshot& snap, const For
         break;
       }
       if (!first && rec == beast::error::timeout) {
-        metrics_.upstream_error(u.cfg->name, "first_token_timeout");
+        metrics_.upstream_error(u.cfg->name, code_of(ErrorKind::kFirstTokenTimeout));
         ex->conn->close();
         watch.upstream = nullptr;
         ex->finish(upstream::Outcome::kFailure, "first_token_timeout");
         left[si] = 1;
-        res.failure = gateway_timeout("upstream '" + u.cfg->name + "' sent no token within first_token_ms", "first_token_timeout");
+        res.failure = error_of(ErrorKind::kFirstTokenTimeout, "upstream '" + u.cfg->name + "' sent no token within first_token_ms");
         if (!retry_next(attempt, u.cfg->name)) break;
         continue;
       }
@@ -309,8 +452,8 @@ awaitable<ForwardResult> Worker::forward(const config::Snapshot& snap, const For
         ex->conn->close();
         watch.upstream = nullptr;
         ex->finish(upstream::Outcome::kSuccess, "answered 400");  // the request's size, not the upstream's fault
-        res.failure = ApiError{400, "invalid_request_error", "context_length_exceeded",
-                               "upstream '" + u.cfg->name + "': the prompt is longer than the model's context"};
+        res.failure = error_of(ErrorKind::kContextLengthExceeded,
+                               "upstream '" + u.cfg->name + "': the prompt is longer than the model's context");
         break;
       }
     }
@@ -319,7 +462,7 @@ awaitable<ForwardResult> Worker::forward(const config::Snapshot& snap, const For
     co_return res;
   }
   res.gone = watch.gone;
-  if (!res.failure && !res.gone) res.failure = bad_gateway("no upstream could serve the request", "upstream_failed");
+  if (!res.failure && !res.gone) res.failure = error_of(ErrorKind::kUpstreamFailed, "no upstream could serve the request");
   co_return res;
 }
 
@@ -364,21 +507,16 @@ std::string Worker::call_blocking(const std::string& target, std::string_view me
         out = r.failure ? r.failure->message : "no upstream answered";
       } else {
         Exchange& ex = *r.exchange;
-        const unsigned status = ex.parser->get().result_int();
-        char rbuf[4096];
-        error_code ec;
-        const auto deadline = Clock::now() + std::chrono::milliseconds(ex.upstream->cfg->timeouts.total_ms);
-        while (!ec && !ex.parser->is_done()) {
-          ex.conn->expires_at(std::min(deadline, Clock::now() + std::chrono::milliseconds(ex.upstream->cfg->timeouts.idle_ms)));
-          co_await ex.conn->read_some(*ex.parser, rbuf, sizeof rbuf, ec);
-        }
-        ex.conn->close();
+        const int status = static_cast<int>(ex.parser->get().result_int());
+        std::string ignored;
+        error_code ec = co_await read_body(
+            ex, ignored, Clock::now() + std::chrono::milliseconds(ex.upstream->cfg->timeouts.total_ms));
         if (ec) {
           out = "upstream '" + ex.upstream->cfg->name + "' failed while answering";
           ex.finish(upstream::Outcome::kFailure, "probe_read");
         } else if (status < 200 || status >= 300) {
           out = "upstream '" + ex.upstream->cfg->name + "' answered status " + std::to_string(status);
-          ex.finish(status >= 500 ? upstream::Outcome::kFailure : upstream::Outcome::kSuccess, "probe_status");
+          ex.finish(outcome_of_status(status), "probe_status");
         } else {
           ex.finish(upstream::Outcome::kSuccess);
         }

@@ -57,6 +57,14 @@ struct Exchange {
   void finish(upstream::Outcome o, std::string_view why = {});
 };
 
+// How an answered status counts for the upstream's breaker: a 4xx the request itself
+// caused is a success of the upstream.
+inline upstream::Outcome outcome_of_status(int status) {
+  if (status == 429) return upstream::Outcome::kRateLimited;
+  if (status >= 500) return upstream::Outcome::kFailure;
+  return upstream::Outcome::kSuccess;
+}
+
 struct ForwardResult {
   std::unique_ptr<Exchange> exchange;  // owned on the heap: its parser never moves
   std::optional<ApiError> failure;

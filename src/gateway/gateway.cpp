@@ -15,7 +15,7 @@
 #include "store/store.hpp"
 #include "core/crypto.hpp"
 #include "gateway/admin.hpp"
-#include "gateway/stages.hpp"
+#include "pipeline/stages.hpp"
 #include "gateway/upstreams_view.hpp"
 #include "gateway/worker.hpp"
 #include "net/listener.hpp"
@@ -30,7 +30,28 @@ namespace sluice::gateway {
 
 Worker::Worker(Shared& shared, size_t idx)
     : index(idx), shared_(shared), snaps_(shared.snapshots), metrics_(shared.metrics->shard(idx)),
-      ids_(static_cast<uint32_t>(idx)) {}
+      ids_(static_cast<uint32_t>(idx)),
+      env_{json_, metrics_, idx, 0, shared.reqlog.get(), shared.rollout_sink.get(), &shared.response_cache, {}} {
+  env_.last_good = &shared.last_good;
+  env_.mirror = [this](pipeline::ShadowJob&& job, int64_t max_inflight) {
+    if (shadow_inflight_ >= max_inflight) return false;
+    ++shadow_inflight_;
+    asio::co_spawn(ioc, shadow(std::move(job)), asio::detached);
+    return true;
+  };
+}
+
+std::shared_ptr<const pipeline::Chain> Worker::chain_for(const std::shared_ptr<const config::Snapshot>& snap) {
+  if (snap != chain_snap_ || !chain_) {
+    chain_ = pipeline::Chain::compile(*snap);
+    chain_snap_ = snap;  // held, so a new snapshot can never reuse its address
+  }
+  return chain_;
+}
+
+void Worker::account(RequestContext& ctx, const pipeline::Chain& chain) {
+  chain.on_complete(ctx, Clock::now(), env_);
+}
 
 awaitable<bool> Worker::respond(beast::tcp_stream& client, http::request<http::string_body>& req, http::status status,
                                 std::string body, std::string_view content_type, std::string_view request_id,
@@ -80,7 +101,8 @@ void Worker::account_local(int status, std::string_view code, std::string reques
   ctx.request_id = std::move(request_id);
   ctx.t_start = t_start;
   ctx.status = status;
-  ctx.error_kind = std::string(code);
+  ctx.error = kind_of(code);
+  ctx.error_code = std::string(code);
   ctx.info.model = model;
   account(ctx);
 }
@@ -105,9 +127,8 @@ awaitable<bool> Worker::handle(beast::tcp_stream& stream, beast::flat_buffer&, h
     RequestContext ctx;
     ctx.snap = snap.get();
     ctx.authorization = req[http::field::authorization];
-    StageEnv env{json_, metrics_, 0};
     std::string id = ids_.next();
-    if (auto err = authenticate(ctx, env)) {
+    if (auto err = pipeline::authenticate(ctx, env_)) {
       account_local(err->status, err->code, id, t_start);
       co_return co_await respond_error(stream, req, *err, id);
     }
@@ -213,6 +234,7 @@ struct Gateway::Impl {
     ++next_version;
     shared.retry_budget.set_settings(snap->config().limits.retry_budget);
     shared.response_cache.set_max_bytes(snap->config().response_cache.max_bytes);
+    shared.last_good.set_max_bytes(snap->config().response_cache.last_good_max_bytes);
     shared.snapshots.publish(std::move(snap));
     return "";
   }

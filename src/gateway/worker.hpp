@@ -15,8 +15,9 @@
 
 #include "config/snapshot.hpp"
 #include "core/ids.hpp"
-#include "gateway/context.hpp"
 #include "gateway/forward.hpp"
+#include "pipeline/context.hpp"
+#include "pipeline/filter.hpp"
 #include "metrics/metrics.hpp"
 #include "net/asio.hpp"
 #include "net/session.hpp"
@@ -32,6 +33,9 @@ class RequestLog;
 }
 
 namespace sluice::gateway {
+
+using pipeline::Endpoint;
+using pipeline::RequestContext;
 
 // Watches the client socket while the upstream works (see proxy.cpp).
 // While a stream relays, its deadlines are plain time stamps checked by the worker's sweep
@@ -56,6 +60,7 @@ struct Shared {
   upstream::Registry upstream_health;
   upstream::RetryBudget retry_budget;
   cache::ResponseCache response_cache;  // opt-in per route (response_cache.routes)
+  cache::ResponseCache last_good{16 << 20};  // routes whose fallback chain has {last_good: true}
   std::unique_ptr<metrics::Registry> metrics;
   std::unique_ptr<reqlog::RequestLog> reqlog;
   std::atomic<bool> draining{false};
@@ -64,14 +69,6 @@ struct Shared {
   // Rollout gauges for /metrics, rendered by the control thread (workers only copy it).
   std::mutex rollout_metrics_mu;
   std::string rollout_metrics;
-};
-
-// A request mirrored to a rollout's candidate after its stable answer was sent.
-struct ShadowJob {
-  std::string route, rollout_id, request_id;
-  std::string body, vars_header, json_schema;
-  rollout::Observation stable;
-  std::string stable_text;
 };
 
 class Worker : public net::IdleConnections {
@@ -102,12 +99,26 @@ class Worker : public net::IdleConnections {
                           std::span<const net::Header> extra = {});
   awaitable<bool> respond_error(beast::tcp_stream& client, http::request<http::string_body>& req, const ApiError& e,
                                 std::string_view request_id, std::span<const net::Header> extra = {});
-  void account(RequestContext& ctx);
-  void report_rollout(RequestContext& ctx, Clock::time_point t_end);
-  void report_candidate_failure(const RequestContext& ctx);
-  awaitable<void> shadow(ShadowJob job);
+  // The filters of a snapshot (compiled once per snapshot, kept beside it). A request holds
+  // its own reference: a reload while it runs must not free the chain under it.
+  std::shared_ptr<const pipeline::Chain> chain_for(const std::shared_ptr<const config::Snapshot>& snap);
+  // A finished request: the completion hooks of the chain (metrics, request log, rollout).
+  void account(RequestContext& ctx, const pipeline::Chain& chain);
+  void account(RequestContext& ctx) { account(ctx, *chain_for(snaps_.get())); }
+  awaitable<void> shadow(pipeline::ShadowJob job);
   // The attempt loop every upstream call goes through (gateway/forward.cpp).
   awaitable<ForwardResult> forward(const config::Snapshot& snap, const ForwardSpec& spec, ClientWatch& watch);
+  // Reads the rest of a whole (non-streamed) answer within the upstream's idle and total
+  // deadlines; the connection goes back to its pool when it can be reused.
+  awaitable<error_code> read_body(Exchange& ex, std::string& body, Clock::time_point deadline);
+  // Sends the upstream's answer to the client, calling the chain's response hooks as it
+  // passes (gateway/relay.cpp): whole answers, and SSE streams event by event.
+  awaitable<bool> relay(beast::tcp_stream& client, http::request<http::string_body>& req, RequestContext& ctx,
+                        const pipeline::Chain& chain, Exchange& ex, ClientWatch& watch,
+                        std::span<const net::Header> lineage, bool keep_alive);
+  awaitable<bool> relay_stream(beast::tcp_stream& client, http::request<http::string_body>& req, RequestContext& ctx,
+                               const pipeline::Chain& chain, Exchange& ex, ClientWatch& watch,
+                               std::span<const net::Header> lineage, bool keep_alive);
   awaitable<void> sleep_for(std::chrono::milliseconds d);
  public:
   // One whole (non-streamed) call through the forwarder, from another thread: the
@@ -132,6 +143,9 @@ class Worker : public net::IdleConnections {
   int64_t shadow_inflight_ = 0;
   uint64_t balance_seq_ = 0;   // round robin
   std::mt19937_64 rng_{std::random_device{}()};  // power of two choices, backoff jitter
+  std::shared_ptr<const config::Snapshot> chain_snap_;  // the snapshot chain_ was compiled for
+  std::shared_ptr<const pipeline::Chain> chain_;
+  pipeline::Env env_;
 };
 
 // Shared response helpers for the data plane and admin listeners.

@@ -99,7 +99,7 @@ UpstreamPool::UpstreamPool(asio::io_context& ioc, UpstreamEndpoint ep) : ioc_(io
 }
 
 awaitable<std::unique_ptr<UpstreamConn>> UpstreamPool::acquire(std::chrono::milliseconds timeout,
-                                                              std::string& error_kind, bool fresh) {
+                                                              ErrorKind& error_kind, bool fresh) {
   if (!fresh) {
     while (!idle_.empty()) {
       auto c = std::move(idle_.back());
@@ -126,7 +126,7 @@ awaitable<std::unique_ptr<UpstreamConn>> UpstreamPool::acquire(std::chrono::mill
       tcp::resolver resolver(ioc_);
       auto results = co_await resolver.async_resolve(ep_.host, std::to_string(ep_.port), ec_await(ec));
       if (ec || results.empty()) {
-        error_kind = "dns_failed";
+        error_kind = ErrorKind::kDnsFailed;
         co_return nullptr;
       }
       resolved_.clear();
@@ -139,11 +139,11 @@ awaitable<std::unique_ptr<UpstreamConn>> UpstreamPool::acquire(std::chrono::mill
   error_code ec = co_await c->connect(resolved_, ep_.host, ep_.tls_verify);
   if (ec) {
     if (ec == beast::error::timeout) {
-      error_kind = "connect_timeout";
+      error_kind = ErrorKind::kConnectTimeout;
     } else if (ec.category() == asio::error::get_ssl_category() || ec.category() == asio::ssl::error::get_stream_category()) {
-      error_kind = "tls_failed";
+      error_kind = ErrorKind::kTlsFailed;
     } else {
-      error_kind = "connect_failed";
+      error_kind = ErrorKind::kConnectFailed;
     }
     resolved_at_ = {};  // re-resolve next time
     co_return nullptr;

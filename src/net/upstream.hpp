@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "core/error.hpp"
 #include "net/asio.hpp"
 
 namespace sluice::net {
@@ -58,8 +59,8 @@ class UpstreamPool {
   const UpstreamEndpoint& endpoint() const { return ep_; }
 
   // An idle connection, or a new one connected within `timeout`. On failure, `error_kind`
-  // is "connect_timeout", "connect_failed", "dns_failed" or "tls_failed".
-  awaitable<std::unique_ptr<UpstreamConn>> acquire(std::chrono::milliseconds timeout, std::string& error_kind,
+  // is kConnectTimeout, kConnectFailed, kDnsFailed or kTlsFailed.
+  awaitable<std::unique_ptr<UpstreamConn>> acquire(std::chrono::milliseconds timeout, ErrorKind& error_kind,
                                                    bool fresh = false);
   void release(std::unique_ptr<UpstreamConn> c);
   size_t idle() const { return idle_.size(); }

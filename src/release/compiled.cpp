@@ -130,6 +130,7 @@ ApiError missing_var(const std::string& name) {
   ApiError e = bad_request("prompt variable '" + name + "' is missing: send it in \"vars\" or the x-sluice-vars header",
                            "missing_variable");
   e.param = "vars." + name;
+  e.kind = ErrorKind::kMissingVariable;
   return e;
 }
 

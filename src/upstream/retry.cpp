@@ -63,16 +63,6 @@ int64_t backoff_ms(int attempt, int64_t base_ms, int64_t cap_ms, double random01
   return static_cast<int64_t>(std::clamp(random01, 0.0, 1.0) * ceiling);
 }
 
-std::string_view failure_class(std::string_view c) {
-  if (c == "connect_failed" || c == "dns_failed" || c == "tls_failed") return "connect";
-  if (c == "connect_timeout" || c == "first_byte_timeout" || c == "first_token_timeout") return "timeout";
-  if (c == "status_5xx" || c == "reset" || c == "bad_response" || c == "upstream_failed") return "5xx";
-  if (c == "status_429") return "429";
-  if (c == "upstreams_unavailable") return "unavailable";
-  if (c == "context_length_exceeded") return "context_length";
-  return "";
-}
-
 std::optional<int64_t> parse_retry_after(std::string_view v, int64_t now_unix_s) {
   while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
   while (!v.empty() && v.back() == ' ') v.remove_suffix(1);

@@ -47,11 +47,6 @@ class RetryBudget {
 // `random01` is a uniform draw in [0, 1).
 int64_t backoff_ms(int attempt, int64_t base_ms, int64_t cap_ms, double random01);
 
-// The class of a failure code the forwarder reports, for fallback rules: "connect",
-// "timeout", "5xx", "429", "unavailable", "context_length" (a 400 context_length_exceeded:
-// only to a larger-context model), or "" (never falls back).
-std::string_view failure_class(std::string_view code);
-
 // Retry-After as seconds ("3") or an HTTP date; nullopt when absent or unreadable.
 // Returns milliseconds from `now_unix_s`.
 std::optional<int64_t> parse_retry_after(std::string_view v, int64_t now_unix_s);

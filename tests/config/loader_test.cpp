@@ -162,7 +162,14 @@ TEST(ConfigLoader, FallbackChains) {
   EXPECT_TRUE(has_error(load(ups + "fallbacks:\n  - {route: r, chain: [{upstream: b}, {upstream: b}]}\n"), "twice (a cycle)"));
   EXPECT_TRUE(has_error(load(ups + "fallbacks:\n  - {route: r, chain: [{upstream: a, model: m}]}\n"),
                         "falls back to the route's own target 'a' (a cycle)"));
-  EXPECT_TRUE(has_error(load(ups + "fallbacks:\n  - {route: r, chain: [{upstream: b, static: x}]}\n"), "either"));
+  EXPECT_TRUE(has_error(load(ups + "fallbacks:\n  - {route: r, chain: [{upstream: b, static: x}]}\n"), "one of"));
+  auto lg = load(ups + "fallbacks:\n  - {route: r, chain: [{last_good: true}, {static: busy}]}\n"
+                       "response_cache: {last_good_max_bytes: 1048576, last_good_ttl_ms: 60000}\n");
+  ASSERT_TRUE(lg.ok()) << lg.errors[0];
+  EXPECT_TRUE(lg.config.fallbacks[0].chain[0].last_good);
+  EXPECT_EQ(lg.config.response_cache.last_good_ttl_ms, 60000);
+  EXPECT_TRUE(has_error(load(ups + "fallbacks:\n  - {route: r, chain: [{last_good: false}]}\n"), "can only be true"));
+  EXPECT_TRUE(has_error(load(ups + "fallbacks:\n  - {route: r, chain: [{last_good: true, static: x}]}\n"), "one of"));
   EXPECT_TRUE(has_error(load(ups + "fallbacks:\n  - {route: r, chain: [{static: x}], on: [4xx]}\n"), "'on' entries"));
   EXPECT_TRUE(has_error(load(ups + "fallbacks:\n  - {route: r, chain: []}\n"), "non-empty 'chain'"));
 }

@@ -426,6 +426,93 @@ describe('fallback chains: another model, then a static degraded answer', { time
   });
 });
 
+describe('degraded mode: the last good answer, then a static one', { timeout: ms(60_000) }, () => {
+  let up;
+  let gw;
+  let status = 200;
+  before(async () => {
+    // Answers echo the question, so each request has its own answer (sampled: temperature 1).
+    up = await startFakeUpstream((req, res, raw) => {
+      const q = JSON.parse(raw).messages.at(-1).content;
+      if (status !== 200) {
+        res.writeHead(status, { 'content-type': 'application/json' });
+        res.end('{"error":{"message":"down"}}');
+        return;
+      }
+      const stream = JSON.parse(raw).stream;
+      if (!stream) {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(completionBody('m', `answer to ${q}`));
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write(`data: ${chunkEvent(`streamed answer to ${q}`)}\n\n`);
+      res.write(`data: ${chunkEvent(null, { finish: 'stop' })}\n\n`);
+      res.end('data: [DONE]\n\n');
+    });
+    gw = await startGateway({
+      config: {
+        upstreams: [{ name: 'up', url: `${up.url}/v1`, breaker: false }],
+        routes: [{ name: 'bot', upstream: 'up', model: 'm' }],
+        fallbacks: [{ route: 'bot', chain: [{ last_good: true }, { static: 'Busy, try again soon.' }] }],
+      },
+    });
+  });
+  after(async () => {
+    await gw?.stop();
+    await up?.close();
+  });
+
+  const ask = (q, extra = {}) => ({ model: 'bot', temperature: 1, messages: [{ role: 'user', content: q }], ...extra });
+
+  test('while the upstream fails, a request it answered before gets that answer, marked degraded', async () => {
+    const ok = await chat(gw, ask('one'));
+    assert.equal(ok.status, 200, ok.text);
+    assert.equal(ok.headers.get('x-sluice-degraded'), null);
+    const client = new OpenAI({ baseURL: gw.baseURL, apiKey: 'x', maxRetries: 0 });
+    const s = await client.chat.completions.create(ask('two', { stream: true }));
+    for await (const c of s) void c;  // a stream is kept as the whole answer it amounts to
+    status = 503;
+    try {
+      const r = await chat(gw, ask('one'));
+      assert.equal(r.status, 200, r.text);
+      assert.equal(r.headers.get('x-sluice-degraded'), 'cache');
+      assert.equal(r.headers.get('x-sluice-fallback'), 'cache');
+      assert.equal(r.json.choices[0].message.content, 'answer to one');
+      const line = await gw.waitLog((l) => l.request_id === r.headers.get('x-request-id'));
+      assert.equal(line.degraded, 'cache');
+      assert.equal(line.status, 200);
+
+      // The streamed answer, asked again as a stream through the official SDK.
+      const again = await client.chat.completions.create(ask('two', { stream: true }));
+      let text = '';
+      for await (const c of again) text += c.choices[0]?.delta?.content ?? '';
+      assert.equal(text, 'streamed answer to two');
+
+      // A question never answered falls through to the static answer.
+      const fresh = await chat(gw, ask('three'));
+      assert.equal(fresh.headers.get('x-sluice-degraded'), 'static');
+      assert.equal(fresh.json.choices[0].message.content, 'Busy, try again soon.');
+      const m = await gw.metrics();
+      assert.ok(m.value('sluice_fallbacks_total', { route: 'bot', served_by: 'cache' }) >= 2, m.text);
+    } finally {
+      status = 200;
+    }
+  });
+
+  test('a degraded answer is never kept as a good one', async () => {
+    status = 503;
+    try {
+      const r = await chat(gw, ask('three'));
+      assert.equal(r.headers.get('x-sluice-degraded'), 'static');
+    } finally {
+      status = 200;
+    }
+    const ok = await chat(gw, ask('three'));
+    assert.equal(ok.json.choices[0].message.content, 'answer to three', 'the static answer was not kept');
+  });
+});
+
 describe('response cache (exact match, deterministic requests, per tenant)', { timeout: ms(60_000) }, () => {
   let mock;
   let gw;

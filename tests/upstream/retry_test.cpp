@@ -47,21 +47,3 @@ TEST(RetryAfter, SecondsAndHttpDates) {
 
 }  // namespace
 }  // namespace sluice::upstream
-
-namespace sluice::upstream {
-namespace {
-
-TEST(FailureClass, MapsForwarderCodesToFallbackClasses) {
-  EXPECT_EQ(failure_class("connect_failed"), "connect");
-  EXPECT_EQ(failure_class("first_token_timeout"), "timeout");
-  EXPECT_EQ(failure_class("status_5xx"), "5xx");
-  EXPECT_EQ(failure_class("reset"), "5xx");
-  EXPECT_EQ(failure_class("status_429"), "429");
-  EXPECT_EQ(failure_class("upstreams_unavailable"), "unavailable");
-  EXPECT_EQ(failure_class("context_length_exceeded"), "context_length");
-  EXPECT_EQ(failure_class("status_4xx"), "");
-  EXPECT_EQ(failure_class("shutting_down"), "");
-}
-
-}  // namespace
-}  // namespace sluice::upstream

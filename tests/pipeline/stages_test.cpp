@@ -1,4 +1,4 @@
-#include "gateway/stages.hpp"
+#include "pipeline/stages.hpp"
 
 #include <gtest/gtest.h>
 #include <simdjson.h>
@@ -6,14 +6,14 @@
 #include "config/loader.hpp"
 #include "core/crypto.hpp"
 
-namespace sluice::gateway {
+namespace sluice::pipeline {
 
 namespace {
 struct Fixture {
   std::shared_ptr<const config::Snapshot> snap;
   simdjson::dom::parser json;
   metrics::Registry reg{1};
-  StageEnv env{json, reg.shard(0), 100};
+  Env env{json, reg.shard(0), 0, 100};
 
   explicit Fixture(const std::string& yaml) {
     auto r = config::load_string(yaml, "t.yaml");
@@ -24,10 +24,7 @@ struct Fixture {
   }
   std::optional<ApiError> run(RequestContext& ctx) {
     ctx.snap = snap.get();
-    for (const Stage& s : kStages) {
-      if (auto e = s.run(ctx, env)) return e;
-    }
-    return std::nullopt;
+    return Chain::compile(*snap)->on_request(ctx, env).error;
   }
 };
 const char* kRoutes = R"(
@@ -113,4 +110,4 @@ TEST(Account, LogLineHasEveryField) {
   EXPECT_NEAR(total, 5.0, 0.01);
 }
 
-}  // namespace sluice::gateway
+}  // namespace sluice::pipeline

@@ -1,9 +1,9 @@
-#include "gateway/synth.hpp"
+#include "pipeline/synth.hpp"
 
 #include <gtest/gtest.h>
 #include <simdjson.h>
 
-namespace sluice::gateway {
+namespace sluice::pipeline {
 namespace {
 
 RequestContext ctx_for(bool stream, bool usage = false) {
@@ -58,4 +58,4 @@ TEST(Synth, ReplaysACachedCompletionAsAStream) {
 }
 
 }  // namespace
-}  // namespace sluice::gateway
+}  // namespace sluice::pipeline

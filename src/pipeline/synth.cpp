@@ -1,11 +1,11 @@
-#include "gateway/synth.hpp"
+#include "pipeline/synth.hpp"
 
 #include <simdjson.h>
 
 #include "core/clock.hpp"
 #include "core/error.hpp"
 
-namespace sluice::gateway {
+namespace sluice::pipeline {
 
 // An answer sluice writes itself (a static degraded answer, a cache hit replayed as a
 // stream) as a chat completion or its stream, in OpenAI's shape. `content` and `usage` are
@@ -16,11 +16,7 @@ std::string synth_answer(const RequestContext& ctx, std::string_view content, st
   append_json_string(model, ctx.info.model);
   append_json_string(fin, finish);
   const std::string created = std::to_string(unix_millis() / 1000);
-  if (!ctx.info.stream) {
-    return "{\"id\":\"" + id + "\",\"object\":\"chat.completion\",\"created\":" + created + ",\"model\":" + model +
-           ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":" + std::string(content) +
-           ",\"refusal\":null},\"logprobs\":null,\"finish_reason\":" + fin + "}],\"usage\":" + std::string(usage) + "}";
-  }
+  if (!ctx.info.stream) return completion_json(ctx, content, finish, usage);
   auto chunk = [&](const std::string& delta, const std::string& finish_json) {
     return "data: {\"id\":\"" + id + "\",\"object\":\"chat.completion.chunk\",\"created\":" + created + ",\"model\":" +
            model + ",\"choices\":[{\"index\":0,\"delta\":" + delta + ",\"logprobs\":null,\"finish_reason\":" + finish_json +
@@ -33,6 +29,17 @@ std::string synth_answer(const RequestContext& ctx, std::string_view content, st
     out += "data: {\"id\":\"" + id + "\",\"object\":\"chat.completion.chunk\",\"created\":" + created + ",\"model\":" +
            model + ",\"choices\":[],\"usage\":" + std::string(usage) + "}\n\n";
   return out + "data: [DONE]\n\n";
+}
+
+std::string completion_json(const RequestContext& ctx, std::string_view content, std::string_view finish,
+                            std::string_view usage) {
+  std::string model, fin;
+  append_json_string(model, ctx.info.model);
+  append_json_string(fin, finish);
+  return "{\"id\":\"chatcmpl-" + ctx.request_id + "\",\"object\":\"chat.completion\",\"created\":" +
+         std::to_string(unix_millis() / 1000) + ",\"model\":" + model +
+         ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":" + std::string(content) +
+         ",\"refusal\":null},\"logprobs\":null,\"finish_reason\":" + fin + "}],\"usage\":" + std::string(usage) + "}";
 }
 
 std::string static_answer(const RequestContext& ctx, std::string_view text) {
@@ -67,4 +74,4 @@ std::string replay_as_stream(simdjson::dom::parser& p, const RequestContext& ctx
   return synth_answer(ctx, content, finish, usage);
 }
 
-}  // namespace sluice::gateway
+}  // namespace sluice::pipeline

@@ -1,22 +1,25 @@
-// gateway/synth.hpp: answers sluice writes itself, in OpenAI's shape (a static degraded
+// pipeline/synth.hpp: answers sluice writes itself, in OpenAI's shape (a static degraded
 // answer, a cached whole answer replayed as a stream), and whether a rendered request is
 // deterministic enough to cache. No I/O: the proxy sends what these return.
 #pragma once
 #include <string>
 #include <string_view>
 
-#include "gateway/context.hpp"
+#include "pipeline/context.hpp"
 
 namespace simdjson::dom {
 class parser;
 }
 
-namespace sluice::gateway {
+namespace sluice::pipeline {
 
 // A chat completion, or its stream when the request asked for one. `content` and `usage`
 // are JSON literals.
 std::string synth_answer(const RequestContext& ctx, std::string_view content, std::string_view finish,
                          std::string_view usage);
+// A whole chat completion, whatever the request asked for (stored for degraded mode).
+std::string completion_json(const RequestContext& ctx, std::string_view content, std::string_view finish,
+                            std::string_view usage);
 // A static degraded answer (finish_reason stop, zero usage).
 std::string static_answer(const RequestContext& ctx, std::string_view text);
 // Whether a rendered request is deterministic enough to cache: temperature 0, or a seed.
@@ -25,4 +28,4 @@ bool deterministic(simdjson::dom::parser& p, const std::string& body);
 // be replayed (tool calls, n > 1).
 std::string replay_as_stream(simdjson::dom::parser& p, const RequestContext& ctx, const std::string& cached);
 
-}  // namespace sluice::gateway
+}  // namespace sluice::pipeline

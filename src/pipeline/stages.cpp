@@ -1,4 +1,4 @@
-#include "gateway/stages.hpp"
+#include "pipeline/stages.hpp"
 
 #include <simdjson.h>
 
@@ -7,13 +7,13 @@
 #include "core/strings.hpp"
 #include "json/splice.hpp"
 
-namespace sluice::gateway {
+namespace sluice::pipeline {
 
 namespace {
 constexpr std::string_view kIncludeUsage = "{\"include_usage\":true}";
 }  // namespace
 
-std::optional<ApiError> authenticate(RequestContext& ctx, StageEnv&) {
+std::optional<ApiError> authenticate(RequestContext& ctx, Env&) {
   if (!ctx.snap->requires_api_key()) return std::nullopt;
   std::string_view h = ctx.authorization;
   if (h.empty()) return unauthorized("Missing API key: send 'Authorization: Bearer <key>'.");
@@ -25,7 +25,7 @@ std::optional<ApiError> authenticate(RequestContext& ctx, StageEnv&) {
   return std::nullopt;
 }
 
-std::optional<ApiError> parse(RequestContext& ctx, StageEnv& env) {
+std::optional<ApiError> parse(RequestContext& ctx, Env& env) {
   if (ctx.endpoint == Endpoint::kModels) return std::nullopt;
   std::string& body = *ctx.body;
   if (body.empty()) return bad_request("request body is empty; expected a JSON object", "invalid_json");
@@ -47,9 +47,9 @@ std::optional<ApiError> parse(RequestContext& ctx, StageEnv& env) {
   return std::nullopt;
 }
 
-std::optional<ApiError> admit(RequestContext&, StageEnv& env) {
+std::optional<ApiError> admit(RequestContext&, Env& env) {
   if (env.metrics.inflight.load(std::memory_order_relaxed) > env.max_inflight)
-    return unavailable("The gateway is overloaded; retry shortly.", "overloaded");
+    return error_of(ErrorKind::kOverloaded, "The gateway is overloaded; retry shortly.");
   return std::nullopt;
 }
 
@@ -66,8 +66,8 @@ void assign_arm(RequestContext& ctx) {
   uint64_t h = mix64(std::hash<std::string_view>{}(key) ^ live.salt);
   uint32_t weight = live.weight_bp.load(std::memory_order_relaxed);
   if (weight > 0 && h % 10000 < weight) {
-    ctx.candidate = true;
-    ctx.fallback_body = *ctx.body;  // the stable release answers if the candidate cannot
+    ctx.rollout.candidate = true;
+    ctx.rollout.fallback_body = *ctx.body;  // the stable release answers if the candidate cannot
     return;
   }
   uint32_t shadow = live.shadow_bp.load(std::memory_order_relaxed);
@@ -75,12 +75,12 @@ void assign_arm(RequestContext& ctx) {
   // Mirroring is sampled per request (not per user): independent of the sticky bucket.
   uint64_t r = mix64(std::hash<std::string_view>{}(ctx.request_id) ^ ~live.salt);
   if (r % 10000 < shadow) {
-    ctx.shadow = true;
-    ctx.shadow_body = *ctx.body;  // the render stage rewrites the body in place
+    ctx.rollout.shadow = true;
+    ctx.rollout.shadow_body = *ctx.body;  // the render stage rewrites the body in place
   }
 }
 
-std::optional<ApiError> route(RequestContext& ctx, StageEnv&) {
+std::optional<ApiError> route(RequestContext& ctx, Env&) {
   if (ctx.endpoint == Endpoint::kModels) {
     ctx.resolution = ctx.snap->resolve("");
     return std::nullopt;
@@ -114,19 +114,19 @@ std::optional<ApiError> route(RequestContext& ctx, StageEnv&) {
   return std::nullopt;
 }
 
-std::optional<ApiError> render(RequestContext& ctx, StageEnv& env) {
+std::optional<ApiError> render(RequestContext& ctx, Env& env) {
   if (!ctx.resolution || !ctx.resolution->release) return std::nullopt;
-  ctx.release = ctx.candidate ? ctx.resolution->candidate.get() : ctx.resolution->release.get();
+  ctx.release = ctx.rollout.candidate ? ctx.resolution->candidate.get() : ctx.resolution->release.get();
   if (ctx.endpoint != Endpoint::kChat) return std::nullopt;
   std::vector<json::Edit> extra;
   if (ctx.strip_usage) extra.push_back({"stream_options", kIncludeUsage});
   return release::render(*ctx.release, *ctx.body, ctx.vars_header, env.json, extra);
 }
 
-std::optional<ApiError> select_upstream(RequestContext& ctx, StageEnv&) {
+std::optional<ApiError> select_upstream(RequestContext& ctx, Env&) {
   if (!ctx.resolution || ctx.resolution->upstreams.empty())
     return not_found("no upstream serves this model", "model_not_found");
-  if (ctx.candidate) {
+  if (ctx.rollout.candidate) {
     ctx.candidates = ctx.resolution->candidate_upstreams;
     // When did the candidate last get a request: measures how fast a rollback takes effect.
     ctx.resolution->live->last_candidate_start_ns.store(
@@ -172,7 +172,7 @@ std::string request_log_line(const RequestContext& ctx, Clock::time_point t_end)
   if (ctx.resolution && ctx.resolution->live) {
     l += ",\"rollout\":";
     append_json_string(l, ctx.resolution->live->id);
-    l += ctx.candidate ? ",\"arm\":\"candidate\"" : ",\"arm\":\"stable\"";
+    l += ctx.rollout.candidate ? ",\"arm\":\"candidate\"" : ",\"arm\":\"stable\"";
   }
   if (ctx.release) {
     l += ",\"release\":";
@@ -192,11 +192,11 @@ std::string request_log_line(const RequestContext& ctx, Clock::time_point t_end)
     l += ",\"fallback\":";
     append_json_string(l, ctx.fallback);
   }
-  if (!ctx.cache.empty()) {
+  if (!ctx.cache.outcome.empty()) {
     l += ",\"cache\":";
-    append_json_string(l, ctx.cache);
+    append_json_string(l, ctx.cache.outcome);
   }
-  if (ctx.fallback == "static") l += ",\"degraded\":\"static\"";
+  if (ctx.fallback == "static" || ctx.fallback == "cache") l += ",\"degraded\":\"" + ctx.fallback + "\"";
   l += ",\"status\":" + std::to_string(ctx.status);
   l += ctx.info.stream ? ",\"stream\":true" : ",\"stream\":false";
   l += ",\"attempts\":" + std::to_string(ctx.attempts);
@@ -209,10 +209,10 @@ std::string request_log_line(const RequestContext& ctx, Clock::time_point t_end)
   }
   l += ",\"total_ms\":" + std::to_string(micros_between(ctx.t_start, t_end) / 1000.0);
   l += ",\"error_kind\":";
-  if (ctx.error_kind.empty()) {
+  if (ctx.error_code.empty()) {
     l += "null";
   } else {
-    append_json_string(l, ctx.error_kind);
+    append_json_string(l, ctx.error_code);
   }
   if (!ctx.log_body.empty()) {
     l += ",\"request_body\":";
@@ -224,4 +224,4 @@ std::string request_log_line(const RequestContext& ctx, Clock::time_point t_end)
   return l;
 }
 
-}  // namespace sluice::gateway
+}  // namespace sluice::pipeline

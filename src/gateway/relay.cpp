@@ -1,0 +1,309 @@
+// gateway/relay.cpp: the one relay of an upstream's answer to the client, calling the
+// chain's response hooks as the answer passes (pipeline/filter.hpp): the response head, each
+// stream event, a whole answer, and completion.
+//
+// Whole bodies are read (bounded), shown to the filters, and passed through with the
+// upstream's status. SSE streams are relayed event by event with backpressure (the upstream
+// is read only after the client took the previous batch); a stream that breaks is finished
+// with an OpenAI-shaped error event, never silently, and one that finished every choice
+// without `data: [DONE]` is completed for the client.
+#include <array>
+
+#include "gateway/forward.hpp"
+#include "gateway/worker.hpp"
+#include "json/chat.hpp"
+#include "net/wire.hpp"
+#include "sse/parser.hpp"
+
+namespace sluice::gateway {
+
+namespace {
+
+using std::chrono::milliseconds;
+
+std::string stream_error_event(const ApiError& e) { return "data: " + e.to_json() + "\n\n"; }
+
+// A write of a stream's bytes, chunked for HTTP/1.1 clients, close-delimited for HTTP/1.0.
+awaitable<error_code> write_stream_bytes(beast::tcp_stream& client, std::string_view bytes, bool chunked) {
+  error_code ec;
+  if (chunked) {
+    co_await asio::async_write(client, http::make_chunk(asio::buffer(bytes)), ec_await(ec));
+  } else {
+    co_await asio::async_write(client, asio::buffer(bytes), ec_await(ec));
+  }
+  co_return ec;
+}
+
+// How a relayed exchange ended, as the upstream's breaker counts it.
+upstream::Outcome outcome_of(const RequestContext& ctx) {
+  if (ctx.status == 499 || ctx.status == 0 || ctx.error == ErrorKind::kShuttingDown) return upstream::Outcome::kIgnored;
+  return outcome_of_status(ctx.status);
+}
+
+}  // namespace
+
+awaitable<bool> Worker::relay(beast::tcp_stream& client, http::request<http::string_body>& req, RequestContext& ctx,
+                              const pipeline::Chain& chain, Exchange& ex, ClientWatch& watch,
+                              std::span<const net::Header> lineage, bool keep_alive) {
+  const config::UpstreamRuntime& chosen = *ex.upstream;
+  ctx.upstream = chosen.cfg->name;
+  // However the relay ends, the upstream's breaker hears how it went (once).
+  struct Settle {
+    Exchange& ex;
+    const RequestContext& ctx;
+    ~Settle() { ex.finish(outcome_of(ctx), ctx.error_code); }
+  } settle{ex, ctx};
+  // The breaker hears the outcome before the client does (no window where it lags).
+  auto settle_and_account = [&] {
+    ex.finish(outcome_of(ctx), ctx.error_code);
+    account(ctx, chain);
+  };
+  auto fail = [&](const ApiError& e) {
+    ctx.fail(e);
+    settle_and_account();
+  };
+
+  auto& ures = ex.parser->get();
+  const int status = static_cast<int>(ures.result_int());
+  std::string_view content_type = ures[http::field::content_type];
+  const bool is_sse = content_type.substr(0, 17) == "text/event-stream";
+  const bool want_stream = ctx.endpoint == Endpoint::kChat && ctx.info.stream;
+  if (want_stream && status == 200 && is_sse)
+    co_return co_await relay_stream(client, req, ctx, chain, ex, watch, lineage, keep_alive);
+
+  // Whole body: read (bounded), show the filters, pass through with the upstream's status.
+  const config::Config& cfg = ctx.snap->config();
+  std::string body = std::move(ex.prefetched);  // what the forwarder already read (a 400's body)
+  const auto deadline = Clock::now() + milliseconds(chosen.cfg->timeouts.total_ms);
+  error_code ec = co_await read_body(ex, body, deadline);
+  watch.upstream = nullptr;
+  if (watch.gone) {
+    ctx.status = 499;
+    ctx.set_error(ErrorKind::kClientAbort);
+    settle_and_account();
+    co_return false;
+  }
+  if (ec) {
+    if (watch.shutdown) {
+      ApiError e = error_of(ErrorKind::kShuttingDown, "the gateway is shutting down; retry the request");
+      fail(e);
+      co_return co_await respond_error(client, req, e, ctx.request_id, lineage);
+    }
+    const ErrorKind kind = ec == beast::error::timeout
+                               ? (Clock::now() >= deadline ? ErrorKind::kTotalTimeout : ErrorKind::kIdleTimeout)
+                           : ec == http::error::body_limit ? ErrorKind::kResponseTooLarge
+                                                           : ErrorKind::kReset;
+    metrics_.upstream_error(chosen.cfg->name, code_of(kind));
+    ApiError e = error_of(kind, is_timeout(kind) ? "upstream '" + chosen.cfg->name + "' timed out while answering"
+                                                 : "upstream '" + chosen.cfg->name + "' failed while answering (" +
+                                                       std::string(code_of(kind)) + ")");
+    fail(e);
+    co_return co_await respond_error(client, req, e, ctx.request_id, lineage);
+  }
+  ctx.status = status;
+  if (status >= 400) {
+    ctx.error = ErrorKind::kUpstreamStatus;
+    ctx.error_code = "upstream_status_" + std::to_string(status);
+  }
+  chain.on_head(ctx, pipeline::Head{status, content_type, false}, env_);
+  if (status / 100 == 2) {
+    if (auto e = chain.on_body(ctx, body, env_)) {
+      fail(*e);
+      co_return co_await respond_error(client, req, *e, ctx.request_id, lineage);
+    }
+  }
+  settle_and_account();
+  std::string res_head = net::response_head(
+      static_cast<unsigned>(status), req.version(),
+      content_type.empty() ? std::string_view("application/json") : content_type, ctx.request_id, keep_alive,
+      body.size(),
+      std::initializer_list<net::Header>{{"Retry-After", ures[http::field::retry_after]},
+                                         lineage[0],
+                                         lineage[1],
+                                         {"x-sluice-upstream", chosen.cfg->name},
+                                         {"x-sluice-fallback", ctx.fallback},
+                                         {"x-sluice-cache", ctx.cache.outcome}});
+  std::array<asio::const_buffer, 2> bufs{asio::buffer(res_head), asio::buffer(body)};
+  client.expires_after(milliseconds(cfg.limits.client_write_timeout_ms));
+  co_await asio::async_write(client, bufs, ec_await(ec));
+  client.expires_never();
+  co_return !ec && keep_alive;
+}
+
+awaitable<bool> Worker::relay_stream(beast::tcp_stream& client, http::request<http::string_body>& req,
+                                     RequestContext& ctx, const pipeline::Chain& chain, Exchange& ex,
+                                     ClientWatch& watch, std::span<const net::Header> lineage, bool keep_alive) {
+  const config::UpstreamRuntime& chosen = *ex.upstream;
+  const config::Config& cfg = ctx.snap->config();
+  std::unique_ptr<net::UpstreamConn>& conn = ex.conn;
+  auto& parser = *ex.parser;
+  ctx.streamed = true;
+  metrics_.open_streams.fetch_add(1, std::memory_order_relaxed);
+  struct StreamGuard {
+    metrics::Shard& m;
+    ~StreamGuard() { m.open_streams.fetch_sub(1, std::memory_order_relaxed); }
+  } stream_guard{metrics_};
+  chain.on_head(ctx, pipeline::Head{200, "text/event-stream", true}, env_);
+
+  // HTTP/1.0 clients get a close-delimited body: chunked coding is HTTP/1.1 only.
+  const bool chunked = req.version() >= 11;
+  const bool stream_keep_alive = keep_alive && chunked;
+  std::string head = net::response_head(200, req.version(), "text/event-stream", ctx.request_id, stream_keep_alive,
+                                        chunked ? 0 : net::kCloseDelimited,
+                                        std::initializer_list<net::Header>{{"Cache-Control", "no-cache"},
+                                                                           lineage[0],
+                                                                           lineage[1],
+                                                                           {"x-sluice-upstream", chosen.cfg->name},
+                                                                           {"x-sluice-fallback", ctx.fallback},
+                                                                           {"x-sluice-cache", ctx.cache.outcome}},
+                                        chunked);
+  error_code ec;
+  client.expires_after(milliseconds(cfg.limits.client_write_timeout_ms));
+  co_await asio::async_write(client, asio::buffer(head), ec_await(ec));
+  bool client_ok = !ec;
+
+  const config::Timeouts& to = chosen.cfg->timeouts;
+  const auto deadline = Clock::now() + milliseconds(to.total_ms);
+  sse::Parser events(static_cast<size_t>(cfg.limits.max_sse_event_bytes));
+  std::string out, scratch;
+  char rbuf[4096];
+  bool done_marker = false, upstream_error_event = false, garbage = false, finished_choice = false;
+  // Some providers never send `data: [DONE]`. A stream whose choice finished (and that sent
+  // the usage it was asked for) is complete however it ends: the client gets [DONE] from us.
+  const bool usage_wanted = ctx.strip_usage || ctx.info.include_usage;
+  auto complete_without_done = [&] {
+    return finished_choice && ctx.info.n <= 1 && (!usage_wanted || ctx.tokens_out >= 0) && !upstream_error_event;
+  };
+  std::optional<ApiError> cut;
+  // From here the sweep enforces the idle, total and client-write deadlines.
+  conn->tcp().expires_never();
+  client.expires_never();
+  watch.client = &client;
+  const milliseconds idle_gap(to.idle_ms), write_timeout(cfg.limits.client_write_timeout_ms);
+  sweep_deadlines();
+  std::string prefetched = std::move(ex.prefetched);  // read while waiting for the first token
+  while (client_ok) {
+    std::string_view got;
+    if (!prefetched.empty()) {
+      got = prefetched;
+    } else {
+      // A finished answer waits only briefly for a [DONE] that may never come.
+      watch.upstream_deadline =
+          std::min(deadline, Clock::now() + (complete_without_done() ? std::min(idle_gap, milliseconds(250)) : idle_gap));
+      size_t n = co_await conn->read_some(parser, rbuf, sizeof rbuf, ec);
+      watch.upstream_deadline = Clock::time_point::max();
+      got = std::string_view(rbuf, n);
+    }
+    if (!got.empty()) {
+      const auto now = Clock::now();
+      bool ok = events.feed(got, [&](std::string_view raw) {
+        if (garbage || done_marker) return;
+        std::string_view data = sse::Parser::data_of(raw, scratch);
+        if (data.empty()) return;  // comments and keep-alives are not relayed
+        if (data == "[DONE]") {
+          done_marker = true;
+          out.append(raw);
+          return;
+        }
+        json::ChunkInfo info = json::inspect_chunk(json_, data);
+        if (!info.valid_json) {
+          garbage = true;
+          return;
+        }
+        if (info.is_error) upstream_error_event = true;
+        if (!info.finish_reason.empty()) finished_choice = true;
+        chain.on_event(ctx, pipeline::Event{info, now}, env_);
+        if (info.usage_only && ctx.strip_usage) return;
+        out.append(raw);
+      });
+      if (!ok) garbage = true;
+      prefetched.clear();
+    }
+    if (!out.empty()) {
+      watch.client_deadline = Clock::now() + write_timeout;
+      error_code wec = co_await write_stream_bytes(client, out, chunked);
+      watch.client_deadline = Clock::time_point::max();
+      out.clear();
+      if (wec) {
+        client_ok = false;
+        break;
+      }
+    }
+    if (garbage) {
+      cut = error_of(ErrorKind::kBadStream, "upstream '" + chosen.cfg->name + "' sent an invalid stream event");
+      break;
+    }
+    if (done_marker || parser.is_done() || upstream_error_event) break;
+    if (ec) {
+      if (watch.gone) {
+        client_ok = false;
+        break;
+      }
+      if (watch.shutdown) {
+        cut = error_of(ErrorKind::kShuttingDown, "the gateway is shutting down; retry the request");
+        break;
+      }
+      if (complete_without_done()) break;
+      const ErrorKind kind = !watch.upstream_expired          ? ErrorKind::kStreamCut
+                             : Clock::now() >= deadline ? ErrorKind::kTotalTimeout
+                                                        : ErrorKind::kIdleTimeout;
+      cut = error_of(kind, kind == ErrorKind::kStreamCut
+                               ? "upstream '" + chosen.cfg->name + "' closed the stream before it was complete"
+                               : "upstream '" + chosen.cfg->name + "' stalled mid-stream (" + std::string(code_of(kind)) + ")");
+      break;
+    }
+  }
+  const bool synthesized_done = !cut && client_ok && !done_marker && complete_without_done();
+  if (!cut && client_ok && !done_marker && !upstream_error_event && parser.is_done() && !synthesized_done) {
+    cut = error_of(ErrorKind::kStreamCut, "upstream '" + chosen.cfg->name + "' ended the stream without [DONE]");
+  }
+  watch.upstream = nullptr;
+  watch.client = nullptr;
+  // Upstream and client errors are kept apart from here: a slow terminating chunk from the
+  // upstream must never keep the client's stream from ending cleanly.
+  error_code uec = ec;
+  if (done_marker && client_ok && !cut) {
+    // Read the upstream's terminating chunk so the connection can be reused.
+    uec = {};
+    while (!parser.is_done() && !uec) {
+      conn->expires_after(milliseconds(200));
+      co_await conn->read_some(parser, rbuf, sizeof rbuf, uec);
+    }
+  }
+  if (parser.is_done() && parser.get().keep_alive() && !cut && client_ok && !uec) {
+    pool_for(chosen).release(std::move(conn));
+  } else {
+    conn->close();
+  }
+  if (!client_ok) {
+    ctx.status = 499;
+    ctx.set_error(watch.client_expired ? ErrorKind::kClientWriteTimeout : ErrorKind::kClientAbort);
+    ex.finish(outcome_of(ctx), ctx.error_code);
+    account(ctx, chain);
+    co_return false;
+  }
+  error_code cec;
+  client.expires_after(milliseconds(cfg.limits.client_write_timeout_ms));
+  if (cut) {
+    ctx.fail(*cut);
+  } else if (upstream_error_event) {
+    ctx.status = 502;
+    ctx.set_error(ErrorKind::kUpstreamErrorEvent);
+  } else {
+    ctx.status = 200;
+  }
+  ex.finish(outcome_of(ctx), ctx.error_code);
+  if (cut) {
+    metrics_.upstream_error(chosen.cfg->name, cut->code);
+    cec = co_await write_stream_bytes(client, stream_error_event(*cut), chunked);
+  } else if (synthesized_done) {
+    metrics_.upstream_error(chosen.cfg->name, "missing_done");  // counted, not an error for the client
+    cec = co_await write_stream_bytes(client, "data: [DONE]\n\n", chunked);
+  }
+  if (!cec && chunked) co_await asio::async_write(client, http::make_chunk_last(), ec_await(cec));
+  client.expires_never();
+  account(ctx, chain);
+  co_return !cec && stream_keep_alive;
+}
+
+}  // namespace sluice::gateway

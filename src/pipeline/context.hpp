@@ -1,0 +1,97 @@
+// pipeline/context.hpp: everything one request carries through the filter chain. Filters
+// read what earlier filters wrote; nothing here is shared with another request. Fields one
+// filter owns live in that filter's own state struct (RolloutState, CacheState) rather than
+// in the flat part every filter reads.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/snapshot.hpp"
+#include "core/clock.hpp"
+#include "core/error.hpp"
+#include "json/chat.hpp"
+
+namespace sluice::pipeline {
+
+enum class Endpoint { kChat, kEmbeddings, kModels };
+
+// The rollout filter's state: which arm serves the request (set by the route stage), what
+// the stable arm needs when the candidate cannot answer, and the mirror's copy of the body.
+struct RolloutState {
+  bool candidate = false;         // served by the rollout's candidate release
+  bool shadow = false;            // mirror to the candidate after the stable answer
+  std::string shadow_body;        // the client's body before rendering, for the mirror
+  std::string fallback_body;      // candidate requests: the client's body, to fall back to stable
+  ErrorKind candidate_failure = ErrorKind::kNone;  // the candidate failed first; stable answered
+  double candidate_failed_ms = 0;
+};
+
+// The response cache filter's state.
+struct CacheState {
+  const config::CacheRoute* rule = nullptr;  // the route's cache settings, when it has one
+  std::string key;                           // set when the request may be served or stored
+  std::string_view outcome;                  // "hit" | "miss" (empty: the route has no cache)
+  std::string last_good_key;  // the route keeps last good answers (degraded mode): this request's key
+};
+
+struct RequestContext {
+  // Set by the listener before the chain runs.
+  std::string request_id;
+  Clock::time_point t_start;
+  Endpoint endpoint = Endpoint::kChat;
+  std::string* body = nullptr;  // the client's body; filters may replace it
+  std::string_view authorization;
+  const config::Snapshot* snap = nullptr;
+  // Looks up a request header (the rollout's sticky session header); may be empty.
+  std::function<std::string_view(std::string_view)> header;
+
+  // parse
+  json::RequestInfo info;
+  bool strip_usage = false;  // the gateway asked for usage the client did not ask for
+  // authenticate
+  std::string tenant;
+  // route
+  const config::Resolution* resolution = nullptr;
+  // render: the release that served the request (from the route), if any
+  const release::Compiled* release = nullptr;
+  std::string_view vars_header;  // x-sluice-vars
+  // select_upstream: indices into snap->upstreams(), in try order
+  std::vector<size_t> candidates;
+  // Keep the answer text (rollout refusal, schema and shadow checks; request_log.bodies).
+  bool capture = false;
+  std::string log_body;  // request_log.bodies: the client's body as sent
+
+  RolloutState rollout;
+  CacheState cache;
+
+  // forward / relay results
+  std::string upstream;    // name of the upstream that answered (or was last tried)
+  std::string fallback;    // the fallback step that answered ("pool/model", or "static": degraded)
+  int attempts = 0;
+  int status = 0;          // what the client got (or, for a cut stream, the failure status)
+  ErrorKind error = ErrorKind::kNone;  // what went wrong, for decisions
+  std::string error_code;  // ...and its code, for the request log ("" on success)
+  bool streamed = false;
+  int64_t tokens_in = -1, tokens_out = -1;
+  int64_t content_chunks = 0;
+  Clock::time_point t_first_token{}, t_last_token{};
+  std::string answer;         // captured answer text (bounded), when capture is set
+  std::string finish_reason;  // of the first choice
+
+  void fail(const ApiError& e) {
+    status = e.status;
+    error = e.kind;
+    error_code = e.code;
+  }
+  void set_error(ErrorKind k) {
+    error = k;
+    error_code = code_of(k);
+  }
+};
+
+inline constexpr size_t kMaxCapturedAnswer = 64 << 10;
+
+}  // namespace sluice::pipeline

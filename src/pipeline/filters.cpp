@@ -1,0 +1,320 @@
+#include "pipeline/filters.hpp"
+
+#include <simdjson.h>
+
+#include <array>
+
+#include "cache/response_cache.hpp"
+#include "json/splice.hpp"
+#include "metrics/metrics.hpp"
+#include "pipeline/stages.hpp"
+#include "pipeline/synth.hpp"
+#include "quality/refusal.hpp"
+#include "quality/text.hpp"
+#include "release/compiled.hpp"
+#include "reqlog/request_log.hpp"
+#include "rollout/sink.hpp"
+
+namespace sluice::pipeline {
+
+namespace {
+
+// A request stage as a filter.
+class StageFilter final : public Filter {
+ public:
+  using Fn = std::optional<ApiError> (*)(RequestContext&, Env&);
+  constexpr StageFilter(std::string_view name, Fn fn) : name_(name), fn_(fn) {}
+  std::string_view name() const override { return name_; }
+  unsigned hooks() const override { return kOnRequest; }
+  Verdict on_request(RequestContext& ctx, Env& env) const override {
+    if (auto e = fn_(ctx, env)) return Verdict::fail(std::move(*e));
+    return Verdict::next();
+  }
+
+ private:
+  std::string_view name_;
+  Fn fn_;
+};
+
+// Exact-match response cache, opt-in per route, for deterministic requests only (temperature
+// 0 or a seed). A hit answers at once (replayed as a stream when the client asked for one);
+// a whole 2xx answer from the route's own upstreams fills it.
+class ResponseCacheFilter final : public Filter {
+ public:
+  std::string_view name() const override { return "response_cache"; }
+  unsigned hooks() const override { return kOnRequest | kOnBody; }
+
+  Verdict on_request(RequestContext& ctx, Env& env) const override {
+    const config::CacheRoute* rule = ctx.resolution ? ctx.resolution->cache : nullptr;
+    if (!rule || !env.cache || ctx.endpoint != Endpoint::kChat || !deterministic(env.json, *ctx.body))
+      return Verdict::next();
+    ctx.cache.rule = rule;
+    auto unstreamed = json::splice_members(*ctx.body, {{"stream", ""}, {"stream_options", ""}});
+    std::string scope = ctx.resolution->route + "\x1f" + (ctx.release ? ctx.release->id : std::string());
+    ctx.cache.key = cache::cache_key(rule->shared_across_tenants ? std::string_view() : std::string_view(ctx.tenant),
+                                     scope, unstreamed ? std::string_view(*unstreamed) : std::string_view(*ctx.body));
+    ctx.cache.outcome = "miss";
+    auto hit = env.cache->get(ctx.cache.key, unix_millis());
+    if (!hit) return Verdict::next();
+    std::optional<Reply> r = stored_answer(ctx, env, *hit);
+    if (!r) return Verdict::next();  // cannot be replayed as this stream: ask upstream
+    ctx.cache.outcome = "hit";
+    ctx.cache.key.clear();  // nothing to store
+    r->headers.emplace_back("x-sluice-cache", "hit");
+    return Verdict::answer(std::move(*r));
+  }
+
+  std::optional<ApiError> on_body(RequestContext& ctx, std::string_view body, Env& env) const override {
+    // Only answers of the route's own upstreams: a fallback's answer is not this route's.
+    if (!ctx.cache.key.empty() && ctx.fallback.empty() && ctx.status / 100 == 2)
+      env.cache->put(ctx.cache.key, std::string(body), unix_millis(), ctx.cache.rule->ttl_ms);
+    return std::nullopt;
+  }
+};
+
+// The "last good answer" store of a route whose fallback chain has {last_good: true}: every
+// good answer of the route's own upstreams (any temperature) is kept per tenant and request,
+// bounded, so the chain can still answer during an outage (x-sluice-degraded: cache).
+// Streams are kept as the whole completion they amount to (their text is captured).
+class LastGoodFilter final : public Filter {
+ public:
+  std::string_view name() const override { return "last_good"; }
+  unsigned hooks() const override { return kOnRequest | kOnBody | kOnComplete; }
+
+  Verdict on_request(RequestContext& ctx, Env& env) const override {
+    const config::CompiledFallback* fb = ctx.resolution ? ctx.resolution->fallback : nullptr;
+    if (!fb || !fb->keeps_last_good || !env.last_good || ctx.endpoint != Endpoint::kChat) return Verdict::next();
+    auto unstreamed = json::splice_members(*ctx.body, {{"stream", ""}, {"stream_options", ""}});
+    ctx.cache.last_good_key = cache::cache_key(ctx.tenant, ctx.resolution->route + "\x1elast_good",
+                                               unstreamed ? std::string_view(*unstreamed) : std::string_view(*ctx.body));
+    if (ctx.info.stream) ctx.capture = true;  // a stream is kept as its text
+    return Verdict::next();
+  }
+
+  std::optional<ApiError> on_body(RequestContext& ctx, std::string_view body, Env& env) const override {
+    if (keep(ctx)) env.last_good->put(ctx.cache.last_good_key, std::string(body), unix_millis(), ttl(ctx));
+    return std::nullopt;
+  }
+
+  void on_complete(RequestContext& ctx, Clock::time_point, Env& env) const override {
+    if (!ctx.streamed || !keep(ctx) || ctx.answer.empty() || ctx.info.n > 1 || ctx.finish_reason == "tool_calls" ||
+        ctx.answer.size() >= kMaxCapturedAnswer)
+      return;
+    std::string content, usage = "{\"prompt_tokens\":" + std::to_string(std::max<int64_t>(ctx.tokens_in, 0)) +
+                                 ",\"completion_tokens\":" + std::to_string(std::max<int64_t>(ctx.tokens_out, 0)) +
+                                 ",\"total_tokens\":" +
+                                 std::to_string(std::max<int64_t>(ctx.tokens_in, 0) + std::max<int64_t>(ctx.tokens_out, 0)) + "}";
+    append_json_string(content, ctx.answer);
+    env.last_good->put(ctx.cache.last_good_key,
+                       completion_json(ctx, content, ctx.finish_reason.empty() ? "stop" : ctx.finish_reason, usage),
+                       unix_millis(), ttl(ctx));
+  }
+
+ private:
+  // Only answers of the route's own upstreams, finished well.
+  static bool keep(const RequestContext& ctx) {
+    return !ctx.cache.last_good_key.empty() && ctx.fallback.empty() && ctx.status == 200 && ctx.error == ErrorKind::kNone;
+  }
+  static int64_t ttl(const RequestContext& ctx) { return ctx.snap->config().response_cache.last_good_ttl_ms; }
+};
+
+// Token accounting and the answer: usage, first and last token times, and (when a rollout
+// or the request log keeps it) the answer text and finish reason.
+class AnswerFilter final : public Filter {
+ public:
+  std::string_view name() const override { return "answer"; }
+  unsigned hooks() const override { return kOnEvent | kOnBody; }
+
+  void on_event(RequestContext& ctx, const Event& e, Env&) const override {
+    const json::ChunkInfo& c = e.chunk;
+    if (c.usage.present()) {
+      ctx.tokens_in = c.usage.prompt_tokens;
+      ctx.tokens_out = c.usage.completion_tokens;
+    }
+    if (c.has_content) {
+      if (ctx.content_chunks++ == 0) ctx.t_first_token = e.at;
+      ctx.t_last_token = e.at;
+    }
+    if (!c.finish_reason.empty()) ctx.finish_reason.assign(c.finish_reason);
+    if (ctx.capture && !c.content.empty() && ctx.answer.size() < kMaxCapturedAnswer)
+      ctx.answer.append(c.content.substr(0, kMaxCapturedAnswer - ctx.answer.size()));
+  }
+
+  std::optional<ApiError> on_body(RequestContext& ctx, std::string_view body, Env& env) const override {
+    if (ctx.endpoint == Endpoint::kModels || ctx.status != 200) return std::nullopt;
+    // One parse: usage, and the answer when a rollout or the request log needs it.
+    std::optional<json::Usage> usage = json::response_usage_and_answer(
+        env.json, body, kMaxCapturedAnswer, ctx.capture ? &ctx.answer : nullptr, &ctx.finish_reason);
+    if (!usage) {
+      env.metrics.upstream_error(ctx.upstream, code_of(ErrorKind::kBadResponse));
+      return error_of(ErrorKind::kBadResponse, "upstream '" + ctx.upstream + "' returned an invalid response");
+    }
+    ctx.tokens_in = usage->prompt_tokens;
+    ctx.tokens_out = usage->completion_tokens;
+    return std::nullopt;
+  }
+};
+
+class MetricsFilter final : public Filter {
+ public:
+  std::string_view name() const override { return "metrics"; }
+  unsigned hooks() const override { return kOnHead | kOnComplete; }
+  void on_head(RequestContext& ctx, const Head& h, Env& env) const override {
+    if (h.status < 400) return;
+    env.metrics.upstream_error(ctx.upstream,
+                               h.status == 429 ? "status_429" : (h.status >= 500 ? "status_5xx" : "status_4xx"));
+  }
+  void on_complete(RequestContext& ctx, Clock::time_point t_end, Env& env) const override {
+    env.metrics.record(to_sample(ctx, t_end));
+  }
+};
+
+class RequestLogFilter final : public Filter {
+ public:
+  std::string_view name() const override { return "request_log"; }
+  unsigned hooks() const override { return kOnComplete; }
+  void on_complete(RequestContext& ctx, Clock::time_point t_end, Env& env) const override {
+    if (env.reqlog) env.reqlog->push(env.worker, request_log_line(ctx, t_end));
+  }
+};
+
+// What a rollout learns from each request of a route under a rollout: the arm's observation
+// (errors, latency, tokens, cost, refusals, schema validity), the mirror to the candidate,
+// and a candidate that failed before the stable release answered in its place.
+class RolloutFilter final : public Filter {
+ public:
+  std::string_view name() const override { return "rollout"; }
+  unsigned hooks() const override { return kOnComplete; }
+
+  void on_complete(RequestContext& ctx, Clock::time_point t_end, Env& env) const override {
+    if (!env.rollout_sink || !ctx.resolution || !ctx.resolution->live) return;
+    if (ctx.capture) report(ctx, t_end, env);
+    if (ctx.rollout.candidate_failure != ErrorKind::kNone) report_candidate_failure(ctx, env);
+  }
+
+ private:
+  static void report(RequestContext& ctx, Clock::time_point t_end, Env& env) {
+    // Client mistakes and hang-ups say nothing about a release (a template that needs a
+    // variable clients do not send does: missing_variable counts as an error).
+    if (ctx.status == 499 || ctx.status == 0) return;
+    if (ctx.status >= 400 && ctx.status < 500 && ctx.status != 429 && ctx.error != ErrorKind::kMissingVariable) return;
+    const config::RolloutLive& live = *ctx.resolution->live;
+    rollout::Observation o = observe(ctx, t_end);
+    if (ctx.rollout.shadow && ctx.status == 200) {
+      ShadowJob job{ctx.resolution->route, live.id,      ctx.request_id,
+                    std::move(ctx.rollout.shadow_body), std::string(ctx.vars_header), ctx.info.json_schema,
+                    o,                                  ctx.answer};
+      if (!env.mirror || !env.mirror(std::move(job), live.shadow_max_inflight))
+        const_cast<config::RolloutLive&>(live).shadow_dropped.fetch_add(1, std::memory_order_relaxed);
+    }
+    env.rollout_sink->push(env.worker,
+                           rollout::Sample{live.id, rollout::request_key(ctx.request_id), ctx.rollout.candidate, o});
+  }
+
+  // An upstream 4xx is the candidate's fault only if stable then answered the same request.
+  static void report_candidate_failure(const RequestContext& ctx, Env& env) {
+    if (ctx.rollout.candidate_failure == ErrorKind::kStatus4xx && ctx.status != 200) return;
+    rollout::Observation o;
+    o.error = true;
+    o.latency_ms = ctx.rollout.candidate_failed_ms;
+    env.rollout_sink->push(env.worker, rollout::Sample{ctx.resolution->live->id, 0, true, o});
+  }
+};
+
+const StageFilter kAuthenticate{"authenticate", authenticate};
+const StageFilter kParse{"parse", parse};
+const StageFilter kAdmit{"admit", admit};
+const StageFilter kRoute{"route", route};
+const StageFilter kRender{"render", render};
+const StageFilter kSelectUpstream{"select_upstream", select_upstream};
+const ResponseCacheFilter kResponseCache;
+const LastGoodFilter kLastGood;
+const AnswerFilter kAnswer;
+const MetricsFilter kMetrics;
+const RequestLogFilter kRequestLog;
+const RolloutFilter kRollout;
+
+// Authentication runs before the body is parsed: unauthenticated clients learn nothing
+// about their payload and cost no parse. The cache answers only after render (a hit is
+// keyed by the rendered request and the release that would have answered).
+// The answer filter reads usage and the answer before last_good and response_cache keep it.
+const std::array<const Filter*, 12> kBuiltin = {&kAuthenticate, &kParse,    &kAdmit,       &kRoute,
+                                                &kRender,       &kSelectUpstream, &kResponseCache, &kAnswer,
+                                                &kLastGood,     &kMetrics,  &kRequestLog,  &kRollout};
+
+}  // namespace
+
+const Filter* builtin_filter(std::string_view name) {
+  for (const Filter* f : kBuiltin)
+    if (f->name() == name) return f;
+  return nullptr;
+}
+
+std::vector<const Filter*> Chain::builtin() { return {kBuiltin.begin(), kBuiltin.end()}; }
+
+namespace {
+bool keeps_last_good(const config::Config& c) {
+  for (const auto& f : c.fallbacks)
+    for (const auto& st : f.chain)
+      if (st.last_good) return true;
+  return false;
+}
+}  // namespace
+
+std::optional<Reply> stored_answer(RequestContext& ctx, Env& env, const std::string& stored) {
+  std::string out = ctx.info.stream ? replay_as_stream(env.json, ctx, stored) : stored;
+  if (out.empty()) return std::nullopt;
+  if (auto usage = json::response_usage_and_answer(env.json, stored, kMaxCapturedAnswer,
+                                                   ctx.capture ? &ctx.answer : nullptr, &ctx.finish_reason)) {
+    ctx.tokens_in = usage->prompt_tokens;
+    ctx.tokens_out = usage->completion_tokens;
+  }
+  Reply r;
+  r.body = std::move(out);
+  r.content_type = ctx.info.stream ? "text/event-stream" : "application/json";
+  return r;
+}
+
+std::shared_ptr<const Chain> Chain::compile(const config::Snapshot& snap) {
+  std::vector<const Filter*> fs;
+  for (const Filter* f : kBuiltin) {
+    if (f == &kResponseCache && snap.config().response_cache.routes.empty()) continue;
+    if (f == &kLastGood && !keeps_last_good(snap.config())) continue;
+    fs.push_back(f);
+  }
+  return std::make_shared<const Chain>(std::move(fs));
+}
+
+double cost_of(const config::Snapshot& snap, std::string_view upstream, int64_t tokens_in, int64_t tokens_out) {
+  for (const auto& u : snap.upstreams()) {
+    if (u.cfg->name != upstream) continue;
+    if (u.cfg->price_input_per_1m <= 0 && u.cfg->price_output_per_1m <= 0) return -1;
+    if (tokens_in < 0 && tokens_out < 0) return -1;
+    return (static_cast<double>(std::max<int64_t>(tokens_in, 0)) * u.cfg->price_input_per_1m +
+            static_cast<double>(std::max<int64_t>(tokens_out, 0)) * u.cfg->price_output_per_1m) /
+           1e6;
+  }
+  return -1;
+}
+
+rollout::Observation observe(const RequestContext& ctx, Clock::time_point t_end) {
+  rollout::Observation o;
+  o.error = ctx.status >= 500 || ctx.status == 429 || ctx.error == ErrorKind::kMissingVariable;
+  o.latency_ms = static_cast<double>(micros_between(ctx.t_start, t_end)) / 1000.0;
+  if (ctx.streamed && ctx.t_first_token != Clock::time_point{}) {
+    o.ttft_ms = static_cast<double>(micros_between(ctx.t_start, ctx.t_first_token)) / 1000.0;
+    int64_t n = ctx.tokens_out > 0 ? ctx.tokens_out : ctx.content_chunks;
+    if (n > 1) o.tpot_ms = static_cast<double>(micros_between(ctx.t_first_token, ctx.t_last_token)) / 1000.0 / double(n - 1);
+  }
+  if (ctx.tokens_in >= 0) o.tokens_in = static_cast<double>(ctx.tokens_in);
+  if (ctx.tokens_out >= 0) o.tokens_out = static_cast<double>(ctx.tokens_out);
+  o.cost = cost_of(*ctx.snap, ctx.upstream, ctx.tokens_in, ctx.tokens_out);
+  if (ctx.status == 200) {
+    o.refusal = quality::is_refusal(ctx.answer, ctx.finish_reason) ? 1 : 0;
+    if (ctx.info.response_format == "json_object" || ctx.info.response_format == "json_schema")
+      o.schema_valid = quality::check_json(ctx.answer, ctx.info.json_schema).valid ? 1 : 0;
+  }
+  return o;
+}
+
+}  // namespace sluice::pipeline

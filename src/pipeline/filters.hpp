@@ -1,0 +1,27 @@
+// pipeline/filters.hpp: the built-in filters, in chain order.
+//
+//   authenticate  parse  admit  route  render  select_upstream   request: the stages
+//   response_cache   request: answer a hit; whole answer: store it
+//   last_good        whole answer / completion: keep the route's last good answer (degraded mode)
+//   answer           each event / whole answer: tokens, first and last token, the answer text
+//   metrics          response head: upstream error statuses; completion: the request sample
+//   request_log      completion: one JSON line
+//   rollout          completion: the arm's observation, the mirror, a failed candidate
+#pragma once
+#include "pipeline/filter.hpp"
+
+namespace sluice::pipeline {
+
+// The filter of each name, or null. Filters are stateless singletons shared by every chain.
+const Filter* builtin_filter(std::string_view name);
+
+// A stored whole completion as the answer to this request (replayed as a stream when the
+// client asked for one), with its usage accounted; nullopt when it cannot be replayed so.
+std::optional<Reply> stored_answer(RequestContext& ctx, Env& env, const std::string& stored);
+
+// What a rollout learns from one answered request of either arm.
+rollout::Observation observe(const RequestContext& ctx, Clock::time_point t_end);
+// The price of a request's tokens on an upstream; -1 when it has no price or no usage.
+double cost_of(const config::Snapshot& snap, std::string_view upstream, int64_t tokens_in, int64_t tokens_out);
+
+}  // namespace sluice::pipeline

@@ -22,6 +22,17 @@ struct Timeouts {
   int64_t first_token_ms = 0;
 };
 
+// Active deep health checks: a real one-token chat completion sent every `interval_ms`
+// (through the same forwarder as traffic, whatever the breaker says), `unhealthy_after`
+// failures in a row eject the upstream, one pass readmits it.
+struct HealthCheck {
+  bool enabled = false;
+  int64_t interval_ms = 10000;
+  int64_t timeout_ms = 5000;
+  std::string model;  // sent as "model" (default: the upstream's first `models` entry, else "health-check")
+  int unhealthy_after = 2;
+};
+
 struct Upstream {
   std::string name;
   std::string url;  // as written, e.g. https://api.openai.com/v1
@@ -36,6 +47,10 @@ struct Upstream {
   double price_input_per_1m = 0;
   double price_output_per_1m = 0;
   upstream::BreakerSettings breaker;  // circuit breaker and outlier ejection
+  HealthCheck health_check;            // active deep health checks (off unless configured)
+  // Accepts an assistant prefill to continue (vLLM's continue_final_message): a target for
+  // mid-stream `continue`.
+  bool prefill = false;
 };
 
 // A pool: the upstreams (replicas, keys, providers) that can serve one pinned model, and
@@ -66,6 +81,20 @@ struct Fallback {
   // connect | timeout | 5xx | 429 | unavailable (breakers open) | context_length (a 400
   // context_length_exceeded; not in the default list). Any other 4xx never falls back.
   std::vector<std::string> on = {"connect", "timeout", "5xx", "429", "unavailable"};
+  // A stream that fails after its head reached the client: "error" (an error event and a
+  // clean end), "restart" (resend while no content reached the client), or "continue"
+  // (also after content: resend with the answer so far as an assistant prefill, to
+  // upstreams with `prefill: true`, and splice the rest into the same stream).
+  std::string mid_stream = "error";
+  int max_resumes = 1;
+};
+
+// Requests of `route` whose prompt is above `above_tokens` (estimated as body bytes / 4) go
+// to their own upstream or pool, so long-context traffic cannot starve short requests.
+struct LongContext {
+  std::string route;
+  int64_t above_tokens = 8000;
+  std::string upstream;
 };
 
 // The exact-match response cache, opt-in per route.
@@ -134,6 +163,7 @@ struct Config {
   std::vector<Pool> pools;
   std::vector<Route> routes;
   std::vector<Fallback> fallbacks;
+  std::vector<LongContext> long_context;
   ResponseCacheConfig response_cache;
   std::vector<ApiKey> api_keys;
   std::vector<AdminToken> admin_tokens;

@@ -142,7 +142,7 @@ class Walker {
     if (!expect_map(n, "breaker")) return;
     allow_keys(n,
                {"enabled", "consecutive_failures", "failure_ratio", "min_requests", "window_ms", "open_ms", "max_open_ms",
-                "half_open_probes"},
+                "half_open_probes", "slow_start_ms"},
                "breaker");
     boolean(n, "enabled", b.enabled);
     integer(n, "consecutive_failures", b.consecutive_failures, 1, 1000000);
@@ -153,6 +153,7 @@ class Walker {
     integer(n, "open_ms", b.open_ms, 1, 3600000);
     integer(n, "max_open_ms", b.max_open_ms, 1, 86400000);
     integer(n, "half_open_probes", b.half_open_probes, 1, 1000);
+    integer(n, "slow_start_ms", b.slow_start_ms, 0, 3600000);
     if (b.max_open_ms < b.open_ms) error(n, "'max_open_ms' must be at least 'open_ms'");
   }
 
@@ -161,7 +162,8 @@ class Walker {
     if (!expect_map(root, "the configuration")) return;
     allow_keys(root,
                {"listen", "admin_listen", "threads", "data_dir", "allow_public_unauthenticated", "limits",
-                "request_log", "upstreams", "pools", "routes", "fallbacks", "response_cache", "api_keys", "admin"},
+                "request_log", "upstreams", "pools", "routes", "fallbacks", "long_context", "response_cache", "api_keys",
+                "admin"},
                "the configuration");
     str(root, "listen", c.listen);
     str(root, "admin_listen", c.admin_listen);
@@ -208,7 +210,7 @@ class Walker {
         if (!expect_map(n, "an upstream")) continue;
         allow_keys(n,
                    {"name", "url", "api_key_env", "api_key_file", "models", "tls_verify", "ca_file",
-                    "max_idle_connections", "timeouts", "price", "breaker"},
+                    "max_idle_connections", "timeouts", "price", "breaker", "health_check", "prefill"},
                    "an upstream");
         Upstream u;
         str(n, "name", u.name);
@@ -229,6 +231,17 @@ class Walker {
         integer(n, "max_idle_connections", u.max_idle_connections, 0, 100000);
         timeouts(n["timeouts"], u.timeouts);
         breaker(n["breaker"], u.breaker);
+        boolean(n, "prefill", u.prefill);
+        if (YAML::Node hc = n["health_check"]; hc && expect_map(hc, "health_check")) {
+          allow_keys(hc, {"enabled", "interval_ms", "timeout_ms", "model", "unhealthy_after"}, "health_check");
+          u.health_check.enabled = true;
+          boolean(hc, "enabled", u.health_check.enabled);
+          integer(hc, "interval_ms", u.health_check.interval_ms, 100, 3600000);
+          integer(hc, "timeout_ms", u.health_check.timeout_ms, 10, 600000);
+          str(hc, "model", u.health_check.model);
+          integer(hc, "unhealthy_after", u.health_check.unhealthy_after, 1, 1000);
+          if (u.health_check.model.empty()) u.health_check.model = u.models.empty() ? "health-check" : u.models[0];
+        }
         if (YAML::Node p = n["price"]; p && expect_map(p, "price")) {
           allow_keys(p, {"input_per_1m", "output_per_1m"}, "price");
           number(p, "input_per_1m", u.price_input_per_1m);
@@ -287,10 +300,23 @@ class Walker {
         route_marks_.push_back(at(n));
       }
     }
+    if (YAML::Node ls = seq(root, "long_context")) {
+      for (const auto& n : ls) {
+        if (!expect_map(n, "a long_context entry")) continue;
+        allow_keys(n, {"route", "above_tokens", "upstream"}, "a long_context entry");
+        LongContext lc;
+        str(n, "route", lc.route);
+        str(n, "upstream", lc.upstream);
+        integer(n, "above_tokens", lc.above_tokens, 1, int64_t(1) << 30);
+        if (lc.route.empty() || lc.upstream.empty()) error(n, "a long_context entry needs 'route' and 'upstream'");
+        c.long_context.push_back(std::move(lc));
+        long_context_marks_.push_back(at(n));
+      }
+    }
     if (YAML::Node fs = seq(root, "fallbacks")) {
       for (const auto& n : fs) {
         if (!expect_map(n, "a fallback")) continue;
-        allow_keys(n, {"route", "chain", "on"}, "a fallback");
+        allow_keys(n, {"route", "chain", "on", "mid_stream", "max_resumes"}, "a fallback");
         Fallback f;
         str(n, "route", f.route);
         if (f.route.empty()) error(n, "fallback needs a 'route'");
@@ -316,7 +342,12 @@ class Walker {
             f.chain.push_back(std::move(step));
           }
         }
-        if (f.chain.empty()) error(n, "fallback for route '" + f.route + "' needs a non-empty 'chain'");
+        str(n, "mid_stream", f.mid_stream);
+        if (f.mid_stream != "error" && f.mid_stream != "restart" && f.mid_stream != "continue")
+          error(n["mid_stream"], "'mid_stream' is error, restart or continue, got '" + f.mid_stream + "'");
+        integer(n, "max_resumes", f.max_resumes, 1, 10);
+        if (f.chain.empty() && f.mid_stream == "error")
+          error(n, "fallback for route '" + f.route + "' needs a non-empty 'chain' (or a 'mid_stream' policy)");
         c.fallbacks.push_back(std::move(f));
         fallback_marks_.push_back(at(n));
       }
@@ -384,6 +415,7 @@ class Walker {
   std::vector<std::string> route_marks_;  // file:line:col of each route, for validate()
   std::vector<std::string> pool_marks_;   // and of each pool
   std::vector<std::string> fallback_marks_;  // and of each fallback
+  std::vector<std::string> long_context_marks_;
 
  private:
   std::string file_;
@@ -402,6 +434,7 @@ LoadResult load_string(const std::string& yaml, const std::string& source_name) 
     r.route_locations = w.route_marks_;
     r.pool_locations = w.pool_marks_;
     r.fallback_locations = w.fallback_marks_;
+    r.long_context_locations = w.long_context_marks_;
   } catch (const YAML::Exception& e) {
     std::ostringstream os;
     os << source_name;
@@ -465,6 +498,16 @@ void validate(LoadResult& r) {
         r.errors.push_back(where + ": route '" + rt.name + "' refers to unknown upstream or pool '" + un + "'");
     }
     if (!rt.name.empty() && !routes.insert(rt.name).second) r.errors.push_back(f + ": duplicate route name '" + rt.name + "'");
+  }
+  std::set<std::string> long_routes;
+  for (size_t i = 0; i < c.long_context.size(); ++i) {
+    const LongContext& lc = c.long_context[i];
+    std::string where = i < r.long_context_locations.size() ? r.long_context_locations[i] : f;
+    if (!long_routes.insert(lc.route).second)
+      r.errors.push_back(where + ": route '" + lc.route + "' has two long_context entries");
+    if (!lc.upstream.empty() && !names.count(lc.upstream) && !pools.count(lc.upstream))
+      r.errors.push_back(where + ": long_context for route '" + lc.route + "' refers to unknown upstream or pool '" +
+                         lc.upstream + "'");
   }
   std::set<std::string> fallback_routes;
   for (size_t i = 0; i < c.fallbacks.size(); ++i) {

@@ -15,6 +15,7 @@ struct LoadResult {
   std::vector<std::string> route_locations;  // file:line:col per route (for later checks)
   std::vector<std::string> pool_locations;   // file:line:col per pool
   std::vector<std::string> fallback_locations;  // file:line:col per fallback
+  std::vector<std::string> long_context_locations;  // file:line:col per long_context entry
   bool ok() const { return errors.empty(); }
 };
 

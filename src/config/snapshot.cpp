@@ -115,9 +115,16 @@ std::shared_ptr<const Snapshot> Snapshot::build(Config cfg, uint64_t version, st
     }
     auto cf = std::make_unique<CompiledFallback>();
     for (const auto& name : f.on) cf->on.push_back(failure_class_named(name));
-    cf->on_5xx = cf->matches(ErrorKind::kStatus5xx);
-    cf->on_429 = cf->matches(ErrorKind::kStatus429);
-    cf->on_context_length = cf->matches(ErrorKind::kContextLengthExceeded);
+    cf->mid_stream = f.mid_stream == "continue"  ? CompiledFallback::MidStream::kContinue
+                     : f.mid_stream == "restart" ? CompiledFallback::MidStream::kRestart
+                                                 : CompiledFallback::MidStream::kError;
+    cf->max_resumes = f.max_resumes;
+    // Without a chain (a mid-stream policy only) nothing answers instead: relay as usual.
+    if (!f.chain.empty()) {
+      cf->on_5xx = cf->matches(ErrorKind::kStatus5xx);
+      cf->on_429 = cf->matches(ErrorKind::kStatus429);
+      cf->on_context_length = cf->matches(ErrorKind::kContextLengthExceeded);
+    }
     for (const FallbackStep& st : f.chain) {
       CompiledFallback::Step step;
       if (st.last_good) {
@@ -136,6 +143,15 @@ std::shared_ptr<const Snapshot> Snapshot::build(Config cfg, uint64_t version, st
     }
     it->second.fallback = cf.get();
     s->fallbacks_.push_back(std::move(cf));
+  }
+  for (const LongContext& lc : c.long_context) {
+    auto it = s->by_model_.find(lc.route);
+    if (it == s->by_model_.end()) {
+      s->warnings_.push_back("long_context: no route '" + lc.route + "' (yet)");
+      continue;
+    }
+    if (!s->add_targets(lc.upstream, it->second.long_targets, it->second.long_balance)) continue;  // validated earlier
+    it->second.long_above_bytes = static_cast<size_t>(lc.above_tokens) * 4;
   }
   for (const CacheRoute& cr : c.response_cache.routes) {
     auto it = s->by_model_.find(cr.route);

@@ -45,6 +45,8 @@ struct CompiledFallback {
   // Derived from `on` once, at build: the answers the forwarder must not relay.
   bool on_5xx = false, on_429 = false, on_context_length = false;
   bool keeps_last_good = false;  // a step answers from the last good answers: keep them
+  enum class MidStream { kError, kRestart, kContinue } mid_stream = MidStream::kError;
+  int max_resumes = 1;
   bool matches(ErrorKind failure) const;
 };
 
@@ -64,6 +66,10 @@ struct Resolution {
   std::shared_ptr<RolloutLive> live;
   const CompiledFallback* fallback = nullptr;  // the route's fallback chain, if any
   const CacheRoute* cache = nullptr;           // the route's response cache rule, if any
+  // Long prompts (body above long_above_bytes) go to their own targets (long_context).
+  std::vector<size_t> long_targets;
+  const upstream::BalanceSettings* long_balance = nullptr;
+  size_t long_above_bytes = 0;
 };
 
 // A route served by a release (from the store), as the control plane hands it over.

@@ -39,7 +39,7 @@ constexpr auto kStaleWithin = std::chrono::milliseconds(1000);
 void Exchange::finish(upstream::Outcome o, std::string_view why) {
   if (finished || !upstream) return;
   finished = true;
-  upstream->health->record(o, unix_millis(), probe, why);
+  if (!check) upstream->health->record(o, unix_millis(), probe, why);
   load.release();
 }
 
@@ -202,7 +202,9 @@ awaitable<ForwardResult> Worker::forward(const config::Snapshot& snap, const For
   const auto t0 = Clock::now();
 
   upstream::Plan plan;
-  for (;;) {
+  if (spec.health_check && !spec.targets.empty())
+    plan.steps.push_back({spec.targets[0], ups[spec.targets[0]].health.get(), true});
+  while (plan.steps.empty()) {
     plan = upstream::make_plan(balance, targets, {spec.affinity, ++balance_seq_, rng_(), unix_millis()});
     if (!plan.steps.empty()) break;
     // Every target is unavailable (breakers open, Retry-After): fail fast, or wait for the
@@ -232,7 +234,8 @@ awaitable<ForwardResult> Worker::forward(const config::Snapshot& snap, const For
   // A candidate gets one try per target: the stable release is its fallback, not a retry of
   // the release under test (and each of its failures counts against it).
   if (spec.candidate_with_fallback) max_attempts = static_cast<int>(plan.steps.size());
-  shared_.retry_budget.on_request(unix_millis());
+  if (spec.health_check) max_attempts = 1;
+  if (!spec.health_check) shared_.retry_budget.on_request(unix_millis());
   bool stale_retry_left = true;
   int skipped_in_a_row = 0;
   // A silent upstream (a timeout, or a connection dropped after a long silence) is left for
@@ -250,9 +253,16 @@ awaitable<ForwardResult> Worker::forward(const config::Snapshot& snap, const For
     const upstream::Plan::Step& step = plan.steps[si];
     const config::UpstreamRuntime& u = ups[step.index];
     upstream::Health& health = *u.health;
-    const config::Timeouts& to = u.cfg->timeouts;
+    config::Timeouts to = u.cfg->timeouts;
+    if (spec.timeout_ms > 0) {
+      to.connect_ms = std::min(to.connect_ms, spec.timeout_ms);
+      to.first_byte_ms = std::min(to.first_byte_ms, spec.timeout_ms);
+      to.total_ms = std::min(to.total_ms, spec.timeout_ms);
+    }
     // The breaker may have opened (another request) since the plan was made.
-    upstream::Health::Admit admit = left[si] ? upstream::Health::Admit{} : health.admit(unix_millis(), step.forced);
+    upstream::Health::Admit admit = spec.health_check ? upstream::Health::Admit{true, false}
+                                    : left[si]        ? upstream::Health::Admit{}
+                                                      : health.admit(unix_millis(), step.forced);
     if (!admit.allowed) {
       ++attempt;
       if (++skipped_in_a_row >= static_cast<int>(plan.steps.size())) break;
@@ -278,6 +288,7 @@ awaitable<ForwardResult> Worker::forward(const config::Snapshot& snap, const For
     auto ex = std::make_unique<Exchange>();
     ex->upstream = &u;
     ex->probe = admit.probe;
+    ex->check = spec.health_check;
     ex->load = upstream::LoadGuard(&health, spec.est_tokens);
     net::UpstreamPool& pool = pool_for(u);
     const auto deadline = Clock::now() + milliseconds(to.total_ms);
@@ -469,6 +480,50 @@ awaitable<ForwardResult> Worker::forward(const config::Snapshot& snap, const For
 }  // namespace sluice::gateway
 
 namespace sluice::gateway {
+
+awaitable<void> Worker::check_health(std::shared_ptr<const config::Snapshot> snap, size_t i) {
+  const config::UpstreamRuntime& u = snap->upstreams()[i];
+  const config::HealthCheck& hc = u.cfg->health_check;
+  // A real completion of one token: the upstream's model server answers, not only its port.
+  std::string body = "{\"model\":";
+  append_json_string(body, hc.model);
+  body += ",\"messages\":[{\"role\":\"user\",\"content\":\"ping\"}],\"max_tokens\":1,\"stream\":false}";
+  const size_t target[] = {i};
+  ClientWatch watch;
+  ForwardSpec fs;
+  fs.targets = target;
+  fs.path = "/chat/completions";
+  fs.body = body;
+  fs.request_id = "health-check";
+  fs.user_agent = "sluice/0.1 (health check)";
+  fs.health_check = true;
+  fs.timeout_ms = hc.timeout_ms;
+  fs.est_tokens = 1;
+  const auto deadline = Clock::now() + milliseconds(hc.timeout_ms);
+  ForwardResult r = co_await forward(*snap, fs, watch);
+  std::string why;
+  if (!r.exchange) {
+    why = r.failure ? r.failure->code : "no answer";
+  } else {
+    Exchange& ex = *r.exchange;
+    const int status = static_cast<int>(ex.parser->get().result_int());
+    std::string answer = std::move(ex.prefetched);
+    error_code ec = co_await read_body(ex, answer, deadline);
+    ex.finish(upstream::Outcome::kIgnored);  // releases its load; the check is recorded below
+    if (ec) {
+      why = ec == beast::error::timeout ? "timeout while answering" : "failed while answering";
+    } else if (status / 100 != 2) {
+      why = "status " + std::to_string(status);
+    } else {
+      simdjson::dom::element doc;
+      simdjson::dom::array choices;
+      if (json_.parse(answer).get(doc) || doc["choices"].get_array().get(choices) || choices.size() == 0)
+        why = "not a chat completion";
+    }
+  }
+  if (!why.empty()) metrics_.upstream_error(u.cfg->name, "health_check_failed");
+  u.health->record_check(why.empty(), unix_millis(), why, hc.unhealthy_after);
+}
 
 std::string Worker::call_blocking(const std::string& target, std::string_view method, std::string_view path,
                                   std::string body, std::chrono::milliseconds timeout) {

@@ -42,6 +42,10 @@ struct ForwardSpec {
   bool fail_on_429 = false;
   // ...and for a 400 context_length_exceeded (to a larger-context model).
   bool fail_on_context_length = false;
+  // An active health check: one attempt at the one target, whatever its breaker says, not
+  // counted by the breaker or the retry budget (the caller records the check's result).
+  bool health_check = false;
+  int64_t timeout_ms = 0;  // > 0: caps the upstream's connect, first-byte and total deadlines
 };
 
 // An upstream that answered: its connection positioned after the response head.
@@ -52,6 +56,7 @@ struct Exchange {
   std::string prefetched;  // stream bytes read while waiting for the first token
   upstream::LoadGuard load;
   bool probe = false;
+  bool check = false;  // a health check: the breaker hears its result through record_check
   bool finished = false;
   // Tells the upstream's breaker how the exchange ended (once; later calls are ignored).
   void finish(upstream::Outcome o, std::string_view why = {});

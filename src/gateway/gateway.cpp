@@ -190,6 +190,9 @@ struct Gateway::Impl {
   std::unique_ptr<asio::steady_timer> store_poll;
   std::unique_ptr<rollout::Controller> rollouts;  // runs rollouts on the control thread
   std::unique_ptr<asio::steady_timer> rollout_timer;
+  std::unique_ptr<asio::steady_timer> health_timer;
+  std::unordered_map<std::string, int64_t> next_check_ms;  // upstream identity -> next health check
+  size_t check_seq = 0;
   int64_t rollout_metrics_at = 0;
 
   // Reads the config file (if any) and applies command-line overrides.
@@ -280,6 +283,28 @@ struct Gateway::Impl {
         if (rollouts) rollouts->reload();  // rollouts started or commanded from the CLI
       }
       poll_store();
+    });
+  }
+
+  // Active health checks: each upstream that asks for them gets its one-token completion
+  // every interval_ms, spread over the workers (each runs it through its own forwarder).
+  void tick_health_checks() {
+    health_timer->expires_after(std::chrono::milliseconds(100));
+    health_timer->async_wait([this](error_code ec) {
+      if (ec || shared.draining.load()) return;
+      auto snap = shared.snapshots.current();
+      const int64_t now = unix_millis();
+      const auto& ups = snap->upstreams();
+      for (size_t i = 0; i < ups.size(); ++i) {
+        const config::HealthCheck& hc = ups[i].cfg->health_check;
+        if (!hc.enabled) continue;
+        int64_t& next = next_check_ms[ups[i].identity];
+        if (now < next) continue;
+        next = now + std::max(hc.interval_ms, hc.timeout_ms);
+        Worker& w = *workers[check_seq++ % workers.size()];
+        asio::co_spawn(w.ioc, w.check_health(snap, i), asio::detached);
+      }
+      tick_health_checks();
     });
   }
 
@@ -504,6 +529,8 @@ struct Gateway::Impl {
     poll_store();
     rollout_timer = std::make_unique<asio::steady_timer>(control);
     tick_rollouts();
+    health_timer = std::make_unique<asio::steady_timer>(control);
+    tick_health_checks();
     control.run();
     try {
       rollouts->flush();  // the evidence so far survives the restart
@@ -537,6 +564,7 @@ struct Gateway::Impl {
     admin_acceptor->close(ec);
     admin->close_idle();
     if (store_poll) store_poll->cancel();
+    if (health_timer) health_timer->cancel();
     auto until = std::chrono::steady_clock::now() + deadline;
     auto timer = std::make_shared<asio::steady_timer>(control);
     std::shared_ptr<std::function<void()>> poll = std::make_shared<std::function<void()>>();

@@ -157,6 +157,11 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
     co_return co_await reply(std::move(*verdict.reply));
   }
 
+  // A stream that may be continued mid-way keeps its text (the continuation's prefill).
+  if (ctx.info.stream && ctx.resolution && ctx.resolution->fallback &&
+      ctx.resolution->fallback->mid_stream == config::CompiledFallback::MidStream::kContinue)
+    ctx.capture = true;
+
   // ---- forward ----
   auto watch = std::make_shared<ClientWatch>();
   arm_watch(client, watch);
@@ -214,9 +219,7 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
 
   const bool with_stable = ctx.rollout.candidate && !ctx.rollout.fallback_body.empty();
   fs.candidate_with_fallback = with_stable;
-  bool go_on = co_await attempt(ctx.candidates,
-                                ctx.rollout.candidate ? ctx.resolution->candidate_balance : ctx.resolution->balance,
-                                *ctx.body);
+  bool go_on = co_await attempt(ctx.candidates, ctx.balance, *ctx.body);
   // The candidate of a rollout could not answer before the first byte: its failure counts
   // against it, and the user gets the stable release instead (no request fails because a
   // canary is bad).
@@ -230,7 +233,7 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
     if (!failure) pipeline::select_upstream(ctx, env_);
     set_lineage();
     fs.candidate_with_fallback = false;
-    if (!failure) go_on = co_await attempt(ctx.candidates, ctx.resolution->balance, *ctx.body);
+    if (!failure) go_on = co_await attempt(ctx.candidates, ctx.balance, *ctx.body);
   }
 
   // The route's fallback chain: another pool or model, or a static degraded answer, for

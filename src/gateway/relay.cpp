@@ -12,6 +12,7 @@
 #include "gateway/forward.hpp"
 #include "gateway/worker.hpp"
 #include "json/chat.hpp"
+#include "pipeline/synth.hpp"
 #include "net/wire.hpp"
 #include "sse/parser.hpp"
 
@@ -133,10 +134,7 @@ awaitable<bool> Worker::relay(beast::tcp_stream& client, http::request<http::str
 awaitable<bool> Worker::relay_stream(beast::tcp_stream& client, http::request<http::string_body>& req,
                                      RequestContext& ctx, const pipeline::Chain& chain, Exchange& ex,
                                      ClientWatch& watch, std::span<const net::Header> lineage, bool keep_alive) {
-  const config::UpstreamRuntime& chosen = *ex.upstream;
   const config::Config& cfg = ctx.snap->config();
-  std::unique_ptr<net::UpstreamConn>& conn = ex.conn;
-  auto& parser = *ex.parser;
   ctx.streamed = true;
   metrics_.open_streams.fetch_add(1, std::memory_order_relaxed);
   struct StreamGuard {
@@ -153,7 +151,7 @@ awaitable<bool> Worker::relay_stream(beast::tcp_stream& client, http::request<ht
                                         std::initializer_list<net::Header>{{"Cache-Control", "no-cache"},
                                                                            lineage[0],
                                                                            lineage[1],
-                                                                           {"x-sluice-upstream", chosen.cfg->name},
+                                                                           {"x-sluice-upstream", ex.upstream->cfg->name},
                                                                            {"x-sluice-fallback", ctx.fallback},
                                                                            {"x-sluice-cache", ctx.cache.outcome}},
                                         chunked);
@@ -162,12 +160,39 @@ awaitable<bool> Worker::relay_stream(beast::tcp_stream& client, http::request<ht
   co_await asio::async_write(client, asio::buffer(head), ec_await(ec));
   bool client_ok = !ec;
 
-  const config::Timeouts& to = chosen.cfg->timeouts;
-  const auto deadline = Clock::now() + milliseconds(to.total_ms);
-  sse::Parser events(static_cast<size_t>(cfg.limits.max_sse_event_bytes));
+  // The exchange being relayed: the first, or one that took over mid-stream (restart or
+  // continue). A later one is settled here; the first by relay().
+  Exchange* cur = &ex;
+  std::unique_ptr<Exchange> resumed;
+  struct SettleResumed {
+    std::unique_ptr<Exchange>& r;
+    const RequestContext& ctx;
+    ~SettleResumed() {
+      if (r) r->finish(outcome_of(ctx), ctx.error_code);
+    }
+  } settle_resumed{resumed, ctx};
+  const config::CompiledFallback* fb = ctx.resolution ? ctx.resolution->fallback : nullptr;
+  int resumes = 0;
+
   std::string out, scratch;
   char rbuf[4096];
+  const milliseconds write_timeout(cfg.limits.client_write_timeout_ms);
+  // Per exchange: its deadlines, the SSE framer and what its stream said so far.
+  Clock::time_point deadline;
+  milliseconds idle_gap{0};
+  sse::Parser events(static_cast<size_t>(cfg.limits.max_sse_event_bytes));
   bool done_marker = false, upstream_error_event = false, garbage = false, finished_choice = false;
+  std::string prefetched;
+  auto start = [&] {
+    const config::Timeouts& to = cur->upstream->cfg->timeouts;
+    deadline = Clock::now() + milliseconds(to.total_ms);
+    idle_gap = milliseconds(to.idle_ms);
+    events = sse::Parser(static_cast<size_t>(cfg.limits.max_sse_event_bytes));
+    done_marker = upstream_error_event = garbage = finished_choice = false;
+    prefetched = std::move(cur->prefetched);  // read while waiting for the first token
+    // From here the sweep enforces the idle, total and client-write deadlines.
+    cur->conn->tcp().expires_never();
+  };
   // Some providers never send `data: [DONE]`. A stream whose choice finished (and that sent
   // the usage it was asked for) is complete however it ends: the client gets [DONE] from us.
   const bool usage_wanted = ctx.strip_usage || ctx.info.include_usage;
@@ -175,88 +200,162 @@ awaitable<bool> Worker::relay_stream(beast::tcp_stream& client, http::request<ht
     return finished_choice && ctx.info.n <= 1 && (!usage_wanted || ctx.tokens_out >= 0) && !upstream_error_event;
   };
   std::optional<ApiError> cut;
-  // From here the sweep enforces the idle, total and client-write deadlines.
-  conn->tcp().expires_never();
+  bool cut_counted = false;
+
+  // Mid-stream failover (the route's `mid_stream`): while no content reached the client the
+  // request is resent as it was (restart); after content, to a target that accepts an
+  // assistant prefill, with the answer so far as the assistant's message (continue). The
+  // new stream is spliced into the same client stream.
+  auto resume = [&]() -> awaitable<bool> {
+    using MS = config::CompiledFallback::MidStream;
+    if (!fb || fb->mid_stream == MS::kError || resumes >= fb->max_resumes || !ctx.fallback.empty() || watch.gone ||
+        watch.shutdown || !client_ok)
+      co_return false;
+    if (cut->kind != ErrorKind::kStreamCut && cut->kind != ErrorKind::kIdleTimeout && cut->kind != ErrorKind::kBadStream)
+      co_return false;
+    const bool cont = ctx.content_chunks > 0;
+    if (cont && (fb->mid_stream != MS::kContinue || !ctx.capture || ctx.answer.size() >= pipeline::kMaxCapturedAnswer ||
+                 ctx.info.n > 1 || ctx.info.has_tools))
+      co_return false;
+    const auto& ups = ctx.snap->upstreams();
+    const size_t failed = static_cast<size_t>(cur->upstream - ups.data());
+    std::vector<size_t> targets;
+    for (size_t i : ctx.candidates)
+      if (i != failed && (!cont || ups[i].cfg->prefill)) targets.push_back(i);
+    if (targets.empty()) co_return false;
+    std::string body;
+    if (cont) {
+      auto b = pipeline::continuation_request(json_, *ctx.body, ctx.answer);
+      if (!b) co_return false;
+      body = std::move(*b);
+    } else {
+      body = *ctx.body;
+    }
+    metrics_.upstream_error(cur->upstream->cfg->name, cut->code);
+    cut_counted = true;
+    cur->conn->close();
+    cur->finish(upstream::Outcome::kFailure, cut->code);
+    watch.upstream = nullptr;
+    watch.upstream_expired = false;
+    ForwardSpec fs;
+    fs.targets = targets;
+    fs.balance = ctx.balance;
+    fs.path = "/chat/completions";
+    fs.body = body;
+    fs.request_id = ctx.request_id;
+    fs.stream = true;
+    fs.max_attempts = cfg.limits.max_attempts;
+    fs.est_tokens = static_cast<int64_t>(body.size() / 4) + (ctx.info.max_tokens > 0 ? ctx.info.max_tokens : 256);
+    ForwardResult r = co_await forward(*ctx.snap, fs, watch);
+    ctx.attempts += r.attempts;
+    if (!r.exchange) co_return false;
+    auto& h = r.exchange->parser->get();
+    if (h.result_int() != 200 || h[http::field::content_type].substr(0, 17) != "text/event-stream") {
+      r.exchange->conn->close();
+      r.exchange->finish(outcome_of_status(static_cast<int>(h.result_int())), "resume_status");
+      co_return false;
+    }
+    resumed = std::move(r.exchange);  // an earlier resumed exchange was finished above
+    cur = resumed.get();
+    ++resumes;
+    ctx.upstream = cur->upstream->cfg->name;
+    ctx.resumed = cont ? "continue" : "restart";
+    metrics_.fallback(ctx.resolution->route, ctx.resumed);
+    co_return true;
+  };
+
   client.expires_never();
   watch.client = &client;
-  const milliseconds idle_gap(to.idle_ms), write_timeout(cfg.limits.client_write_timeout_ms);
   sweep_deadlines();
-  std::string prefetched = std::move(ex.prefetched);  // read while waiting for the first token
-  while (client_ok) {
-    std::string_view got;
-    if (!prefetched.empty()) {
-      got = prefetched;
-    } else {
-      // A finished answer waits only briefly for a [DONE] that may never come.
-      watch.upstream_deadline =
-          std::min(deadline, Clock::now() + (complete_without_done() ? std::min(idle_gap, milliseconds(250)) : idle_gap));
-      size_t n = co_await conn->read_some(parser, rbuf, sizeof rbuf, ec);
-      watch.upstream_deadline = Clock::time_point::max();
-      got = std::string_view(rbuf, n);
-    }
-    if (!got.empty()) {
-      const auto now = Clock::now();
-      bool ok = events.feed(got, [&](std::string_view raw) {
-        if (garbage || done_marker) return;
-        std::string_view data = sse::Parser::data_of(raw, scratch);
-        if (data.empty()) return;  // comments and keep-alives are not relayed
-        if (data == "[DONE]") {
-          done_marker = true;
+  start();
+  for (;;) {
+    while (client_ok) {
+      std::string_view got;
+      if (!prefetched.empty()) {
+        got = prefetched;
+      } else {
+        // A finished answer waits only briefly for a [DONE] that may never come.
+        watch.upstream_deadline = std::min(
+            deadline, Clock::now() + (complete_without_done() ? std::min(idle_gap, milliseconds(250)) : idle_gap));
+        size_t n = co_await cur->conn->read_some(*cur->parser, rbuf, sizeof rbuf, ec);
+        watch.upstream_deadline = Clock::time_point::max();
+        got = std::string_view(rbuf, n);
+      }
+      if (!got.empty()) {
+        const auto now = Clock::now();
+        bool ok = events.feed(got, [&](std::string_view raw) {
+          if (garbage || done_marker) return;
+          std::string_view data = sse::Parser::data_of(raw, scratch);
+          if (data.empty()) return;  // comments and keep-alives are not relayed
+          if (data == "[DONE]") {
+            done_marker = true;
+            out.append(raw);
+            return;
+          }
+          json::ChunkInfo info = json::inspect_chunk(json_, data);
+          if (!info.valid_json) {
+            garbage = true;
+            return;
+          }
+          if (info.is_error) upstream_error_event = true;
+          if (!info.finish_reason.empty()) finished_choice = true;
+          chain.on_event(ctx, pipeline::Event{info, now}, env_);
+          if (info.usage_only && ctx.strip_usage) return;
           out.append(raw);
-          return;
+        });
+        if (!ok) garbage = true;
+        prefetched.clear();
+      }
+      if (!out.empty()) {
+        watch.client_deadline = Clock::now() + write_timeout;
+        error_code wec = co_await write_stream_bytes(client, out, chunked);
+        watch.client_deadline = Clock::time_point::max();
+        out.clear();
+        if (wec) {
+          client_ok = false;
+          break;
         }
-        json::ChunkInfo info = json::inspect_chunk(json_, data);
-        if (!info.valid_json) {
-          garbage = true;
-          return;
+      }
+      const std::string& name = cur->upstream->cfg->name;
+      if (garbage) {
+        cut = error_of(ErrorKind::kBadStream, "upstream '" + name + "' sent an invalid stream event");
+        break;
+      }
+      if (done_marker || cur->parser->is_done() || upstream_error_event) break;
+      if (ec) {
+        if (watch.gone) {
+          client_ok = false;
+          break;
         }
-        if (info.is_error) upstream_error_event = true;
-        if (!info.finish_reason.empty()) finished_choice = true;
-        chain.on_event(ctx, pipeline::Event{info, now}, env_);
-        if (info.usage_only && ctx.strip_usage) return;
-        out.append(raw);
-      });
-      if (!ok) garbage = true;
-      prefetched.clear();
-    }
-    if (!out.empty()) {
-      watch.client_deadline = Clock::now() + write_timeout;
-      error_code wec = co_await write_stream_bytes(client, out, chunked);
-      watch.client_deadline = Clock::time_point::max();
-      out.clear();
-      if (wec) {
-        client_ok = false;
+        if (watch.shutdown) {
+          cut = error_of(ErrorKind::kShuttingDown, "the gateway is shutting down; retry the request");
+          break;
+        }
+        if (complete_without_done()) break;
+        const ErrorKind kind = !watch.upstream_expired          ? ErrorKind::kStreamCut
+                               : Clock::now() >= deadline ? ErrorKind::kTotalTimeout
+                                                          : ErrorKind::kIdleTimeout;
+        cut = error_of(kind, kind == ErrorKind::kStreamCut
+                                 ? "upstream '" + name + "' closed the stream before it was complete"
+                                 : "upstream '" + name + "' stalled mid-stream (" + std::string(code_of(kind)) + ")");
         break;
       }
     }
-    if (garbage) {
-      cut = error_of(ErrorKind::kBadStream, "upstream '" + chosen.cfg->name + "' sent an invalid stream event");
-      break;
+    if (!cut && client_ok && !done_marker && !upstream_error_event && cur->parser->is_done() && !complete_without_done())
+      cut = error_of(ErrorKind::kStreamCut, "upstream '" + cur->upstream->cfg->name + "' ended the stream without [DONE]");
+    if (cut && co_await resume()) {
+      cut.reset();
+      cut_counted = false;
+      ec = {};
+      start();
+      continue;
     }
-    if (done_marker || parser.is_done() || upstream_error_event) break;
-    if (ec) {
-      if (watch.gone) {
-        client_ok = false;
-        break;
-      }
-      if (watch.shutdown) {
-        cut = error_of(ErrorKind::kShuttingDown, "the gateway is shutting down; retry the request");
-        break;
-      }
-      if (complete_without_done()) break;
-      const ErrorKind kind = !watch.upstream_expired          ? ErrorKind::kStreamCut
-                             : Clock::now() >= deadline ? ErrorKind::kTotalTimeout
-                                                        : ErrorKind::kIdleTimeout;
-      cut = error_of(kind, kind == ErrorKind::kStreamCut
-                               ? "upstream '" + chosen.cfg->name + "' closed the stream before it was complete"
-                               : "upstream '" + chosen.cfg->name + "' stalled mid-stream (" + std::string(code_of(kind)) + ")");
-      break;
-    }
+    break;
   }
   const bool synthesized_done = !cut && client_ok && !done_marker && complete_without_done();
-  if (!cut && client_ok && !done_marker && !upstream_error_event && parser.is_done() && !synthesized_done) {
-    cut = error_of(ErrorKind::kStreamCut, "upstream '" + chosen.cfg->name + "' ended the stream without [DONE]");
-  }
+  const config::UpstreamRuntime& chosen = *cur->upstream;
+  std::unique_ptr<net::UpstreamConn>& conn = cur->conn;
+  auto& parser = *cur->parser;
   watch.upstream = nullptr;
   watch.client = nullptr;
   // Upstream and client errors are kept apart from here: a slow terminating chunk from the
@@ -270,15 +369,15 @@ awaitable<bool> Worker::relay_stream(beast::tcp_stream& client, http::request<ht
       co_await conn->read_some(parser, rbuf, sizeof rbuf, uec);
     }
   }
-  if (parser.is_done() && parser.get().keep_alive() && !cut && client_ok && !uec) {
+  if (conn && parser.is_done() && parser.get().keep_alive() && !cut && client_ok && !uec) {
     pool_for(chosen).release(std::move(conn));
-  } else {
+  } else if (conn) {
     conn->close();
   }
   if (!client_ok) {
     ctx.status = 499;
     ctx.set_error(watch.client_expired ? ErrorKind::kClientWriteTimeout : ErrorKind::kClientAbort);
-    ex.finish(outcome_of(ctx), ctx.error_code);
+    cur->finish(outcome_of(ctx), ctx.error_code);
     account(ctx, chain);
     co_return false;
   }
@@ -292,9 +391,9 @@ awaitable<bool> Worker::relay_stream(beast::tcp_stream& client, http::request<ht
   } else {
     ctx.status = 200;
   }
-  ex.finish(outcome_of(ctx), ctx.error_code);
+  cur->finish(outcome_of(ctx), ctx.error_code);
   if (cut) {
-    metrics_.upstream_error(chosen.cfg->name, cut->code);
+    if (!cut_counted) metrics_.upstream_error(chosen.cfg->name, cut->code);
     cec = co_await write_stream_bytes(client, stream_error_event(*cut), chunked);
   } else if (synthesized_done) {
     metrics_.upstream_error(chosen.cfg->name, "missing_done");  // counted, not an error for the client

@@ -36,6 +36,17 @@ std::string upstreams_json(const config::Snapshot& snap, upstream::RetryBudget& 
                .num("outstanding_requests", v.outstanding)
                .num("outstanding_tokens", v.outstanding_tokens)
                .raw("breaker", u.cfg->breaker.enabled ? "true" : "false")
+               .raw("weight", num_text(v.weight))
+               .raw("health_check", !u.cfg->health_check.enabled
+                                        ? std::string("null")
+                                        : JsonObject()
+                                              .num("interval_ms", u.cfg->health_check.interval_ms)
+                                              .raw("last_ms", iso_or_null(v.last_check_ms))
+                                              .raw("last_ok", v.last_check_ok < 0 ? "null" : v.last_check_ok ? "true" : "false")
+                                              .raw("last_error", v.last_check_error.empty() ? std::string("null")
+                                                                                           : quoted(v.last_check_error))
+                                              .num("failures_in_a_row", v.check_failures)
+                                              .done())
                .done();
   }
   ups += "]";
@@ -78,9 +89,17 @@ std::string upstreams_prometheus(const config::Snapshot& snap, upstream::RetryBu
   std::string tok =
       "# HELP sluice_upstream_outstanding_tokens Estimated tokens in flight to the upstream (all workers).\n"
       "# TYPE sluice_upstream_outstanding_tokens gauge\n";
+  std::string weight =
+      "# HELP sluice_upstream_weight Share of its pool's traffic the upstream takes (below 1 during slow start).\n"
+      "# TYPE sluice_upstream_weight gauge\n";
+  std::string check =
+      "# HELP sluice_upstream_health_check_ok Result of the upstream's last active health check (1 passed, 0 failed).\n"
+      "# TYPE sluice_upstream_health_check_ok gauge\n";
   for (const auto& u : snap.upstreams()) {
     upstream::HealthView v = u.health->view(now_ms);
     std::string lbl = "upstream=" + quoted(u.cfg->name);
+    weight += "sluice_upstream_weight{" + lbl + "} " + num_text(v.weight) + "\n";
+    if (v.last_check_ok >= 0) check += "sluice_upstream_health_check_ok{" + lbl + "} " + std::to_string(v.last_check_ok) + "\n";
     for (auto s : {upstream::BreakerState::kClosed, upstream::BreakerState::kOpen, upstream::BreakerState::kHalfOpen})
       o += "sluice_upstream_state{" + lbl + ",state=\"" + upstream::state_name(s) + "\"} " + (v.state == s ? "1" : "0") + "\n";
     opens += "sluice_upstream_breaker_opens_total{" + lbl + "} " + std::to_string(v.opens) + "\n";
@@ -92,7 +111,7 @@ std::string upstreams_prometheus(const config::Snapshot& snap, upstream::RetryBu
       "# HELP sluice_retry_budget_refused_total Retries refused because the retry budget was spent.\n"
       "# TYPE sluice_retry_budget_refused_total counter\nsluice_retry_budget_refused_total " +
       std::to_string(b.refused) + "\n";
-  return o + opens + out + tok + rb;
+  return o + opens + out + tok + weight + check + rb;
 }
 
 std::string response_cache_prometheus(cache::ResponseCache& c) {

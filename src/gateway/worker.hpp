@@ -125,6 +125,9 @@ class Worker : public net::IdleConnections {
   // blue-green warm-up probe. Blocks until done; "" on a 2xx, else what went wrong.
   std::string call_blocking(const std::string& target, std::string_view method, std::string_view path,
                             std::string body, std::chrono::milliseconds timeout);
+  // One active health check of upstream `i` (a one-token completion through the forwarder,
+  // whatever its breaker says); the result goes to its Health (record_check).
+  awaitable<void> check_health(std::shared_ptr<const config::Snapshot> snap, size_t i);
  private:
   awaitable<bool> feedback(beast::tcp_stream& client, http::request<http::string_body>& req);
   void account_local(int status, std::string_view code, std::string request_id, Clock::time_point t_start,

@@ -139,7 +139,10 @@ std::optional<std::string> parse_chat(simdjson::dom::parser& p, const std::strin
       out.prompt.append(text).push_back('\n');
     }
     if (role == "user") out.last_user = std::move(text);
+    if (role == "assistant") out.prefill = std::move(text);
+    else out.prefill.clear();  // only the final message is continued
   }
+  if (doc["continue_final_message"].get_bool().get(b) || !b) out.prefill.clear();
   std::string_view tc;
   bool tools_allowed = doc["tool_choice"].get_string().get(tc) || tc != "none";
   simdjson::dom::array tools;
@@ -283,6 +286,10 @@ Plan MockState::plan(const ChatRequest& req) {
       p.text = std::move(words);
     }
   }
+  // A continuation: what is left of the same answer after the prefill (its deterministic
+  // content depends on the last user message only).
+  if (!req.prefill.empty() && p.tool_name.empty() && p.text.compare(0, req.prefill.size(), req.prefill) == 0)
+    p.text.erase(0, req.prefill.size());
   if (p.tool_name.empty()) {
     p.pieces = split_pieces(p.text);
     if (req.max_tokens > 0 && static_cast<int64_t>(p.pieces.size()) > req.max_tokens) {

@@ -100,6 +100,9 @@ struct ChatRequest {
   std::vector<std::string> tool_required;
   std::string response_format;  // "", "text", "json_object", "json_schema"
   int64_t max_tokens = -1;
+  // vLLM's continue_final_message: the last message is the assistant's answer so far; the
+  // model continues it (the mock: the rest of the answer it would have given).
+  std::string prefill;
 };
 std::optional<std::string> parse_chat(simdjson::dom::parser& p, const std::string& body, ChatRequest& out);
 

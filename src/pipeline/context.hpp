@@ -58,8 +58,10 @@ struct RequestContext {
   // render: the release that served the request (from the route), if any
   const release::Compiled* release = nullptr;
   std::string_view vars_header;  // x-sluice-vars
-  // select_upstream: indices into snap->upstreams(), in try order
+  // select_upstream: indices into snap->upstreams(), in try order, and how to balance them
   std::vector<size_t> candidates;
+  const upstream::BalanceSettings* balance = nullptr;
+  bool long_context = false;  // sent to the route's long-context targets
   // Keep the answer text (rollout refusal, schema and shadow checks; request_log.bodies).
   bool capture = false;
   std::string log_body;  // request_log.bodies: the client's body as sent
@@ -70,6 +72,7 @@ struct RequestContext {
   // forward / relay results
   std::string upstream;    // name of the upstream that answered (or was last tried)
   std::string fallback;    // the fallback step that answered ("pool/model", or "static": degraded)
+  std::string_view resumed;  // a stream taken over mid-way by another target: "restart" | "continue"
   int attempts = 0;
   int status = 0;          // what the client got (or, for a cut stream, the failure status)
   ErrorKind error = ErrorKind::kNone;  // what went wrong, for decisions

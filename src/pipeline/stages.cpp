@@ -126,14 +126,23 @@ std::optional<ApiError> render(RequestContext& ctx, Env& env) {
 std::optional<ApiError> select_upstream(RequestContext& ctx, Env&) {
   if (!ctx.resolution || ctx.resolution->upstreams.empty())
     return not_found("no upstream serves this model", "model_not_found");
+  const config::Resolution& res = *ctx.resolution;
+  ctx.long_context = false;
   if (ctx.rollout.candidate) {
+    ctx.balance = res.candidate_balance;
     ctx.candidates = ctx.resolution->candidate_upstreams;
     // When did the candidate last get a request: measures how fast a rollback takes effect.
     ctx.resolution->live->last_candidate_start_ns.store(
         std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count(),
         std::memory_order_relaxed);
+  } else if (!res.long_targets.empty() && ctx.body && ctx.body->size() > res.long_above_bytes) {
+    // A long prompt: its own targets, so it cannot queue short requests behind it.
+    ctx.candidates = res.long_targets;
+    ctx.balance = res.long_balance;
+    ctx.long_context = true;
   } else {
-    ctx.candidates = ctx.resolution->upstreams;
+    ctx.candidates = res.upstreams;
+    ctx.balance = res.balance;
   }
   return std::nullopt;
 }
@@ -195,6 +204,11 @@ std::string request_log_line(const RequestContext& ctx, Clock::time_point t_end)
   if (!ctx.cache.outcome.empty()) {
     l += ",\"cache\":";
     append_json_string(l, ctx.cache.outcome);
+  }
+  if (ctx.long_context) l += ",\"long_context\":true";
+  if (!ctx.resumed.empty()) {
+    l += ",\"resumed\":";
+    append_json_string(l, ctx.resumed);
   }
   if (ctx.fallback == "static" || ctx.fallback == "cache") l += ",\"degraded\":\"" + ctx.fallback + "\"";
   l += ",\"status\":" + std::to_string(ctx.status);

@@ -4,6 +4,7 @@
 
 #include "core/clock.hpp"
 #include "core/error.hpp"
+#include "json/splice.hpp"
 
 namespace sluice::pipeline {
 
@@ -40,6 +41,21 @@ std::string completion_json(const RequestContext& ctx, std::string_view content,
          std::to_string(unix_millis() / 1000) + ",\"model\":" + model +
          ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":" + std::string(content) +
          ",\"refusal\":null},\"logprobs\":null,\"finish_reason\":" + fin + "}],\"usage\":" + std::string(usage) + "}";
+}
+
+std::optional<std::string> continuation_request(simdjson::dom::parser& p, const std::string& body,
+                                                std::string_view answer_so_far) {
+  simdjson::dom::element doc;
+  simdjson::dom::array msgs;
+  if (p.parse(body).get(doc) || doc["messages"].get_array().get(msgs)) return std::nullopt;
+  std::string m = simdjson::minify(msgs);
+  if (m.size() < 2 || m.back() != ']') return std::nullopt;
+  m.pop_back();
+  if (m.size() > 1) m += ",";
+  m += "{\"role\":\"assistant\",\"content\":";
+  append_json_string(m, answer_so_far);
+  m += "}]";
+  return json::splice_members(body, {{"messages", m}, {"continue_final_message", "true"}, {"add_generation_prompt", "false"}});
 }
 
 std::string static_answer(const RequestContext& ctx, std::string_view text) {

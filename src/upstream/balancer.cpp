@@ -12,6 +12,10 @@ namespace {
 
 int64_t requests_of(const Target& t) { return t.health ? t.health->outstanding.load(std::memory_order_relaxed) : 0; }
 int64_t tokens_of(const Target& t) { return t.health ? t.health->outstanding_tokens.load(std::memory_order_relaxed) : 0; }
+// Load with this request included, scaled up while the target ramps up after readmission
+// (slow start): at weight 0.1 an idle target looks like one carrying ten requests.
+double weighted_requests(const Target& t) { return static_cast<double>(requests_of(t) + 1) / t.weight; }
+double weighted_tokens(const Target& t) { return static_cast<double>(tokens_of(t) + 1) / t.weight; }
 
 // Orders `ts` (available targets) by the policy.
 void order(const BalanceSettings& s, std::vector<Target>& ts, const PlanRequest& r) {
@@ -21,11 +25,16 @@ void order(const BalanceSettings& s, std::vector<Target>& ts, const PlanRequest&
     case Policy::kOrdered: return;
     case Policy::kRoundRobin:
       std::rotate(ts.begin(), ts.begin() + static_cast<ptrdiff_t>(r.seq % n), ts.end());
+      // A target ramping up keeps its turn with probability `weight`, else goes last.
+      std::stable_partition(ts.begin(), ts.end(), [&](const Target& t) {
+        return t.weight >= 1 || static_cast<double>(mix64(r.random ^ (t.index + 1)) % 1000) < t.weight * 1000;
+      });
       return;
     case Policy::kLeastRequest: {
       // Ties broken by rotation, so an idle pool is still spread.
       std::rotate(ts.begin(), ts.begin() + static_cast<ptrdiff_t>(r.seq % n), ts.end());
-      std::stable_sort(ts.begin(), ts.end(), [](const Target& a, const Target& b) { return requests_of(a) < requests_of(b); });
+      std::stable_sort(ts.begin(), ts.end(),
+                       [](const Target& a, const Target& b) { return weighted_requests(a) < weighted_requests(b); });
       return;
     }
     case Policy::kLeastTokens: {
@@ -33,7 +42,7 @@ void order(const BalanceSettings& s, std::vector<Target>& ts, const PlanRequest&
       // counters lag), then the rest by tokens in flight.
       size_t a = static_cast<size_t>(r.random % n), b = static_cast<size_t>((r.random >> 32) % (n - 1));
       if (b >= a) ++b;
-      auto key = [](const Target& t) { return std::make_pair(tokens_of(t), requests_of(t)); };
+      auto key = [](const Target& t) { return std::make_pair(weighted_tokens(t), weighted_requests(t)); };
       size_t first = key(ts[a]) <= key(ts[b]) ? a : b;
       std::swap(ts[0], ts[first]);
       std::stable_sort(ts.begin() + 1, ts.end(), [&](const Target& x, const Target& y) { return key(x) < key(y); });
@@ -65,7 +74,7 @@ void order(const BalanceSettings& s, std::vector<Target>& ts, const PlanRequest&
       double limit = std::max(1.0, std::ceil(s.bounded_load * static_cast<double>(total + 1) / static_cast<double>(n)));
       limit = std::min(limit, static_cast<double>(least + 1 + std::max(0, s.affinity_slack)));
       for (size_t i = 0; i < n; ++i) {
-        if (static_cast<double>(requests_of(ts[i]) + 1) <= limit) {
+        if (weighted_requests(ts[i]) <= limit) {
           std::rotate(ts.begin(), ts.begin() + static_cast<ptrdiff_t>(i), ts.begin() + static_cast<ptrdiff_t>(i) + 1);
           return;
         }
@@ -115,6 +124,7 @@ Plan make_plan(const BalanceSettings& s, std::span<const Target> targets, const 
       held.push_back(t);  // asked for time (429 Retry-After): after every other available target
     } else {
       up.push_back(t);
+      if (t.health) up.back().weight = t.health->weight(r.now_ms);
     }
   }
   order(s, up, r);

@@ -16,6 +16,7 @@ const char* state_name(BreakerState s) {
 void Health::set_settings(const BreakerSettings& s) {
   std::lock_guard<std::mutex> lock(mu_);
   s_ = s;
+  ramp_ms_.store(s.slow_start_ms, std::memory_order_relaxed);
   if (!s_.enabled) state_ = BreakerState::kClosed;
 }
 
@@ -43,6 +44,38 @@ void Health::open_locked(int64_t now, std::string_view why) {
   reason_.assign(why.empty() ? std::string_view("failures") : why);
 }
 
+void Health::readmit_locked(int64_t now) {
+  state_ = BreakerState::kClosed;
+  since_ms_ = now;
+  cooldown_ms_ = 0;
+  reason_.clear();
+  consecutive_ = 0;
+  prev_req_ = prev_fail_ = win_req_ = win_fail_ = 0;
+  if (s_.slow_start_ms > 0) ramp_from_ms_.store(now, std::memory_order_relaxed);
+}
+
+double Health::weight(int64_t now) const {
+  const int64_t from = ramp_from_ms_.load(std::memory_order_relaxed), over = ramp_ms_.load(std::memory_order_relaxed);
+  if (from == 0 || over <= 0 || now - from >= over) return 1.0;
+  return std::clamp(static_cast<double>(now - from) / static_cast<double>(over), 0.1, 1.0);
+}
+
+void Health::record_check(bool ok, int64_t now, std::string_view why, int unhealthy_after) {
+  std::lock_guard<std::mutex> lock(mu_);
+  last_check_ms_ = now;
+  last_check_ok_ = ok ? 1 : 0;
+  last_check_error_.assign(ok ? std::string_view() : why);
+  if (ok) {
+    check_failures_ = 0;
+    if (state_ != BreakerState::kClosed) readmit_locked(now);
+    return;
+  }
+  ++check_failures_;
+  if (check_failures_ >= std::max(1, unhealthy_after) && state_ != BreakerState::kOpen)
+    open_locked(now, "health check failed " + std::to_string(check_failures_) + " time(s) in a row (last: " +
+                         std::string(why) + ")");
+}
+
 Health::Admit Health::admit(int64_t now, bool force) {
   std::lock_guard<std::mutex> lock(mu_);
   if (force) return {true, false};
@@ -68,24 +101,14 @@ void Health::record(Outcome o, int64_t now, bool probe, std::string_view why) {
   if (probe && probes_inflight_ > 0) --probes_inflight_;
   if (o == Outcome::kIgnored || !s_.enabled) return;
   if (o == Outcome::kRateLimited) {  // the upstream is alive: it answered
-    if (probe && state_ == BreakerState::kHalfOpen) {
-      state_ = BreakerState::kClosed;
-      since_ms_ = now;
-      cooldown_ms_ = 0;
-    }
+    if (probe && state_ == BreakerState::kHalfOpen) readmit_locked(now);
     return;
   }
   roll_window_locked(now);
   ++win_req_;
   if (o == Outcome::kSuccess) {
     consecutive_ = 0;
-    if (state_ == BreakerState::kHalfOpen && probe) {
-      state_ = BreakerState::kClosed;
-      since_ms_ = now;
-      cooldown_ms_ = 0;
-      reason_.clear();
-      prev_req_ = prev_fail_ = win_req_ = win_fail_ = 0;
-    }
+    if (state_ == BreakerState::kHalfOpen && probe) readmit_locked(now);
     return;
   }
   ++win_fail_;
@@ -133,6 +156,11 @@ HealthView Health::view(int64_t now) {
   v.failures = win_fail_ + prev_fail_;
   v.outstanding = outstanding.load(std::memory_order_relaxed);
   v.outstanding_tokens = outstanding_tokens.load(std::memory_order_relaxed);
+  v.last_check_ms = last_check_ms_;
+  v.last_check_ok = last_check_ok_;
+  v.last_check_error = last_check_error_;
+  v.check_failures = check_failures_;
+  v.weight = weight(now);
   return v;
 }
 

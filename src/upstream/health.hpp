@@ -29,6 +29,9 @@ struct BreakerSettings {
   int64_t open_ms = 5000;
   int64_t max_open_ms = 60000;
   int half_open_probes = 1;
+  // After readmission (a half-open probe or a health check passed), the upstream's share of
+  // a pool's traffic ramps from 10% to all of it over this long (0: at once).
+  int64_t slow_start_ms = 0;
 };
 
 enum class BreakerState { kClosed, kOpen, kHalfOpen };
@@ -52,11 +55,17 @@ struct HealthView {
   int64_t opens = 0;           // how many times it opened
   int64_t requests = 0, failures = 0;  // in the current window
   int64_t outstanding = 0, outstanding_tokens = 0;
+  // Active health checks (when configured): the last one, and failures in a row.
+  int64_t last_check_ms = 0;
+  int last_check_ok = -1;  // -1: none yet
+  std::string last_check_error;
+  int check_failures = 0;
+  double weight = 1;  // < 1 while it ramps up after readmission (slow start)
 };
 
 class Health {
  public:
-  explicit Health(BreakerSettings s = {}) : s_(s) {}
+  explicit Health(BreakerSettings s = {}) : s_(s) { ramp_ms_.store(s.slow_start_ms, std::memory_order_relaxed); }
 
   // May a request go here now (the breaker)? `probe` is set when it is one of the half-open
   // probes (its outcome then decides the breaker).
@@ -67,6 +76,12 @@ class Health {
   // `force`: the pool may not eject more upstreams (max_ejected_share): let it through.
   Admit admit(int64_t now_ms, bool force = false);
   void record(Outcome o, int64_t now_ms, bool probe, std::string_view why = {});
+  // An active health check's result (a real one-token completion, sent whatever the breaker
+  // says). `unhealthy_after` failures in a row eject the upstream (the breaker opens, reason
+  // "health check"); a passing check readmits an ejected upstream at once.
+  void record_check(bool ok, int64_t now_ms, std::string_view why, int unhealthy_after);
+  // Its share of traffic while it ramps up after readmission: 0.1 .. 1 (slow start).
+  double weight(int64_t now_ms) const;
   // The upstream answered 429 with Retry-After: the balancer prefers every other target
   // until `until_ms` (a lone target is still tried: its own 429 is the right answer).
   void hold_off_until(int64_t until_ms);
@@ -88,6 +103,7 @@ class Health {
 
  private:
   void open_locked(int64_t now_ms, std::string_view why);
+  void readmit_locked(int64_t now_ms);
   void roll_window_locked(int64_t now_ms);
 
   std::mutex mu_;
@@ -97,6 +113,11 @@ class Health {
   int consecutive_ = 0, probes_inflight_ = 0;
   int64_t opens_ = 0;
   std::string reason_;
+  int64_t last_check_ms_ = 0;
+  int last_check_ok_ = -1, check_failures_ = 0;
+  std::string last_check_error_;
+  // Slow start, read without the lock by the balancer: since when, and over how long.
+  std::atomic<int64_t> ramp_from_ms_{0}, ramp_ms_{0};
   // The failure-ratio window: the current and the previous half-window (cheap sliding window).
   int64_t win_start_ms_ = 0, win_req_ = 0, win_fail_ = 0, prev_req_ = 0, prev_fail_ = 0;
 };

@@ -102,8 +102,10 @@ limits:
 upstreams:
   - name: a
     url: http://127.0.0.1:9001
-    breaker: {consecutive_failures: 3, open_ms: 500, max_open_ms: 8000}
+    breaker: {consecutive_failures: 3, open_ms: 500, max_open_ms: 8000, slow_start_ms: 20000}
     timeouts: {first_token_ms: 1500}
+    models: [llama]
+    health_check: {interval_ms: 2000, unhealthy_after: 3}
   - {name: b, url: 'http://127.0.0.1:9002', breaker: false}
 pools:
   - {name: gsm8k, upstreams: [a, b], balance: prefix, bounded_load: 1.5, max_ejected_percent: 50}
@@ -119,6 +121,12 @@ routes:
   EXPECT_EQ(c.upstreams[0].breaker.open_ms, 500);
   EXPECT_EQ(c.upstreams[0].timeouts.first_token_ms, 1500);
   EXPECT_FALSE(c.upstreams[1].breaker.enabled);
+  EXPECT_EQ(c.upstreams[0].breaker.slow_start_ms, 20000);
+  EXPECT_TRUE(c.upstreams[0].health_check.enabled);
+  EXPECT_EQ(c.upstreams[0].health_check.interval_ms, 2000);
+  EXPECT_EQ(c.upstreams[0].health_check.unhealthy_after, 3);
+  EXPECT_EQ(c.upstreams[0].health_check.model, "llama");  // the upstream's first model
+  EXPECT_FALSE(c.upstreams[1].health_check.enabled);       // off unless configured
   ASSERT_EQ(c.pools.size(), 1u);
   EXPECT_EQ(c.pools[0].balance.policy, upstream::Policy::kPrefix);
   EXPECT_DOUBLE_EQ(c.pools[0].balance.bounded_load, 1.5);
@@ -140,6 +148,11 @@ TEST(ConfigLoader, BadPoolsAreRefusedWithTheirLocation) {
                         "test.yaml:2:58: 'first_byte_ms' must be between"));
   EXPECT_TRUE(has_error(load("upstreams:\n  - {name: a, url: 'http://x', breaker: {failure_ratio: 2}}\n"),
                         "'failure_ratio' must be in (0, 1]"));
+  EXPECT_TRUE(has_error(load("upstreams:\n  - {name: a, url: 'http://x', health_check: {interval_ms: 5}}\n"),
+                        "'interval_ms' must be between"));
+  EXPECT_TRUE(has_error(load("upstreams:\n  - {name: a, url: 'http://x', health_check: {path: /health}}\n"), "path"));
+  EXPECT_TRUE(has_error(load("upstreams:\n  - {name: a, url: 'http://x', breaker: {slow_start_ms: -1}}\n"),
+                        "'slow_start_ms' must be between"));
   EXPECT_TRUE(has_error(load("upstreams:\n  - {name: a, url: 'http://x', breaker: {open_ms: 900, max_open_ms: 100}}\n"),
                         "'max_open_ms' must be at least 'open_ms'"));
   EXPECT_TRUE(has_error(load(ups + "limits: {retry_budget: {ratio: 0.1, bogus: 1}}\n"), "bogus"));
@@ -169,6 +182,10 @@ TEST(ConfigLoader, FallbackChains) {
   EXPECT_TRUE(lg.config.fallbacks[0].chain[0].last_good);
   EXPECT_EQ(lg.config.response_cache.last_good_ttl_ms, 60000);
   EXPECT_TRUE(has_error(load(ups + "fallbacks:\n  - {route: r, chain: [{last_good: false}]}\n"), "can only be true"));
+  EXPECT_TRUE(has_error(load(ups + "long_context:\n  - {route: r, above_tokens: 100, upstream: nope}\n"),
+                        "test.yaml:7:5: long_context for route 'r' refers to unknown upstream or pool 'nope'"));
+  EXPECT_TRUE(has_error(load(ups + "fallbacks:\n  - {route: r, mid_stream: resume}\n"), "'mid_stream' is error"));
+  EXPECT_TRUE(load(ups + "fallbacks:\n  - {route: r, mid_stream: continue}\n").ok());  // no chain needed
   EXPECT_TRUE(has_error(load(ups + "fallbacks:\n  - {route: r, chain: [{last_good: true, static: x}]}\n"), "one of"));
   EXPECT_TRUE(has_error(load(ups + "fallbacks:\n  - {route: r, chain: [{static: x}], on: [4xx]}\n"), "'on' entries"));
   EXPECT_TRUE(has_error(load(ups + "fallbacks:\n  - {route: r, chain: []}\n"), "non-empty 'chain'"));

@@ -358,4 +358,58 @@ TEST(Relay, AnUpstreamErrorStatusIsRelayedWithItsBodyAndRetryAfter) {
   EXPECT_EQ(up.requests(), 1u);  // a 4xx the request caused is never retried
 }
 
+TEST(Relay, MidStreamContinueSplicesTheRestFromAPrefillTarget) {
+  Upstream cut([](int fd, const std::string&, int) {
+    return answer_stream(fd, {chunk(R"({"role":"assistant","content":""})"), chunk(R"({"content":"The capital "})"),
+                              chunk(R"({"content":"of France "})")});  // then the connection drops
+  });
+  Upstream cont([](int fd, const std::string&, int) {
+    return answer_stream(fd, {chunk(R"({"role":"assistant","content":""})"), chunk(R"({"content":"is Paris."})"),
+                              chunk("{}", "\"stop\""), "data: [DONE]\n\n"});
+  });
+  Gateway gw(config_for({cut.port(), cont.port()}, ", prefill: true",
+                        "fallbacks:\n  - {route: bot, mid_stream: continue}\n"));
+  std::string res = gw.post(kAskStream);
+  std::string body = body_of(res);
+  EXPECT_EQ(res.substr(0, 12), "HTTP/1.1 200") << res;
+  EXPECT_EQ(body.find("\"error\""), std::string::npos) << body;
+  EXPECT_NE(body.find("data: [DONE]"), std::string::npos) << body;
+  size_t a = body.find("The capital "), b = body.find("of France "), c = body.find("is Paris.");
+  ASSERT_NE(c, std::string::npos) << body;
+  EXPECT_LT(a, b);
+  EXPECT_LT(b, c);  // one answer, in order, in one stream
+  ASSERT_EQ(cont.requests(), 1u);
+  const std::string resent = cont.request(0);
+  // The continuation carries the answer so far as the assistant's message.
+  EXPECT_NE(resent.find(R"({"role":"assistant","content":"The capital of France "})"), std::string::npos) << resent;
+  EXPECT_NE(resent.find("\"continue_final_message\":true"), std::string::npos);
+}
+
+TEST(Relay, MidStreamRestartOnlyBeforeContentAndNeverToATargetWithoutPrefill) {
+  // a cuts before any content: restart resends the request as it was.
+  Upstream early([](int fd, const std::string&, int) {
+    return answer_stream(fd, {chunk(R"({"role":"assistant","content":""})")});
+  });
+  Upstream good([](int fd, const std::string&, int) {
+    return answer_stream(fd, {chunk(R"({"content":"Hi"})"), chunk("{}", "\"stop\""), "data: [DONE]\n\n"});
+  });
+  Gateway gw(config_for({early.port(), good.port()}, "", "fallbacks:\n  - {route: bot, mid_stream: restart}\n"));
+  std::string body = body_of(gw.post(kAskStream));
+  EXPECT_NE(body.find("\"content\":\"Hi\""), std::string::npos) << body;
+  EXPECT_NE(body.find("data: [DONE]"), std::string::npos);
+  ASSERT_EQ(good.requests(), 1u);
+  EXPECT_EQ(good.request(0).find("continue_final_message"), std::string::npos);  // the request as it was
+
+  // After content, restart would repeat text the client already has: the stream ends with
+  // an error event instead (and continue needs a target that accepts a prefill).
+  Upstream late([](int fd, const std::string&, int) {
+    return answer_stream(fd, {chunk(R"({"content":"Hal"})")});
+  });
+  Upstream other([](int fd, const std::string&, int) { return answer_json(fd, 200, kChat); });
+  Gateway gw2(config_for({late.port(), other.port()}, "", "fallbacks:\n  - {route: bot, mid_stream: continue}\n"));
+  body = body_of(gw2.post(kAskStream));
+  EXPECT_NE(body.find("\"code\":\"stream_cut\""), std::string::npos) << body;
+  EXPECT_EQ(other.requests(), 0u);  // no upstream with prefill: true
+}
+
 }  // namespace sluice::gateway

@@ -426,6 +426,125 @@ describe('fallback chains: another model, then a static degraded answer', { time
   });
 });
 
+describe('active deep health checks and slow start', { timeout: ms(60_000) }, () => {
+  let a;
+  let b;
+  let gw;
+  before(async () => {
+    ({ a, b, gw } = await twoMocks((ua, ub) => ({
+      upstreams: [
+        {
+          name: 'a',
+          url: ua,
+          models: ['m'],
+          health_check: { interval_ms: 150, timeout_ms: 1000, unhealthy_after: 2 },
+          breaker: { slow_start_ms: 60000 },
+        },
+        { name: 'b', url: ub, models: ['m'] },
+      ],
+      pools: [{ name: 'p', upstreams: ['a', 'b'], balance: 'least_request' }],
+      routes: [{ name: 'bot', upstream: 'p', model: 'm' }],
+    })));
+  });
+  after(async () => {
+    await gw?.stop();
+    await Promise.all([a?.stop(), b?.stop()]);
+  });
+
+  test('a failing model server is ejected by its checks before any user request reaches it', async () => {
+    await waitFor(async () => (await upstreamState(gw, 'a')).health_check?.last_ok === true, { what: 'a first passing check' });
+    const checked = (await a.stats()).requests;
+    assert.ok(checked >= 1, 'the check is a real completion the model server answered');
+    assert.equal((await b.stats()).requests, 0, 'b has no check configured');
+    await a.setFaults({ model: 'm', error_rate: 1 });
+    const st = await waitFor(async () => {
+      const u = await upstreamState(gw, 'a');
+      return u.state === 'open' ? u : false;
+    }, { what: 'a ejected by its health checks' });
+    assert.match(st.reason, /health check failed 2 time\(s\) in a row/);
+    assert.equal(st.health_check.last_ok, false);
+    // Users are served by b only; no request of theirs was spent finding out.
+    for (let i = 0; i < 5; i++) {
+      const r = await chat(gw, body('bot'));
+      assert.equal(r.status, 200, r.text);
+      assert.equal(r.headers.get('x-sluice-upstream'), 'b');
+    }
+    const m = await gw.metrics();
+    assert.ok(m.value('sluice_upstream_errors_total', { upstream: 'a', kind: 'health_check_failed' }) >= 2, m.text);
+    assert.equal(m.value('sluice_upstream_health_check_ok', { upstream: 'a' }), 0);
+  });
+
+  test('a passing check readmits it at once, and slow start ramps its share', async () => {
+    await a.clearFaults();
+    const st = await waitFor(async () => {
+      const u = await upstreamState(gw, 'a');
+      return u.state === 'closed' ? u : false;
+    }, { what: 'a readmitted by a passing check' });
+    assert.ok(st.weight < 0.5, `just readmitted: weight ${st.weight}`);
+    // With a at a tenth of its share, least_request sends b nearly everything.
+    const seen = { a: 0, b: 0 };
+    for (let i = 0; i < 20; i++) {
+      const r = await chat(gw, body('bot'));
+      assert.equal(r.status, 200, r.text);
+      seen[r.headers.get('x-sluice-upstream')] += 1;
+    }
+    assert.ok(seen.b > seen.a, JSON.stringify(seen));
+    const m = await gw.metrics();
+    assert.ok(m.value('sluice_upstream_weight', { upstream: 'a' }) < 1, m.text);
+  });
+});
+
+describe('mid-stream failover: continue on a target that accepts a prefill', { timeout: ms(60_000) }, () => {
+  let a;
+  let b;
+  let gw;
+  before(async () => {
+    [a, b] = await Promise.all([fastMock({ output_tokens: [14, 18] }), fastMock({ output_tokens: [14, 18] })]);
+    gw = await startGateway({
+      config: {
+        upstreams: [
+          { name: 'a', url: `${a.url}/v1`, breaker: false },
+          { name: 'b', url: `${b.url}/v1`, prefill: true },
+        ],
+        routes: [{ name: 'bot', upstreams: ['a', 'b'], model: 'm' }],
+        fallbacks: [{ route: 'bot', mid_stream: 'continue' }],
+      },
+    });
+  });
+  after(async () => {
+    await gw?.stop();
+    await Promise.all([a?.stop(), b?.stop()]);
+  });
+
+  test('a stream cut after 3 tokens is finished by another server: one whole answer, as that model would give it', async () => {
+    const question = [{ role: 'user', content: 'Name three rivers of Europe.' }];
+    // What the model answers to this question when nothing fails (both mocks are the same model).
+    const direct = await fetch(`${b.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'm', messages: question }),
+    }).then((r) => r.json());
+    const expected = direct.choices[0].message.content;
+    await a.setFaults({ model: 'm', cut_rate: 1, cut_after_tokens: 3 });
+    const client = new OpenAI({ baseURL: gw.baseURL, apiKey: 'x', maxRetries: 0 });
+    const stream = await client.chat.completions.create({ model: 'bot', messages: question, stream: true });
+    let text = '';
+    let finish = null;
+    for await (const c of stream) {
+      text += c.choices[0]?.delta?.content ?? '';
+      finish = c.choices[0]?.finish_reason ?? finish;
+    }
+    assert.equal(text, expected, 'the client got the whole answer once, no gap and no repeat');
+    assert.equal(finish, 'stop');
+    assert.ok((await a.stats()).requests >= 1, 'a started the answer');
+    const line = await gw.waitLog((l) => l.resumed === 'continue');
+    assert.equal(line.status, 200);
+    assert.equal(line.upstream, 'b');
+    const m = await gw.metrics();
+    assert.ok(m.value('sluice_fallbacks_total', { route: 'bot', served_by: 'continue' }) >= 1, m.text);
+  });
+});
+
 describe('degraded mode: the last good answer, then a static one', { timeout: ms(60_000) }, () => {
   let up;
   let gw;

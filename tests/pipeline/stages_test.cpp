@@ -90,6 +90,36 @@ TEST(Stages, ErrorsForUnknownModelBadJsonAndOverload) {
   EXPECT_EQ(e->status, 503);
 }
 
+TEST(Stages, LongPromptsGoToTheRoutesLongContextTargets) {
+  Fixture f(R"(
+upstreams:
+  - {name: a, url: 'http://127.0.0.1:1'}
+  - {name: big1, url: 'http://127.0.0.1:2'}
+  - {name: big2, url: 'http://127.0.0.1:3'}
+pools:
+  - {name: long, upstreams: [big1, big2], balance: least_request}
+routes:
+  - {name: bot, upstream: a}
+long_context:
+  - {route: bot, above_tokens: 100, upstream: long}
+)");
+  std::string small = R"({"model":"bot","messages":[{"role":"user","content":"hi"}]})";
+  RequestContext c1;
+  c1.body = &small;
+  ASSERT_FALSE(f.run(c1));
+  EXPECT_EQ(c1.candidates, std::vector<size_t>{0});
+  EXPECT_FALSE(c1.long_context);
+  std::string big = R"({"model":"bot","messages":[{"role":"user","content":")" + std::string(600, 'x') + "\"}]}";
+  RequestContext c2;
+  c2.body = &big;
+  ASSERT_FALSE(f.run(c2));
+  EXPECT_EQ(c2.candidates, (std::vector<size_t>{1, 2}));
+  EXPECT_TRUE(c2.long_context);
+  ASSERT_TRUE(c2.balance);
+  EXPECT_EQ(c2.balance->policy, upstream::Policy::kLeastRequest);
+  EXPECT_NE(request_log_line(c2, Clock::now()).find("\"long_context\":true"), std::string::npos);
+}
+
 TEST(Account, LogLineHasEveryField) {
   RequestContext ctx;
   ctx.request_id = "req_1";

@@ -58,4 +58,15 @@ TEST(Synth, ReplaysACachedCompletionAsAStream) {
 }
 
 }  // namespace
+TEST(Synth, AContinuationCarriesTheAnswerSoFarAsTheAssistantsMessage) {
+  simdjson::dom::parser p;
+  const std::string body = R"({"model":"m","stream":true,"messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"Capital?"}]})";
+  auto c = continuation_request(p, body, "The capital \"is\"");
+  ASSERT_TRUE(c);
+  EXPECT_EQ(*c,
+            R"({"model":"m","stream":true,"messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"Capital?"},{"role":"assistant","content":"The capital \"is\""}],"continue_final_message":true,"add_generation_prompt":false})");
+  EXPECT_FALSE(continuation_request(p, R"({"model":"m"})", "x"));
+  EXPECT_FALSE(continuation_request(p, "not json", "x"));
+}
+
 }  // namespace sluice::pipeline

@@ -88,6 +88,32 @@ TEST(Balancer, LeastRequestPicksTheLeastLoaded) {
   EXPECT_EQ(p.order(s, {0, 7, 0, 0}), (std::vector<size_t>{1, 2, 0}));
 }
 
+TEST(Balancer, AnUpstreamInSlowStartTakesLessOfThePool) {
+  Pool p(2);
+  BreakerSettings b;
+  b.consecutive_failures = 1;
+  b.slow_start_ms = 10000;
+  p.h[0]->set_settings(b);
+  p.h[0]->record(Outcome::kFailure, 0, false, "x");
+  p.h[0]->record_check(true, 1000, "", 1);  // readmitted at t=1 s, weight 0.1
+  p.h[1]->outstanding = 3;
+  BalanceSettings s;
+  s.policy = Policy::kLeastRequest;
+  // Idle but ramping (1 / 0.1 = 10) loses to a full-weight upstream with 3 in flight (4).
+  EXPECT_EQ(p.order(s, {0, 0, 0, 1000}).front(), 1u);
+  // Once ramped (t = 11 s), the idle one wins again.
+  EXPECT_EQ(p.order(s, {0, 0, 0, 11000}).front(), 0u);
+  // Round robin: it keeps about its weight's share of first places.
+  s.policy = Policy::kRoundRobin;
+  p.h[1]->outstanding = 0;
+  int first = 0;
+  std::mt19937_64 rng(7);
+  for (uint64_t i = 0; i < 2000; ++i)
+    if (p.order(s, {0, i, rng(), 1000}).front() == 0) ++first;
+  EXPECT_GT(first, 40);   // about 0.1 x 1000 turns it had
+  EXPECT_LT(first, 200);  // far fewer than the 1000 of an even split
+}
+
 TEST(Balancer, LeastTokensPrefersFewerTokensInFlight) {
   Pool p(4);
   p.h[0]->outstanding_tokens = 9000;

@@ -101,6 +101,45 @@ TEST(Registry, KeepsStateAcrossLookupsAndAppliesNewSettings) {
   EXPECT_EQ(r.all().size(), 1u);
 }
 
+TEST(HealthCheck, FailuresInARowEjectAndOnePassReadmits) {
+  Health h(fast());
+  h.record_check(true, 100, "", 2);
+  EXPECT_EQ(h.view(100).last_check_ok, 1);
+  h.record_check(false, 200, "status 500", 2);
+  EXPECT_EQ(h.view(200).state, BreakerState::kClosed);  // one failure is not enough
+  h.record_check(false, 300, "status 500", 2);
+  HealthView v = h.view(300);
+  EXPECT_EQ(v.state, BreakerState::kOpen);
+  EXPECT_NE(v.reason.find("health check failed 2 time(s) in a row (last: status 500)"), std::string::npos) << v.reason;
+  EXPECT_EQ(v.check_failures, 2);
+  EXPECT_EQ(v.last_check_error, "status 500");
+  EXPECT_FALSE(h.admit(301).allowed);  // user traffic is kept away
+  h.record_check(true, 400, "", 2);    // before the cool-down ended: readmitted at once
+  EXPECT_EQ(h.view(400).state, BreakerState::kClosed);
+  EXPECT_TRUE(h.admit(401).allowed);
+  EXPECT_EQ(h.view(401).check_failures, 0);
+}
+
+TEST(SlowStart, AReadmittedUpstreamRampsItsWeightOverSlowStart) {
+  BreakerSettings s = fast();
+  s.slow_start_ms = 10000;
+  Health h(s);
+  EXPECT_EQ(h.weight(0), 1.0);  // never ejected: full weight
+  for (int i = 0; i < 3; ++i) h.record(Outcome::kFailure, 1000, false, "x");
+  ASSERT_EQ(h.view(1000).state, BreakerState::kOpen);
+  auto probe = h.admit(2000);  // after the 1 s cool-down: the half-open probe
+  ASSERT_TRUE(probe.probe);
+  h.record(Outcome::kSuccess, 2000, true);
+  EXPECT_DOUBLE_EQ(h.weight(2000), 0.1);   // floor: it still gets some traffic
+  EXPECT_DOUBLE_EQ(h.weight(7000), 0.5);   // halfway
+  EXPECT_DOUBLE_EQ(h.weight(12000), 1.0);  // done
+  BreakerSettings off = fast();
+  Health h2(off);
+  for (int i = 0; i < 3; ++i) h2.record(Outcome::kFailure, 0, false, "x");
+  h2.record_check(true, 10, "", 1);
+  EXPECT_EQ(h2.weight(10), 1.0);  // slow_start_ms 0: at once
+}
+
 TEST(LoadGuard, CountsInFlightRequestsAndTokens) {
   Health h;
   {

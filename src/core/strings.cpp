@@ -1,6 +1,7 @@
 #include "core/strings.hpp"
 
 #include <charconv>
+#include <cmath>
 #include <cstdio>
 
 #include "core/error.hpp"
@@ -196,9 +197,24 @@ std::optional<std::string> read_file(const std::string& path) {
 
 namespace sluice {
 
-std::string num_text(double v, int significant) {
+namespace {
+std::string non_finite(double v, NonFinite nf) {
+  if (nf == NonFinite::kNull) return "null";
+  return std::isnan(v) ? "NaN" : v > 0 ? "+Inf" : "-Inf";
+}
+}  // namespace
+
+std::string num_text(double v, int significant, NonFinite nf) {
+  if (!std::isfinite(v)) return non_finite(v, nf);
   char b[48];
   std::snprintf(b, sizeof b, "%.*g", significant, v);
+  return b;
+}
+
+std::string fixed_text(double v, int decimals) {
+  if (!std::isfinite(v)) return "null";
+  char b[64];
+  std::snprintf(b, sizeof b, "%.*f", decimals, v);
   return b;
 }
 

@@ -31,8 +31,11 @@ std::optional<Url> parse_url(std::string_view s);
 
 bool is_loopback_host(std::string_view host);
 
-// A number as short text with `significant` digits ("%.*g": 0.05, 12.5, 1e+06): the one
-// number formatter for human-readable and JSON output.
-std::string num_text(double v, int significant = 6);
+// The one number formatter. `significant` digits ("%.*g": 0.05, 12.5, 1e+06; 17 round-trips
+// a double), or a fixed number of decimals. A number that is not finite is `null` (JSON has no
+// NaN), or NaN / +Inf / -Inf in Prometheus's text format.
+enum class NonFinite { kNull, kPrometheus };
+std::string num_text(double v, int significant = 6, NonFinite nf = NonFinite::kNull);
+std::string fixed_text(double v, int decimals);
 
 }  // namespace sluice

@@ -1,3 +1,4 @@
+#include "core/strings.hpp"
 #include "eval/report.hpp"
 
 #include <algorithm>
@@ -11,12 +12,7 @@ namespace sluice::eval {
 
 namespace {
 
-std::string num(double x, const char* f = "%.6g") {
-  if (std::isnan(x) || std::isinf(x)) return "null";
-  char b[64];
-  std::snprintf(b, sizeof b, f, x);
-  return b;
-}
+std::string num(double x) { return num_text(x, 6); }
 
 // Length of the valid UTF-8 sequence starting at s[i] (its code point in cp), 0 if invalid:
 // overlong forms, surrogates and code points above U+10FFFF are invalid.
@@ -200,7 +196,7 @@ std::string arm_case_json(const ArmRun& a, size_t i, int repeat) {
     score += vs[k].score, lat += outs[k].latency_ms, ttft += outs[k].ttft_ms, cost += outs[k].cost;
   }
   double n = std::max<double>(1, static_cast<double>(vs.size()));
-  j += ",\"score\":" + num(score / n) + ",\"latency_ms\":" + num(lat / n, "%.1f") + ",\"ttft_ms\":" + num(ttft / n, "%.1f");
+  j += ",\"score\":" + num(score / n) + ",\"latency_ms\":" + fixed_text(lat / n, 1) + ",\"ttft_ms\":" + fixed_text(ttft / n, 1);
   j += ",\"cost\":" + num(cost / n);
   j += ",\"reason\":" + jstr(first_reason(a, i));
   j += ",\"distinct_answers\":" + std::to_string(distinct_answers(a, i));
@@ -291,7 +287,7 @@ std::string report_json(const RunReport& r, bool with_cases) {
     j += ",\"baseline\":null";
   j += ",\"repeat\":" + std::to_string(r.repeat);
   j += ",\"created_by\":" + jstr(r.created_by) + ",\"created_at\":" + std::to_string(r.created_at);
-  j += ",\"wall_s\":" + num(r.wall_s, "%.3f") + ",\"requests_sent\":" + std::to_string(r.requests_sent) +
+  j += ",\"wall_s\":" + fixed_text(r.wall_s, 3) + ",\"requests_sent\":" + std::to_string(r.requests_sent) +
        ",\"retries\":" + std::to_string(r.retries) + ",\"cache_hits\":" + std::to_string(r.cache_hits);
   j += ",\"gate\":{\"alpha\":" + num(s.gate.alpha) + ",\"on_inconclusive\":" +
        jstr(s.gate.inconclusive_fails ? "fail" : "pass") + ",\"defaulted\":" + (s.gate.defaulted ? "true" : "false") +
@@ -317,9 +313,9 @@ std::string report_json(const RunReport& r, bool with_cases) {
          num(c.base_pass) + ",\"candidate_pass_rate\":" + num(c.cand_pass) + ",\"both\":" + std::to_string(c.both) +
          ",\"regressed\":" + std::to_string(c.base_only) + ",\"improved\":" + std::to_string(c.cand_only) +
          ",\"neither\":" + std::to_string(c.neither) + ",\"baseline_cost\":" + num(c.base_cost) +
-         ",\"candidate_cost\":" + num(c.cand_cost) + ",\"baseline_p95_ttft_ms\":" + num(c.base_p95_ttft, "%.1f") +
-         ",\"candidate_p95_ttft_ms\":" + num(c.cand_p95_ttft, "%.1f") + ",\"baseline_p95_latency_ms\":" +
-         num(c.base_p95_latency, "%.1f") + ",\"candidate_p95_latency_ms\":" + num(c.cand_p95_latency, "%.1f") +
+         ",\"candidate_cost\":" + num(c.cand_cost) + ",\"baseline_p95_ttft_ms\":" + fixed_text(c.base_p95_ttft, 1) +
+         ",\"candidate_p95_ttft_ms\":" + fixed_text(c.cand_p95_ttft, 1) + ",\"baseline_p95_latency_ms\":" +
+         fixed_text(c.base_p95_latency, 1) + ",\"candidate_p95_latency_ms\":" + fixed_text(c.cand_p95_latency, 1) +
          ",\"baseline_flaky\":" + std::to_string(c.base_flaky) + ",\"candidate_flaky\":" +
          std::to_string(c.cand_flaky) + "}";
   }
@@ -409,7 +405,7 @@ std::string report_junit(const RunReport& r) {
     }
     body += "  <testsuite name=\"" + xml_escape(s.name + ".gate") + "\" tests=\"" + std::to_string(t) +
             "\" failures=\"" + std::to_string(f) + "\" errors=\"0\" skipped=\"" + std::to_string(sk) +
-            "\" time=\"" + num(r.wall_s, "%.3f") + "\" timestamp=\"" + iso_time(r.created_at) + "\">\n";
+            "\" time=\"" + fixed_text(r.wall_s, 3) + "\" timestamp=\"" + iso_time(r.created_at) + "\">\n";
     body += "    <properties>\n";
     auto prop = [&](const std::string& k, const std::string& v) {
       body += "      <property name=\"" + xml_escape(k) + "\" value=\"" + xml_escape(v) + "\"/>\n";
@@ -437,7 +433,7 @@ std::string report_junit(const RunReport& r) {
       for (const auto& o : r.cand->outputs[i]) secs += o.latency_ms / 1000;
       time += secs;
       cases += "    <testcase classname=\"" + xml_escape(prefix + "." + cat) + "\" name=\"" + xml_escape(c.id) +
-               "\" time=\"" + num(secs, "%.3f") + "\">\n";
+               "\" time=\"" + fixed_text(secs, 3) + "\">\n";
       bool cand_ok = passed(*r.cand, i, r.repeat);
       bool base_ok = r.base ? passed(*r.base, i, r.repeat) : false;
       std::string cand_out = r.cand->outputs[i].empty() ? "" : clip(r.cand->outputs[i][0].text, 2000);
@@ -468,13 +464,13 @@ std::string report_junit(const RunReport& r) {
     }
     body += "  <testsuite name=\"" + xml_escape(s.name + "." + cat) + "\" tests=\"" + std::to_string(t) +
             "\" failures=\"" + std::to_string(f) + "\" errors=\"" + std::to_string(e) + "\" skipped=\"" +
-            std::to_string(sk) + "\" time=\"" + num(time, "%.3f") + "\" timestamp=\"" + iso_time(r.created_at) +
+            std::to_string(sk) + "\" time=\"" + fixed_text(time, 3) + "\" timestamp=\"" + iso_time(r.created_at) +
             "\">\n" + cases + "  </testsuite>\n";
     total += t, failures += f, errors += e, skipped += sk;
   }
   return "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"" + xml_escape("sluice eval " + s.name) +
          "\" tests=\"" + std::to_string(total) + "\" failures=\"" + std::to_string(failures) + "\" errors=\"" +
-         std::to_string(errors) + "\" skipped=\"" + std::to_string(skipped) + "\" time=\"" + num(r.wall_s, "%.3f") +
+         std::to_string(errors) + "\" skipped=\"" + std::to_string(skipped) + "\" time=\"" + fixed_text(r.wall_s, 3) +
          "\">\n" + body + "</testsuites>\n";
 }
 
@@ -486,7 +482,7 @@ std::string report_markdown(const RunReport& r) {
   if (r.base) m += " vs baseline `" + r.base->release + "` (" + r.base->model + ")";
   m += ". " + std::to_string(s.cases.size()) + " cases × " + std::to_string(r.repeat) + " repeat" +
        (r.repeat > 1 ? "s" : "") + "; eval run `" + r.run_id + "`; " + std::to_string(r.requests_sent) +
-       " requests sent (" + std::to_string(r.cache_hits) + " answers from the cache) in " + num(r.wall_s, "%.1f") +
+       " requests sent (" + std::to_string(r.cache_hits) + " answers from the cache) in " + fixed_text(r.wall_s, 1) +
        " s.\n\n";
 
   char lvl[64];
@@ -615,7 +611,7 @@ std::string report_text(const RunReport& r) {
   }
   t += std::string("gate: ") + (r.gate.passed ? "PASS" : "FAIL") + " (" + std::to_string(npass) + " of " +
        std::to_string(r.gate.limits.size()) + " limits pass); " + std::to_string(r.requests_sent) + " requests, " +
-       std::to_string(r.cache_hits) + " from the cache, " + num(r.wall_s, "%.1f") + " s\n";
+       std::to_string(r.cache_hits) + " from the cache, " + fixed_text(r.wall_s, 1) + " s\n";
   return t;
 }
 

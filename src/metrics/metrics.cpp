@@ -1,3 +1,4 @@
+#include "core/strings.hpp"
 #include "metrics/metrics.hpp"
 
 #include <cstdio>
@@ -98,11 +99,7 @@ std::string series_labels(const std::string& k) {
   return l + ",upstream=\"" + escape_label(k.substr(b + 1)) + "\"";
 }
 
-void fmt_double(std::string& out, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.9g", v);
-  out += buf;
-}
+void fmt_double(std::string& out, double v) { out += num_text(v, 9, NonFinite::kPrometheus); }
 
 void render_histogram(std::string& out, const char* name, const std::string& labels, const Histogram& h) {
   uint64_t cum = 0;

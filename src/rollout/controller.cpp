@@ -1,3 +1,4 @@
+#include "core/strings.hpp"
 #include "rollout/controller.hpp"
 
 #include <chrono>
@@ -19,11 +20,7 @@ int64_t steady_ns() {
       .count();
 }
 
-std::string num(double v) {
-  char b[40];
-  std::snprintf(b, sizeof b, "%.4g", v);
-  return b;
-}
+std::string num(double v) { return num_text(v, 4); }
 
 constexpr int64_t kPersistEveryMs = 1000;
 constexpr int64_t kReloadEveryMs = 250;

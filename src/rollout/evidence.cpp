@@ -1,3 +1,4 @@
+#include "core/strings.hpp"
 #include "rollout/evidence.hpp"
 
 #include <simdjson.h>
@@ -24,11 +25,7 @@ size_t bucket_of(double ms) {
 // Upper edge of a bucket (bucket 0 holds everything <= kBase).
 double upper_edge(size_t b) { return kBase * std::pow(kGrowth, static_cast<double>(b)); }
 
-std::string num(double v) {
-  char b[40];
-  std::snprintf(b, sizeof b, "%.17g", v);
-  return b;
-}
+std::string num(double v) { return num_text(v, 17); }
 
 void put_moments(std::string& o, const char* name, const stats::Moments& m) {
   o += "\"";

@@ -1,3 +1,4 @@
+#include "core/strings.hpp"
 #include "rollout/gates.hpp"
 
 #include <cmath>
@@ -9,11 +10,10 @@ namespace sluice::rollout {
 
 namespace {
 
+// An unbounded interval end is the string "inf" (JSON has no infinity).
 std::string num(double v) {
-  if (!std::isfinite(v)) return v > 0 ? "\"inf\"" : "\"-inf\"";
-  char b[40];
-  std::snprintf(b, sizeof b, "%.6g", v);
-  return b;
+  if (std::isinf(v)) return v > 0 ? "\"inf\"" : "\"-inf\"";
+  return num_text(v, 6);
 }
 
 const char* verdict_of(stats::Verdict v) {

@@ -1,3 +1,4 @@
+#include "core/strings.hpp"
 #include "rollout/machine.hpp"
 
 #include <simdjson.h>
@@ -11,11 +12,7 @@ namespace sluice::rollout {
 
 namespace {
 
-std::string num(double v) {
-  char b[40];
-  std::snprintf(b, sizeof b, "%.6g", v);
-  return b;
-}
+std::string num(double v) { return num_text(v, 6); }
 
 std::string gates_json(const std::vector<GateStatus>& gs) {
   std::string o = "[";

@@ -1,3 +1,4 @@
+#include "core/strings.hpp"
 #include "rollout/ops.hpp"
 
 #include <chrono>
@@ -12,11 +13,7 @@ namespace sluice::rollout {
 
 namespace {
 
-std::string num(double v) {
-  char b[40];
-  std::snprintf(b, sizeof b, "%.4g", v);
-  return b;
-}
+std::string num(double v) { return num_text(v, 4); }
 
 int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())

@@ -1,3 +1,4 @@
+#include "core/strings.hpp"
 #include "rollout/spec.hpp"
 
 #include <yaml-cpp/yaml.h>
@@ -33,11 +34,7 @@ std::string fmt_duration(int64_t ms) {
   return std::to_string(ms) + "ms";
 }
 
-std::string fmt_num(double v) {
-  char b[32];
-  std::snprintf(b, sizeof b, "%g", v);
-  return b;
-}
+std::string fmt_num(double v) { return num_text(v, 6); }
 
 // "30s", "10m", "1h", "500ms" or a bare number of seconds.
 std::optional<int64_t> parse_duration(const std::string& s) {

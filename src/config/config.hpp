@@ -33,6 +33,14 @@ struct HealthCheck {
   int unhealthy_after = 2;
 };
 
+// The upstream publishes its own load (vLLM's /metrics, at the server's root): read every
+// interval_ms and used by the balancer beside the requests the gateway has in flight.
+struct LoadMetrics {
+  bool enabled = false;
+  int64_t interval_ms = 1000;
+  std::string path = "/metrics";
+};
+
 struct Upstream {
   std::string name;
   std::string url;  // as written, e.g. https://api.openai.com/v1
@@ -48,6 +56,7 @@ struct Upstream {
   double price_output_per_1m = 0;
   upstream::BreakerSettings breaker;  // circuit breaker and outlier ejection
   HealthCheck health_check;            // active deep health checks (off unless configured)
+  LoadMetrics load_metrics;            // its own load report (off unless configured)
   // Accepts an assistant prefill to continue (vLLM's continue_final_message): a target for
   // mid-stream `continue`.
   bool prefill = false;

@@ -209,8 +209,8 @@ class Walker {
       for (const auto& n : ups) {
         if (!expect_map(n, "an upstream")) continue;
         allow_keys(n,
-                   {"name", "url", "api_key_env", "api_key_file", "models", "tls_verify", "ca_file",
-                    "max_idle_connections", "timeouts", "price", "breaker", "health_check", "prefill"},
+                   {"name", "url", "api_key_env", "api_key_file", "api_key_envs", "models", "tls_verify", "ca_file",
+                    "max_idle_connections", "timeouts", "price", "breaker", "health_check", "prefill", "load_metrics"},
                    "an upstream");
         Upstream u;
         str(n, "name", u.name);
@@ -232,6 +232,15 @@ class Walker {
         timeouts(n["timeouts"], u.timeouts);
         breaker(n["breaker"], u.breaker);
         boolean(n, "prefill", u.prefill);
+        if (YAML::Node lm = n["load_metrics"]; lm && expect_map(lm, "load_metrics")) {
+          allow_keys(lm, {"enabled", "interval_ms", "path"}, "load_metrics");
+          u.load_metrics.enabled = true;
+          boolean(lm, "enabled", u.load_metrics.enabled);
+          integer(lm, "interval_ms", u.load_metrics.interval_ms, 100, 600000);
+          str(lm, "path", u.load_metrics.path);
+          if (u.load_metrics.path.empty() || u.load_metrics.path[0] != '/')
+            error(lm["path"] ? lm["path"] : lm, "'path' must start with /");
+        }
         if (YAML::Node hc = n["health_check"]; hc && expect_map(hc, "health_check")) {
           allow_keys(hc, {"enabled", "interval_ms", "timeout_ms", "model", "unhealthy_after"}, "health_check");
           u.health_check.enabled = true;
@@ -247,7 +256,29 @@ class Walker {
           number(p, "input_per_1m", u.price_input_per_1m);
           number(p, "output_per_1m", u.price_output_per_1m);
         }
-        c.upstreams.push_back(std::move(u));
+        // Several API keys of one provider: one upstream per key (each with its own breaker,
+        // Retry-After and load), and a pool with the upstream's name spreading over them.
+        std::vector<std::string> key_envs;
+        strings(n, "api_key_envs", key_envs);
+        if (key_envs.empty()) {
+          c.upstreams.push_back(std::move(u));
+          continue;
+        }
+        if (!u.api_key_env.empty() || !u.api_key_file.empty())
+          error(n["api_key_envs"], "upstream '" + u.name + "': give 'api_key_envs' or one key, not both");
+        Pool keys;
+        keys.name = u.name;
+        keys.balance.policy = upstream::Policy::kRoundRobin;
+        keys.balance.max_ejected_share = 1.0;  // every key may be out (each is its own quota)
+        for (size_t k = 0; k < key_envs.size(); ++k) {
+          Upstream one = u;
+          one.name = u.name + "#" + std::to_string(k + 1);
+          one.api_key_env = key_envs[k];
+          keys.upstreams.push_back(one.name);
+          c.upstreams.push_back(std::move(one));
+        }
+        c.pools.push_back(std::move(keys));
+        pool_marks_.push_back(at(n));
       }
     }
     if (YAML::Node ps = seq(root, "pools")) {

@@ -309,7 +309,7 @@ awaitable<ForwardResult> Worker::forward(const config::Snapshot& snap, const For
       continue;
     }
     std::string auth = u.api_key.empty() ? std::string() : "Bearer " + u.api_key;
-    std::string head = net::request_head(spec.method, u.path_prefix + std::string(spec.path), u.host_header, spec.body.size(),
+    std::string head = net::request_head(spec.method, (spec.from_root ? std::string(spec.path) : u.path_prefix + std::string(spec.path)), u.host_header, spec.body.size(),
                                          {{"Content-Type", spec.body.empty() ? "" : "application/json"},
                                           {"Authorization", auth},
                                           {"User-Agent", spec.user_agent},
@@ -523,6 +523,37 @@ awaitable<void> Worker::check_health(std::shared_ptr<const config::Snapshot> sna
   }
   if (!why.empty()) metrics_.upstream_error(u.cfg->name, "health_check_failed");
   u.health->record_check(why.empty(), unix_millis(), why, hc.unhealthy_after);
+}
+
+awaitable<void> Worker::poll_load(std::shared_ptr<const config::Snapshot> snap, size_t i) {
+  const config::UpstreamRuntime& u = snap->upstreams()[i];
+  const config::LoadMetrics& lm = u.cfg->load_metrics;
+  const size_t target[] = {i};
+  ClientWatch watch;
+  ForwardSpec fs;
+  fs.targets = target;
+  fs.method = "GET";
+  fs.path = lm.path;
+  fs.from_root = true;
+  fs.request_id = "load-metrics";
+  fs.user_agent = "sluice/0.1 (load metrics)";
+  fs.health_check = true;  // whatever the breaker says; not counted by it
+  fs.timeout_ms = std::min<int64_t>(lm.interval_ms, 2000);
+  ForwardResult r = co_await forward(*snap, fs, watch);
+  if (!r.exchange) co_return;
+  Exchange& ex = *r.exchange;
+  const int status = static_cast<int>(ex.parser->get().result_int());
+  std::string text = std::move(ex.prefetched);
+  error_code ec = co_await read_body(ex, text, Clock::now() + milliseconds(fs.timeout_ms));
+  ex.finish(upstream::Outcome::kIgnored);
+  std::optional<upstream::LoadReport> report;
+  if (!ec && status == 200) report = upstream::parse_vllm_metrics(text);
+  if (!report) {
+    metrics_.upstream_error(u.cfg->name, "load_metrics_failed");
+    co_return;
+  }
+  // Trusted for three intervals: a server that stops reporting falls back to the gateway's count.
+  u.health->report_load(*report, unix_millis(), 3 * lm.interval_ms);
 }
 
 std::string Worker::call_blocking(const std::string& target, std::string_view method, std::string_view path,

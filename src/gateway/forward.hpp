@@ -46,6 +46,7 @@ struct ForwardSpec {
   // counted by the breaker or the retry budget (the caller records the check's result).
   bool health_check = false;
   int64_t timeout_ms = 0;  // > 0: caps the upstream's connect, first-byte and total deadlines
+  bool from_root = false;  // `path` is from the server's root, not after the upstream's base (/metrics)
 };
 
 // An upstream that answered: its connection positioned after the response head.

@@ -286,8 +286,9 @@ struct Gateway::Impl {
     });
   }
 
-  // Active health checks: each upstream that asks for them gets its one-token completion
-  // every interval_ms, spread over the workers (each runs it through its own forwarder).
+  // Active health checks and load reports: each upstream that asks for them gets its
+  // one-token completion every interval_ms, and its /metrics read, spread over the workers
+  // (each runs them through its own forwarder).
   void tick_health_checks() {
     health_timer->expires_after(std::chrono::milliseconds(100));
     health_timer->async_wait([this](error_code ec) {
@@ -297,12 +298,23 @@ struct Gateway::Impl {
       const auto& ups = snap->upstreams();
       for (size_t i = 0; i < ups.size(); ++i) {
         const config::HealthCheck& hc = ups[i].cfg->health_check;
-        if (!hc.enabled) continue;
-        int64_t& next = next_check_ms[ups[i].identity];
-        if (now < next) continue;
-        next = now + std::max(hc.interval_ms, hc.timeout_ms);
-        Worker& w = *workers[check_seq++ % workers.size()];
-        asio::co_spawn(w.ioc, w.check_health(snap, i), asio::detached);
+        if (hc.enabled) {
+          int64_t& next = next_check_ms[ups[i].identity];
+          if (now >= next) {
+            next = now + std::max(hc.interval_ms, hc.timeout_ms);
+            Worker& w = *workers[check_seq++ % workers.size()];
+            asio::co_spawn(w.ioc, w.check_health(snap, i), asio::detached);
+          }
+        }
+        const config::LoadMetrics& lm = ups[i].cfg->load_metrics;
+        if (lm.enabled) {
+          int64_t& next = next_check_ms[ups[i].identity + "\x1fload"];
+          if (now >= next) {
+            next = now + lm.interval_ms;
+            Worker& w = *workers[check_seq++ % workers.size()];
+            asio::co_spawn(w.ioc, w.poll_load(snap, i), asio::detached);
+          }
+        }
       }
       tick_health_checks();
     });

@@ -37,6 +37,15 @@ std::string upstreams_json(const config::Snapshot& snap, upstream::RetryBudget& 
                .num("outstanding_tokens", v.outstanding_tokens)
                .raw("breaker", u.cfg->breaker.enabled ? "true" : "false")
                .raw("weight", num_text(v.weight))
+               .raw("reported_load", v.reported_at_ms == 0
+                                         ? std::string("null")
+                                         : JsonObject()
+                                               .num("at_ms", v.reported_at_ms)
+                                               .raw("waiting", num_text(v.reported_waiting))
+                                               .raw("running", num_text(v.reported_running))
+                                               .raw("kv_cache_usage", v.reported_kv_usage < 0 ? std::string("null")
+                                                                                              : num_text(v.reported_kv_usage))
+                                               .done())
                .raw("health_check", !u.cfg->health_check.enabled
                                         ? std::string("null")
                                         : JsonObject()
@@ -92,6 +101,9 @@ std::string upstreams_prometheus(const config::Snapshot& snap, upstream::RetryBu
   std::string weight =
       "# HELP sluice_upstream_weight Share of its pool's traffic the upstream takes (below 1 during slow start).\n"
       "# TYPE sluice_upstream_weight gauge\n";
+  std::string reported =
+      "# HELP sluice_upstream_reported_requests Requests the upstream itself reports waiting and running (load_metrics).\n"
+      "# TYPE sluice_upstream_reported_requests gauge\n";
   std::string check =
       "# HELP sluice_upstream_health_check_ok Result of the upstream's last active health check (1 passed, 0 failed).\n"
       "# TYPE sluice_upstream_health_check_ok gauge\n";
@@ -99,6 +111,9 @@ std::string upstreams_prometheus(const config::Snapshot& snap, upstream::RetryBu
     upstream::HealthView v = u.health->view(now_ms);
     std::string lbl = "upstream=" + quoted(u.cfg->name);
     weight += "sluice_upstream_weight{" + lbl + "} " + num_text(v.weight) + "\n";
+    if (v.reported_at_ms > 0)
+      reported += "sluice_upstream_reported_requests{" + lbl + ",state=\"waiting\"} " + num_text(v.reported_waiting) +
+                  "\nsluice_upstream_reported_requests{" + lbl + ",state=\"running\"} " + num_text(v.reported_running) + "\n";
     if (v.last_check_ok >= 0) check += "sluice_upstream_health_check_ok{" + lbl + "} " + std::to_string(v.last_check_ok) + "\n";
     for (auto s : {upstream::BreakerState::kClosed, upstream::BreakerState::kOpen, upstream::BreakerState::kHalfOpen})
       o += "sluice_upstream_state{" + lbl + ",state=\"" + upstream::state_name(s) + "\"} " + (v.state == s ? "1" : "0") + "\n";
@@ -111,7 +126,7 @@ std::string upstreams_prometheus(const config::Snapshot& snap, upstream::RetryBu
       "# HELP sluice_retry_budget_refused_total Retries refused because the retry budget was spent.\n"
       "# TYPE sluice_retry_budget_refused_total counter\nsluice_retry_budget_refused_total " +
       std::to_string(b.refused) + "\n";
-  return o + opens + out + tok + weight + check + rb;
+  return o + opens + out + tok + weight + reported + check + rb;
 }
 
 std::string response_cache_prometheus(cache::ResponseCache& c) {

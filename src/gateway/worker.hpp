@@ -128,6 +128,8 @@ class Worker : public net::IdleConnections {
   // One active health check of upstream `i` (a one-token completion through the forwarder,
   // whatever its breaker says); the result goes to its Health (record_check).
   awaitable<void> check_health(std::shared_ptr<const config::Snapshot> snap, size_t i);
+  // Reads upstream `i`'s own load report (load_metrics) into its Health.
+  awaitable<void> poll_load(std::shared_ptr<const config::Snapshot> snap, size_t i);
  private:
   awaitable<bool> feedback(beast::tcp_stream& client, http::request<http::string_body>& req);
   void account_local(int status, std::string_view code, std::string request_id, Clock::time_point t_start,

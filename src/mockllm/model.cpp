@@ -182,6 +182,7 @@ std::string MockState::load(const Options& opts) {
       if (c["prefix_cache_blocks"]) capacity.prefix_cache_blocks = c["prefix_cache_blocks"].as<int>();
       if (c["block_chars"]) capacity.block_chars = c["block_chars"].as<int>();
       if (capacity.slots < 0 || capacity.queue < 0 || capacity.block_chars < 16) return "capacity: bad values";
+      slots.store(capacity.slots);
     }
     if (auto d = root["defaults"]) {
       yaml_latency(d, defaults_.latency);

@@ -138,6 +138,9 @@ class MockState {
 
   std::atomic<uint64_t> requests{0}, streams_started{0}, streams_completed{0}, streams_aborted{0}, faults_injected{0};
   std::atomic<int64_t> in_flight{0};
+  // What a vLLM server publishes on /metrics: generations running and requests waiting.
+  std::atomic<int64_t> running{0}, waiting{0};
+  std::atomic<int64_t> slots{0};  // the capacity model's batch slots (0: none)
   // Capacity model counters.
   std::atomic<uint64_t> queued{0}, queue_full{0}, prefix_blocks_hit{0}, prefix_blocks_seen{0};
   std::atomic<uint64_t> busy_slot_ms{0};  // slot time used by generations (utilization = busy / (slots x wall))

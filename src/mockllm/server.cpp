@@ -39,10 +39,12 @@ class Handler : public net::IdleConnections, public net::FixedLimits {
   void release_slot() {
     if (waiting_.empty()) {
       --active_;
+      state_.running.fetch_sub(1);
       return;
     }
     asio::steady_timer* t = waiting_.front();  // hand the slot over: active_ stays
     waiting_.pop_front();
+    state_.waiting.fetch_sub(1);
     t->cancel();
   }
   bool draining() const { return false; }
@@ -77,6 +79,20 @@ class Handler : public net::IdleConnections, public net::FixedLimits {
       }
     }
     if (path == "/mock/stats") co_return co_await reply(http::status::ok, state_.stats_json());
+    if (path == "/metrics" && req.method() == http::verb::get) {
+      // vLLM's load gauges, as its /metrics publishes them (Prometheus text).
+      const int64_t slots = state_.slots.load();
+      const int64_t running = slots > 0 ? state_.running.load() : state_.in_flight.load();
+      std::string m = "# TYPE vllm:num_requests_running gauge\nvllm:num_requests_running{model_name=\"mock\"} " +
+                      std::to_string(running) +
+                      "\n# TYPE vllm:num_requests_waiting gauge\nvllm:num_requests_waiting{model_name=\"mock\"} " +
+                      std::to_string(state_.waiting.load()) +
+                      "\n# TYPE vllm:gpu_cache_usage_perc gauge\nvllm:gpu_cache_usage_perc{model_name=\"mock\"} " +
+                      num_text(slots > 0 ? static_cast<double>(running) / static_cast<double>(slots) : 0.0, 4) + "\n";
+      error_code ec = co_await net::write_response(stream, http::status::ok, std::move(m), "text/plain; version=0.0.4",
+                                                   "", keep, req.version());
+      co_return !ec && keep;
+    }
     if (path == "/healthz") co_return co_await reply(http::status::ok, "{\"status\":\"ok\"}");
     co_return co_await reply(http::status::not_found, not_found("unknown path " + std::string(path)).to_json());
   }
@@ -140,10 +156,12 @@ class Handler : public net::IdleConnections, public net::FixedLimits {
         state_.queued.fetch_add(1);
         asio::steady_timer wake(co_await asio::this_coro::executor, std::chrono::steady_clock::time_point::max());
         waiting_.push_back(&wake);
+        state_.waiting.fetch_add(1);
         error_code ec;
         co_await wake.async_wait(ec_await(ec));  // cancelled by release_slot(): its slot is ours now
       } else {
         ++active_;
+        state_.running.fetch_add(1);
       }
       slot.h = this;
       slot.since = std::chrono::steady_clock::now();

@@ -10,7 +10,8 @@ namespace sluice::upstream {
 namespace {
 
 
-int64_t requests_of(const Target& t) { return t.health ? t.health->outstanding.load(std::memory_order_relaxed) : 0; }
+// Requests in flight there: the gateway's count, or the upstream's own report when higher.
+int64_t requests_of(const Target& t) { return t.health ? t.load : 0; }
 int64_t tokens_of(const Target& t) { return t.health ? t.health->outstanding_tokens.load(std::memory_order_relaxed) : 0; }
 // Load with this request included, scaled up while the target ramps up after readmission
 // (slow start): at weight 0.1 an idle target looks like one carrying ten requests.
@@ -122,9 +123,13 @@ Plan make_plan(const BalanceSettings& s, std::span<const Target> targets, const 
       down.push_back({a.at, t});
     } else if (a.held) {
       held.push_back(t);  // asked for time (429 Retry-After): after every other available target
+      if (t.health) held.back().load = t.health->load(r.now_ms);
     } else {
       up.push_back(t);
-      if (t.health) up.back().weight = t.health->weight(r.now_ms);
+      if (t.health) {
+        up.back().weight = t.health->weight(r.now_ms);
+        up.back().load = t.health->load(r.now_ms);
+      }
     }
   }
   order(s, up, r);

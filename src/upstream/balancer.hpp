@@ -41,6 +41,7 @@ struct Target {
   size_t index = 0;          // the caller's index (into the snapshot's upstreams)
   Health* health = nullptr;  // may be null (no state: always available, no load)
   double weight = 1;         // set by make_plan: < 1 while the upstream ramps up (slow start)
+  int64_t load = 0;          // set by make_plan: requests in flight (Health::load)
 };
 
 struct PlanRequest {

@@ -1,6 +1,8 @@
 #include "upstream/health.hpp"
 
 #include <algorithm>
+#include <charconv>
+#include <cmath>
 
 namespace sluice::upstream {
 
@@ -52,6 +54,63 @@ void Health::readmit_locked(int64_t now) {
   consecutive_ = 0;
   prev_req_ = prev_fail_ = win_req_ = win_fail_ = 0;
   if (s_.slow_start_ms > 0) ramp_from_ms_.store(now, std::memory_order_relaxed);
+}
+
+void Health::report_load(const LoadReport& r, int64_t now, int64_t max_age_ms) {
+  reported_waiting_milli_.store(static_cast<int64_t>(r.waiting * 1000), std::memory_order_relaxed);
+  reported_running_milli_.store(static_cast<int64_t>(r.running * 1000), std::memory_order_relaxed);
+  reported_kv_milli_.store(static_cast<int64_t>(r.kv_usage * 1000), std::memory_order_relaxed);
+  reported_requests_.store(static_cast<int64_t>(std::llround(r.waiting + r.running)), std::memory_order_relaxed);
+  report_max_age_ms_.store(max_age_ms, std::memory_order_relaxed);
+  reported_at_ms_.store(now, std::memory_order_release);
+}
+
+int64_t Health::load(int64_t now) const {
+  const int64_t mine = outstanding.load(std::memory_order_relaxed);
+  const int64_t at = reported_at_ms_.load(std::memory_order_acquire);
+  if (at == 0 || now - at > report_max_age_ms_.load(std::memory_order_relaxed)) return mine;
+  return std::max(mine, reported_requests_.load(std::memory_order_relaxed));
+}
+
+std::optional<LoadReport> parse_vllm_metrics(std::string_view text) {
+  LoadReport r;
+  bool waiting = false, running = false, kv = false;
+  double kv_sum = 0;
+  int kv_n = 0;
+  while (!text.empty()) {
+    size_t nl = text.find('\n');
+    std::string_view line = text.substr(0, nl);
+    text = nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);
+    if (line.empty() || line[0] == '#') continue;
+    size_t name_end = line.find_first_of("{ ");
+    if (name_end == std::string_view::npos) continue;
+    std::string_view name = line.substr(0, name_end);
+    std::string_view rest = line.substr(name_end);
+    if (rest.front() == '{') {
+      size_t close = rest.rfind('}');
+      if (close == std::string_view::npos) continue;
+      rest.remove_prefix(close + 1);
+    }
+    while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
+    rest = rest.substr(0, rest.find(' '));  // a timestamp may follow the value
+    double v = 0;
+    auto [p, ec] = std::from_chars(rest.data(), rest.data() + rest.size(), v);
+    if (ec != std::errc() || !std::isfinite(v)) continue;
+    if (name == "vllm:num_requests_waiting") {
+      r.waiting += v;
+      waiting = true;
+    } else if (name == "vllm:num_requests_running") {
+      r.running += v;
+      running = true;
+    } else if (name == "vllm:gpu_cache_usage_perc" || name == "vllm:kv_cache_usage_perc") {
+      kv_sum += v;
+      ++kv_n;
+      kv = true;
+    }
+  }
+  if (!waiting && !running) return std::nullopt;
+  if (kv) r.kv_usage = kv_sum / kv_n;  // several engines: their mean
+  return r;
 }
 
 double Health::weight(int64_t now) const {
@@ -161,6 +220,13 @@ HealthView Health::view(int64_t now) {
   v.last_check_error = last_check_error_;
   v.check_failures = check_failures_;
   v.weight = weight(now);
+  const int64_t at = reported_at_ms_.load(std::memory_order_acquire);
+  if (at > 0 && now - at <= report_max_age_ms_.load(std::memory_order_relaxed)) {
+    v.reported_at_ms = at;
+    v.reported_waiting = static_cast<double>(reported_waiting_milli_.load(std::memory_order_relaxed)) / 1000;
+    v.reported_running = static_cast<double>(reported_running_milli_.load(std::memory_order_relaxed)) / 1000;
+    v.reported_kv_usage = static_cast<double>(reported_kv_milli_.load(std::memory_order_relaxed)) / 1000;
+  }
   return v;
 }
 

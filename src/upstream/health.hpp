@@ -14,11 +14,22 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 
 namespace sluice::upstream {
+
+// What an upstream publishes about its own load (vLLM's /metrics): requests waiting for a
+// batch slot, requests running, and KV-cache usage (0..1; -1 when not published).
+struct LoadReport {
+  double waiting = 0, running = 0, kv_usage = -1;
+};
+// Parses vLLM's Prometheus text (vllm:num_requests_waiting, vllm:num_requests_running,
+// vllm:gpu_cache_usage_perc or vllm:kv_cache_usage_perc; summed over label sets); nullopt
+// when it has neither request gauge.
+std::optional<LoadReport> parse_vllm_metrics(std::string_view text);
 
 struct BreakerSettings {
   bool enabled = true;
@@ -61,6 +72,9 @@ struct HealthView {
   std::string last_check_error;
   int check_failures = 0;
   double weight = 1;  // < 1 while it ramps up after readmission (slow start)
+  // Its own load report (load_metrics), when fresh.
+  int64_t reported_at_ms = 0;
+  double reported_waiting = -1, reported_running = -1, reported_kv_usage = -1;
 };
 
 class Health {
@@ -82,6 +96,12 @@ class Health {
   void record_check(bool ok, int64_t now_ms, std::string_view why, int unhealthy_after);
   // Its share of traffic while it ramps up after readmission: 0.1 .. 1 (slow start).
   double weight(int64_t now_ms) const;
+  // The upstream's own load report, trusted for `max_age_ms`.
+  void report_load(const LoadReport& r, int64_t now_ms, int64_t max_age_ms);
+  // The requests the balancer counts here: what the gateway has in flight, or what the
+  // upstream reports running and waiting (other clients' traffic included) when that is more
+  // and the report is fresh.
+  int64_t load(int64_t now_ms) const;
   // The upstream answered 429 with Retry-After: the balancer prefers every other target
   // until `until_ms` (a lone target is still tried: its own 429 is the right answer).
   void hold_off_until(int64_t until_ms);
@@ -118,6 +138,9 @@ class Health {
   std::string last_check_error_;
   // Slow start, read without the lock by the balancer: since when, and over how long.
   std::atomic<int64_t> ramp_from_ms_{0}, ramp_ms_{0};
+  // The upstream's load report, read without the lock by the balancer.
+  std::atomic<int64_t> reported_at_ms_{0}, report_max_age_ms_{0}, reported_requests_{0};
+  std::atomic<int64_t> reported_waiting_milli_{-1000}, reported_running_milli_{-1000}, reported_kv_milli_{-1000};
   // The failure-ratio window: the current and the previous half-window (cheap sliding window).
   int64_t win_start_ms_ = 0, win_req_ = 0, win_fail_ = 0, prev_req_ = 0, prev_fail_ = 0;
 };

@@ -133,6 +133,27 @@ routes:
   EXPECT_DOUBLE_EQ(c.pools[0].balance.max_ejected_share, 0.5);
 }
 
+TEST(ConfigLoader, SeveralKeysOfOneProviderBecomeAPoolOfUpstreams) {
+  auto r = load(R"(
+upstreams:
+  - {name: openai, url: 'https://api.openai.com/v1', api_key_envs: [K1, K2, K3]}
+routes:
+  - {name: bot, upstream: openai, model: gpt-4o-mini}
+)");
+  ASSERT_TRUE(r.ok()) << r.errors[0];
+  const Config& c = r.config;
+  ASSERT_EQ(c.upstreams.size(), 3u);
+  EXPECT_EQ(c.upstreams[1].name, "openai#2");
+  EXPECT_EQ(c.upstreams[1].api_key_env, "K2");
+  EXPECT_EQ(c.upstreams[1].url, "https://api.openai.com/v1");
+  ASSERT_EQ(c.pools.size(), 1u);
+  EXPECT_EQ(c.pools[0].name, "openai");
+  EXPECT_EQ(c.pools[0].upstreams, (std::vector<std::string>{"openai#1", "openai#2", "openai#3"}));
+  EXPECT_EQ(c.pools[0].balance.policy, upstream::Policy::kRoundRobin);
+  EXPECT_TRUE(has_error(
+      load("upstreams:\n  - {name: o, url: 'http://x', api_key_env: A, api_key_envs: [B]}\n"), "not both"));
+}
+
 TEST(ConfigLoader, BadPoolsAreRefusedWithTheirLocation) {
   const std::string ups = "upstreams:\n  - {name: a, url: 'http://x'}\n";
   // A pool naming an unknown upstream: file:line:column of the pool.

@@ -545,6 +545,115 @@ describe('mid-stream failover: continue on a target that accepts a prefill', { t
   });
 });
 
+describe("an upstream's own load report (vLLM /metrics)", { timeout: ms(60_000) }, () => {
+  let a;
+  let b;
+  let gw;
+  before(async () => {
+    // Slow streams: requests sent to a by other clients stay running there for seconds.
+    const slow = { ttft_ms: 2, tpot_ms: 25, output_tokens: [120, 120] };
+    [a, b] = await Promise.all([startMock({ config: { seed: 5, defaults: slow } }), startMock({ config: { seed: 5, defaults: slow } })]);
+    gw = await startGateway({
+      config: {
+        upstreams: [
+          { name: 'a', url: `${a.url}/v1`, load_metrics: { interval_ms: 100 } },
+          { name: 'b', url: `${b.url}/v1`, load_metrics: { interval_ms: 100 } },
+        ],
+        pools: [{ name: 'p', upstreams: ['a', 'b'], balance: 'least_request' }],
+        routes: [{ name: 'bot', upstream: 'p', model: 'm' }],
+      },
+    });
+  });
+  after(async () => {
+    await gw?.stop();
+    await Promise.all([a?.stop(), b?.stop()]);
+  });
+
+  test("traffic the gateway never saw (other clients on a) steers least_request to b", async () => {
+    const st = await waitFor(async () => {
+      const u = await upstreamState(gw, 'a');
+      return u.reported_load ? u : false;
+    }, { what: "a's first load report" });
+    assert.equal(st.reported_load.running, 0);
+    // Four streams sent straight to a, read slowly: a is busy, the gateway has nothing there.
+    const others = [];
+    for (let i = 0; i < 4; i++) {
+      const ctl = new AbortController();
+      const r = await fetch(`${a.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'm', stream: true, messages: [{ role: 'user', content: `other ${i}` }] }),
+        signal: ctl.signal,
+      });
+      others.push({ ctl, r });
+    }
+    try {
+      await waitFor(async () => (await upstreamState(gw, 'a')).reported_load?.running >= 4, { what: 'a reports 4 running' });
+      const seen = { a: 0, b: 0 };
+      for (let i = 0; i < 6; i++) {
+        const r = await chat(gw, { model: 'bot', max_tokens: 2, messages: [{ role: 'user', content: `q${i}` }] });
+        assert.equal(r.status, 200, r.text);
+        seen[r.headers.get('x-sluice-upstream')] += 1;
+      }
+      assert.deepEqual(seen, { a: 0, b: 6 }, 'the busy server got none');
+      const m = await gw.metrics();
+      assert.ok(m.value('sluice_upstream_reported_requests', { upstream: 'a', state: 'running' }) >= 4, m.text);
+    } finally {
+      for (const o of others) o.ctl.abort();
+    }
+  });
+});
+
+describe('several API keys of one provider: one breaker each', { timeout: ms(60_000) }, () => {
+  let fake;
+  let gw;
+  const badKey = 'Bearer sk-key-one';
+  let failBadKey = false;
+  before(async () => {
+    // A provider that answers per key: the first key's quota is gone (500 once switched on).
+    fake = await startFakeUpstream((req, res) => {
+      if (failBadKey && req.headers.authorization === badKey) {
+        res.writeHead(500, { 'content-type': 'application/json' });
+        res.end('{"error":{"message":"key one is broken"}}');
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(completionBody('m', `served with ${req.headers.authorization}`));
+    });
+    gw = await startGateway({
+      env: { KEY_ONE: 'sk-key-one', KEY_TWO: 'sk-key-two' },
+      config: {
+        upstreams: [{ name: 'openai', url: `${fake.url}/v1`, api_key_envs: ['KEY_ONE', 'KEY_TWO'], breaker: { consecutive_failures: 2 } }],
+        routes: [{ name: 'bot', upstream: 'openai', model: 'm' }],
+      },
+    });
+  });
+  after(async () => {
+    await gw?.stop();
+    await fake?.close();
+  });
+
+  test('requests spread over the keys; a broken key is ejected alone and no client sees an error', async () => {
+    const keys = new Set();
+    for (let i = 0; i < 4; i++) {
+      const r = await chat(gw, body('bot'));
+      assert.equal(r.status, 200, r.text);
+      keys.add(r.json.choices[0].message.content);
+    }
+    assert.deepEqual([...keys].sort(), ['served with Bearer sk-key-one', 'served with Bearer sk-key-two']);
+    failBadKey = true;
+    for (let i = 0; i < 8; i++) {
+      const r = await chat(gw, body('bot'));
+      assert.equal(r.status, 200, r.text);
+      assert.equal(r.json.choices[0].message.content, 'served with Bearer sk-key-two');
+    }
+    assert.equal((await upstreamState(gw, 'openai#1')).state, 'open');
+    assert.equal((await upstreamState(gw, 'openai#2')).state, 'closed');
+    const { json } = await adminGet(gw, '/admin/v1/upstreams');
+    assert.ok(!JSON.stringify(json).includes('sk-key'), 'no key in the admin API');
+  });
+});
+
 describe('degraded mode: the last good answer, then a static one', { timeout: ms(60_000) }, () => {
   let up;
   let gw;

@@ -140,6 +140,48 @@ TEST(SlowStart, AReadmittedUpstreamRampsItsWeightOverSlowStart) {
   EXPECT_EQ(h2.weight(10), 1.0);  // slow_start_ms 0: at once
 }
 
+TEST(LoadReport, ParsesVllmMetricsAcrossEnginesAndLabels) {
+  const char* text =
+      "# HELP vllm:num_requests_running Number of requests currently running on GPU.\n"
+      "# TYPE vllm:num_requests_running gauge\n"
+      "vllm:num_requests_running{engine=\"0\",model_name=\"meta-llama/Llama-3.1-8B\"} 7.0\n"
+      "vllm:num_requests_running{engine=\"1\",model_name=\"meta-llama/Llama-3.1-8B\"} 5.0\n"
+      "vllm:num_requests_waiting{engine=\"0\",model_name=\"meta-llama/Llama-3.1-8B\"} 3.0 1700000000000\n"
+      "vllm:kv_cache_usage_perc{engine=\"0\",model_name=\"m\"} 0.5\n"
+      "vllm:kv_cache_usage_perc{engine=\"1\",model_name=\"m\"} 0.7\n"
+      "vllm:num_requests_waiting_total 99\n"  // another metric that only starts alike
+      "process_cpu_seconds_total 12.5\n";
+  auto r = parse_vllm_metrics(text);
+  ASSERT_TRUE(r);
+  EXPECT_DOUBLE_EQ(r->running, 12);
+  EXPECT_DOUBLE_EQ(r->waiting, 3);
+  EXPECT_DOUBLE_EQ(r->kv_usage, 0.6);
+  EXPECT_FALSE(parse_vllm_metrics("process_cpu_seconds_total 1\n"));
+  EXPECT_FALSE(parse_vllm_metrics("<html>not metrics</html>"));
+  auto bare = parse_vllm_metrics("vllm:num_requests_waiting 2");  // no labels, no newline at the end
+  ASSERT_TRUE(bare);
+  EXPECT_DOUBLE_EQ(bare->waiting, 2);
+  EXPECT_DOUBLE_EQ(bare->kv_usage, -1);
+}
+
+TEST(LoadReport, TheBalancerCountsTheHigherOfItsOwnViewAndAFreshReport) {
+  Health h;
+  h.outstanding = 2;
+  EXPECT_EQ(h.load(0), 2);
+  h.report_load({3, 6, 0.9}, 1000, 3000);  // 9 there: other clients' traffic too
+  EXPECT_EQ(h.load(1500), 9);
+  HealthView v = h.view(1500);
+  EXPECT_EQ(v.reported_at_ms, 1000);
+  EXPECT_DOUBLE_EQ(v.reported_waiting, 3);
+  EXPECT_DOUBLE_EQ(v.reported_kv_usage, 0.9);
+  h.outstanding = 12;
+  EXPECT_EQ(h.load(1500), 12);  // the gateway knows of more: that counts
+  EXPECT_EQ(h.load(4001), 12);  // a stale report is ignored
+  h.outstanding = 0;
+  EXPECT_EQ(h.load(4001), 0);
+  EXPECT_EQ(h.view(4001).reported_at_ms, 0);
+}
+
 TEST(LoadGuard, CountsInFlightRequestsAndTokens) {
   Health h;
   {

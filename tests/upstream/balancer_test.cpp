@@ -122,13 +122,24 @@ TEST(Balancer, LeastTokensPrefersFewerTokensInFlight) {
   p.h[3]->outstanding_tokens = 7000;
   BalanceSettings s;
   s.policy = Policy::kLeastTokens;
-  std::mt19937_64 rng(1);
-  std::map<size_t, int> first;
-  for (int i = 0; i < 1000; ++i) ++first[p.order(s, {0, 0, rng(), 0})[0]];
-  // Power of two choices: the lightest wins whenever it is drawn (half the time), the
-  // heaviest never wins.
-  EXPECT_GT(first[1], 400);
-  EXPECT_EQ(first[0], 0);
+  for (uint64_t seq = 0; seq < 8; ++seq) EXPECT_EQ(p.order(s, {0, seq, seq * 7919, 0}), (std::vector<size_t>{1, 3, 2, 0}));
+}
+
+TEST(Balancer, LeastTokensWeighsRequestsByWhatTheyCost) {
+  Pool p(3);
+  // Three short requests weigh less than one long one plus a request: least_request would
+  // pick 1 (one request), least_tokens picks 0 (the least work).
+  p.h[0]->outstanding = 3;
+  p.h[0]->outstanding_tokens = 300;
+  p.h[1]->outstanding = 1;
+  p.h[1]->outstanding_tokens = 4000;
+  p.h[2]->outstanding = 2;
+  p.h[2]->outstanding_tokens = 2000;
+  BalanceSettings s;
+  s.policy = Policy::kLeastTokens;
+  EXPECT_EQ(p.order(s, {0, 0, 0, 0}).front(), 0u);
+  s.policy = Policy::kLeastRequest;
+  EXPECT_EQ(p.order(s, {0, 0, 0, 0}).front(), 1u);
 }
 
 TEST(Balancer, PrefixAffinityIsStableAndBoundedByLoad) {

@@ -16,6 +16,7 @@ int64_t tokens_of(const Target& t) { return t.health ? t.health->outstanding_tok
 // Load with this request included, scaled up while the target ramps up after readmission
 // (slow start): at weight 0.1 an idle target looks like one carrying ten requests.
 double weighted_requests(const Target& t) { return static_cast<double>(requests_of(t) + 1) / t.weight; }
+double weighted_tokens(const Target& t) { return static_cast<double>(tokens_of(t) + 1) / t.weight; }
 
 // Orders `ts` (available targets) by the policy.
 void order(const BalanceSettings& s, std::vector<Target>& ts, const PlanRequest& r) {
@@ -38,21 +39,15 @@ void order(const BalanceSettings& s, std::vector<Target>& ts, const PlanRequest&
       return;
     }
     case Policy::kLeastTokens: {
-      // The least work in flight: requests, plus tokens in units of the pool's mean tokens
-      // per request (3 short requests and 1 long one weigh what they cost). Counters are exact
-      // and in process, so every target is compared (power of two choices only pays where
-      // counters are stale: replicas sharing state). Ties rotate.
+      // Fewest requests in flight, then the fewest tokens: on a batching server a new
+      // request's first token waits for a free slot, so the request count decides whether it
+      // waits at all, and the tokens still to generate decide which server frees a slot
+      // first. (Weighing tokens against requests sent requests to fuller servers and lost to
+      // least_request on TTFT: bench/results/2026-11-30-vm-balance-2.json.) Counters are exact
+      // and in process, so every target is compared; ties rotate.
       std::rotate(ts.begin(), ts.begin() + static_cast<ptrdiff_t>(r.seq % n), ts.end());
-      int64_t req = 0, tok = 0;
-      for (const Target& t : ts) {
-        req += requests_of(t);
-        tok += tokens_of(t);
-      }
-      const double per_request = req > 0 && tok > 0 ? static_cast<double>(tok) / static_cast<double>(req) : 1.0;
-      auto cost = [&](const Target& t) {
-        return (static_cast<double>(requests_of(t) + 1) + static_cast<double>(tokens_of(t)) / per_request) / t.weight;
-      };
-      std::stable_sort(ts.begin(), ts.end(), [&](const Target& x, const Target& y) { return cost(x) < cost(y); });
+      auto key = [](const Target& t) { return std::make_pair(weighted_requests(t), weighted_tokens(t)); };
+      std::stable_sort(ts.begin(), ts.end(), [&](const Target& x, const Target& y) { return key(x) < key(y); });
       return;
     }
     case Policy::kPrefix:

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <set>
 #include <random>
 
 #include "upstream/balancer.hpp"
@@ -125,21 +126,23 @@ TEST(Balancer, LeastTokensPrefersFewerTokensInFlight) {
   for (uint64_t seq = 0; seq < 8; ++seq) EXPECT_EQ(p.order(s, {0, seq, seq * 7919, 0}), (std::vector<size_t>{1, 3, 2, 0}));
 }
 
-TEST(Balancer, LeastTokensWeighsRequestsByWhatTheyCost) {
+TEST(Balancer, LeastTokensBreaksRequestTiesByTheWorkLeft) {
   Pool p(3);
-  // Three short requests weigh less than one long one plus a request: least_request would
-  // pick 1 (one request), least_tokens picks 0 (the least work).
-  p.h[0]->outstanding = 3;
-  p.h[0]->outstanding_tokens = 300;
-  p.h[1]->outstanding = 1;
-  p.h[1]->outstanding_tokens = 4000;
-  p.h[2]->outstanding = 2;
-  p.h[2]->outstanding_tokens = 2000;
+  // Equal requests in flight: the one with the least left to generate frees a slot first.
+  p.h[0]->outstanding = 2;
+  p.h[0]->outstanding_tokens = 3000;
+  p.h[1]->outstanding = 2;
+  p.h[1]->outstanding_tokens = 400;
+  p.h[2]->outstanding = 3;
+  p.h[2]->outstanding_tokens = 10;
   BalanceSettings s;
   s.policy = Policy::kLeastTokens;
-  EXPECT_EQ(p.order(s, {0, 0, 0, 0}).front(), 0u);
+  for (uint64_t seq = 0; seq < 6; ++seq) EXPECT_EQ(p.order(s, {0, seq, 0, 0}), (std::vector<size_t>{1, 0, 2}));
+  // least_request sees a tie between 0 and 1 and only rotates.
   s.policy = Policy::kLeastRequest;
-  EXPECT_EQ(p.order(s, {0, 0, 0, 0}).front(), 1u);
+  std::set<size_t> firsts;
+  for (uint64_t seq = 0; seq < 6; ++seq) firsts.insert(p.order(s, {0, seq, 0, 0}).front());
+  EXPECT_EQ(firsts, (std::set<size_t>{0, 1}));
 }
 
 TEST(Balancer, PrefixAffinityIsStableAndBoundedByLoad) {

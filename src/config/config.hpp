@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "admission/limiter.hpp"
 #include "core/strings.hpp"
 #include "upstream/balancer.hpp"
 #include "upstream/health.hpp"
@@ -120,6 +121,15 @@ struct ResponseCacheConfig {
   std::vector<CacheRoute> routes;
 };
 
+// A tenant's limits (its API keys name it). Requests and tokens per minute hold under
+// concurrency: a request reserves its estimate at admission and reconciles at the end.
+struct Tenant {
+  std::string name;
+  admission::Limits limits;            // rpm, tpm, max_concurrent (0: no limit)
+  int64_t max_input_tokens = 0;        // per request, estimated as body bytes / 4 (0: no limit)
+  int64_t reserve_output_tokens = 256; // reserved for a request that sets no max_tokens
+};
+
 struct ApiKey {
   std::string tenant;
   std::string key_sha256;  // hex sha256 of the key; the key itself is never stored
@@ -175,6 +185,7 @@ struct Config {
   std::vector<LongContext> long_context;
   ResponseCacheConfig response_cache;
   std::vector<ApiKey> api_keys;
+  std::vector<Tenant> tenants;
   std::vector<AdminToken> admin_tokens;
 };
 

@@ -162,7 +162,7 @@ class Walker {
     if (!expect_map(root, "the configuration")) return;
     allow_keys(root,
                {"listen", "admin_listen", "threads", "data_dir", "allow_public_unauthenticated", "limits",
-                "request_log", "upstreams", "pools", "routes", "fallbacks", "long_context", "response_cache", "api_keys",
+                "request_log", "upstreams", "pools", "routes", "fallbacks", "long_context", "response_cache", "api_keys", "tenants",
                 "admin"},
                "the configuration");
     str(root, "listen", c.listen);
@@ -399,6 +399,23 @@ class Walker {
           boolean(n, "shared_across_tenants", cr.shared_across_tenants);
           c.response_cache.routes.push_back(std::move(cr));
         }
+      }
+    }
+    if (YAML::Node ts = seq(root, "tenants")) {
+      for (const auto& n : ts) {
+        if (!expect_map(n, "a tenant")) continue;
+        allow_keys(n, {"name", "rpm", "tpm", "max_concurrent", "max_input_tokens", "reserve_output_tokens"}, "a tenant");
+        Tenant t;
+        str(n, "name", t.name);
+        if (t.name.empty()) error(n, "a tenant needs a 'name'");
+        integer(n, "rpm", t.limits.rpm, 0, 100000000);
+        integer(n, "tpm", t.limits.tpm, 0, int64_t(1) << 40);
+        integer(n, "max_concurrent", t.limits.max_concurrent, 0, 1000000);
+        integer(n, "max_input_tokens", t.max_input_tokens, 0, 100000000);
+        integer(n, "reserve_output_tokens", t.reserve_output_tokens, 0, 10000000);
+        for (const Tenant& o : c.tenants)
+          if (o.name == t.name && !t.name.empty()) error(n, "tenant '" + t.name + "' is defined twice");
+        c.tenants.push_back(std::move(t));
       }
     }
     if (YAML::Node ks = seq(root, "api_keys")) {

@@ -165,6 +165,12 @@ std::shared_ptr<const Snapshot> Snapshot::build(Config cfg, uint64_t version, st
   return s;
 }
 
+const Tenant* Snapshot::tenant_limits(std::string_view name) const {
+  for (const Tenant& t : config_.tenants)
+    if (t.name == name) return &t;
+  return nullptr;
+}
+
 bool CompiledFallback::matches(ErrorKind failure) const {
   const FailureClass cls = failure_class(failure);
   return cls != FailureClass::kNone && std::find(on.begin(), on.end(), cls) != on.end();

@@ -103,6 +103,8 @@ class Snapshot {
   // Tenant owning the key with this sha256, or nullptr.
   const std::string* tenant_for_key_hash(std::string_view sha256_hex) const;
   bool requires_api_key() const { return !key_tenants_.empty(); }
+  // A tenant's limits, or nullptr when it has none.
+  const Tenant* tenant_limits(std::string_view name) const;
   bool passthrough() const { return passthrough_.has_value(); }
   // Problems that did not stop the build (e.g. a route whose release cannot be served).
   const std::vector<std::string>& warnings() const { return warnings_; }

@@ -11,9 +11,10 @@ struct KindCode {
   std::string_view code;
 };
 
-constexpr std::array<KindCode, 29> kCodes = {{
+constexpr std::array<KindCode, 30> kCodes = {{
     {ErrorKind::kMissingVariable, "missing_variable"},
     {ErrorKind::kOverloaded, "overloaded"},
+    {ErrorKind::kRateLimited, "rate_limit_exceeded"},
     {ErrorKind::kConnectFailed, "connect_failed"},
     {ErrorKind::kDnsFailed, "dns_failed"},
     {ErrorKind::kTlsFailed, "tls_failed"},
@@ -110,6 +111,9 @@ ApiError error_of(ErrorKind k, std::string message) {
              k == ErrorKind::kRetryBudgetExhausted) {
     e.status = 503;
     e.type = "server_error";
+  } else if (k == ErrorKind::kRateLimited) {
+    e.status = 429;
+    e.type = "requests";
   } else if (k == ErrorKind::kContextLengthExceeded || k == ErrorKind::kMissingVariable) {
     e.status = 400;
     e.type = "invalid_request_error";

@@ -15,6 +15,7 @@ enum class ErrorKind : uint8_t {
   kRequest,          // the request's own fault, decided by sluice (4xx)
   kMissingVariable,  // a release's prompt needs a variable the client did not send
   kOverloaded,
+  kRateLimited,      // the tenant's own limits (429): says nothing about an upstream or a release
   // reaching an upstream (before a byte reached the client)
   kConnectFailed,
   kDnsFailed,

@@ -33,6 +33,7 @@ Worker::Worker(Shared& shared, size_t idx)
       ids_(static_cast<uint32_t>(idx)),
       env_{json_, metrics_, idx, 0, shared.reqlog.get(), shared.rollout_sink.get(), &shared.response_cache, {}} {
   env_.last_good = &shared.last_good;
+  env_.limits = &shared.tenant_limits;
   env_.mirror = [this](pipeline::ShadowJob&& job, int64_t max_inflight) {
     if (shadow_inflight_ >= max_inflight) return false;
     ++shadow_inflight_;

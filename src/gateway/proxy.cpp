@@ -135,9 +135,15 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
     lineage[0].value = ctx.release ? std::string_view(ctx.release->id) : std::string_view();
     lineage[1].value = ctx.release ? std::string_view(ctx.release->prompt_hash) : std::string_view();
   };
-  // A filter's answer (a cache hit, a static degraded answer), after the lineage headers.
+  // What every response carries: the lineage, and what filters set (x-ratelimit-*).
+  auto every = [&] {
+    std::vector<net::Header> h(std::begin(lineage), std::end(lineage));
+    for (const auto& [name, value] : ctx.response_headers) h.push_back({name, value});
+    return h;
+  };
+  // A filter's answer (a cache hit, a static degraded answer), after those headers.
   auto reply = [&](pipeline::Reply r) -> awaitable<bool> {
-    std::vector<net::Header> headers(std::begin(lineage), std::end(lineage));
+    std::vector<net::Header> headers = every();
     for (const auto& [name, value] : r.headers) headers.push_back({name, value});
     co_return co_await respond(client, req, static_cast<http::status>(r.status), std::move(r.body), r.content_type,
                                ctx.request_id, headers);
@@ -148,7 +154,7 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
   if (verdict.error) {
     ctx.fail(*verdict.error);
     account(ctx, chain);
-    co_return co_await respond_error(client, req, *verdict.error, ctx.request_id, lineage);
+    co_return co_await respond_error(client, req, *verdict.error, ctx.request_id, every());
   }
   if (verdict.reply) {
     ctx.status = verdict.reply->status;
@@ -295,10 +301,12 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
     if (!failure) failure = error_of(ErrorKind::kUpstreamFailed, "no upstream could serve the request");
     ctx.fail(*failure);
     account(ctx, chain);
-    const net::Header headers[] = {lineage[0], lineage[1], {"Retry-After", retry_after}};
+    std::vector<net::Header> headers = every();
+    headers.push_back({"Retry-After", retry_after});
     co_return co_await respond_error(client, req, *failure, ctx.request_id, headers);
   }
-  co_return co_await relay(client, req, ctx, chain, *ex, *watch, lineage, keep_alive);
+  const std::vector<net::Header> base = every();
+  co_return co_await relay(client, req, ctx, chain, *ex, *watch, base, keep_alive);
 }
 
 }  // namespace sluice::gateway

@@ -114,16 +114,15 @@ awaitable<bool> Worker::relay(beast::tcp_stream& client, http::request<http::str
     }
   }
   settle_and_account();
+  std::vector<net::Header> headers(lineage.begin(), lineage.end());
+  headers.insert(headers.end(), {{"Retry-After", ures[http::field::retry_after]},
+                                 {"x-sluice-upstream", chosen.cfg->name},
+                                 {"x-sluice-fallback", ctx.fallback},
+                                 {"x-sluice-cache", ctx.cache.outcome}});
   std::string res_head = net::response_head(
       static_cast<unsigned>(status), req.version(),
       content_type.empty() ? std::string_view("application/json") : content_type, ctx.request_id, keep_alive,
-      body.size(),
-      std::initializer_list<net::Header>{{"Retry-After", ures[http::field::retry_after]},
-                                         lineage[0],
-                                         lineage[1],
-                                         {"x-sluice-upstream", chosen.cfg->name},
-                                         {"x-sluice-fallback", ctx.fallback},
-                                         {"x-sluice-cache", ctx.cache.outcome}});
+      body.size(), headers);
   std::array<asio::const_buffer, 2> bufs{asio::buffer(res_head), asio::buffer(body)};
   client.expires_after(milliseconds(cfg.limits.client_write_timeout_ms));
   co_await asio::async_write(client, bufs, ec_await(ec));
@@ -146,15 +145,13 @@ awaitable<bool> Worker::relay_stream(beast::tcp_stream& client, http::request<ht
   // HTTP/1.0 clients get a close-delimited body: chunked coding is HTTP/1.1 only.
   const bool chunked = req.version() >= 11;
   const bool stream_keep_alive = keep_alive && chunked;
+  std::vector<net::Header> headers(lineage.begin(), lineage.end());
+  headers.insert(headers.end(), {{"Cache-Control", "no-cache"},
+                                 {"x-sluice-upstream", ex.upstream->cfg->name},
+                                 {"x-sluice-fallback", ctx.fallback},
+                                 {"x-sluice-cache", ctx.cache.outcome}});
   std::string head = net::response_head(200, req.version(), "text/event-stream", ctx.request_id, stream_keep_alive,
-                                        chunked ? 0 : net::kCloseDelimited,
-                                        std::initializer_list<net::Header>{{"Cache-Control", "no-cache"},
-                                                                           lineage[0],
-                                                                           lineage[1],
-                                                                           {"x-sluice-upstream", ex.upstream->cfg->name},
-                                                                           {"x-sluice-fallback", ctx.fallback},
-                                                                           {"x-sluice-cache", ctx.cache.outcome}},
-                                        chunked);
+                                        chunked ? 0 : net::kCloseDelimited, headers, chunked);
   error_code ec;
   client.expires_after(milliseconds(cfg.limits.client_write_timeout_ms));
   co_await asio::async_write(client, asio::buffer(head), ec_await(ec));

@@ -23,6 +23,7 @@
 #include "net/session.hpp"
 #include "net/upstream.hpp"
 #include "rollout/sink.hpp"
+#include "admission/limiter.hpp"
 #include "cache/response_cache.hpp"
 #include "upstream/balancer.hpp"
 #include "upstream/health.hpp"
@@ -61,6 +62,7 @@ struct Shared {
   upstream::RetryBudget retry_budget;
   cache::ResponseCache response_cache;  // opt-in per route (response_cache.routes)
   cache::ResponseCache last_good{16 << 20};  // routes whose fallback chain has {last_good: true}
+  admission::Registry tenant_limits;         // each tenant's rate limit buckets (config `tenants`)
   std::unique_ptr<metrics::Registry> metrics;
   std::unique_ptr<reqlog::RequestLog> reqlog;
   std::atomic<bool> draining{false};

@@ -37,6 +37,13 @@ struct CacheState {
   std::string last_good_key;  // the route keeps last good answers (degraded mode): this request's key
 };
 
+// The rate limit filter's state: what the request reserved of its tenant's limits.
+struct RateState {
+  const config::Tenant* tenant = nullptr;
+  int64_t reserved_tokens = 0;
+  bool admitted = false;  // holds a reservation to reconcile at completion
+};
+
 struct RequestContext {
   // Set by the listener before the chain runs.
   std::string request_id;
@@ -68,6 +75,9 @@ struct RequestContext {
 
   RolloutState rollout;
   CacheState cache;
+  RateState rate;
+  // Headers every response to this request carries (x-ratelimit-*), set by filters.
+  std::vector<std::pair<std::string_view, std::string>> response_headers;
 
   // forward / relay results
   std::string upstream;    // name of the upstream that answered (or was last tried)

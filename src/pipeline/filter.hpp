@@ -32,6 +32,9 @@ class Sink;
 namespace sluice::cache {
 class ResponseCache;
 }
+namespace sluice::admission {
+class Registry;
+}
 
 namespace sluice::pipeline {
 
@@ -72,6 +75,7 @@ struct Env {
   rollout::Sink* rollout_sink = nullptr;
   cache::ResponseCache* cache = nullptr;
   cache::ResponseCache* last_good = nullptr;  // answers kept for degraded mode
+  admission::Registry* limits = nullptr;      // each tenant's rate limit state
   // Mirrors an answered request to its rollout's candidate; false when the worker already
   // has `max_inflight` mirrors running (the job is dropped and counted).
   std::function<bool(ShadowJob&&, int64_t max_inflight)> mirror;

@@ -13,6 +13,7 @@
 #include "quality/text.hpp"
 #include "release/compiled.hpp"
 #include "reqlog/request_log.hpp"
+#include "admission/limiter.hpp"
 #include "rollout/sink.hpp"
 
 namespace sluice::pipeline {
@@ -34,6 +35,79 @@ class StageFilter final : public Filter {
  private:
   std::string_view name_;
   Fn fn_;
+};
+
+// A tenant's requests and tokens per minute, concurrency and input size. The reservation is
+// the rendered prompt (about 4 bytes a token) plus max_tokens (or the tenant's
+// reserve_output_tokens); completion replaces it with the real usage. Every response says
+// where the tenant stands, in OpenAI's x-ratelimit-* headers.
+class RateLimitFilter final : public Filter {
+ public:
+  std::string_view name() const override { return "rate_limit"; }
+  unsigned hooks() const override { return kOnRequest | kOnComplete; }
+
+  Verdict on_request(RequestContext& ctx, Env& env) const override {
+    const config::Tenant* t = env.limits && !ctx.tenant.empty() ? ctx.snap->tenant_limits(ctx.tenant) : nullptr;
+    if (!t || ctx.endpoint == Endpoint::kModels) return Verdict::next();
+    const int64_t prompt = ctx.body ? static_cast<int64_t>(ctx.body->size() / 4) : 0;
+    if (t->max_input_tokens > 0 && prompt > t->max_input_tokens) {
+      ApiError e = bad_request("This request's input is about " + std::to_string(prompt) +
+                                   " tokens, above the max_input_tokens limit of " + std::to_string(t->max_input_tokens) +
+                                   " for your key. Shorten the messages.",
+                               "input_too_long");
+      e.param = "messages";
+      return Verdict::fail(std::move(e));
+    }
+    const int64_t reserve = prompt + (ctx.info.max_tokens > 0 ? ctx.info.max_tokens : t->reserve_output_tokens);
+    admission::Decision d = env.limits->get(t->name).reserve(t->limits, reserve, unix_millis());
+    headers(ctx, d);
+    if (!d.admitted) {
+      const int64_t ms = std::max<int64_t>(d.retry_after_ms, 1);
+      ctx.response_headers.emplace_back("Retry-After", std::to_string((ms + 999) / 1000));
+      ctx.response_headers.emplace_back("retry-after-ms", std::to_string(ms));
+      using W = admission::Decision::Why;
+      const char* what = d.why == W::kRequests ? "requests per min (RPM)"
+                         : d.why == W::kTokens ? "tokens per min (TPM)"
+                                               : "concurrent requests";
+      const int64_t limit = d.why == W::kRequests ? t->limits.rpm
+                            : d.why == W::kTokens ? t->limits.tpm
+                                                  : t->limits.max_concurrent;
+      ApiError e = error_of(ErrorKind::kRateLimited,
+                            "Rate limit reached for tenant '" + t->name + "' on " + what + ": Limit " + std::to_string(limit) +
+                                (d.why == W::kTokens ? ", Requested " + std::to_string(reserve) : std::string()) +
+                                ". Please try again in " + admission::reset_text(ms) + ".");
+      if (d.why == W::kTokens) e.type = "tokens";
+      return Verdict::fail(std::move(e));
+    }
+    ctx.rate = {t, reserve, true};
+    return Verdict::next();
+  }
+
+  void on_complete(RequestContext& ctx, Clock::time_point, Env& env) const override {
+    if (!ctx.rate.admitted) return;
+    ctx.rate.admitted = false;
+    int64_t used;
+    if (ctx.tokens_in >= 0 || ctx.tokens_out >= 0) {
+      used = std::max<int64_t>(ctx.tokens_in, 0) + std::max<int64_t>(ctx.tokens_out, 0);
+    } else if (ctx.content_chunks > 0 || ctx.status == 499) {
+      used = ctx.rate.reserved_tokens;  // something was generated, how much is unknown: keep it
+    } else {
+      used = 0;  // nothing reached an upstream's model: a refund
+    }
+    env.limits->get(ctx.rate.tenant->name).reconcile(ctx.rate.tenant->limits, ctx.rate.reserved_tokens, used, unix_millis());
+  }
+
+ private:
+  static void headers(RequestContext& ctx, const admission::Decision& d) {
+    auto put = [&](const admission::BucketView& b, const char* limit, const char* remaining, const char* reset) {
+      if (b.limit <= 0) return;
+      ctx.response_headers.emplace_back(limit, std::to_string(b.limit));
+      ctx.response_headers.emplace_back(remaining, std::to_string(b.remaining));
+      ctx.response_headers.emplace_back(reset, admission::reset_text(b.reset_ms));
+    };
+    put(d.requests, "x-ratelimit-limit-requests", "x-ratelimit-remaining-requests", "x-ratelimit-reset-requests");
+    put(d.tokens, "x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens");
+  }
 };
 
 // Exact-match response cache, opt-in per route, for deterministic requests only (temperature
@@ -196,7 +270,7 @@ class RolloutFilter final : public Filter {
   static void report(RequestContext& ctx, Clock::time_point t_end, Env& env) {
     // Client mistakes and hang-ups say nothing about a release (a template that needs a
     // variable clients do not send does: missing_variable counts as an error).
-    if (ctx.status == 499 || ctx.status == 0) return;
+    if (ctx.status == 499 || ctx.status == 0 || ctx.error == ErrorKind::kRateLimited) return;
     if (ctx.status >= 400 && ctx.status < 500 && ctx.status != 429 && ctx.error != ErrorKind::kMissingVariable) return;
     const config::RolloutLive& live = *ctx.resolution->live;
     rollout::Observation o = observe(ctx, t_end);
@@ -227,6 +301,7 @@ const StageFilter kAdmit{"admit", admit};
 const StageFilter kRoute{"route", route};
 const StageFilter kRender{"render", render};
 const StageFilter kSelectUpstream{"select_upstream", select_upstream};
+const RateLimitFilter kRateLimit;
 const ResponseCacheFilter kResponseCache;
 const LastGoodFilter kLastGood;
 const AnswerFilter kAnswer;
@@ -238,9 +313,11 @@ const RolloutFilter kRollout;
 // about their payload and cost no parse. The cache answers only after render (a hit is
 // keyed by the rendered request and the release that would have answered).
 // The answer filter reads usage and the answer before last_good and response_cache keep it.
-const std::array<const Filter*, 12> kBuiltin = {&kAuthenticate, &kParse,    &kAdmit,       &kRoute,
-                                                &kRender,       &kSelectUpstream, &kResponseCache, &kAnswer,
-                                                &kLastGood,     &kMetrics,  &kRequestLog,  &kRollout};
+// Rate limits come before the cache: a cache hit still counts as a request.
+const std::array<const Filter*, 13> kBuiltin = {&kAuthenticate, &kParse,     &kAdmit,         &kRoute,
+                                                &kRender,       &kSelectUpstream, &kRateLimit, &kResponseCache,
+                                                &kAnswer,       &kLastGood,  &kMetrics,       &kRequestLog,
+                                                &kRollout};
 
 }  // namespace
 
@@ -280,6 +357,7 @@ std::shared_ptr<const Chain> Chain::compile(const config::Snapshot& snap) {
   for (const Filter* f : kBuiltin) {
     if (f == &kResponseCache && snap.config().response_cache.routes.empty()) continue;
     if (f == &kLastGood && !keeps_last_good(snap.config())) continue;
+    if (f == &kRateLimit && snap.config().tenants.empty()) continue;
     fs.push_back(f);
   }
   return std::make_shared<const Chain>(std::move(fs));

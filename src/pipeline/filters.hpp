@@ -1,6 +1,8 @@
 // pipeline/filters.hpp: the built-in filters, in chain order.
 //
 //   authenticate  parse  admit  route  render  select_upstream   request: the stages
+//   rate_limit       request: reserve the tenant's requests and tokens (429, x-ratelimit-*);
+//                    completion: reconcile with the real usage
 //   response_cache   request: answer a hit; whole answer: store it
 //   last_good        whole answer / completion: keep the route's last good answer (degraded mode)
 //   answer           each event / whole answer: tokens, first and last token, the answer text

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "admission/limiter.hpp"
 #include "cache/response_cache.hpp"
 #include "config/loader.hpp"
 #include "metrics/metrics.hpp"
@@ -267,6 +268,71 @@ TEST(LastGoodFilter, KeepsGoodAnswersOfTheRoutesOwnUpstreamsPerTenantWholeOrStre
   degraded.fallback = "static";
   ASSERT_FALSE(rig.chain->on_body(degraded, kWhole, rig.env));
   EXPECT_FALSE(kept.get(degraded.cache.last_good_key, unix_millis()));
+}
+
+TEST(RateLimitFilter, ReservesAnswersWithHeadersAndRefundsWhatWasNotUsed) {
+  Rig rig(R"(
+upstreams:
+  - {name: a, url: 'http://127.0.0.1:1'}
+routes:
+  - {name: bot, upstream: a}
+tenants:
+  - {name: acme, rpm: 2, tpm: 1000, max_input_tokens: 200}
+)");
+  admission::Registry limits;
+  rig.env.limits = &limits;
+  auto names = rig.chain->names();
+  ASSERT_NE(std::find(names.begin(), names.end(), "rate_limit"), names.end());
+  auto header = [](const RequestContext& c, std::string_view name) {
+    for (const auto& [n, v] : c.response_headers)
+      if (n == name) return v;
+    return std::string("-");
+  };
+  std::string body = R"({"model":"bot","max_tokens":100,"messages":[{"role":"user","content":"hi"}]})";
+  RequestContext first = rig.ctx(body);
+  first.tenant = "acme";
+  ASSERT_TRUE(rig.chain->on_request(first, rig.env).proceed());
+  EXPECT_EQ(header(first, "x-ratelimit-limit-requests"), "2");
+  EXPECT_EQ(header(first, "x-ratelimit-remaining-requests"), "1");
+  EXPECT_EQ(header(first, "x-ratelimit-limit-tokens"), "1000");
+  const int64_t reserved = first.rate.reserved_tokens;
+  EXPECT_EQ(reserved, static_cast<int64_t>(body.size() / 4) + 100);
+  EXPECT_EQ(header(first, "x-ratelimit-remaining-tokens"), std::to_string(1000 - reserved));
+  // It used 10 tokens: the rest comes back.
+  first.status = 200;
+  first.tokens_in = 6;
+  first.tokens_out = 4;
+  rig.chain->on_complete(first, Clock::now(), rig.env);
+  std::string b2 = body;
+  RequestContext second = rig.ctx(b2);
+  second.tenant = "acme";
+  ASSERT_TRUE(rig.chain->on_request(second, rig.env).proceed());
+  EXPECT_EQ(header(second, "x-ratelimit-remaining-tokens"), std::to_string(1000 - 10 - reserved));
+  std::string b3 = body;
+  RequestContext third = rig.ctx(b3);
+  third.tenant = "acme";
+  Verdict v = rig.chain->on_request(third, rig.env);
+  ASSERT_TRUE(v.error);  // the third request in the minute
+  EXPECT_EQ(v.error->status, 429);
+  EXPECT_EQ(v.error->code, "rate_limit_exceeded");
+  EXPECT_EQ(v.error->kind, ErrorKind::kRateLimited);
+  EXPECT_NE(header(third, "Retry-After"), "-");
+  EXPECT_NE(header(third, "retry-after-ms"), "-");
+  // Another tenant, and a tenant without limits, are not touched.
+  std::string b4 = body;
+  RequestContext free = rig.ctx(b4);
+  free.tenant = "initech";
+  EXPECT_TRUE(rig.chain->on_request(free, rig.env).proceed());
+  EXPECT_TRUE(free.response_headers.empty());
+  // An input above max_input_tokens is a 400 that names the limit.
+  std::string big = R"({"model":"bot","messages":[{"role":"user","content":")" + std::string(2000, 'x') + "\"}]}";
+  RequestContext huge = rig.ctx(big);
+  huge.tenant = "acme";
+  v = rig.chain->on_request(huge, rig.env);
+  ASSERT_TRUE(v.error);
+  EXPECT_EQ(v.error->status, 400);
+  EXPECT_EQ(v.error->code, "input_too_long");
+  EXPECT_NE(v.error->message.find("max_input_tokens limit of 200"), std::string::npos);
 }
 
 TEST(AnswerFilter, AccountsTokensTimesAndTheAnswerFromEvents) {

@@ -1,0 +1,85 @@
+// admission/limiter.hpp: per-tenant rate limits that hold under concurrency. A request
+// reserves what it may cost at admission (one request; its prompt tokens estimated from the
+// rendered body plus max_tokens) and reconciles with the real usage when it finishes (a
+// refund, or a debit the bucket carries as debt), so concurrent requests cannot overshoot a
+// limit the way counting after each response does. Buckets refill continuously (a limit per
+// minute is limit/60000 per ms). State lives in a Registry beside the snapshot, so a config
+// reload keeps what each tenant has used. Behind an interface: in process now, a shared store
+// for several replicas later.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+namespace sluice::admission {
+
+struct Limits {
+  int64_t rpm = 0;             // requests per minute (0: no limit)
+  int64_t tpm = 0;             // tokens per minute, input + output (0: no limit)
+  int64_t max_concurrent = 0;  // requests in flight (0: no limit)
+};
+
+// One bucket's state for the x-ratelimit-* headers.
+struct BucketView {
+  int64_t limit = 0;      // 0: not limited
+  int64_t remaining = 0;  // whole units left now (0 when in debt)
+  int64_t reset_ms = 0;   // until the bucket is full again
+};
+
+struct Decision {
+  bool admitted = false;
+  enum class Why { kNone, kRequests, kTokens, kConcurrency } why = Why::kNone;
+  int64_t retry_after_ms = 0;  // when the refused request would fit (0 when admitted)
+  BucketView requests, tokens;
+};
+
+class Limiter {
+ public:
+  virtual ~Limiter() = default;
+  // Reserves one request and `tokens` at `now_ms`, or refuses and says when it would fit.
+  virtual Decision reserve(const Limits& l, int64_t tokens, int64_t now_ms) = 0;
+  // The request finished: `reserved` tokens are replaced by `used` (refund or debit), and
+  // its concurrency slot is freed.
+  virtual void reconcile(const Limits& l, int64_t reserved, int64_t used, int64_t now_ms) = 0;
+  virtual Decision view(const Limits& l, int64_t now_ms) = 0;
+};
+
+// The in-process limiter of one tenant.
+class LocalLimiter final : public Limiter {
+ public:
+  Decision reserve(const Limits& l, int64_t tokens, int64_t now_ms) override;
+  void reconcile(const Limits& l, int64_t reserved, int64_t used, int64_t now_ms) override;
+  Decision view(const Limits& l, int64_t now_ms) override;
+
+ private:
+  struct Bucket {
+    bool started = false;  // not used yet: full
+    double level = 0;      // units left (below 0: a debt from requests that used more than they reserved)
+    int64_t at_ms = 0;
+  };
+  static void refill(Bucket& b, int64_t per_minute, int64_t now_ms);
+  static BucketView show(const Bucket& b, int64_t per_minute);
+  Decision view_locked(const Limits& l, int64_t now_ms);
+
+  std::mutex mu_;
+  Bucket requests_, tokens_;
+  int64_t in_flight_ = 0;
+};
+
+// Each tenant's limiter, kept across snapshots (keyed by tenant name).
+class Registry {
+ public:
+  Limiter& get(std::string_view tenant);
+
+ private:
+  std::mutex mu_;
+  std::unordered_map<std::string, std::unique_ptr<Limiter>> by_tenant_;
+};
+
+// "1s", "6m0s", "20ms": the duration format of OpenAI's x-ratelimit-reset-* headers.
+std::string reset_text(int64_t ms);
+
+}  // namespace sluice::admission

@@ -15,13 +15,22 @@ const hdr = (err, name) => (typeof err.headers?.get === 'function' ? err.headers
 
 describe('tenant rate limits', { timeout: ms(60_000) }, () => {
   let mock;
+  let slow;
   let gw;
   before(async () => {
     mock = await startMock({ config: { seed: 3, defaults: { ttft_ms: 2, tpot_ms: 0.2, output_tokens: [4, 8] } } });
+    // Answers that take a while: concurrent requests are all in flight at once.
+    slow = await startMock({ config: { seed: 3, defaults: { ttft_ms: 800, tpot_ms: 0.2, output_tokens: [4, 8] } } });
     gw = await startGateway({
       config: {
-        upstreams: [{ name: 'm', url: `${mock.url}/v1` }],
-        routes: [{ name: 'bot', upstream: 'm', model: 'm' }],
+        upstreams: [
+          { name: 'm', url: `${mock.url}/v1` },
+          { name: 's', url: `${slow.url}/v1` },
+        ],
+        routes: [
+          { name: 'bot', upstream: 'm', model: 'm' },
+          { name: 'slowbot', upstream: 's', model: 'm' },
+        ],
         api_keys: [
           { tenant: 'acme', key_sha256: sha256('sk-acme') },
           { tenant: 'tight', key_sha256: sha256('sk-tight') },
@@ -38,7 +47,7 @@ describe('tenant rate limits', { timeout: ms(60_000) }, () => {
   });
   after(async () => {
     await gw?.stop();
-    await mock?.stop();
+    await Promise.all([mock?.stop(), slow?.stop()]);
   });
 
   const client = (key, extra = {}) => new OpenAI({ baseURL: gw.baseURL, apiKey: key, maxRetries: 0, ...extra });
@@ -89,11 +98,11 @@ describe('tenant rate limits', { timeout: ms(60_000) }, () => {
   });
 
   test('tokens per minute hold under 8 concurrent requests, and an over-long input is a 400', async () => {
-    // Each request reserves its prompt (~bytes/4) + max_tokens 100; 600 TPM admits at most
-    // what fits at once, however the 8 race.
+    // Each request reserves its prompt (~bytes/4) + max_tokens 100, and all 8 are in flight
+    // at once (the answers take 800 ms): 600 TPM admits what fits, however the 8 race.
     const c = client('sk-tokens');
     const results = await Promise.allSettled(
-      Array.from({ length: 8 }, () => c.chat.completions.create({ model: 'bot', messages: USER_MSG, max_tokens: 100 })),
+      Array.from({ length: 8 }, () => c.chat.completions.create({ model: 'slowbot', messages: USER_MSG, max_tokens: 100 })),
     );
     const ok = results.filter((r) => r.status === 'fulfilled').length;
     const limited = results.filter((r) => r.status === 'rejected' && r.reason.status === 429).length;

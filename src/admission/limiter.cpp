@@ -92,6 +92,32 @@ Limiter& Registry::get(std::string_view tenant) {
   return *it->second;
 }
 
+std::optional<Tier> tier_from_name(std::string_view s) {
+  if (s == "critical") return Tier::kCritical;
+  if (s == "standard") return Tier::kStandard;
+  if (s == "sheddable") return Tier::kSheddable;
+  return std::nullopt;
+}
+
+const char* tier_name(Tier t) {
+  switch (t) {
+    case Tier::kCritical: return "critical";
+    case Tier::kStandard: return "standard";
+    case Tier::kSheddable: return "sheddable";
+  }
+  return "?";
+}
+
+bool admit_tier(Tier tier, int64_t inflight, int64_t capacity, double shed_at) {
+  if (capacity <= 0) return true;
+  const double cap = static_cast<double>(capacity);
+  const double share = std::clamp(shed_at, 0.01, 1.0);
+  const double limit = tier == Tier::kSheddable  ? share * cap
+                       : tier == Tier::kStandard ? (share + (1 - share) / 2) * cap
+                                                 : cap;
+  return static_cast<double>(inflight) < std::max(1.0, limit);
+}
+
 std::string reset_text(int64_t ms) {
   if (ms <= 0) return "0s";
   if (ms < 1000) return std::to_string(ms) + "ms";

@@ -128,6 +128,7 @@ struct Tenant {
   admission::Limits limits;            // rpm, tpm, max_concurrent (0: no limit)
   int64_t max_input_tokens = 0;        // per request, estimated as body bytes / 4 (0: no limit)
   int64_t reserve_output_tokens = 256; // reserved for a request that sets no max_tokens
+  admission::Tier tier = admission::Tier::kStandard;  // who is shed first when a pool is full
 };
 
 struct ApiKey {

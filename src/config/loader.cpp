@@ -250,6 +250,8 @@ class Walker {
           str(hc, "model", u.health_check.model);
           integer(hc, "unhealthy_after", u.health_check.unhealthy_after, 1, 1000);
           if (u.health_check.model.empty()) u.health_check.model = u.models.empty() ? "health-check" : u.models[0];
+          if (u.health_check.enabled && !u.breaker.enabled)
+            error(hc, "upstream '" + u.name + "': health_check ejects through the breaker; it needs 'breaker' on");
         }
         if (YAML::Node p = n["price"]; p && expect_map(p, "price")) {
           allow_keys(p, {"input_per_1m", "output_per_1m"}, "price");
@@ -286,7 +288,7 @@ class Walker {
         if (!expect_map(n, "a pool")) continue;
         allow_keys(n,
                    {"name", "upstreams", "balance", "bounded_load", "affinity_slack", "max_ejected_percent", "affinity_header",
-                    "prefix_bytes"},
+                    "prefix_bytes", "max_inflight", "shed_at"},
                    "a pool");
         Pool p;
         str(n, "name", p.name);
@@ -310,6 +312,10 @@ class Walker {
         integer(n, "affinity_slack", p.balance.affinity_slack, 0, 1000000);
         str(n, "affinity_header", p.balance.affinity_header);
         integer(n, "prefix_bytes", p.balance.prefix_bytes, 16, 1 << 20);
+        integer(n, "max_inflight", p.balance.max_inflight, 0, 10000000);
+        number(n, "shed_at", p.balance.shed_at);
+        if (n["shed_at"] && (p.balance.shed_at <= 0 || p.balance.shed_at > 1))
+          error(n["shed_at"], "'shed_at' must be in (0, 1]");
         if (p.balance.policy == upstream::Policy::kSession && p.balance.affinity_header.empty())
           p.balance.affinity_header = "x-session-id";
         c.pools.push_back(std::move(p));
@@ -404,7 +410,8 @@ class Walker {
     if (YAML::Node ts = seq(root, "tenants")) {
       for (const auto& n : ts) {
         if (!expect_map(n, "a tenant")) continue;
-        allow_keys(n, {"name", "rpm", "tpm", "max_concurrent", "max_input_tokens", "reserve_output_tokens"}, "a tenant");
+        allow_keys(n, {"name", "rpm", "tpm", "max_concurrent", "max_input_tokens", "reserve_output_tokens", "tier"},
+                   "a tenant");
         Tenant t;
         str(n, "name", t.name);
         if (t.name.empty()) error(n, "a tenant needs a 'name'");
@@ -413,6 +420,13 @@ class Walker {
         integer(n, "max_concurrent", t.limits.max_concurrent, 0, 1000000);
         integer(n, "max_input_tokens", t.max_input_tokens, 0, 100000000);
         integer(n, "reserve_output_tokens", t.reserve_output_tokens, 0, 10000000);
+        std::string tier = "standard";
+        str(n, "tier", tier);
+        if (auto tr = admission::tier_from_name(tier)) {
+          t.tier = *tr;
+        } else {
+          error(n["tier"], "'tier' is critical, standard or sheddable, got '" + tier + "'");
+        }
         for (const Tenant& o : c.tenants)
           if (o.name == t.name && !t.name.empty()) error(n, "tenant '" + t.name + "' is defined twice");
         c.tenants.push_back(std::move(t));

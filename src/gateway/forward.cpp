@@ -289,7 +289,8 @@ awaitable<ForwardResult> Worker::forward(const config::Snapshot& snap, const For
     ex->upstream = &u;
     ex->probe = admit.probe;
     ex->check = spec.health_check;
-    ex->load = upstream::LoadGuard(&health, spec.est_tokens);
+    // A health check or load poll is not traffic: the balancer does not count it.
+    if (!spec.health_check) ex->load = upstream::LoadGuard(&health, spec.est_tokens);
     net::UpstreamPool& pool = pool_for(u);
     const auto deadline = Clock::now() + milliseconds(to.total_ms);
     ErrorKind kind = ErrorKind::kNone;

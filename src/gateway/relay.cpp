@@ -205,8 +205,10 @@ awaitable<bool> Worker::relay_stream(beast::tcp_stream& client, http::request<ht
   // new stream is spliced into the same client stream.
   auto resume = [&]() -> awaitable<bool> {
     using MS = config::CompiledFallback::MidStream;
+    // An answer that already finished (its finish_reason came, only the end is missing) is
+    // never continued: that would add text after its end.
     if (!fb || fb->mid_stream == MS::kError || resumes >= fb->max_resumes || !ctx.fallback.empty() || watch.gone ||
-        watch.shutdown || !client_ok)
+        watch.shutdown || !client_ok || finished_choice)
       co_return false;
     if (cut->kind != ErrorKind::kStreamCut && cut->kind != ErrorKind::kIdleTimeout && cut->kind != ErrorKind::kBadStream)
       co_return false;
@@ -347,6 +349,7 @@ awaitable<bool> Worker::relay_stream(beast::tcp_stream& client, http::request<ht
       start();
       continue;
     }
+    if (watch.gone) client_ok = false;  // the client left while another target was sought
     break;
   }
   const bool synthesized_done = !cut && client_ok && !done_marker && complete_without_done();

@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "admission/limiter.hpp"
 #include "config/snapshot.hpp"
 #include "core/clock.hpp"
 #include "core/error.hpp"
@@ -76,6 +77,9 @@ struct RequestContext {
   RolloutState rollout;
   CacheState cache;
   RateState rate;
+  // The request's priority tier (its tenant's, or lower by x-sluice-priority); set by the shed filter.
+  admission::Tier tier = admission::Tier::kStandard;
+  bool tier_set = false;
   // Headers every response to this request carries (x-ratelimit-*), set by filters.
   std::vector<std::pair<std::string_view, std::string>> response_headers;
 

@@ -37,6 +37,49 @@ class StageFilter final : public Filter {
   Fn fn_;
 };
 
+// Shedding by priority when a pool nears its capacity (pools[].max_inflight): sheddable
+// requests are refused from shed_at of it, standard ones from halfway to full, critical ones
+// only when it is full; a refusal is a fast 503 with Retry-After, never a queue.
+class ShedFilter final : public Filter {
+ public:
+  std::string_view name() const override { return "shed"; }
+  unsigned hooks() const override { return kOnRequest; }
+
+  Verdict on_request(RequestContext& ctx, Env&) const override {
+    const config::Tenant* t = ctx.tenant.empty() ? nullptr : ctx.snap->tenant_limits(ctx.tenant);
+    admission::Tier tier = t ? t->tier : admission::Tier::kStandard;
+    std::string_view asked = ctx.header ? ctx.header("x-sluice-priority") : std::string_view();
+    if (!asked.empty()) {
+      auto want = admission::tier_from_name(asked);
+      if (!want) {
+        ApiError e = bad_request("x-sluice-priority must be critical, standard or sheddable", "invalid_priority");
+        e.param = "x-sluice-priority";
+        return Verdict::fail(std::move(e));
+      }
+      if (static_cast<int>(*want) < static_cast<int>(tier)) {
+        ApiError e = bad_request(std::string("x-sluice-priority may lower a request's tier, never raise it: this key's tier is ") +
+                                     admission::tier_name(tier),
+                                 "invalid_priority");
+        e.param = "x-sluice-priority";
+        return Verdict::fail(std::move(e));
+      }
+      tier = *want;
+    }
+    ctx.tier = tier;
+    ctx.tier_set = true;
+    const upstream::BalanceSettings* b = ctx.balance;
+    if (!b || b->max_inflight <= 0) return Verdict::next();
+    int64_t inflight = 0;
+    for (size_t i : ctx.candidates) inflight += ctx.snap->upstreams()[i].health->outstanding.load(std::memory_order_relaxed);
+    if (admission::admit_tier(tier, inflight, b->max_inflight, b->shed_at)) return Verdict::next();
+    ctx.response_headers.emplace_back("Retry-After", "1");
+    return Verdict::fail(error_of(ErrorKind::kOverloaded,
+                                  "The model's servers are busy (" + std::to_string(inflight) + " of " +
+                                      std::to_string(b->max_inflight) + " requests in flight); " +
+                                      admission::tier_name(tier) + " requests are shed first. Retry shortly."));
+  }
+};
+
 // A tenant's requests and tokens per minute, concurrency and input size. The reservation is
 // the rendered prompt (about 4 bytes a token) plus max_tokens (or the tenant's
 // reserve_output_tokens); completion replaces it with the real usage. Every response says
@@ -140,7 +183,7 @@ class ResponseCacheFilter final : public Filter {
 
   std::optional<ApiError> on_body(RequestContext& ctx, std::string_view body, Env& env) const override {
     // Only answers of the route's own upstreams: a fallback's answer is not this route's.
-    if (!ctx.cache.key.empty() && ctx.fallback.empty() && ctx.status / 100 == 2)
+    if (!ctx.cache.key.empty() && ctx.fallback.empty() && ctx.status == 200 && ctx.error == ErrorKind::kNone)
       env.cache->put(ctx.cache.key, std::string(body), unix_millis(), ctx.cache.rule->ttl_ms);
     return std::nullopt;
   }
@@ -270,7 +313,10 @@ class RolloutFilter final : public Filter {
   static void report(RequestContext& ctx, Clock::time_point t_end, Env& env) {
     // Client mistakes and hang-ups say nothing about a release (a template that needs a
     // variable clients do not send does: missing_variable counts as an error).
-    if (ctx.status == 499 || ctx.status == 0 || ctx.error == ErrorKind::kRateLimited) return;
+    // Nor does the gateway's own admission (a tenant's limit, a pool shedding load).
+    if (ctx.status == 499 || ctx.status == 0 || ctx.error == ErrorKind::kRateLimited ||
+        ctx.error == ErrorKind::kOverloaded)
+      return;
     if (ctx.status >= 400 && ctx.status < 500 && ctx.status != 429 && ctx.error != ErrorKind::kMissingVariable) return;
     const config::RolloutLive& live = *ctx.resolution->live;
     rollout::Observation o = observe(ctx, t_end);
@@ -301,6 +347,7 @@ const StageFilter kAdmit{"admit", admit};
 const StageFilter kRoute{"route", route};
 const StageFilter kRender{"render", render};
 const StageFilter kSelectUpstream{"select_upstream", select_upstream};
+const ShedFilter kShed;
 const RateLimitFilter kRateLimit;
 const ResponseCacheFilter kResponseCache;
 const LastGoodFilter kLastGood;
@@ -313,11 +360,14 @@ const RolloutFilter kRollout;
 // about their payload and cost no parse. The cache answers only after render (a hit is
 // keyed by the rendered request and the release that would have answered).
 // The answer filter reads usage and the answer before last_good and response_cache keep it.
-// Rate limits come before the cache: a cache hit still counts as a request.
-const std::array<const Filter*, 13> kBuiltin = {&kAuthenticate, &kParse,     &kAdmit,         &kRoute,
-                                                &kRender,       &kSelectUpstream, &kRateLimit, &kResponseCache,
-                                                &kAnswer,       &kLastGood,  &kMetrics,       &kRequestLog,
-                                                &kRollout};
+// Shedding before rate limits (a shed request spends none of its tenant's tokens); rate
+// limits before the cache (a cache hit still counts as a request).
+// The answer filter checks a whole answer before the caches keep it (it has no request hook:
+// its place changes nothing on the way in).
+const std::array<const Filter*, 14> kBuiltin = {&kAuthenticate, &kParse,     &kAdmit,         &kRoute,
+                                                &kRender,       &kSelectUpstream, &kShed,     &kRateLimit,
+                                                &kAnswer,       &kResponseCache, &kLastGood,  &kMetrics,
+                                                &kRequestLog,   &kRollout};
 
 }  // namespace
 
@@ -330,6 +380,12 @@ const Filter* builtin_filter(std::string_view name) {
 std::vector<const Filter*> Chain::builtin() { return {kBuiltin.begin(), kBuiltin.end()}; }
 
 namespace {
+bool sheds(const config::Config& c) {
+  for (const auto& p : c.pools)
+    if (p.balance.max_inflight > 0) return true;
+  return false;
+}
+
 bool keeps_last_good(const config::Config& c) {
   for (const auto& f : c.fallbacks)
     for (const auto& st : f.chain)
@@ -358,6 +414,7 @@ std::shared_ptr<const Chain> Chain::compile(const config::Snapshot& snap) {
     if (f == &kResponseCache && snap.config().response_cache.routes.empty()) continue;
     if (f == &kLastGood && !keeps_last_good(snap.config())) continue;
     if (f == &kRateLimit && snap.config().tenants.empty()) continue;
+    if (f == &kShed && !sheds(snap.config())) continue;
     fs.push_back(f);
   }
   return std::make_shared<const Chain>(std::move(fs));

@@ -34,6 +34,8 @@ std::optional<ApiError> parse(RequestContext& ctx, Env& env) {
     e.param = std::move(p->param);
     return e;
   }
+  // Estimates add max_tokens to other counts: a value no model allows cannot overflow them.
+  ctx.info.max_tokens = std::min<int64_t>(ctx.info.max_tokens, int64_t(1) << 30);
   if (ctx.info.model.empty()) {
     ApiError e = bad_request("you must provide a model parameter", "missing_model");
     e.param = "model";
@@ -206,6 +208,7 @@ std::string request_log_line(const RequestContext& ctx, Clock::time_point t_end)
     append_json_string(l, ctx.cache.outcome);
   }
   if (ctx.long_context) l += ",\"long_context\":true";
+  if (ctx.tier_set) l += std::string(",\"tier\":\"") + admission::tier_name(ctx.tier) + "\"";
   if (!ctx.resumed.empty()) {
     l += ",\"resumed\":";
     append_json_string(l, ctx.resumed);

@@ -68,13 +68,16 @@ void order(const BalanceSettings& s, std::vector<Target>& ts, const PlanRequest&
       // c x the average, and within `affinity_slack` of the least loaded target: a cache hit
       // saves prefill, a queue behind a full batch costs far more. Someone always qualifies
       // (the least loaded one).
-      int64_t total = 0, least = INT64_MAX;
+      // Loads are weighted (slow start), so the least loaded target still qualifies.
+      int64_t total = 0;
+      double least = 1e300;
       for (const Target& t : ts) {
         total += requests_of(t);
-        least = std::min(least, requests_of(t));
+        least = std::min(least, weighted_requests(t));
       }
       double limit = std::max(1.0, std::ceil(s.bounded_load * static_cast<double>(total + 1) / static_cast<double>(n)));
-      limit = std::min(limit, static_cast<double>(least + 1 + std::max(0, s.affinity_slack)));
+      limit = std::min(limit, least + static_cast<double>(std::max(0, s.affinity_slack)));
+      limit = std::max(limit, least);
       for (size_t i = 0; i < n; ++i) {
         if (weighted_requests(ts[i]) <= limit) {
           std::rotate(ts.begin(), ts.begin() + static_cast<ptrdiff_t>(i), ts.begin() + static_cast<ptrdiff_t>(i) + 1);

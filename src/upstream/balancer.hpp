@@ -35,6 +35,11 @@ struct BalanceSettings {
   double max_ejected_share = 0.5;   // never leave out more than this share of the pool
   std::string affinity_header;      // session: the header naming the session
   int64_t prefix_bytes = 1024;      // prefix: how much of the rendered messages is hashed
+  // Admission: requests the pool takes in flight (all workers; 0: no limit), and the share of
+  // it from which lower tiers are shed (sheddable from shed_at, standard from halfway
+  // between shed_at and full, critical only at full).
+  int64_t max_inflight = 0;
+  double shed_at = 0.8;
 };
 
 struct Target {

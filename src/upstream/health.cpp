@@ -56,7 +56,11 @@ void Health::readmit_locked(int64_t now) {
   if (s_.slow_start_ms > 0) ramp_from_ms_.store(now, std::memory_order_relaxed);
 }
 
-void Health::report_load(const LoadReport& r, int64_t now, int64_t max_age_ms) {
+void Health::report_load(const LoadReport& in, int64_t now, int64_t max_age_ms) {
+  LoadReport r = in;  // a server's numbers, bounded before they become integers
+  r.waiting = std::clamp(r.waiting, 0.0, 1e9);
+  r.running = std::clamp(r.running, 0.0, 1e9);
+  r.kv_usage = std::clamp(r.kv_usage, -1.0, 1e3);
   reported_waiting_milli_.store(static_cast<int64_t>(r.waiting * 1000), std::memory_order_relaxed);
   reported_running_milli_.store(static_cast<int64_t>(r.running * 1000), std::memory_order_relaxed);
   reported_kv_milli_.store(static_cast<int64_t>(r.kv_usage * 1000), std::memory_order_relaxed);

@@ -206,6 +206,10 @@ TEST(ConfigLoader, FallbackChains) {
   EXPECT_TRUE(has_error(load(ups + "long_context:\n  - {route: r, above_tokens: 100, upstream: nope}\n"),
                         "test.yaml:7:5: long_context for route 'r' refers to unknown upstream or pool 'nope'"));
   EXPECT_TRUE(has_error(load(ups + "fallbacks:\n  - {route: r, mid_stream: resume}\n"), "'mid_stream' is error"));
+  EXPECT_TRUE(has_error(load(ups + "tenants:\n  - {name: t, tier: urgent}\n"), "'tier' is critical, standard or sheddable"));
+  EXPECT_TRUE(has_error(load(ups + "tenants:\n  - {name: t, rpm: -5}\n"), "'rpm' must be between"));
+  EXPECT_TRUE(has_error(load(ups + "tenants:\n  - {name: t, rmp: 5}\n"), "rmp"));  // a typo
+  EXPECT_TRUE(has_error(load(ups + "tenants:\n  - {name: t}\n  - {name: t}\n"), "defined twice"));
   EXPECT_TRUE(load(ups + "fallbacks:\n  - {route: r, mid_stream: continue}\n").ok());  // no chain needed
   EXPECT_TRUE(has_error(load(ups + "fallbacks:\n  - {route: r, chain: [{last_good: true, static: x}]}\n"), "one of"));
   EXPECT_TRUE(has_error(load(ups + "fallbacks:\n  - {route: r, chain: [{static: x}], on: [4xx]}\n"), "'on' entries"));

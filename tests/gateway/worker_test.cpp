@@ -392,6 +392,22 @@ TEST(Relay, MidStreamContinueSplicesTheRestFromAPrefillTarget) {
   EXPECT_NE(resent.find("\"continue_final_message\":true"), std::string::npos);
 }
 
+TEST(Relay, AnAnswerThatFinishedIsNeverContinued) {
+  // The choice finished; only the usage sluice asked for and [DONE] are missing.
+  Upstream done([](int fd, const std::string&, int) {
+    return answer_stream(fd, {chunk(R"({"content":"Complete."})"), chunk("{}", "\"stop\"")});
+  });
+  Upstream cont([](int fd, const std::string&, int) {
+    return answer_stream(fd, {chunk(R"({"content":" And more."})"), chunk("{}", "\"stop\""), "data: [DONE]\n\n"});
+  });
+  Gateway gw(config_for({done.port(), cont.port()}, ", prefill: true",
+                        "fallbacks:\n  - {route: bot, mid_stream: continue}\n"));
+  std::string body = body_of(gw.post(kAskStream));
+  EXPECT_NE(body.find("Complete."), std::string::npos) << body;
+  EXPECT_EQ(body.find("And more."), std::string::npos) << body;
+  EXPECT_EQ(cont.requests(), 0u);
+}
+
 TEST(Relay, MidStreamRestartOnlyBeforeContentAndNeverToATargetWithoutPrefill) {
   // a cuts before any content: restart resends the request as it was.
   Upstream early([](int fd, const std::string&, int) {

@@ -6,6 +6,7 @@
 #include <simdjson.h>
 
 #include <cstdio>
+#include <map>
 #include <fstream>
 #include <sstream>
 
@@ -172,6 +173,21 @@ TEST(ResponseCacheFilter, MissStoresTheWholeAnswerAndAHitAnswersWithoutUpstream)
   (void)f;
 }
 
+TEST(ResponseCacheFilter, AnInvalidAnswerIsNeverCached) {
+  Rig rig(kCached);
+  std::string body = R"({"model":"bot","temperature":0,"messages":[{"role":"user","content":"q"}]})";
+  RequestContext c = rig.ctx(body);
+  ASSERT_TRUE(rig.chain->on_request(c, rig.env).proceed());
+  c.status = 200;
+  c.upstream = "a";
+  auto e = rig.chain->on_body(c, "<html>truncated", rig.env);
+  ASSERT_TRUE(e);  // the answer filter refuses it before the cache sees it
+  EXPECT_EQ(e->code, "bad_response");
+  std::string again = body;
+  RequestContext next = rig.ctx(again);
+  EXPECT_FALSE(rig.chain->on_request(next, rig.env).reply);
+}
+
 TEST(ResponseCacheFilter, NeitherSamplingNorFallbackAnswersNorOtherTenantsShareIt) {
   Rig rig(kCached);
   std::string sampled = R"({"model":"bot","temperature":0.7,"messages":[{"role":"user","content":"q"}]})";
@@ -333,6 +349,55 @@ tenants:
   EXPECT_EQ(v.error->status, 400);
   EXPECT_EQ(v.error->code, "input_too_long");
   EXPECT_NE(v.error->message.find("max_input_tokens limit of 200"), std::string::npos);
+}
+
+TEST(ShedFilter, ShedsTheLowestTierFirstAndTheHeaderOnlyLowers) {
+  Rig rig(R"(
+upstreams:
+  - {name: a, url: 'http://127.0.0.1:1'}
+  - {name: b, url: 'http://127.0.0.1:2'}
+pools:
+  - {name: p, upstreams: [a, b], balance: least_request, max_inflight: 10, shed_at: 0.8}
+routes:
+  - {name: bot, upstream: p}
+tenants:
+  - {name: ops, tier: critical}
+  - {name: batch, tier: sheddable}
+)");
+  auto& ups = rig.snap->upstreams();
+  auto load = [&](int64_t n) {
+    ups[0].health->outstanding = n / 2;
+    ups[1].health->outstanding = n - n / 2;
+  };
+  std::map<std::string, std::string> hdrs;
+  auto run = [&](std::string tenant, std::string priority = "") {
+    std::string body = R"({"model":"bot","messages":[{"role":"user","content":"hi"}]})";
+    RequestContext c = rig.ctx(body);
+    c.tenant = tenant;
+    c.header = [priority](std::string_view n) { return n == "x-sluice-priority" ? std::string_view(priority) : std::string_view(); };
+    Verdict v = Verdict::next();
+    for (const Filter* f : rig.chain->filters()) {
+      if (!(f->hooks() & kOnRequest) || f->name() == "authenticate") continue;
+      v = f->on_request(c, rig.env);
+      if (!v.proceed()) break;
+    }
+    return v.error ? v.error->status : 0;
+  };
+  load(7);  // 70 %: everyone
+  EXPECT_EQ(run("batch"), 0);
+  load(8);  // 80 %: sheddable refused, fast, with Retry-After
+  EXPECT_EQ(run("batch"), 503);
+  EXPECT_EQ(run(""), 0);          // standard
+  EXPECT_EQ(run("", "sheddable"), 503);  // a standard key lowering itself
+  load(9);  // 90 %: standard refused too
+  EXPECT_EQ(run(""), 503);
+  EXPECT_EQ(run("ops"), 0);
+  load(10);  // full: critical refused as well
+  EXPECT_EQ(run("ops"), 503);
+  load(0);
+  EXPECT_EQ(run("batch", "critical"), 400);  // never raised
+  EXPECT_EQ(run("", "urgent"), 400);
+  EXPECT_EQ(run("ops", "standard"), 0);
 }
 
 TEST(AnswerFilter, AccountsTokensTimesAndTheAnswerFromEvents) {

@@ -120,6 +120,18 @@ long_context:
   EXPECT_NE(request_log_line(c2, Clock::now()).find("\"long_context\":true"), std::string::npos);
 }
 
+TEST(Stages, AnAbsurdMaxTokensCannotOverflowAnEstimate) {
+  Fixture f(kRoutes);
+  std::string body = R"({"model":"bot","max_tokens":9223372036854775807,"messages":[{"role":"user","content":"hi"}]})";
+  RequestContext ctx;
+  ctx.body = &body;
+  ctx.authorization = "Bearer x";
+  simdjson::dom::parser p;
+  ctx.snap = f.snap.get();
+  ASSERT_FALSE(parse(ctx, f.env));
+  EXPECT_EQ(ctx.info.max_tokens, int64_t(1) << 30);
+}
+
 TEST(Account, LogLineHasEveryField) {
   RequestContext ctx;
   ctx.request_id = "req_1";

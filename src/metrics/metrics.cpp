@@ -58,6 +58,7 @@ void Shard::count_pair(std::unordered_map<std::string, uint64_t>& m, std::string
 void Shard::upstream_error(std::string_view upstream, std::string_view kind) { count_pair(upstream_errors_, upstream, kind); }
 
 void Shard::fallback(std::string_view route, std::string_view served_by) { count_pair(fallbacks_, route, served_by); }
+void Shard::refused(std::string_view tenant, std::string_view reason) { count_pair(refused_, tenant, reason); }
 
 Registry::Registry(size_t workers) {
   for (size_t i = 0; i < workers; ++i) shards_.push_back(std::make_unique<Shard>());
@@ -123,13 +124,14 @@ void render_histogram(std::string& out, const char* name, const std::string& lab
 
 std::string Registry::render_prometheus() const {
   std::map<std::string, RequestSeries> series;
-  std::map<std::string, uint64_t> errors, fallbacks;
+  std::map<std::string, uint64_t> errors, fallbacks, refused;
   int64_t inflight = 0, streams = 0;
   for (const auto& s : shards_) {
     std::lock_guard<std::mutex> lock(s->mu_);
     for (const auto& [k, v] : s->series_) series[k].merge(v);
     for (const auto& [k, v] : s->upstream_errors_) errors[k] += v;
     for (const auto& [k, v] : s->fallbacks_) fallbacks[k] += v;
+    for (const auto& [k, v] : s->refused_) refused[k] += v;
     inflight += s->inflight.load(std::memory_order_relaxed);
     streams += s->open_streams.load(std::memory_order_relaxed);
   }
@@ -182,6 +184,13 @@ std::string Registry::render_prometheus() const {
     auto [route, by] = split_key(k);
     out += "sluice_fallbacks_total{route=\"" + escape_label(route) + "\",served_by=\"" + escape_label(by) + "\"} " +
            std::to_string(v) + "\n";
+  }
+  out += "# HELP sluice_admission_refused_total Requests the gateway refused: a tenant's limit or a pool shedding load.\n";
+  out += "# TYPE sluice_admission_refused_total counter\n";
+  for (const auto& [k, v] : refused) {
+    auto [tenant, reason] = split_key(k);
+    out += "sluice_admission_refused_total{tenant=\"" + escape_label(tenant) + "\",reason=\"" + escape_label(reason) +
+           "\"} " + std::to_string(v) + "\n";
   }
   out += "# HELP sluice_inflight_requests Requests being served now.\n# TYPE sluice_inflight_requests gauge\n";
   out += "sluice_inflight_requests " + std::to_string(inflight) + "\n";

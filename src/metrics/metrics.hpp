@@ -54,6 +54,9 @@ class Shard {
   void upstream_error(std::string_view upstream, std::string_view kind);
   // A route's fallback chain answered: `served_by` is the step (an upstream/pool, or "static").
   void fallback(std::string_view route, std::string_view served_by);
+  // The gateway's own admission refused a request: a tenant's limit ("rpm", "tpm",
+  // "concurrency", "input_too_long") or a pool shedding load ("shed_<tier>").
+  void refused(std::string_view tenant, std::string_view reason);
   std::atomic<int64_t> inflight{0};
   std::atomic<int64_t> open_streams{0};
 
@@ -64,6 +67,7 @@ class Shard {
   void count_pair(std::unordered_map<std::string, uint64_t>& m, std::string_view a, std::string_view b);
   std::unordered_map<std::string, uint64_t> upstream_errors_;  // key: upstream \x1f kind
   std::unordered_map<std::string, uint64_t> fallbacks_;        // key: route \x1f served_by
+  std::unordered_map<std::string, uint64_t> refused_;          // key: tenant \x1f reason
   std::string key_;  // scratch, reused per request
 };
 

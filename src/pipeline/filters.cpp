@@ -45,7 +45,7 @@ class ShedFilter final : public Filter {
   std::string_view name() const override { return "shed"; }
   unsigned hooks() const override { return kOnRequest; }
 
-  Verdict on_request(RequestContext& ctx, Env&) const override {
+  Verdict on_request(RequestContext& ctx, Env& env) const override {
     const config::Tenant* t = ctx.tenant.empty() ? nullptr : ctx.snap->tenant_limits(ctx.tenant);
     admission::Tier tier = t ? t->tier : admission::Tier::kStandard;
     std::string_view asked = ctx.header ? ctx.header("x-sluice-priority") : std::string_view();
@@ -73,6 +73,7 @@ class ShedFilter final : public Filter {
     for (size_t i : ctx.candidates) inflight += ctx.snap->upstreams()[i].health->outstanding.load(std::memory_order_relaxed);
     if (admission::admit_tier(tier, inflight, b->max_inflight, b->shed_at)) return Verdict::next();
     ctx.response_headers.emplace_back("Retry-After", "1");
+    env.metrics.refused(ctx.tenant, std::string("shed_") + admission::tier_name(tier));
     return Verdict::fail(error_of(ErrorKind::kOverloaded,
                                   "The model's servers are busy (" + std::to_string(inflight) + " of " +
                                       std::to_string(b->max_inflight) + " requests in flight); " +
@@ -99,6 +100,7 @@ class RateLimitFilter final : public Filter {
                                    " for your key. Shorten the messages.",
                                "input_too_long");
       e.param = "messages";
+      env.metrics.refused(t->name, "input_too_long");
       return Verdict::fail(std::move(e));
     }
     const int64_t reserve = prompt + (ctx.info.max_tokens > 0 ? ctx.info.max_tokens : t->reserve_output_tokens);
@@ -120,6 +122,7 @@ class RateLimitFilter final : public Filter {
                                 (d.why == W::kTokens ? ", Requested " + std::to_string(reserve) : std::string()) +
                                 ". Please try again in " + admission::reset_text(ms) + ".");
       if (d.why == W::kTokens) e.type = "tokens";
+      env.metrics.refused(t->name, d.why == W::kRequests ? "rpm" : d.why == W::kTokens ? "tpm" : "concurrency");
       return Verdict::fail(std::move(e));
     }
     ctx.rate = {t, reserve, true};

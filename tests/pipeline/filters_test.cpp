@@ -334,6 +334,8 @@ tenants:
   EXPECT_EQ(v.error->kind, ErrorKind::kRateLimited);
   EXPECT_NE(header(third, "Retry-After"), "-");
   EXPECT_NE(header(third, "retry-after-ms"), "-");
+  EXPECT_NE(rig.reg.render_prometheus().find("sluice_admission_refused_total{tenant=\"acme\",reason=\"rpm\"} 1"),
+            std::string::npos);
   // Another tenant, and a tenant without limits, are not touched.
   std::string b4 = body;
   RequestContext free = rig.ctx(b4);
@@ -398,6 +400,9 @@ tenants:
   EXPECT_EQ(run("batch", "critical"), 400);  // never raised
   EXPECT_EQ(run("", "urgent"), 400);
   EXPECT_EQ(run("ops", "standard"), 0);
+  const std::string m = rig.reg.render_prometheus();
+  EXPECT_NE(m.find("sluice_admission_refused_total{tenant=\"batch\",reason=\"shed_sheddable\"} 1"), std::string::npos) << m;
+  EXPECT_NE(m.find("reason=\"shed_critical\"} 1"), std::string::npos) << m;
 }
 
 TEST(AnswerFilter, AccountsTokensTimesAndTheAnswerFromEvents) {

@@ -162,13 +162,13 @@ std::shared_ptr<const Snapshot> Snapshot::build(Config cfg, uint64_t version, st
     it->second.cache = &cr;
   }
   for (const ApiKey& k : c.api_keys) s->key_tenants_[k.key_sha256] = k.tenant;
+  for (const Tenant& t : c.tenants) s->tenants_[t.name] = &t;
   return s;
 }
 
 const Tenant* Snapshot::tenant_limits(std::string_view name) const {
-  for (const Tenant& t : config_.tenants)
-    if (t.name == name) return &t;
-  return nullptr;
+  auto it = tenants_.find(name);
+  return it == tenants_.end() ? nullptr : it->second;
 }
 
 bool CompiledFallback::matches(ErrorKind failure) const {

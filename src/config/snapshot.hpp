@@ -130,6 +130,7 @@ class Snapshot {
   std::unordered_map<std::string, Resolution, StringHash, std::equal_to<>> by_model_;
   std::optional<Resolution> passthrough_;
   std::unordered_map<std::string, std::string, StringHash, std::equal_to<>> key_tenants_;
+  std::unordered_map<std::string, const Tenant*, StringHash, std::equal_to<>> tenants_;  // into config_
   std::vector<std::string> model_names_;
   std::vector<std::string> warnings_;
 };

@@ -36,6 +36,7 @@ struct CacheState {
   std::string key;                           // set when the request may be served or stored
   std::string_view outcome;                  // "hit" | "miss" (empty: the route has no cache)
   std::string last_good_key;  // the route keeps last good answers (degraded mode): this request's key
+  std::string unstreamed;     // the rendered request without stream fields (both keys hash it), once
 };
 
 // The rate limit filter's state: what the request reserved of its tenant's limits.
@@ -61,6 +62,8 @@ struct RequestContext {
   bool strip_usage = false;  // the gateway asked for usage the client did not ask for
   // authenticate
   std::string tenant;
+  const config::Tenant* tenant_cfg = nullptr;  // its limits and tier (tenant_limits(), looked up once)
+  bool tenant_resolved = false;
   // route
   const config::Resolution* resolution = nullptr;
   // render: the release that served the request (from the route), if any

@@ -20,6 +20,26 @@ namespace sluice::pipeline {
 
 namespace {
 
+// The tenant's limits and tier, looked up once per request (both the shed and the rate limit
+// filters need them).
+const config::Tenant* tenant_limits(RequestContext& ctx) {
+  if (!ctx.tenant_resolved) {
+    ctx.tenant_cfg = ctx.tenant.empty() ? nullptr : ctx.snap->tenant_limits(ctx.tenant);
+    ctx.tenant_resolved = true;
+  }
+  return ctx.tenant_cfg;
+}
+
+// What both response caches hash: the rendered request without `stream` and
+// `stream_options` (a whole answer also serves a stream), spliced once per request.
+std::string_view unstreamed_body(RequestContext& ctx) {
+  if (ctx.cache.unstreamed.empty()) {
+    auto u = json::splice_members(*ctx.body, {{"stream", ""}, {"stream_options", ""}});
+    ctx.cache.unstreamed = u ? std::move(*u) : *ctx.body;
+  }
+  return ctx.cache.unstreamed;
+}
+
 // A request stage as a filter.
 class StageFilter final : public Filter {
  public:
@@ -46,7 +66,7 @@ class ShedFilter final : public Filter {
   unsigned hooks() const override { return kOnRequest; }
 
   Verdict on_request(RequestContext& ctx, Env& env) const override {
-    const config::Tenant* t = ctx.tenant.empty() ? nullptr : ctx.snap->tenant_limits(ctx.tenant);
+    const config::Tenant* t = tenant_limits(ctx);
     admission::Tier tier = t ? t->tier : admission::Tier::kStandard;
     std::string_view asked = ctx.header ? ctx.header("x-sluice-priority") : std::string_view();
     if (!asked.empty()) {
@@ -91,7 +111,7 @@ class RateLimitFilter final : public Filter {
   unsigned hooks() const override { return kOnRequest | kOnComplete; }
 
   Verdict on_request(RequestContext& ctx, Env& env) const override {
-    const config::Tenant* t = env.limits && !ctx.tenant.empty() ? ctx.snap->tenant_limits(ctx.tenant) : nullptr;
+    const config::Tenant* t = env.limits ? tenant_limits(ctx) : nullptr;
     if (!t || ctx.endpoint == Endpoint::kModels) return Verdict::next();
     const int64_t prompt = ctx.body ? static_cast<int64_t>(ctx.body->size() / 4) : 0;
     if (t->max_input_tokens > 0 && prompt > t->max_input_tokens) {
@@ -169,10 +189,9 @@ class ResponseCacheFilter final : public Filter {
     if (!rule || !env.cache || ctx.endpoint != Endpoint::kChat || !deterministic(env.json, *ctx.body))
       return Verdict::next();
     ctx.cache.rule = rule;
-    auto unstreamed = json::splice_members(*ctx.body, {{"stream", ""}, {"stream_options", ""}});
     std::string scope = ctx.resolution->route + "\x1f" + (ctx.release ? ctx.release->id : std::string());
     ctx.cache.key = cache::cache_key(rule->shared_across_tenants ? std::string_view() : std::string_view(ctx.tenant),
-                                     scope, unstreamed ? std::string_view(*unstreamed) : std::string_view(*ctx.body));
+                                     scope, unstreamed_body(ctx));
     ctx.cache.outcome = "miss";
     auto hit = env.cache->get(ctx.cache.key, unix_millis());
     if (!hit) return Verdict::next();
@@ -204,9 +223,7 @@ class LastGoodFilter final : public Filter {
   Verdict on_request(RequestContext& ctx, Env& env) const override {
     const config::CompiledFallback* fb = ctx.resolution ? ctx.resolution->fallback : nullptr;
     if (!fb || !fb->keeps_last_good || !env.last_good || ctx.endpoint != Endpoint::kChat) return Verdict::next();
-    auto unstreamed = json::splice_members(*ctx.body, {{"stream", ""}, {"stream_options", ""}});
-    ctx.cache.last_good_key = cache::cache_key(ctx.tenant, ctx.resolution->route + "\x1elast_good",
-                                               unstreamed ? std::string_view(*unstreamed) : std::string_view(*ctx.body));
+    ctx.cache.last_good_key = cache::cache_key(ctx.tenant, ctx.resolution->route + "\x1elast_good", unstreamed_body(ctx));
     if (ctx.info.stream) ctx.capture = true;  // a stream is kept as its text
     return Verdict::next();
   }

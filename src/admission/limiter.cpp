@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 namespace sluice::admission {
 
@@ -33,6 +34,7 @@ Decision LocalLimiter::view_locked(const Limits& l, int64_t now_ms) {
   Decision d;
   d.requests = show(requests_, l.rpm);
   d.tokens = show(tokens_, l.tpm);
+  d.in_flight = in_flight_;
   return d;
 }
 
@@ -64,6 +66,7 @@ Decision LocalLimiter::reserve(const Limits& l, int64_t tokens, int64_t now_ms) 
   if (l.rpm > 0) requests_.level -= 1;
   if (l.tpm > 0) tokens_.level -= need;
   ++in_flight_;
+  d.in_flight = in_flight_;
   d.admitted = true;
   d.requests = show(requests_, l.rpm);
   d.tokens = show(tokens_, l.tpm);
@@ -85,11 +88,106 @@ Decision LocalLimiter::view(const Limits& l, int64_t now_ms) {
   return view_locked(l, now_ms);
 }
 
-Limiter& Registry::get(std::string_view tenant) {
+Registry::Entry& Registry::entry(std::string_view tenant) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = by_tenant_.find(std::string(tenant));
-  if (it == by_tenant_.end()) it = by_tenant_.emplace(std::string(tenant), std::make_unique<LocalLimiter>()).first;
-  return *it->second;
+  if (it == by_tenant_.end()) {
+    auto e = std::make_unique<Entry>();
+    e->limiter = std::make_unique<LocalLimiter>();
+    it = by_tenant_.emplace(std::string(tenant), std::move(e)).first;
+  }
+  return *it->second;  // entries are never erased: the reference outlives the lock
+}
+
+Limiter& Registry::get(std::string_view tenant) { return *entry(tenant).limiter; }
+Budget& Registry::budget(std::string_view tenant) { return entry(tenant).budget; }
+
+void Registry::for_each(const std::function<void(const std::string&, Limiter&, Budget&)>& fn) {
+  std::vector<std::pair<const std::string*, Entry*>> all;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& [name, e] : by_tenant_) all.emplace_back(&name, e.get());
+  }
+  for (auto& [name, e] : all) fn(*name, *e->limiter, e->budget);
+}
+
+// ---------------------------------------------------------------- budgets
+
+int64_t day_of(int64_t unix_ms) { return unix_ms >= 0 ? unix_ms / 86400000 : (unix_ms - 86399999) / 86400000; }
+
+namespace {
+// Howard Hinnant's civil_from_days: days since 1970-01-01 -> year, month (1-12), day.
+void civil(int64_t z, int64_t& y, int64_t& m, int64_t& d) {
+  z += 719468;
+  const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+  const int64_t doe = z - era * 146097;
+  const int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  const int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const int64_t mp = (5 * doy + 2) / 153;
+  d = doy - (153 * mp + 2) / 5 + 1;
+  m = mp < 10 ? mp + 3 : mp - 9;
+  y = yoe + era * 400 + (m <= 2 ? 1 : 0);
+}
+std::string two(int64_t v) { return (v < 10 ? "0" : "") + std::to_string(v); }
+}  // namespace
+
+int64_t month_of_day(int64_t day) {
+  int64_t y, m, d;
+  civil(day, y, m, d);
+  return y * 12 + (m - 1);
+}
+
+std::string day_name(int64_t day) {
+  int64_t y, m, d;
+  civil(day, y, m, d);
+  return std::to_string(y) + "-" + two(m) + "-" + two(d);
+}
+
+std::string month_name(int64_t month) { return std::to_string(month / 12) + "-" + two(month % 12 + 1); }
+
+void Budget::roll(int64_t now_ms) {
+  const int64_t day = day_of(now_ms);
+  if (day == day_) return;
+  const int64_t month = month_of_day(day);
+  day_ = day;
+  spent_.day_micro_usd = 0;
+  if (month != month_) {
+    month_ = month;
+    spent_.month_micro_usd = 0;
+  }
+}
+
+void Budget::charge(int64_t micro_usd, int64_t now_ms) {
+  if (micro_usd <= 0) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  roll(now_ms);
+  spent_.day_micro_usd += micro_usd;
+  spent_.month_micro_usd += micro_usd;
+  if (unsaved_.micro_usd > 0 && unsaved_.day != day_) {
+    unsaved_ = {};  // a period ended before it was saved: the new one starts clean (a flush runs every second)
+  }
+  unsaved_.day = day_;
+  unsaved_.micro_usd += micro_usd;
+}
+
+Budget::View Budget::spent(int64_t now_ms) {
+  std::lock_guard<std::mutex> lock(mu_);
+  roll(now_ms);
+  return spent_;
+}
+
+void Budget::restore(int64_t day_micro_usd, int64_t month_micro_usd, int64_t now_ms) {
+  std::lock_guard<std::mutex> lock(mu_);
+  roll(now_ms);
+  spent_.day_micro_usd = std::max(spent_.day_micro_usd, day_micro_usd);
+  spent_.month_micro_usd = std::max(spent_.month_micro_usd, month_micro_usd);
+}
+
+Budget::Unsaved Budget::take_unsaved() {
+  std::lock_guard<std::mutex> lock(mu_);
+  Unsaved u = unsaved_;
+  unsaved_ = {};
+  return u;
 }
 
 std::optional<Tier> tier_from_name(std::string_view s) {

@@ -8,6 +8,7 @@
 // for several replicas later.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -41,6 +42,7 @@ struct BucketView {
 
 struct Decision {
   bool admitted = false;
+  int64_t in_flight = 0;  // the tenant's requests in flight (after this one, when admitted)
   enum class Why { kNone, kRequests, kTokens, kConcurrency } why = Why::kNone;
   int64_t retry_after_ms = 0;  // when the refused request would fit (0 when admitted)
   BucketView requests, tokens;
@@ -79,14 +81,57 @@ class LocalLimiter final : public Limiter {
   int64_t in_flight_ = 0;
 };
 
-// Each tenant's limiter, kept across snapshots (keyed by tenant name).
+// A tenant's spend in the current UTC day and month, in micro-dollars (from the upstreams'
+// price table, charged when a request finishes). A budget is checked at admission: requests
+// already in flight when it runs out still finish, so the overshoot is bounded by the
+// tenant's concurrency times one request's cost.
+class Budget {
+ public:
+  struct View {
+    int64_t day_micro_usd = 0, month_micro_usd = 0;
+  };
+  void charge(int64_t micro_usd, int64_t now_ms);
+  View spent(int64_t now_ms);
+  // Spend an earlier run persisted for the current periods (at start; not "unsaved").
+  void restore(int64_t day_micro_usd, int64_t month_micro_usd, int64_t now_ms);
+  // What was charged since the last call, to persist: the day (days since the epoch) it
+  // belongs to and the amount.
+  struct Unsaved {
+    int64_t day = 0, micro_usd = 0;
+  };
+  Unsaved take_unsaved();
+
+ private:
+  void roll(int64_t now_ms);
+  std::mutex mu_;
+  int64_t day_ = -1, month_ = -1;  // current periods: days since the epoch, months since year 0
+  View spent_;
+  Unsaved unsaved_;
+};
+
+// Days since the epoch and months since year 0 (UTC) of a time, and their names
+// ("2026-11-30", "2026-11") as the store keys spend.
+int64_t day_of(int64_t unix_ms);
+int64_t month_of_day(int64_t day);
+std::string day_name(int64_t day);
+std::string month_name(int64_t month);
+
+// Each tenant's limiter and budget, kept across snapshots (keyed by tenant name).
 class Registry {
  public:
   Limiter& get(std::string_view tenant);
+  Budget& budget(std::string_view tenant);
+  // Every tenant seen so far (metrics, the admin view, persisting spend).
+  void for_each(const std::function<void(const std::string&, Limiter&, Budget&)>& fn);
 
  private:
+  struct Entry {
+    std::unique_ptr<Limiter> limiter;
+    Budget budget;
+  };
+  Entry& entry(std::string_view tenant);
   std::mutex mu_;
-  std::unordered_map<std::string, std::unique_ptr<Limiter>> by_tenant_;
+  std::unordered_map<std::string, std::unique_ptr<Entry>> by_tenant_;
 };
 
 // "1s", "6m0s", "20ms": the duration format of OpenAI's x-ratelimit-reset-* headers.

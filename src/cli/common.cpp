@@ -72,6 +72,23 @@ std::unique_ptr<store::Store> open(const Common& c) {
   return s;
 }
 
+int64_t parse_duration_ms(const std::string& s) {
+  if (s == "0") return 0;
+  if (s.size() < 2 || s.size() > 12) return -1;
+  const char unit = s.back();
+  for (size_t i = 0; i + 1 < s.size(); ++i)
+    if (s[i] < '0' || s[i] > '9') return -1;
+  const int64_t n = std::atoll(s.substr(0, s.size() - 1).c_str());
+  if (n <= 0) return -1;
+  switch (unit) {
+    case 's': return n * 1000;
+    case 'm': return n * 60000;
+    case 'h': return n * 3600000;
+    case 'd': return n * 86400000;
+    default: return -1;
+  }
+}
+
 int print(const control::Result& r) {
   if (!r.ok()) {
     std::cerr << "error: " << r.error << (r.error.back() == '\n' ? "" : "\n");

@@ -31,5 +31,7 @@ std::string json_str(const std::string& s);
 std::string default_actor();
 std::unique_ptr<store::Store> open(const Common& c);
 int print(const control::Result& r);
+// "90s", "30m", "1h", "2d" (or "0") -> milliseconds; -1 if malformed.
+int64_t parse_duration_ms(const std::string& s);
 
 }  // namespace sluice::cli

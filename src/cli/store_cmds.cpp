@@ -18,25 +18,6 @@
 
 namespace sluice::cli {
 
-namespace {
-
-// "90s", "30m", "1h", "2d" -> milliseconds; -1 if malformed.
-int64_t parse_duration_ms(const std::string& s) {
-  if (s.size() < 2) return -1;
-  char unit = s.back();
-  int64_t n = std::atoll(s.substr(0, s.size() - 1).c_str());
-  if (n <= 0) return -1;
-  switch (unit) {
-    case 's': return n * 1000;
-    case 'm': return n * 60000;
-    case 'h': return n * 3600000;
-    case 'd': return n * 86400000;
-    default: return -1;
-  }
-}
-
-}  // namespace
-
 std::function<int()> add_store_commands(CLI::App& app) {
   auto common = std::make_shared<Common>();
   auto runner = std::make_shared<std::function<int()>>();

@@ -129,11 +129,23 @@ struct Tenant {
   int64_t max_input_tokens = 0;        // per request, estimated as body bytes / 4 (0: no limit)
   int64_t reserve_output_tokens = 256; // reserved for a request that sets no max_tokens
   admission::Tier tier = admission::Tier::kStandard;  // who is shed first when a pool is full
+  // Money per UTC day and month, from the upstreams' prices (0: no budget); when spent,
+  // requests get 429 insufficient_quota.
+  double budget_usd_per_day = 0;
+  double budget_usd_per_month = 0;
+  std::vector<std::string> routes;  // the routes (models) it may call; empty = all
+  bool managed = false;             // defined in the store (sluice tenant ...), not in the file
+  bool limited() const {
+    return limits.rpm > 0 || limits.tpm > 0 || limits.max_concurrent > 0 || max_input_tokens > 0 ||
+           budget_usd_per_day > 0 || budget_usd_per_month > 0 || !routes.empty() || tier != admission::Tier::kStandard;
+  }
 };
 
 struct ApiKey {
   std::string tenant;
   std::string key_sha256;  // hex sha256 of the key; the key itself is never stored
+  std::string id;          // keys made by `sluice key create` (the store's id)
+  int64_t expires_at_ms = 0;  // a rotated key's grace end (0: never)
 };
 
 struct AdminToken {

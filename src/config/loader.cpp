@@ -4,11 +4,13 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include "config/tenant_spec.hpp"
 #include "config/yaml_keys.hpp"
 #include "core/crypto.hpp"
 #include "core/files.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <fstream>
 #include <initializer_list>
@@ -410,16 +412,25 @@ class Walker {
     if (YAML::Node ts = seq(root, "tenants")) {
       for (const auto& n : ts) {
         if (!expect_map(n, "a tenant")) continue;
-        allow_keys(n, {"name", "rpm", "tpm", "max_concurrent", "max_input_tokens", "reserve_output_tokens", "tier"},
+        allow_keys(n, {"name", "rpm", "tpm", "max_concurrent", "max_input_tokens", "reserve_output_tokens", "tier",
+                       "budget_usd_per_day", "budget_usd_per_month", "routes"},
                    "a tenant");
         Tenant t;
+        using B = TenantBounds;
         str(n, "name", t.name);
         if (t.name.empty()) error(n, "a tenant needs a 'name'");
-        integer(n, "rpm", t.limits.rpm, 0, 100000000);
-        integer(n, "tpm", t.limits.tpm, 0, int64_t(1) << 40);
-        integer(n, "max_concurrent", t.limits.max_concurrent, 0, 1000000);
-        integer(n, "max_input_tokens", t.max_input_tokens, 0, 100000000);
-        integer(n, "reserve_output_tokens", t.reserve_output_tokens, 0, 10000000);
+        else if (!valid_tenant_name(t.name)) error(n["name"], "a tenant name is 1-64 of A-Z a-z 0-9 . _ - (starting with a letter or digit)");
+        integer(n, "rpm", t.limits.rpm, 0, B::kRpm);
+        integer(n, "tpm", t.limits.tpm, 0, B::kTpm);
+        integer(n, "max_concurrent", t.limits.max_concurrent, 0, B::kConcurrent);
+        integer(n, "max_input_tokens", t.max_input_tokens, 0, B::kInputTokens);
+        integer(n, "reserve_output_tokens", t.reserve_output_tokens, 0, B::kReserveOutput);
+        number(n, "budget_usd_per_day", t.budget_usd_per_day);
+        number(n, "budget_usd_per_month", t.budget_usd_per_month);
+        for (const char* k : {"budget_usd_per_day", "budget_usd_per_month"})
+          if (n[k] && n[k].IsScalar() && (n[k].as<double>(0) > B::kBudgetUsd || !std::isfinite(n[k].as<double>(0))))
+            error(n[k], std::string("'") + k + "' must be between 0 and 1e9 dollars");
+        strings(n, "routes", t.routes);
         std::string tier = "standard";
         str(n, "tier", tier);
         if (auto tr = admission::tier_from_name(tier)) {

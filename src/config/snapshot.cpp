@@ -161,7 +161,7 @@ std::shared_ptr<const Snapshot> Snapshot::build(Config cfg, uint64_t version, st
     }
     it->second.cache = &cr;
   }
-  for (const ApiKey& k : c.api_keys) s->key_tenants_[k.key_sha256] = k.tenant;
+  for (const ApiKey& k : c.api_keys) s->key_tenants_[k.key_sha256] = {k.tenant, k.expires_at_ms};
   for (const Tenant& t : c.tenants) s->tenants_[t.name] = &t;
   return s;
 }
@@ -208,9 +208,11 @@ const Resolution* Snapshot::resolve(std::string_view model) const {
   return nullptr;
 }
 
-const std::string* Snapshot::tenant_for_key_hash(std::string_view h) const {
+const std::string* Snapshot::tenant_for_key_hash(std::string_view h, int64_t now_ms) const {
   auto it = key_tenants_.find(h);
-  return it == key_tenants_.end() ? nullptr : &it->second;
+  if (it == key_tenants_.end()) return nullptr;
+  if (it->second.expires_at_ms > 0 && now_ms >= it->second.expires_at_ms) return nullptr;
+  return &it->second.tenant;
 }
 
 }  // namespace sluice::config

@@ -100,8 +100,8 @@ class Snapshot {
 
   // nullptr when the model is unknown.
   const Resolution* resolve(std::string_view model) const;
-  // Tenant owning the key with this sha256, or nullptr.
-  const std::string* tenant_for_key_hash(std::string_view sha256_hex) const;
+  // Tenant owning the key with this sha256, or nullptr (unknown, or past its rotation grace).
+  const std::string* tenant_for_key_hash(std::string_view sha256_hex, int64_t now_ms) const;
   bool requires_api_key() const { return !key_tenants_.empty(); }
   // A tenant's limits, or nullptr when it has none.
   const Tenant* tenant_limits(std::string_view name) const;
@@ -129,7 +129,11 @@ class Snapshot {
   std::vector<std::unique_ptr<CompiledFallback>> fallbacks_;
   std::unordered_map<std::string, Resolution, StringHash, std::equal_to<>> by_model_;
   std::optional<Resolution> passthrough_;
-  std::unordered_map<std::string, std::string, StringHash, std::equal_to<>> key_tenants_;
+  struct KeyEntry {
+    std::string tenant;
+    int64_t expires_at_ms = 0;  // 0: never
+  };
+  std::unordered_map<std::string, KeyEntry, StringHash, std::equal_to<>> key_tenants_;
   std::unordered_map<std::string, const Tenant*, StringHash, std::equal_to<>> tenants_;  // into config_
   std::vector<std::string> model_names_;
   std::vector<std::string> warnings_;

@@ -14,13 +14,6 @@ namespace sluice::control {
 
 namespace {
 
-std::string iso_time(int64_t ms) {
-  std::time_t t = static_cast<std::time_t>(ms / 1000);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
-  return buf;
-}
-
 std::function<std::optional<std::string>(const std::string&)> blobs_of(store::Store& s) {
   return [&s](const std::string& h) { return s.get_blob(h); };
 }
@@ -76,18 +69,6 @@ std::string release_json(const store::ReleaseRecord& r) {
       .raw("tuple", r.tuple)
       .done();
 }
-
-namespace {
-template <class T, class F>
-std::string json_array(const std::vector<T>& items, F&& one) {
-  std::string o = "[";
-  for (size_t i = 0; i < items.size(); ++i) {
-    if (i) o += ",";
-    o += one(items[i]);
-  }
-  return o + "]";
-}
-}  // namespace
 
 std::string releases_json(store::Store& s, const std::string& route) {
   return JsonObject().raw("releases", json_array(s.list_releases(route), release_json)).done();

@@ -11,10 +11,11 @@ struct KindCode {
   std::string_view code;
 };
 
-constexpr std::array<KindCode, 30> kCodes = {{
+constexpr std::array<KindCode, 31> kCodes = {{
     {ErrorKind::kMissingVariable, "missing_variable"},
     {ErrorKind::kOverloaded, "overloaded"},
     {ErrorKind::kRateLimited, "rate_limit_exceeded"},
+    {ErrorKind::kQuotaExceeded, "insufficient_quota"},
     {ErrorKind::kConnectFailed, "connect_failed"},
     {ErrorKind::kDnsFailed, "dns_failed"},
     {ErrorKind::kTlsFailed, "tls_failed"},
@@ -114,6 +115,9 @@ ApiError error_of(ErrorKind k, std::string message) {
   } else if (k == ErrorKind::kRateLimited) {
     e.status = 429;
     e.type = "requests";
+  } else if (k == ErrorKind::kQuotaExceeded) {
+    e.status = 429;
+    e.type = "insufficient_quota";
   } else if (k == ErrorKind::kContextLengthExceeded || k == ErrorKind::kMissingVariable) {
     e.status = 400;
     e.type = "invalid_request_error";

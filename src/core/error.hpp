@@ -16,6 +16,7 @@ enum class ErrorKind : uint8_t {
   kMissingVariable,  // a release's prompt needs a variable the client did not send
   kOverloaded,
   kRateLimited,      // the tenant's own limits (429): says nothing about an upstream or a release
+  kQuotaExceeded,    // the tenant's money budget is spent (429 insufficient_quota)
   // reaching an upstream (before a byte reached the client)
   kConnectFailed,
   kDnsFailed,

@@ -3,6 +3,8 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <ctime>
+#include <vector>
 
 #include "core/error.hpp"
 
@@ -36,5 +38,26 @@ class JsonObject {
   std::string out_ = "{";
   bool first_ = true;
 };
+
+// A JSON array of items, each rendered by `one`.
+template <class T, class F>
+std::string json_array(const std::vector<T>& items, F&& one) {
+  std::string o = "[";
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i) o += ",";
+    o += one(items[i]);
+  }
+  return o + "]";
+}
+
+// "2026-11-30T19:05:00Z" (UTC, whole seconds) of a time in unix milliseconds.
+inline std::string iso_time(int64_t ms) {
+  std::time_t t = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
 
 }  // namespace sluice

@@ -1,6 +1,7 @@
 // gateway/admin.cpp: the admin API (token auth and roles) and the ops endpoints.
 #include "gateway/admin.hpp"
 #include "gateway/upstreams_view.hpp"
+#include "gateway/tenants_view.hpp"
 
 #include <simdjson.h>
 
@@ -116,6 +117,16 @@ awaitable<bool> AdminHandler::handle(beast::tcp_stream& stream, beast::flat_buff
   };
   std::string store_failure;
   try {
+    AdminCall call{req.method_string(), path, req.body(), rank, actor};
+    if (auto a = tenant_endpoints(st, env_.shared.tenant_limits, *env_.shared.snapshots.current(), call)) {
+      if (a->status == 403) audit_refusal(actor, "denied");
+      if (a->changed && a->status == 200) {
+        // Published before the answer: a revoked key is refused by every worker once this returns.
+        if (std::string perr = env_.republish(); !perr.empty())
+          co_return co_await error(http::status::internal_server_error, "publish_failed", perr);
+      }
+      co_return co_await reply(static_cast<http::status>(a->status), std::move(a->body));
+    }
     if (path == "/admin/v1/releases" && is_get)
       co_return co_await reply(http::status::ok, control::releases_json(st, query_param("route")));
     if (starts_with(path, "/admin/v1/releases/") && is_get) {

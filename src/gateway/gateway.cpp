@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -12,11 +13,13 @@
 
 #include "config/loader.hpp"
 #include "control/releases.hpp"
+#include "control/tenants.hpp"
 #include "store/store.hpp"
 #include "core/crypto.hpp"
 #include "gateway/admin.hpp"
 #include "pipeline/stages.hpp"
 #include "gateway/upstreams_view.hpp"
+#include "gateway/tenants_view.hpp"
 #include "gateway/worker.hpp"
 #include "net/listener.hpp"
 #include "reqlog/request_log.hpp"
@@ -71,10 +74,12 @@ awaitable<bool> Worker::respond_error(beast::tcp_stream& client, http::request<h
   return respond(client, req, static_cast<http::status>(e.status), e.to_json(), "application/json", request_id, extra);
 }
 
-std::string models_json(const config::Snapshot& snap) {
+std::string models_json(const config::Snapshot& snap, const config::Tenant* tenant) {
   std::string out = "{\"object\":\"list\",\"data\":[";
   bool first = true;
   for (const auto& m : snap.model_names()) {
+    if (tenant && !tenant->routes.empty() && std::find(tenant->routes.begin(), tenant->routes.end(), m) == tenant->routes.end())
+      continue;  // a tenant sees only the routes it may call
     if (!first) out.push_back(',');
     first = false;
     out += "{\"id\":";
@@ -134,7 +139,9 @@ awaitable<bool> Worker::handle(beast::tcp_stream& stream, beast::flat_buffer&, h
       co_return co_await respond_error(stream, req, *err, id);
     }
     account_local(200, "", id, t_start);
-    co_return co_await respond(stream, req, http::status::ok, models_json(*snap), "application/json", id);
+    co_return co_await respond(stream, req, http::status::ok,
+                               models_json(*snap, ctx.tenant.empty() ? nullptr : snap->tenant_limits(ctx.tenant)),
+                               "application/json", id);
   }
   std::string id = ids_.next();
   if (get) {
@@ -167,7 +174,10 @@ std::optional<OpsResponse> ops_endpoint(Shared& shared, std::string_view path) {
       std::lock_guard<std::mutex> lock(shared.rollout_metrics_mu);
       body += shared.rollout_metrics;
     }
-    if (auto snap = shared.snapshots.current()) body += upstreams_prometheus(*snap, shared.retry_budget, unix_millis());
+    if (auto snap = shared.snapshots.current()) {
+      body += upstreams_prometheus(*snap, shared.retry_budget, unix_millis());
+      body += tenants_prometheus(*snap, shared.tenant_limits, unix_millis());
+    }
     body += response_cache_prometheus(shared.response_cache);
     return OpsResponse{http::status::ok, std::move(body), "text/plain; version=0.0.4"};
   }
@@ -188,6 +198,8 @@ struct Gateway::Impl {
   uint64_t next_version = 1;
   std::unique_ptr<store::Store> store;   // releases and routes; the control thread's only
   uint64_t store_seen = 0;               // store change counter behind the current snapshot
+  config::Config base;                   // the file's config (and flags), before the store's tenants join it
+  std::unique_ptr<asio::steady_timer> spend_timer;
   std::unique_ptr<asio::steady_timer> store_poll;
   std::unique_ptr<rollout::Controller> rollouts;  // runs rollouts on the control thread
   std::unique_ptr<asio::steady_timer> rollout_timer;
@@ -224,12 +236,20 @@ struct Gateway::Impl {
   std::string publish(config::Config cfg) {
     std::string err;
     std::vector<config::RouteBinding> bindings;
+    base = cfg;
     if (store) {
       store_seen = store->external_change_counter();
       bindings = control::route_bindings(*store, err);
       if (!err.empty()) std::cerr << "sluice: " << err;
       err.clear();
       if (rollouts) bindings = rollouts->bindings(bindings);
+      std::vector<std::string> warnings;
+      try {
+        control::add_store_tenants(*store, cfg, warnings);
+      } catch (const std::exception& e) {
+        return std::string("reading tenants from the store: ") + e.what();
+      }
+      for (const auto& w : warnings) std::cerr << "sluice: warning: " << w << "\n";
     }
     bindings.insert(bindings.end(), opts.extra_bindings.begin(), opts.extra_bindings.end());
     auto snap = config::Snapshot::build(std::move(cfg), next_version, err, bindings, &shared.upstream_health);
@@ -270,13 +290,15 @@ struct Gateway::Impl {
   // Re-publishes the running config with the store's current routes (after a promote or
   // rollback here, or a change another process committed).
   std::string republish() {
-    std::string err = publish(shared.snapshots.current()->config());
+    std::string err = publish(base);
     if (!err.empty()) std::cerr << "sluice: store change not applied: " << err << "\n";
     return err;
   }
 
   void poll_store() {
-    store_poll->expires_after(std::chrono::milliseconds(50));  // PRAGMA data_version: microseconds
+    // PRAGMA data_version costs microseconds; a key revoked from the CLI stops working on
+    // every worker within this interval plus one publish.
+    store_poll->expires_after(std::chrono::milliseconds(10));
     store_poll->async_wait([this](error_code ec) {
       if (ec || shared.draining.load()) return;
       if (store->external_change_counter() != store_seen) {
@@ -319,6 +341,42 @@ struct Gateway::Impl {
       }
       tick_health_checks();
     });
+  }
+
+  // Each tenant's spend since the last flush goes to the store once a second, so budgets
+  // hold across restarts.
+  void flush_spend() {
+    std::vector<store::SpendRecord> deltas;
+    shared.tenant_limits.for_each([&](const std::string& tenant, admission::Limiter&, admission::Budget& b) {
+      admission::Budget::Unsaved u = b.take_unsaved();
+      if (u.micro_usd <= 0) return;
+      deltas.push_back({tenant, admission::day_name(u.day), u.micro_usd});
+      deltas.push_back({tenant, admission::month_name(admission::month_of_day(u.day)), u.micro_usd});
+    });
+    try {
+      store->add_spend(deltas);
+    } catch (const std::exception& e) {
+      std::cerr << "sluice: saving tenant spend: " << e.what() << "\n";
+    }
+  }
+
+  void tick_spend() {
+    spend_timer->expires_after(std::chrono::seconds(1));
+    spend_timer->async_wait([this](error_code ec) {
+      if (ec) return;
+      flush_spend();
+      tick_spend();
+    });
+  }
+
+  // Spend of the current day and month from earlier runs.
+  void restore_spend() {
+    const int64_t now = unix_millis();
+    const int64_t day = admission::day_of(now);
+    const std::string d = admission::day_name(day), m = admission::month_name(admission::month_of_day(day));
+    std::unordered_map<std::string, std::pair<int64_t, int64_t>> by_tenant;
+    for (const auto& r : store->list_spend({d, m})) (r.period == d ? by_tenant[r.tenant].first : by_tenant[r.tenant].second) = r.micro_usd;
+    for (const auto& [tenant, v] : by_tenant) shared.tenant_limits.budget(tenant).restore(v.first, v.second, now);
   }
 
   void tick_rollouts() {
@@ -444,6 +502,12 @@ struct Gateway::Impl {
         return 2;
       }
     }
+    try {
+      restore_spend();
+    } catch (const std::exception& e) {
+      std::cerr << "error: reading tenant spend: " << e.what() << "\n";
+      return 2;
+    }
     size_t n = cfg.threads > 0 ? static_cast<size_t>(cfg.threads) : std::max(1u, std::thread::hardware_concurrency());
     shared.metrics = std::make_unique<metrics::Registry>(n);
     shared.rollout_sink = std::make_unique<rollout::Sink>(n, 1 << 16);
@@ -544,7 +608,10 @@ struct Gateway::Impl {
     tick_rollouts();
     health_timer = std::make_unique<asio::steady_timer>(control);
     tick_health_checks();
+    spend_timer = std::make_unique<asio::steady_timer>(control);
+    tick_spend();
     control.run();
+    flush_spend();
     try {
       rollouts->flush();  // the evidence so far survives the restart
     } catch (const std::exception& e) {
@@ -578,6 +645,7 @@ struct Gateway::Impl {
     admin->close_idle();
     if (store_poll) store_poll->cancel();
     if (health_timer) health_timer->cancel();
+    // spend_timer keeps running while requests drain; run() flushes once more at the end
     auto until = std::chrono::steady_clock::now() + deadline;
     auto timer = std::make_shared<asio::steady_timer>(control);
     std::shared_ptr<std::function<void()>> poll = std::make_shared<std::function<void()>>();

@@ -156,6 +156,7 @@ class Worker : public net::IdleConnections {
 };
 
 // Shared response helpers for the data plane and admin listeners.
-std::string models_json(const config::Snapshot& snap);
+// GET /v1/models: the route names (only those a tenant may call, when it is given).
+std::string models_json(const config::Snapshot& snap, const config::Tenant* tenant = nullptr);
 
 }  // namespace sluice::gateway

@@ -113,6 +113,29 @@ class RateLimitFilter final : public Filter {
   Verdict on_request(RequestContext& ctx, Env& env) const override {
     const config::Tenant* t = env.limits ? tenant_limits(ctx) : nullptr;
     if (!t || ctx.endpoint == Endpoint::kModels) return Verdict::next();
+    if (!may_call(*t, ctx.resolution ? ctx.resolution->route : std::string_view())) {
+      ApiError e = not_found("The model `" + ctx.info.model + "` does not exist or you do not have access to it.",
+                             "model_not_found");
+      e.param = "model";
+      env.metrics.refused(t->name, "route_not_allowed");
+      return Verdict::fail(std::move(e));
+    }
+    const int64_t now = unix_millis();
+    if (t->budget_usd_per_day > 0 || t->budget_usd_per_month > 0) {
+      const admission::Budget::View spent = env.limits->budget(t->name).spent(now);
+      const bool day = t->budget_usd_per_day > 0 && spent.day_micro_usd >= micro_usd(t->budget_usd_per_day);
+      const bool month = t->budget_usd_per_month > 0 && spent.month_micro_usd >= micro_usd(t->budget_usd_per_month);
+      if (day || month) {
+        // A budget does not come back within a retry: tell OpenAI's clients not to retry.
+        ctx.response_headers.emplace_back("x-should-retry", "false");
+        env.metrics.refused(t->name, day ? "budget_day" : "budget_month");
+        return Verdict::fail(error_of(
+            ErrorKind::kQuotaExceeded,
+            "You exceeded your current quota: tenant '" + t->name + "' spent its " + (day ? "daily" : "monthly") +
+                " budget of $" + num_text(day ? t->budget_usd_per_day : t->budget_usd_per_month) + " (resets at " +
+                (day ? "00:00 UTC" : "the start of next month, UTC") + "). Ask an operator to raise it."));
+      }
+    }
     const int64_t prompt = ctx.body ? static_cast<int64_t>(ctx.body->size() / 4) : 0;
     if (t->max_input_tokens > 0 && prompt > t->max_input_tokens) {
       ApiError e = bad_request("This request's input is about " + std::to_string(prompt) +
@@ -124,7 +147,7 @@ class RateLimitFilter final : public Filter {
       return Verdict::fail(std::move(e));
     }
     const int64_t reserve = prompt + (ctx.info.max_tokens > 0 ? ctx.info.max_tokens : t->reserve_output_tokens);
-    admission::Decision d = env.limits->get(t->name).reserve(t->limits, reserve, unix_millis());
+    admission::Decision d = env.limits->get(t->name).reserve(t->limits, reserve, now);
     headers(ctx, d);
     if (!d.admitted) {
       const int64_t ms = std::max<int64_t>(d.retry_after_ms, 1);
@@ -160,7 +183,18 @@ class RateLimitFilter final : public Filter {
     } else {
       used = 0;  // nothing reached an upstream's model: a refund
     }
-    env.limits->get(ctx.rate.tenant->name).reconcile(ctx.rate.tenant->limits, ctx.rate.reserved_tokens, used, unix_millis());
+    const int64_t now = unix_millis();
+    env.limits->get(ctx.rate.tenant->name).reconcile(ctx.rate.tenant->limits, ctx.rate.reserved_tokens, used, now);
+    const double cost = cost_of(*ctx.snap, ctx.upstream, ctx.tokens_in, ctx.tokens_out);
+    if (cost > 0) env.limits->budget(ctx.rate.tenant->name).charge(micro_usd(cost), now);
+  }
+
+  static int64_t micro_usd(double usd) { return static_cast<int64_t>(usd * 1e6 + 0.5); }
+  static bool may_call(const config::Tenant& t, std::string_view route) {
+    if (t.routes.empty()) return true;
+    for (const auto& r : t.routes)
+      if (r == route) return true;
+    return false;
   }
 
  private:
@@ -335,7 +369,7 @@ class RolloutFilter final : public Filter {
     // variable clients do not send does: missing_variable counts as an error).
     // Nor does the gateway's own admission (a tenant's limit, a pool shedding load).
     if (ctx.status == 499 || ctx.status == 0 || ctx.error == ErrorKind::kRateLimited ||
-        ctx.error == ErrorKind::kOverloaded)
+        ctx.error == ErrorKind::kQuotaExceeded || ctx.error == ErrorKind::kOverloaded)
       return;
     if (ctx.status >= 400 && ctx.status < 500 && ctx.status != 429 && ctx.error != ErrorKind::kMissingVariable) return;
     const config::RolloutLive& live = *ctx.resolution->live;

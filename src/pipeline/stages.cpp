@@ -19,7 +19,7 @@ std::optional<ApiError> authenticate(RequestContext& ctx, Env&) {
   if (h.empty()) return unauthorized("Missing API key: send 'Authorization: Bearer <key>'.");
   if (h.size() < 7 || !iequals(h.substr(0, 7), "bearer ")) return unauthorized("Authorization must be 'Bearer <key>'.");
   std::string_view key = trim(h.substr(7));
-  const std::string* tenant = ctx.snap->tenant_for_key_hash(sha256_hex(key));
+  const std::string* tenant = ctx.snap->tenant_for_key_hash(sha256_hex(key), unix_millis());
   if (!tenant) return unauthorized("Incorrect API key provided.");
   ctx.tenant = *tenant;
   return std::nullopt;

@@ -72,6 +72,10 @@ class Stmt {
   sqlite3_stmt* s_ = nullptr;
 };
 
+// The api_keys columns key_row() reads, in order.
+#define KEY_COLUMNS \
+  "id, tenant, key_sha256, prefix, label, created_by, revoked_by, replaced_by, created_at, expires_at, revoked_at"
+
 class SqliteStore final : public Store {
  public:
   explicit SqliteStore(sqlite3* db) : db_(db) {}
@@ -427,6 +431,130 @@ class SqliteStore final : public Store {
     return p;
   }
 
+  // ---- tenants and keys
+
+  Outcome put_tenant(const TenantRecord& t, bool create, const std::string& reason) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Tx tx(*this);
+    const int64_t at = now_ms();
+    std::string before;
+    {
+      Stmt q(db_, "SELECT spec FROM tenants WHERE name = ?");
+      q.bind(1, t.name);
+      if (q.step()) before = q.text(0);
+    }
+    if (create && !before.empty()) return {"tenant '" + t.name + "' already exists (use update)", "", ""};
+    if (!create && before.empty()) return {"no tenant '" + t.name + "'", "", ""};
+    if (create) {
+      Stmt ins(db_, "INSERT INTO tenants(name, spec, created_at, updated_at, updated_by) VALUES (?,?,?,?,?)");
+      ins.bind(1, t.name).bind(2, t.spec).bind(3, at).bind(4, at).bind(5, t.updated_by).step();
+    } else {
+      Stmt up(db_, "UPDATE tenants SET spec = ?, updated_at = ?, updated_by = ? WHERE name = ?");
+      up.bind(1, t.spec).bind(2, at).bind(3, t.updated_by).bind(4, t.name).step();
+    }
+    audit_locked({0, at, t.updated_by, create ? "tenant.create" : "tenant.update", t.name, before, t.spec, reason, "ok"});
+    tx.commit();
+    return {"", before, t.spec};
+  }
+
+  std::optional<TenantRecord> get_tenant(const std::string& name) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt q(db_, "SELECT name, spec, updated_by, created_at, updated_at FROM tenants WHERE name = ?");
+    q.bind(1, name);
+    if (!q.step()) return std::nullopt;
+    return TenantRecord{q.text(0), q.text(1), q.text(2), q.integer(3), q.integer(4)};
+  }
+
+  std::vector<TenantRecord> list_tenants() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt q(db_, "SELECT name, spec, updated_by, created_at, updated_at FROM tenants ORDER BY name");
+    std::vector<TenantRecord> out;
+    while (q.step()) out.push_back({q.text(0), q.text(1), q.text(2), q.integer(3), q.integer(4)});
+    return out;
+  }
+
+  Outcome create_api_key(const ApiKeyRecord& k, const std::string& reason) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Tx tx(*this);
+    if (!tenant_exists_locked(k.tenant)) return {"no tenant '" + k.tenant + "'", "", ""};
+    const int64_t at = now_ms();
+    insert_key_locked(k, at);
+    audit_locked({0, at, k.created_by, "key.create", k.tenant, "", k.id + " " + k.prefix + "...", reason, "ok"});
+    tx.commit();
+    return {"", "", k.id};
+  }
+
+  Outcome revoke_api_key(const std::string& id, const std::string& actor, const std::string& reason) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Tx tx(*this);
+    auto k = key_locked(id);
+    if (!k) return {"no API key '" + id + "'", "", ""};
+    if (k->revoked_at) return {"API key " + id + " is already revoked", "", ""};
+    const int64_t at = now_ms();
+    Stmt up(db_, "UPDATE api_keys SET revoked_at = ?, revoked_by = ? WHERE id = ?");
+    up.bind(1, at).bind(2, actor).bind(3, id).step();
+    audit_locked({0, at, actor, "key.revoke", k->tenant, id, "revoked", reason, "ok"});
+    tx.commit();
+    return {"", id, "revoked"};
+  }
+
+  Outcome rotate_api_key(const std::string& id, const ApiKeyRecord& next, int64_t old_expires_at,
+                         const std::string& reason) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Tx tx(*this);
+    auto k = key_locked(id);
+    const int64_t at = now_ms();
+    if (!k) return {"no API key '" + id + "'", "", ""};
+    if (!k->replaced_by.empty()) return {"API key " + id + " was already rotated (to " + k->replaced_by + ")", "", ""};
+    if (!k->active(at)) return {"API key " + id + " is revoked or expired: create a new key instead", "", ""};
+    ApiKeyRecord n = next;
+    n.tenant = k->tenant;
+    insert_key_locked(n, at);
+    Stmt up(db_, "UPDATE api_keys SET expires_at = ?, replaced_by = ? WHERE id = ?");
+    up.bind(1, std::max(old_expires_at, at)).bind(2, n.id).bind(3, id).step();
+    audit_locked({0, at, n.created_by, "key.rotate", k->tenant, id, n.id + " " + n.prefix + "...", reason, "ok"});
+    tx.commit();
+    return {"", id, n.id};
+  }
+
+  std::optional<ApiKeyRecord> get_api_key(const std::string& id) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return key_locked(id);
+  }
+
+  std::vector<ApiKeyRecord> list_api_keys(const std::string& tenant) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt q(db_, tenant.empty() ? "SELECT " KEY_COLUMNS " FROM api_keys ORDER BY created_at, id"
+                               : "SELECT " KEY_COLUMNS " FROM api_keys WHERE tenant = ? ORDER BY created_at, id");
+    if (!tenant.empty()) q.bind(1, tenant);
+    std::vector<ApiKeyRecord> out;
+    while (q.step()) out.push_back(key_row(q));
+    return out;
+  }
+
+  void add_spend(const std::vector<SpendRecord>& deltas) override {
+    if (deltas.empty()) return;
+    std::lock_guard<std::mutex> lock(mu_);
+    Tx tx(*this);
+    for (const auto& d : deltas) {
+      Stmt up(db_, "INSERT INTO tenant_spend(tenant, period, micro_usd) VALUES (?,?,?) ON CONFLICT(tenant, period) DO "
+                   "UPDATE SET micro_usd = micro_usd + excluded.micro_usd");
+      up.bind(1, d.tenant).bind(2, d.period).bind(3, d.micro_usd).step();
+    }
+    tx.commit(false);
+  }
+
+  std::vector<SpendRecord> list_spend(const std::vector<std::string>& periods) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<SpendRecord> out;
+    for (const auto& p : periods) {
+      Stmt q(db_, "SELECT tenant, period, micro_usd FROM tenant_spend WHERE period = ? ORDER BY tenant");
+      q.bind(1, p);
+      while (q.step()) out.push_back({q.text(0), q.text(1), q.integer(2)});
+    }
+    return out;
+  }
+
   // ---- eval runs
 
   Outcome record_eval_run(const EvalRunRecord& r) override {
@@ -519,10 +647,11 @@ class SqliteStore final : public Store {
     ~Tx() {
       if (!done) s.exec("ROLLBACK");
     }
-    void commit() {
+    // `counts`: the change is one the snapshot shows (not, e.g., spend bookkeeping).
+    void commit(bool counts = true) {
       s.exec("COMMIT");
       done = true;
-      ++s.local_changes_;
+      if (counts) ++s.local_changes_;
     }
     SqliteStore& s;
     bool done = false;
@@ -573,6 +702,39 @@ class SqliteStore final : public Store {
     h.bind_null_if_empty(6, reason).bind(7, at).step();
     std::string why = note.empty() ? reason : reason + (reason.empty() ? "[" : " [") + note + "]";
     audit_locked({0, at, actor, "route." + action, route, before, release, why, "ok"});
+  }
+
+  bool tenant_exists_locked(const std::string& name) {
+    Stmt q(db_, "SELECT 1 FROM tenants WHERE name = ?");
+    q.bind(1, name);
+    return q.step();
+  }
+  static ApiKeyRecord key_row(const Stmt& q) {
+    ApiKeyRecord k;
+    k.id = q.text(0);
+    k.tenant = q.text(1);
+    k.key_sha256 = q.text(2);
+    k.prefix = q.text(3);
+    k.label = q.text(4);
+    k.created_by = q.text(5);
+    k.revoked_by = q.text(6);
+    k.replaced_by = q.text(7);
+    k.created_at = q.integer(8);
+    k.expires_at = q.integer(9);
+    k.revoked_at = q.integer(10);
+    return k;
+  }
+  std::optional<ApiKeyRecord> key_locked(const std::string& id) {
+    Stmt q(db_, "SELECT " KEY_COLUMNS " FROM api_keys WHERE id = ?");
+    q.bind(1, id);
+    if (!q.step()) return std::nullopt;
+    return key_row(q);
+  }
+  void insert_key_locked(const ApiKeyRecord& k, int64_t at) {
+    Stmt ins(db_, "INSERT INTO api_keys(id, tenant, key_sha256, prefix, label, created_at, created_by, expires_at) "
+                  "VALUES (?,?,?,?,?,?,?,?)");
+    ins.bind(1, k.id).bind(2, k.tenant).bind(3, k.key_sha256).bind(4, k.prefix).bind_null_if_empty(5, k.label);
+    ins.bind(6, at).bind(7, k.created_by).bind(8, k.expires_at).step();
   }
 
   void audit_locked(const AuditEntry& e) {

@@ -69,6 +69,28 @@ struct EvalRunRecord {
   int64_t created_at = 0;
 };
 
+// A tenant defined through the CLI or admin API. `spec` is its settings as JSON
+// (config/tenant_spec.hpp checks it before it is stored).
+struct TenantRecord {
+  std::string name, spec, updated_by;
+  int64_t created_at = 0, updated_at = 0;
+};
+
+// An API key of a tenant: only its hash is kept; `prefix` lets a person recognise it.
+struct ApiKeyRecord {
+  std::string id, tenant, key_sha256, prefix, label, created_by, revoked_by, replaced_by;
+  int64_t created_at = 0;
+  int64_t expires_at = 0;  // a rotated key stays valid until then (0: never)
+  int64_t revoked_at = 0;  // 0: not revoked
+  bool active(int64_t now_ms) const { return revoked_at == 0 && (expires_at == 0 || now_ms < expires_at); }
+};
+
+// Money a tenant spent in one period ("2026-11-30" or "2026-11"), in micro-dollars.
+struct SpendRecord {
+  std::string tenant, period;
+  int64_t micro_usd = 0;
+};
+
 // Result of a mutation: error empty on success.
 struct Outcome {
   std::string error;
@@ -125,6 +147,27 @@ class Store {
   virtual Outcome record_eval_run(const EvalRunRecord& r) = 0;
   virtual std::optional<EvalRunRecord> get_eval_run(const std::string& id) = 0;
   virtual std::vector<EvalRunRecord> list_eval_runs(const std::string& release) = 0;
+
+  // Tenants and their keys (every change audited). put_tenant creates (`create`: refused if
+  // it exists) or replaces a tenant's spec (refused if it does not exist).
+  virtual Outcome put_tenant(const TenantRecord& t, bool create, const std::string& reason) = 0;
+  virtual std::optional<TenantRecord> get_tenant(const std::string& name) = 0;
+  virtual std::vector<TenantRecord> list_tenants() = 0;
+  // Adds a key to an existing tenant.
+  virtual Outcome create_api_key(const ApiKeyRecord& k, const std::string& reason) = 0;
+  // Revokes a key now. Refused when it is unknown or already revoked.
+  virtual Outcome revoke_api_key(const std::string& id, const std::string& actor, const std::string& reason) = 0;
+  // Replaces key `id` by `next` (same tenant) in one transaction: the old key stays valid
+  // until `old_expires_at` (now, or after a grace). Refused when `id` is revoked, expired
+  // or already rotated, so concurrent rotations of one key leave exactly one successor.
+  virtual Outcome rotate_api_key(const std::string& id, const ApiKeyRecord& next, int64_t old_expires_at,
+                                 const std::string& reason) = 0;
+  virtual std::optional<ApiKeyRecord> get_api_key(const std::string& id) = 0;
+  // A tenant's keys ("" = every tenant's), revoked ones included, oldest first.
+  virtual std::vector<ApiKeyRecord> list_api_keys(const std::string& tenant) = 0;
+  // Adds spend to (tenant, period) rows; reads the rows of some periods.
+  virtual void add_spend(const std::vector<SpendRecord>& deltas) = 0;
+  virtual std::vector<SpendRecord> list_spend(const std::vector<std::string>& periods) = 0;
 
   virtual void append_audit(const AuditEntry& e) = 0;
   virtual std::vector<AuditEntry> list_audit(size_t limit) = 0;

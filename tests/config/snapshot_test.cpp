@@ -59,9 +59,9 @@ TEST(Snapshot, ApiKeysByHashAndSecretsResolvedFromEnv) {
   auto s = build("upstreams:\n  - {name: a, url: 'http://x', api_key_env: SLUICE_SNAP_UPSTREAM_KEY}\n"
                  "api_keys:\n  - {tenant: acme, key_sha256: " + sha256_hex("sk-client") + "}\n");
   EXPECT_TRUE(s->requires_api_key());
-  ASSERT_TRUE(s->tenant_for_key_hash(sha256_hex("sk-client")));
-  EXPECT_EQ(*s->tenant_for_key_hash(sha256_hex("sk-client")), "acme");
-  EXPECT_EQ(s->tenant_for_key_hash(sha256_hex("sk-other")), nullptr);
+  ASSERT_TRUE(s->tenant_for_key_hash(sha256_hex("sk-client"), 0));
+  EXPECT_EQ(*s->tenant_for_key_hash(sha256_hex("sk-client"), 0), "acme");
+  EXPECT_EQ(s->tenant_for_key_hash(sha256_hex("sk-other"), 0), nullptr);
   EXPECT_EQ(s->upstreams()[0].api_key, "sk-upstream");
 }
 

@@ -206,16 +206,6 @@ const char* tier_name(Tier t) {
   return "?";
 }
 
-bool admit_tier(Tier tier, int64_t inflight, int64_t capacity, double shed_at) {
-  if (capacity <= 0) return true;
-  const double cap = static_cast<double>(capacity);
-  const double share = std::clamp(shed_at, 0.01, 1.0);
-  const double limit = tier == Tier::kSheddable  ? share * cap
-                       : tier == Tier::kStandard ? (share + (1 - share) / 2) * cap
-                                                 : cap;
-  return static_cast<double>(inflight) < std::max(1.0, limit);
-}
-
 std::string reset_text(int64_t ms) {
   if (ms <= 0) return "0s";
   if (ms < 1000) return std::to_string(ms) + "ms";

@@ -22,10 +22,6 @@ namespace sluice::admission {
 enum class Tier { kCritical = 0, kStandard = 1, kSheddable = 2 };
 std::optional<Tier> tier_from_name(std::string_view s);
 const char* tier_name(Tier t);
-// Whether a request of `tier` is admitted to a pool with `inflight` of `capacity` taken
-// (capacity 0: no limit). Sheddable stops at shed_at x capacity, standard halfway between
-// that and full, critical at full.
-bool admit_tier(Tier tier, int64_t inflight, int64_t capacity, double shed_at);
 
 struct Limits {
   int64_t rpm = 0;             // requests per minute (0: no limit)

@@ -69,6 +69,9 @@ struct Pool {
   std::string name;
   std::vector<std::string> upstreams;
   upstream::BalanceSettings balance;
+  // Admission control: capacity in requests and tokens in flight, adaptive limit, shedding
+  // by tier from shed_at, a bounded queue with a deadline (admission/gate.hpp).
+  admission::GateSettings admission;
 };
 
 struct Route {

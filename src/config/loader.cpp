@@ -290,7 +290,8 @@ class Walker {
         if (!expect_map(n, "a pool")) continue;
         allow_keys(n,
                    {"name", "upstreams", "balance", "bounded_load", "affinity_slack", "max_ejected_percent", "affinity_header",
-                    "prefix_bytes", "max_inflight", "shed_at"},
+                    "prefix_bytes", "max_inflight", "max_tokens_inflight", "shed_at", "adaptive_concurrency", "queue",
+                    "overflow", "overflow_model"},
                    "a pool");
         Pool p;
         str(n, "name", p.name);
@@ -314,10 +315,39 @@ class Walker {
         integer(n, "affinity_slack", p.balance.affinity_slack, 0, 1000000);
         str(n, "affinity_header", p.balance.affinity_header);
         integer(n, "prefix_bytes", p.balance.prefix_bytes, 16, 1 << 20);
-        integer(n, "max_inflight", p.balance.max_inflight, 0, 10000000);
-        number(n, "shed_at", p.balance.shed_at);
-        if (n["shed_at"] && (p.balance.shed_at <= 0 || p.balance.shed_at > 1))
-          error(n["shed_at"], "'shed_at' must be in (0, 1]");
+        admission::GateSettings& g = p.admission;
+        integer(n, "max_inflight", g.max_inflight, 0, 10000000);
+        integer(n, "max_tokens_inflight", g.max_tokens, 0, int64_t(1) << 40);
+        number(n, "shed_at", g.shed_at);
+        if (n["shed_at"] && (g.shed_at <= 0 || g.shed_at > 1)) error(n["shed_at"], "'shed_at' must be in (0, 1]");
+        if (YAML::Node a = n["adaptive_concurrency"]) {
+          if (a.IsScalar()) {
+            boolean(n, "adaptive_concurrency", g.adaptive);
+          } else if (expect_map(a, "adaptive_concurrency")) {
+            allow_keys(a, {"enabled", "min_limit", "tolerance", "smoothing"}, "adaptive_concurrency");
+            g.adaptive = true;
+            boolean(a, "enabled", g.adaptive);
+            integer(a, "min_limit", g.min_limit, 1, 1000000);
+            number(a, "tolerance", g.tolerance);
+            number(a, "smoothing", g.smoothing);
+            if (a["tolerance"] && (g.tolerance < 1 || g.tolerance > 10)) error(a["tolerance"], "'tolerance' must be between 1 and 10");
+            if (a["smoothing"] && (g.smoothing <= 0 || g.smoothing > 1)) error(a["smoothing"], "'smoothing' must be in (0, 1]");
+          }
+          if (g.adaptive && g.max_inflight > 0 && g.min_limit > g.max_inflight)
+            error(a, "adaptive_concurrency: 'min_limit' is above the pool's max_inflight");
+        }
+        if (YAML::Node q = n["queue"]; q && expect_map(q, "queue")) {
+          allow_keys(q, {"max", "timeout_ms"}, "queue");
+          integer(q, "max", g.queue_max, 0, 1000000);
+          integer(q, "timeout_ms", g.queue_timeout_ms, 0, 600000);
+        }
+        str(n, "overflow", p.balance.overflow);
+        std::string overflow_model;
+        str(n, "overflow_model", overflow_model);
+        if (!overflow_model.empty()) append_json_string(p.balance.overflow_model, overflow_model);
+        if (!p.balance.overflow.empty() && p.balance.overflow == p.name) error(n["overflow"], "a pool cannot overflow to itself");
+        if (!p.balance.overflow.empty() && !g.enabled())
+          error(n["overflow"], "'overflow' needs the pool's capacity: set max_inflight, max_tokens_inflight or adaptive_concurrency");
         if (p.balance.policy == upstream::Policy::kSession && p.balance.affinity_header.empty())
           p.balance.affinity_header = "x-session-id";
         c.pools.push_back(std::move(p));

@@ -43,7 +43,19 @@ std::shared_ptr<const Snapshot> Snapshot::build(Config cfg, uint64_t version, st
     rt.health = health ? health->get(rt.identity, u.breaker) : std::make_shared<upstream::Health>(u.breaker);
     s->upstreams_.push_back(std::move(rt));
   }
-  for (const Pool& p : c.pools) s->pools_[p.name] = &p;
+  for (Pool& p : s->config_.pools) {
+    // A pool's admission gate outlives the snapshot too (its learned limit, its queue).
+    if (p.admission.enabled())
+      p.balance.gate = health ? health->gate(p.name, p.admission) : std::make_shared<admission::Gate>(p.admission);
+    s->pools_[p.name] = &p;
+  }
+  for (Pool& p : s->config_.pools) {
+    if (p.balance.overflow.empty()) continue;
+    if (!s->add_targets(p.balance.overflow, p.balance.overflow_targets, p.balance.overflow_balance)) {
+      error = "pool '" + p.name + "': overflow refers to unknown upstream or pool '" + p.balance.overflow + "'";
+      return nullptr;
+    }
+  }
   auto targets = [&](const std::string& name, std::vector<size_t>& out, const upstream::BalanceSettings*& balance) {
     return s->add_targets(name, out, balance);
   };

@@ -68,6 +68,8 @@ struct HttpClient::Impl {
     req.set(http::field::host, host);
     req.set(http::field::user_agent, "sluice-eval");
     req.set(http::field::content_type, "application/json");
+    // Internal traffic is the lowest tier: a gateway sheds eval calls before users' requests.
+    req.set("x-sluice-priority", "sheddable");
     req.keep_alive(true);
     if (!bearer.empty()) req.set(http::field::authorization, "Bearer " + bearer);
     req.body() = body;

@@ -135,6 +135,22 @@ awaitable<void> Worker::shadow(pipeline::ShadowJob job) {
     fail();
     co_return;
   }
+  // Internal traffic is the lowest tier: a mirror takes a slot of the candidate's pool only
+  // when a sheddable request would, and is dropped (never queued) otherwise.
+  admission::Gate* gate = res->candidate_balance ? res->candidate_balance->gate.get() : nullptr;
+  const int64_t est = static_cast<int64_t>(body.size() / 4) + 256;
+  if (gate && gate->acquire(admission::Tier::kSheddable, est, nullptr, unix_millis()) != admission::Gate::Result::kAdmitted) {
+    gate->count_shed(admission::Tier::kSheddable);
+    res->live->shadow_dropped.fetch_add(1, std::memory_order_relaxed);
+    co_return;
+  }
+  struct SlotGuard {
+    admission::Gate* g;
+    int64_t tokens;
+    ~SlotGuard() {
+      if (g) g->release(tokens, -1, unix_millis());
+    }
+  } slot{gate, est};
   // The same forwarder as user traffic: the candidate's pool, breakers, retries, deadlines.
   ClientWatch watch;  // no client to watch: the mirror runs after the user was answered
   ForwardSpec fs;

@@ -37,6 +37,14 @@ Worker::Worker(Shared& shared, size_t idx)
       env_{json_, metrics_, idx, 0, shared.reqlog.get(), shared.rollout_sink.get(), &shared.response_cache, {}} {
   env_.last_good = &shared.last_good;
   env_.limits = &shared.tenant_limits;
+  // A queued request sleeps on its timer; a grant from any worker cancels it here.
+  env_.make_waiter = [this] {
+    auto w = std::make_shared<admission::Waiter>();
+    auto timer = std::make_shared<asio::steady_timer>(ioc);
+    w->io = timer;
+    w->wake = [timer, ex = ioc.get_executor()] { asio::post(ex, [timer] { timer->cancel(); }); };
+    return w;
+  };
   env_.mirror = [this](pipeline::ShadowJob&& job, int64_t max_inflight) {
     if (shadow_inflight_ >= max_inflight) return false;
     ++shadow_inflight_;

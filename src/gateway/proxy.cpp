@@ -163,6 +163,32 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
     co_return co_await reply(std::move(*verdict.reply));
   }
 
+  // Queued for a slot of its pool: wait for the grant, or refuse at the queue's deadline.
+  if (pipeline::AdmissionState& adm = ctx.admission; adm.waiter) {
+    admission::Waiter& w = *adm.waiter;
+    if (w.state.load() != 1) {
+      auto timer = std::static_pointer_cast<asio::steady_timer>(w.io);
+      timer->expires_after(std::chrono::milliseconds(adm.queue_timeout_ms));
+      error_code ec;
+      co_await timer->async_wait(ec_await(ec));
+    }
+    if (w.state.load() != 1 && adm.gate->give_up(w)) {
+      adm.gate->count_shed(ctx.tier);
+      const int64_t ms = adm.gate->retry_after_ms(unix_millis());
+      ctx.response_headers.emplace_back("Retry-After", std::to_string((ms + 999) / 1000));
+      ctx.response_headers.emplace_back("retry-after-ms", std::to_string(ms));
+      ApiError e = error_of(ErrorKind::kOverloaded, "The model's servers are busy: this request waited " +
+                                                        std::to_string(adm.queue_timeout_ms) +
+                                                        " ms for capacity without getting it. Retry in " +
+                                                        admission::reset_text(ms) + ".");
+      env_.metrics.refused(ctx.tenant, std::string("queue_timeout_") + admission::tier_name(ctx.tier));
+      ctx.fail(e);
+      account(ctx, chain);
+      co_return co_await respond_error(client, req, e, ctx.request_id, every());
+    }
+    adm.t_admitted = Clock::now();
+  }
+
   // A stream that may be continued mid-way keeps its text (the continuation's prefill).
   if (ctx.info.stream && ctx.resolution && ctx.resolution->fallback &&
       ctx.resolution->fallback->mid_stream == config::CompiledFallback::MidStream::kContinue)

@@ -1,5 +1,7 @@
 #include "gateway/upstreams_view.hpp"
 
+#include <array>
+
 #include "core/json_object.hpp"
 #include "core/strings.hpp"
 
@@ -13,6 +15,67 @@ std::string quoted(std::string_view s) {
   std::string o;
   append_json_string(o, s);
   return o;
+}
+
+const char* const kTiers[] = {"critical", "standard", "sheddable"};
+
+std::string by_tier(const std::array<int64_t, 3>& v) {
+  JsonObject o;
+  for (size_t t = 0; t < 3; ++t) o.num(kTiers[t], v[t]);
+  return o.done();
+}
+
+// A pool's admission: its limit (learned or fixed), what is in flight and queued, and what
+// was admitted, queued, shed and timed out by tier.
+std::string gate_json(const config::Pool& p, admission::Gate& g) {
+  admission::GateView v = g.view();
+  return JsonObject()
+      .raw("adaptive", p.admission.adaptive ? "true" : "false")
+      .raw("limit", num_text(v.limit))
+      .num("max_inflight", p.admission.max_inflight)
+      .num("max_tokens_inflight", p.admission.max_tokens)
+      .raw("shed_at", num_text(p.admission.shed_at))
+      .num("in_flight", v.in_flight)
+      .num("tokens_in_flight", v.tokens_in_flight)
+      .raw("waiting", by_tier(v.waiting))
+      .raw("admitted_total", by_tier(v.admitted))
+      .raw("queued_total", by_tier(v.queued))
+      .raw("shed_total", by_tier(v.shed))
+      .raw("queue_timeouts_total", by_tier(v.timed_out))
+      .num("overflowed_total", v.overflowed)
+      .str("overflow", p.balance.overflow)
+      .raw("ttft_ms", JsonObject().raw("baseline", num_text(v.baseline_ttft_ms)).raw("recent", num_text(v.recent_ttft_ms)).done())
+      .raw("drain_per_second", num_text(v.drain_per_s))
+      .done();
+}
+
+// sluice_pool_* series of every pool with admission control.
+std::string pools_prometheus(const config::Snapshot& snap) {
+  std::string limit = "# HELP sluice_pool_limit A pool's request limit now (adaptive or fixed).\n# TYPE sluice_pool_limit gauge\n";
+  std::string inflight = "# HELP sluice_pool_in_flight Requests holding a slot of the pool.\n# TYPE sluice_pool_in_flight gauge\n";
+  std::string waiting = "# HELP sluice_pool_queued Requests waiting for a slot, by tier.\n# TYPE sluice_pool_queued gauge\n";
+  std::string admitted = "# HELP sluice_pool_admitted_total Requests given a slot, by tier.\n# TYPE sluice_pool_admitted_total counter\n";
+  std::string shed = "# HELP sluice_pool_shed_total Requests refused by the pool's admission control, by tier.\n# TYPE sluice_pool_shed_total counter\n";
+  std::string timeouts = "# HELP sluice_pool_queue_timeouts_total Queued requests refused at their deadline, by tier.\n# TYPE sluice_pool_queue_timeouts_total counter\n";
+  std::string over = "# HELP sluice_pool_overflowed_total Requests sent to the pool's overflow target.\n# TYPE sluice_pool_overflowed_total counter\n";
+  bool any = false;
+  for (const auto& p : snap.config().pools) {
+    if (!p.balance.gate) continue;
+    any = true;
+    admission::GateView v = p.balance.gate->view();
+    const std::string l = "pool=" + quoted(p.name);
+    limit += "sluice_pool_limit{" + l + "} " + num_text(v.limit) + "\n";
+    inflight += "sluice_pool_in_flight{" + l + "} " + std::to_string(v.in_flight) + "\n";
+    over += "sluice_pool_overflowed_total{" + l + "} " + std::to_string(v.overflowed) + "\n";
+    for (size_t t = 0; t < 3; ++t) {
+      const std::string lt = "{" + l + ",tier=\"" + kTiers[t] + "\"} ";
+      waiting += "sluice_pool_queued" + lt + std::to_string(v.waiting[t]) + "\n";
+      admitted += "sluice_pool_admitted_total" + lt + std::to_string(v.admitted[t]) + "\n";
+      shed += "sluice_pool_shed_total" + lt + std::to_string(v.shed[t]) + "\n";
+      timeouts += "sluice_pool_queue_timeouts_total" + lt + std::to_string(v.timed_out[t]) + "\n";
+    }
+  }
+  return any ? limit + inflight + waiting + admitted + shed + timeouts + over : std::string();
 }
 
 }  // namespace
@@ -65,13 +128,14 @@ std::string upstreams_json(const config::Snapshot& snap, upstream::RetryBudget& 
     std::string members = "[";
     for (const auto& m : p.upstreams) members += (members.size() > 1 ? "," : "") + quoted(m);
     members += "]";
-    pools += JsonObject()
-                 .str("name", p.name)
-                 .str("balance", upstream::policy_name(p.balance.policy))
-                 .raw("upstreams", members)
-                 .raw("bounded_load", num_text(p.balance.bounded_load))
-                 .raw("max_ejected_percent", num_text(p.balance.max_ejected_share * 100))
-                 .done();
+    JsonObject o;
+    o.str("name", p.name)
+        .str("balance", upstream::policy_name(p.balance.policy))
+        .raw("upstreams", members)
+        .raw("bounded_load", num_text(p.balance.bounded_load))
+        .raw("max_ejected_percent", num_text(p.balance.max_ejected_share * 100));
+    if (p.balance.gate) o.raw("admission", gate_json(p, *p.balance.gate));
+    pools += o.done();
   }
   pools += "]";
   upstream::RetryBudget::View b = budget.view(now_ms);
@@ -126,7 +190,7 @@ std::string upstreams_prometheus(const config::Snapshot& snap, upstream::RetryBu
       "# HELP sluice_retry_budget_refused_total Retries refused because the retry budget was spent.\n"
       "# TYPE sluice_retry_budget_refused_total counter\nsluice_retry_budget_refused_total " +
       std::to_string(b.refused) + "\n";
-  return o + opens + out + tok + weight + reported + check + rb;
+  return o + opens + out + tok + weight + reported + check + rb + pools_prometheus(snap);
 }
 
 std::string response_cache_prometheus(cache::ResponseCache& c) {

@@ -5,10 +5,12 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "admission/gate.hpp"
 #include "admission/limiter.hpp"
 #include "config/snapshot.hpp"
 #include "core/clock.hpp"
@@ -46,6 +48,18 @@ struct RateState {
   bool admitted = false;  // holds a reservation to reconcile at completion
 };
 
+// The admission gate filter's state: the pool slot the request holds (released at
+// completion), or the queue place it waits in.
+struct AdmissionState {
+  admission::Gate* gate = nullptr;  // holds a slot here, or waits for one (waiter)
+  int64_t tokens = 0;               // its estimate, counted against the pool's tokens in flight
+  std::shared_ptr<admission::Waiter> waiter;  // queued: the gateway waits for the grant before forwarding
+  int64_t queue_timeout_ms = 0;
+  Clock::time_point t_admitted{};   // when it got its slot (TTFT samples exclude the queue)
+  std::string overflow;             // served by the pool's overflow target instead
+  bool holds() const { return gate && (!waiter || waiter->state.load() == 1); }
+};
+
 struct RequestContext {
   // Set by the listener before the chain runs.
   std::string request_id;
@@ -80,6 +94,7 @@ struct RequestContext {
   RolloutState rollout;
   CacheState cache;
   RateState rate;
+  AdmissionState admission;
   // The request's priority tier (its tenant's, or lower by x-sluice-priority); set by the shed filter.
   admission::Tier tier = admission::Tier::kStandard;
   bool tier_set = false;

@@ -34,6 +34,7 @@ class ResponseCache;
 }
 namespace sluice::admission {
 class Registry;
+struct Waiter;
 }
 
 namespace sluice::pipeline {
@@ -76,6 +77,8 @@ struct Env {
   cache::ResponseCache* cache = nullptr;
   cache::ResponseCache* last_good = nullptr;  // answers kept for degraded mode
   admission::Registry* limits = nullptr;      // each tenant's rate limit state
+  // A queue place for a request waiting for a pool slot; its wake() reaches this worker.
+  std::function<std::shared_ptr<admission::Waiter>()> make_waiter;
   // Mirrors an answered request to its rollout's candidate; false when the worker already
   // has `max_inflight` mirrors running (the job is dropped and counted).
   std::function<bool(ShadowJob&&, int64_t max_inflight)> mirror;

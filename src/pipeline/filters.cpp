@@ -57,13 +57,17 @@ class StageFilter final : public Filter {
   Fn fn_;
 };
 
-// Shedding by priority when a pool nears its capacity (pools[].max_inflight): sheddable
-// requests are refused from shed_at of it, standard ones from halfway to full, critical ones
-// only when it is full; a refusal is a fast 503 with Retry-After, never a queue.
-class ShedFilter final : public Filter {
+// Admission control of the pool a request goes to (pools[].max_inflight, adaptive_concurrency,
+// queue, overflow; admission/gate.hpp). The request's tier is its tenant's, or lower by
+// x-sluice-priority (never higher). When the pool has no room for the tier: the pool's
+// overflow target first (marked x-sluice-overflow), then a place in the bounded queue
+// (critical and standard only; the gateway waits for it before forwarding), else a fast 503
+// with a Retry-After from the pool's measured drain rate. Runs after the caches, so an
+// answer from a cache never takes a slot.
+class GateFilter final : public Filter {
  public:
-  std::string_view name() const override { return "shed"; }
-  unsigned hooks() const override { return kOnRequest; }
+  std::string_view name() const override { return "admission"; }
+  unsigned hooks() const override { return kOnRequest | kOnComplete; }
 
   Verdict on_request(RequestContext& ctx, Env& env) const override {
     const config::Tenant* t = tenant_limits(ctx);
@@ -88,16 +92,74 @@ class ShedFilter final : public Filter {
     ctx.tier = tier;
     ctx.tier_set = true;
     const upstream::BalanceSettings* b = ctx.balance;
-    if (!b || b->max_inflight <= 0) return Verdict::next();
-    int64_t inflight = 0;
-    for (size_t i : ctx.candidates) inflight += ctx.snap->upstreams()[i].health->outstanding.load(std::memory_order_relaxed);
-    if (admission::admit_tier(tier, inflight, b->max_inflight, b->shed_at)) return Verdict::next();
-    ctx.response_headers.emplace_back("Retry-After", "1");
+    if (!b || !b->gate || ctx.endpoint == Endpoint::kModels) return Verdict::next();
+    admission::Gate& gate = *b->gate;
+    const int64_t tokens =
+        static_cast<int64_t>(ctx.body ? ctx.body->size() / 4 : 0) + (ctx.info.max_tokens > 0 ? ctx.info.max_tokens : 256);
+    const int64_t now = unix_millis();
+    if (gate.acquire(tier, tokens, nullptr, now) == admission::Gate::Result::kAdmitted) {
+      ctx.admission = {&gate, tokens, nullptr, 0, Clock::now(), {}};
+      return Verdict::next();
+    }
+    // Overflow first: the pool's spill target, when it has room (or no gate of its own).
+    if (!b->overflow_targets.empty()) {
+      admission::Gate* og = b->overflow_balance ? b->overflow_balance->gate.get() : nullptr;
+      if (!og || og->acquire(tier, tokens, nullptr, now) == admission::Gate::Result::kAdmitted) {
+        gate.count_overflow();
+        ctx.admission = {og, tokens, nullptr, 0, Clock::now(), b->overflow};
+        ctx.candidates = b->overflow_targets;
+        ctx.balance = b->overflow_balance;
+        if (!b->overflow_model.empty() && ctx.body) {
+          // The overflow target may know the model by another name (a hosted API's id).
+          if (auto body = json::splice_members(*ctx.body, {{"model", b->overflow_model}})) *ctx.body = std::move(*body);
+        }
+        ctx.response_headers.emplace_back("x-sluice-overflow", b->overflow);
+        return Verdict::next();
+      }
+    }
+    // Then a place in the queue, for the tiers that may wait.
+    if (tier != admission::Tier::kSheddable && env.make_waiter) {
+      auto w = env.make_waiter();
+      const admission::Gate::Result r = gate.acquire(tier, tokens, w, now);
+      if (r == admission::Gate::Result::kAdmitted) {  // a slot freed meanwhile
+        ctx.admission = {&gate, tokens, nullptr, 0, Clock::now(), {}};
+        return Verdict::next();
+      }
+      if (r == admission::Gate::Result::kQueued) {
+        ctx.admission = {&gate, tokens, std::move(w), gate.settings().queue_timeout_ms, {}, {}};
+        return Verdict::next();
+      }
+    }
+    gate.count_shed(tier);
+    return refuse(ctx, env, gate, tier, now);
+  }
+
+  static Verdict refuse(RequestContext& ctx, Env& env, admission::Gate& gate, admission::Tier tier, int64_t now) {
+    const int64_t ms = gate.retry_after_ms(now);
+    ctx.response_headers.emplace_back("Retry-After", std::to_string((ms + 999) / 1000));
+    ctx.response_headers.emplace_back("retry-after-ms", std::to_string(ms));
     env.metrics.refused(ctx.tenant, std::string("shed_") + admission::tier_name(tier));
+    const admission::GateView v = gate.view();
     return Verdict::fail(error_of(ErrorKind::kOverloaded,
-                                  "The model's servers are busy (" + std::to_string(inflight) + " of " +
-                                      std::to_string(b->max_inflight) + " requests in flight); " +
-                                      admission::tier_name(tier) + " requests are shed first. Retry shortly."));
+                                  "The model's servers are busy (" + std::to_string(v.in_flight) + " requests in flight, limit " +
+                                      std::to_string(static_cast<int64_t>(v.limit)) + "); " + admission::tier_name(tier) +
+                                      " requests are shed first. Retry in " + admission::reset_text(ms) + "."));
+  }
+
+  void on_complete(RequestContext& ctx, Clock::time_point, Env&) const override {
+    AdmissionState& a = ctx.admission;
+    if (!a.gate) return;
+    admission::Gate* gate = a.gate;
+    a.gate = nullptr;
+    if (a.waiter && a.waiter->state.load() != 1) {
+      gate->give_up(*a.waiter);  // still queued (the request ended another way): leave the queue
+      if (a.waiter->state.load() != 1) return;
+    }
+    // The upstream's time to first token, without the time spent in the queue.
+    double ttft = -1;
+    if (ctx.status == 200 && ctx.streamed && ctx.t_first_token != Clock::time_point{} && a.t_admitted != Clock::time_point{})
+      ttft = static_cast<double>(micros_between(a.t_admitted, ctx.t_first_token)) / 1000.0;
+    gate->release(a.tokens, ttft, unix_millis());
   }
 };
 
@@ -401,7 +463,7 @@ const StageFilter kAdmit{"admit", admit};
 const StageFilter kRoute{"route", route};
 const StageFilter kRender{"render", render};
 const StageFilter kSelectUpstream{"select_upstream", select_upstream};
-const ShedFilter kShed;
+const GateFilter kGate;
 const RateLimitFilter kRateLimit;
 const ResponseCacheFilter kResponseCache;
 const LastGoodFilter kLastGood;
@@ -419,8 +481,8 @@ const RolloutFilter kRollout;
 // The answer filter checks a whole answer before the caches keep it (it has no request hook:
 // its place changes nothing on the way in).
 const std::array<const Filter*, 14> kBuiltin = {&kAuthenticate, &kParse,     &kAdmit,         &kRoute,
-                                                &kRender,       &kSelectUpstream, &kShed,     &kRateLimit,
-                                                &kAnswer,       &kResponseCache, &kLastGood,  &kMetrics,
+                                                &kRender,       &kSelectUpstream, &kRateLimit, &kAnswer,
+                                                &kResponseCache, &kLastGood,  &kGate,       &kMetrics,
                                                 &kRequestLog,   &kRollout};
 
 }  // namespace
@@ -436,7 +498,7 @@ std::vector<const Filter*> Chain::builtin() { return {kBuiltin.begin(), kBuiltin
 namespace {
 bool sheds(const config::Config& c) {
   for (const auto& p : c.pools)
-    if (p.balance.max_inflight > 0) return true;
+    if (p.admission.enabled()) return true;
   return false;
 }
 
@@ -468,7 +530,7 @@ std::shared_ptr<const Chain> Chain::compile(const config::Snapshot& snap) {
     if (f == &kResponseCache && snap.config().response_cache.routes.empty()) continue;
     if (f == &kLastGood && !keeps_last_good(snap.config())) continue;
     if (f == &kRateLimit && snap.config().tenants.empty()) continue;
-    if (f == &kShed && !sheds(snap.config())) continue;
+    if (f == &kGate && !sheds(snap.config())) continue;
     fs.push_back(f);
   }
   return std::make_shared<const Chain>(std::move(fs));

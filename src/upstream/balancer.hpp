@@ -14,12 +14,14 @@
 //   session         the same with the session key (a header, else the body's `user`)
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "admission/gate.hpp"
 #include "upstream/health.hpp"
 
 namespace sluice::upstream {
@@ -35,11 +37,15 @@ struct BalanceSettings {
   double max_ejected_share = 0.5;   // never leave out more than this share of the pool
   std::string affinity_header;      // session: the header naming the session
   int64_t prefix_bytes = 1024;      // prefix: how much of the rendered messages is hashed
-  // Admission: requests the pool takes in flight (all workers; 0: no limit), and the share of
-  // it from which lower tiers are shed (sheddable from shed_at, standard from halfway
-  // between shed_at and full, critical only at full).
-  int64_t max_inflight = 0;
-  double shed_at = 0.8;
+  // Admission control of the pool (capacity, adaptive limit, tiers, queue), when configured:
+  // kept in the Registry beside the snapshot, shared by every worker.
+  std::shared_ptr<admission::Gate> gate;
+  // Where requests go when the pool is full, before anything is shed (pools[].overflow): a
+  // pool or an upstream, resolved by the snapshot.
+  std::string overflow;
+  std::string overflow_model;  // JSON string of the model id to send there ("" = unchanged)
+  std::vector<size_t> overflow_targets;
+  const BalanceSettings* overflow_balance = nullptr;
 };
 
 struct Target {

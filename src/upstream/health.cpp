@@ -234,6 +234,22 @@ HealthView Health::view(int64_t now) {
   return v;
 }
 
+std::shared_ptr<admission::Gate> Registry::gate(const std::string& pool, const admission::GateSettings& s) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto& g = gates_[pool];
+  if (!g) {
+    g = std::make_shared<admission::Gate>(s);
+  } else {
+    g->set_settings(s);
+  }
+  return g;
+}
+
+std::unordered_map<std::string, std::shared_ptr<admission::Gate>> Registry::gates() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return gates_;
+}
+
 std::shared_ptr<Health> Registry::get(const std::string& identity, const BreakerSettings& s) {
   std::lock_guard<std::mutex> lock(mu_);
   auto& h = by_identity_[identity];

@@ -19,6 +19,8 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "admission/gate.hpp"
+
 namespace sluice::upstream {
 
 // What an upstream publishes about its own load (vLLM's /metrics): requests waiting for a
@@ -151,10 +153,15 @@ class Registry {
   std::shared_ptr<Health> get(const std::string& identity, const BreakerSettings& s);
   // Every known upstream (for the admin API), identity -> health.
   std::unordered_map<std::string, std::shared_ptr<Health>> all();
+  // A pool's admission gate (by pool name): a reload that keeps the pool keeps its learned
+  // limit and its queue.
+  std::shared_ptr<admission::Gate> gate(const std::string& pool, const admission::GateSettings& s);
+  std::unordered_map<std::string, std::shared_ptr<admission::Gate>> gates();
 
  private:
   std::mutex mu_;
   std::unordered_map<std::string, std::shared_ptr<Health>> by_identity_;
+  std::unordered_map<std::string, std::shared_ptr<admission::Gate>> gates_;
 };
 
 // Keeps `n` in-flight units on a Health while alive (outstanding requests and tokens).

@@ -353,27 +353,39 @@ tenants:
   EXPECT_NE(v.error->message.find("max_input_tokens limit of 200"), std::string::npos);
 }
 
-TEST(ShedFilter, ShedsTheLowestTierFirstAndTheHeaderOnlyLowers) {
+TEST(GateFilter, ShedsTheLowestTierFirstOverflowsFirstAndTheHeaderOnlyLowers) {
   Rig rig(R"(
 upstreams:
   - {name: a, url: 'http://127.0.0.1:1'}
   - {name: b, url: 'http://127.0.0.1:2'}
+  - {name: hosted, url: 'http://127.0.0.1:3'}
 pools:
   - {name: p, upstreams: [a, b], balance: least_request, max_inflight: 10, shed_at: 0.8}
+  - {name: q, upstreams: [a], max_inflight: 10, shed_at: 0.8, overflow: hosted, overflow_model: gpt-hosted}
 routes:
   - {name: bot, upstream: p}
+  - {name: spill, upstream: q}
 tenants:
   - {name: ops, tier: critical}
   - {name: batch, tier: sheddable}
 )");
-  auto& ups = rig.snap->upstreams();
-  auto load = [&](int64_t n) {
-    ups[0].health->outstanding = n / 2;
-    ups[1].health->outstanding = n - n / 2;
+  const Filter* gate_filter = builtin_filter("admission");
+  ASSERT_TRUE(gate_filter);
+  admission::Gate& gate = *rig.snap->config().pools[0].balance.gate;
+  std::vector<int> held;
+  auto load = [&](int n) {  // n slots held by other requests
+    while (static_cast<int>(held.size()) > n) {
+      gate.release(0, -1, 0);
+      held.pop_back();
+    }
+    while (static_cast<int>(held.size()) < n) {
+      ASSERT_EQ(gate.acquire(admission::Tier::kCritical, 0, nullptr, 0), admission::Gate::Result::kAdmitted);
+      held.push_back(1);
+    }
   };
-  std::map<std::string, std::string> hdrs;
-  auto run = [&](std::string tenant, std::string priority = "") {
-    std::string body = R"({"model":"bot","messages":[{"role":"user","content":"hi"}]})";
+  std::string overflowed;
+  auto run = [&](std::string tenant, std::string priority = "", std::string model = "bot") {
+    std::string body = R"({"model":")" + model + R"(","messages":[{"role":"user","content":"hi"}]})";
     RequestContext c = rig.ctx(body);
     c.tenant = tenant;
     c.header = [priority](std::string_view n) { return n == "x-sluice-priority" ? std::string_view(priority) : std::string_view(); };
@@ -383,26 +395,44 @@ tenants:
       v = f->on_request(c, rig.env);
       if (!v.proceed()) break;
     }
+    overflowed = c.admission.overflow.empty() ? "" : c.admission.overflow + " " + body;
+    if (v.error) {
+      bool retry_after = false;
+      for (const auto& [k, val] : c.response_headers) retry_after = retry_after || (k == "Retry-After" && !val.empty());
+      EXPECT_TRUE(v.error->status != 503 || retry_after) << "a 503 says when to retry";
+    }
+    c.status = v.error ? v.error->status : 200;
+    gate_filter->on_complete(c, Clock::now(), rig.env);  // gives its slot back
     return v.error ? v.error->status : 0;
   };
   load(7);  // 70 %: everyone
   EXPECT_EQ(run("batch"), 0);
   load(8);  // 80 %: sheddable refused, fast, with Retry-After
   EXPECT_EQ(run("batch"), 503);
-  EXPECT_EQ(run(""), 0);          // standard
+  EXPECT_EQ(run(""), 0);                 // standard
   EXPECT_EQ(run("", "sheddable"), 503);  // a standard key lowering itself
   load(9);  // 90 %: standard refused too
   EXPECT_EQ(run(""), 503);
   EXPECT_EQ(run("ops"), 0);
-  load(10);  // full: critical refused as well
+  load(10);  // full: critical refused as well (no queue configured in this rig)
   EXPECT_EQ(run("ops"), 503);
   load(0);
+  EXPECT_EQ(gate.view().in_flight, 0) << "every admitted request gave its slot back";
   EXPECT_EQ(run("batch", "critical"), 400);  // never raised
   EXPECT_EQ(run("", "urgent"), 400);
   EXPECT_EQ(run("ops", "standard"), 0);
+  // A pool with an overflow target spills there before it sheds anyone, with the model renamed.
+  admission::Gate& q = *rig.snap->config().pools[1].balance.gate;
+  for (int i = 0; i < 10; ++i) ASSERT_EQ(q.acquire(admission::Tier::kCritical, 0, nullptr, 0), admission::Gate::Result::kAdmitted);
+  EXPECT_EQ(run("batch", "", "spill"), 0);
+  EXPECT_NE(overflowed.find("hosted "), std::string::npos) << overflowed;
+  EXPECT_NE(overflowed.find("\"model\":\"gpt-hosted\""), std::string::npos) << overflowed;
+  EXPECT_EQ(q.view().overflowed, 1);
   const std::string m = rig.reg.render_prometheus();
   EXPECT_NE(m.find("sluice_admission_refused_total{tenant=\"batch\",reason=\"shed_sheddable\"} 1"), std::string::npos) << m;
   EXPECT_NE(m.find("reason=\"shed_critical\"} 1"), std::string::npos) << m;
+  EXPECT_EQ(gate.view().shed[0], 1);
+  EXPECT_EQ(gate.view().shed[2], 2);
 }
 
 TEST(AnswerFilter, AccountsTokensTimesAndTheAnswerFromEvents) {

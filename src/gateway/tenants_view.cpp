@@ -28,7 +28,9 @@ AdminAnswer fail(int status, std::string_view code, const std::string& message) 
 AdminAnswer from(const control::Result& r, bool changed, int error_status = 400) {
   if (!r.ok()) {
     const bool missing = starts_with(r.error, "no tenant") || starts_with(r.error, "no API key");
-    return fail(missing ? 404 : error_status, missing ? "not_found" : "invalid_request", r.error);
+    const bool exists = r.error.find("already exists") != std::string::npos;
+    return fail(missing ? 404 : exists ? 409 : error_status, missing ? "not_found" : exists ? "conflict" : "invalid_request",
+                r.error);
   }
   return {200, r.text, changed};
 }
@@ -100,6 +102,15 @@ std::optional<AdminAnswer> tenant_endpoints(store::Store& st, admission::Registr
     if (c.rank >= rank) return std::nullopt;
     return fail(403, "insufficient_role", std::string("this action needs the ") + (rank >= 3 ? "admin" : "operator") + " role");
   };
+  if (c.path != "/admin/v1/tenants" && c.path != "/admin/v1/keys" && !starts_with(c.path, "/admin/v1/tenants/") &&
+      !starts_with(c.path, "/admin/v1/keys/"))
+    return std::nullopt;
+  // Changes need a role (checked before the body is read): operators manage tenants, admins keys.
+  if (post) {
+    const bool keys = starts_with(c.path, "/admin/v1/keys/") || (starts_with(c.path, "/admin/v1/tenants/") && c.path.size() > 5 &&
+                                                                  c.path.substr(c.path.size() - 5) == "/keys");
+    if (auto e = need(keys ? 3 : 2)) return e;
+  }
   if (!c.body.empty() && post) {
     simdjson::dom::parser p;
     simdjson::dom::element doc;

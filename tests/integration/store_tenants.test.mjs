@@ -2,7 +2,8 @@
 // through the official OpenAI SDK: the CLI on a running gateway's data dir, the admin API
 // (rotation with and without grace, concurrent rotations, roles), strict validation of
 // settings, the routes a tenant may call, daily and monthly budgets that survive a restart,
-// and the sluice_tenant_* metrics.
+// and the sluice_tenant_* metrics. Two tests pin a bug (see the comment above them): the tenant
+// endpoints' body check runs for every admin POST URL.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -196,8 +197,9 @@ describe('tenants and keys in the store', { timeout: ms(90_000) }, () => {
     const polls = [];
     let stop = false;
     let cliExit;
+    const pollStart = performance.now();
     const poller = (async () => {
-      const deadline = () => (cliExit === undefined ? Infinity : cliExit + ms(500));
+      const deadline = () => (cliExit === undefined ? pollStart + ms(20_000) : cliExit + ms(500));
       while (!stop && performance.now() <= deadline()) {
         const sent = performance.now();
         const r = await c.chat.completions.create(chatBody()).then(
@@ -210,6 +212,7 @@ describe('tenants and keys in the store', { timeout: ms(90_000) }, () => {
         await sleep(5);
       }
     })();
+    poller.catch(() => {}); // awaited below; not an unhandled rejection meanwhile
     const res = await runSluice(['key', 'revoke', id, '--reason', reason, '--data-dir', gw.dataDir]);
     cliExit = res.exitedAt;
     assert.equal(res.code, 0, `key revoke: ${res.stderr}`);

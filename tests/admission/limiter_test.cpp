@@ -107,3 +107,38 @@ TEST(ResetText, OpenAIsDurationFormat) {
 
 }  // namespace
 }  // namespace sluice::admission
+
+namespace sluice::admission {
+namespace {
+
+TEST(Budget, SpendIsPerUtcDayAndMonthAndRollsOver) {
+  Budget b;
+  const int64_t nov30 = 1795996800000;  // 2026-11-30T00:00:00Z
+  EXPECT_EQ(day_name(day_of(nov30)), "2026-11-30");
+  EXPECT_EQ(month_name(month_of_day(day_of(nov30))), "2026-11");
+  EXPECT_EQ(day_name(day_of(nov30 - 1)), "2026-11-29");
+  EXPECT_EQ(month_name(month_of_day(day_of(nov30 + 86400000))), "2026-12");
+  EXPECT_EQ(day_name(day_of(951782400000)), "2000-02-29");  // a leap day
+  b.charge(1500, nov30 + 1000);
+  b.charge(500, nov30 + 2000);
+  EXPECT_EQ(b.spent(nov30 + 3000).day_micro_usd, 2000);
+  Budget::Unsaved u = b.take_unsaved();
+  EXPECT_EQ(u.micro_usd, 2000);
+  EXPECT_EQ(day_name(u.day), "2026-11-30");
+  EXPECT_EQ(b.take_unsaved().micro_usd, 0) << "taken once";
+  // The next day (in December): the day and the month start again.
+  const int64_t dec1 = nov30 + 86400000;
+  EXPECT_EQ(b.spent(dec1).day_micro_usd, 0);
+  EXPECT_EQ(b.spent(dec1).month_micro_usd, 0);
+  b.charge(7, dec1 + 5);
+  // A restart restores what the store kept (never lowering what this process counted).
+  b.restore(100, 900, dec1 + 10);
+  EXPECT_EQ(b.spent(dec1 + 10).day_micro_usd, 100);
+  EXPECT_EQ(b.spent(dec1 + 10).month_micro_usd, 900);
+  b.charge(0, dec1 + 11);
+  b.charge(-5, dec1 + 11);
+  EXPECT_EQ(b.spent(dec1 + 12).day_micro_usd, 100) << "nothing and negative amounts are not charged";
+}
+
+}  // namespace
+}  // namespace sluice::admission

@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <functional>
 
@@ -270,6 +271,69 @@ TEST_P(StoreConformance, PassingEvalRunsAttachToTheReleaseAndPoliciesAreKept) {
   EXPECT_DOUBLE_EQ(got->require_approval_above, 50);
   EXPECT_EQ(got->eval_suite, "gsm8k");
   EXPECT_EQ(s->list_audit(1)[0].action, "route.policy");
+}
+
+TEST_P(StoreConformance, TenantsKeysRotationAndSpend) {
+  TenantRecord t{"acme", "{\"rpm\":60}", "ops", 0, 0};
+  ASSERT_TRUE(s->put_tenant(t, true, "onboarding").ok());
+  EXPECT_FALSE(s->put_tenant(t, true, "again").ok()) << "a tenant is created once";
+  TenantRecord ghost{"ghost", "{}", "ops", 0, 0};
+  EXPECT_FALSE(s->put_tenant(ghost, false, "").ok()) << "an update needs the tenant";
+  t.spec = "{\"rpm\":120}";
+  Outcome up = s->put_tenant(t, false, "more");
+  ASSERT_TRUE(up.ok());
+  EXPECT_EQ(up.before, "{\"rpm\":60}");
+  EXPECT_EQ(s->get_tenant("acme")->spec, "{\"rpm\":120}");
+  ASSERT_EQ(s->list_tenants().size(), 1u);
+
+  ApiKeyRecord k;
+  k.id = "key_1";
+  k.tenant = "acme";
+  k.key_sha256 = std::string(64, 'a');
+  k.prefix = "sk-sluice-aaaa";
+  k.created_by = "ops";
+  ASSERT_TRUE(s->create_api_key(k, "").ok());
+  ApiKeyRecord orphan = k;
+  orphan.id = "key_x";
+  orphan.tenant = "ghost";
+  orphan.key_sha256 = std::string(64, 'x');
+  EXPECT_FALSE(s->create_api_key(orphan, "").ok()) << "a key needs its tenant";
+  ApiKeyRecord dup = k;
+  dup.id = "key_dup";
+  EXPECT_THROW(s->create_api_key(dup, ""), std::exception) << "a key hash is unique";
+
+  ApiKeyRecord next = k;
+  next.id = "key_2";
+  next.key_sha256 = std::string(64, 'b');
+  ASSERT_TRUE(s->rotate_api_key("key_1", next, 0, "rotate").ok());
+  ApiKeyRecord again = k;
+  again.id = "key_3";
+  again.key_sha256 = std::string(64, 'c');
+  Outcome twice = s->rotate_api_key("key_1", again, 0, "again");
+  EXPECT_FALSE(twice.ok()) << "a key is rotated once";
+  EXPECT_NE(twice.error.find("already rotated"), std::string::npos) << twice.error;
+  EXPECT_FALSE(s->get_api_key("key_3")) << "the refused rotation left no key behind";
+  auto old = s->get_api_key("key_1");
+  ASSERT_TRUE(old);
+  EXPECT_EQ(old->replaced_by, "key_2");
+  EXPECT_GT(old->expires_at, 0);
+  ASSERT_TRUE(s->revoke_api_key("key_2", "ops", "leaked").ok());
+  EXPECT_FALSE(s->revoke_api_key("key_2", "ops", "again").ok());
+  EXPECT_FALSE(s->get_api_key("key_2")->active(0));
+  EXPECT_EQ(s->list_api_keys("acme").size(), 2u);
+
+  s->add_spend({{"acme", "2026-11-30", 1500}, {"acme", "2026-11", 1500}});
+  s->add_spend({{"acme", "2026-11-30", 500}, {"acme", "2026-11", 500}});
+  auto spend = s->list_spend({"2026-11-30", "2026-11", "2026-12"});
+  ASSERT_EQ(spend.size(), 2u);
+  EXPECT_EQ(spend[0].micro_usd, 2000);
+  EXPECT_EQ(spend[1].micro_usd, 2000);
+
+  std::vector<std::string> actions;
+  for (const auto& e : s->list_audit(20)) actions.push_back(e.action);
+  for (const char* a : {"tenant.create", "tenant.update", "key.create", "key.rotate", "key.revoke"})
+    EXPECT_NE(std::find(actions.begin(), actions.end(), a), actions.end()) << a;
+  for (const auto& e : s->list_audit(20)) EXPECT_EQ(e.after.find(std::string(64, 'a')), std::string::npos) << "no key hash in the audit";
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, StoreConformance, ::testing::ValuesIn(kBackends),

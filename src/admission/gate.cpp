@@ -43,7 +43,7 @@ bool Gate::has_room(Tier tier, int64_t tokens) {
   return fits_locked(tier, tokens);
 }
 
-Gate::Result Gate::acquire(Tier tier, int64_t tokens, const std::shared_ptr<Waiter>& waiter, int64_t) {
+Gate::Result Gate::acquire(Tier tier, int64_t tokens, const std::shared_ptr<Waiter>& waiter, int64_t now_ms) {
   std::lock_guard<std::mutex> lock(mu_);
   purge_locked();
   const size_t t = static_cast<size_t>(tier);
@@ -57,15 +57,39 @@ Gate::Result Gate::acquire(Tier tier, int64_t tokens, const std::shared_ptr<Wait
     return Result::kAdmitted;
   }
   const int64_t qmax = s_.queue_max >= 0 ? s_.queue_max : static_cast<int64_t>(std::ceil(limit_));
-  if (waiter && tier != Tier::kSheddable && queued_total_ < qmax && s_.queue_timeout_ms > 0) {
+  if (waiter && tier != Tier::kSheddable && qmax > 0 && s_.queue_timeout_ms > 0) {
+    std::shared_ptr<Waiter> displaced;
+    if (queued_total_ >= qmax) {
+      displaced = displace_locked(tier);
+      if (!displaced) return Result::kRefused;
+    }
     waiter->tier = tier;
     waiter->tokens = tokens;
+    waiter->since_ms = now_ms;
     queues_[t].push_back(waiter);
     ++queued_total_;
     ++counters_.queued[t];
+    if (displaced && displaced->wake) displaced->wake();  // refused at once by its own worker
     return Result::kQueued;
   }
   return Result::kRefused;
+}
+
+std::shared_ptr<Waiter> Gate::displace_locked(Tier tier) {
+  for (size_t t = queues_.size(); t-- > static_cast<size_t>(tier) + 1;) {
+    auto& q = queues_[t];
+    while (!q.empty()) {
+      std::shared_ptr<Waiter> w = q.back();
+      q.pop_back();
+      --queued_total_;
+      int expected = 0;
+      if (w->state.compare_exchange_strong(expected, 2)) {
+        ++counters_.shed[t];
+        return w;
+      }
+    }
+  }
+  return nullptr;
 }
 
 bool Gate::give_up(Waiter& w) {
@@ -83,29 +107,46 @@ void Gate::purge_locked() {
       q.pop_front();
       --queued_total_;
     }
+    while (!q.empty() && q.back()->state.load() != 0) {
+      q.pop_back();
+      --queued_total_;
+    }
   }
 }
 
-void Gate::grant_waiters_locked(std::vector<std::shared_ptr<Waiter>>& granted) {
+void Gate::grant_waiters_locked(int64_t now_ms, std::vector<std::shared_ptr<Waiter>>& granted) {
+  const int64_t lifo_after = std::max<int64_t>(1, s_.queue_timeout_ms / 10);
   for (size_t t = 0; t < queues_.size(); ++t) {
     auto& q = queues_[t];
     while (!q.empty()) {
-      Waiter& w = *q.front();
-      if (w.state.load() != 0) {  // gave up
+      // Waiters that gave up leave from either end.
+      if (q.front()->state.load() != 0) {
         q.pop_front();
         --queued_total_;
         continue;
       }
-      if (!fits_locked(w.tier, w.tokens)) return;  // higher tiers first: lower ones wait behind them
-      int expected = 0;
-      if (w.state.compare_exchange_strong(expected, 1)) {
-        ++in_flight_;
-        tokens_ += w.tokens;
-        ++counters_.admitted[t];
-        granted.push_back(q.front());
+      if (q.back()->state.load() != 0) {
+        q.pop_back();
+        --queued_total_;
+        continue;
       }
-      q.pop_front();
+      const bool lifo = now_ms - q.front()->since_ms >= lifo_after;
+      Waiter& w = lifo ? *q.back() : *q.front();
+      if (!fits_locked(w.tier, w.tokens)) return;  // higher tiers first: lower ones wait behind them
+      std::shared_ptr<Waiter> taken = lifo ? q.back() : q.front();
+      if (lifo) {
+        q.pop_back();
+      } else {
+        q.pop_front();
+      }
       --queued_total_;
+      int expected = 0;
+      if (taken->state.compare_exchange_strong(expected, 1)) {
+        ++in_flight_;
+        tokens_ += taken->tokens;
+        ++counters_.admitted[t];
+        granted.push_back(std::move(taken));
+      }
     }
   }
 }
@@ -118,7 +159,11 @@ void Gate::sample_locked(double ttft_ms) {
     return;
   }
   short_rtt_ += (ttft_ms - short_rtt_) * 0.1;  // ~10 samples
-  long_rtt_ += (ttft_ms - long_rtt_) * (1.0 / 500);  // ~500 samples: the baseline
+  // The baseline: what TTFT is without queueing. It learns from samples taken with the limit
+  // lightly used (~500 samples), and drifts up only slowly under load (~5,000), so queueing
+  // in an upstream that the limit let through is not taken for its normal TTFT.
+  const bool light = static_cast<double>(in_flight_) < limit_ / 2;
+  long_rtt_ += (ttft_ms - long_rtt_) * (ttft_ms < long_rtt_ || light ? 1.0 / 500 : 1.0 / 5000);
   // When latency falls well below the baseline (the load went away), the baseline follows fast.
   if (long_rtt_ / short_rtt_ > 2) long_rtt_ *= 0.95;
   // An under-used limit says nothing about the upstream: do not grow it.
@@ -147,7 +192,7 @@ void Gate::release(int64_t tokens, double ttft_ms, int64_t now_ms) {
       drain_bucket_ms_ = now_ms;
       drain_count_ = 0;
     }
-    grant_waiters_locked(granted);
+    grant_waiters_locked(now_ms, granted);
   }
   for (auto& w : granted)
     if (w->wake) w->wake();

@@ -5,7 +5,11 @@
 // long-run baseline and grows while it stays there). Shedding starts before saturation, by
 // tier: sheddable requests from shed_at of the limit, standard ones from halfway between
 // that and full, critical ones only when full. A request over its tier's threshold may wait
-// in a bounded per-tier queue (critical first) until a deadline; sheddable ones never wait.
+// in a bounded queue (critical first; a critical arrival displaces the newest lower-tier
+// waiter when it is full) until a deadline; sheddable ones never wait. Within a tier the
+// queue is first-in first-out until its oldest waiter has waited a tenth of the deadline,
+// then newest first (adaptive LIFO, as Facebook's and CoDel-style server queues do): under
+// sustained overload the requests that get in have waited little, and the old ones time out.
 // A refusal carries a Retry-After computed from the measured drain rate. One Gate per pool,
 // kept beside the snapshot so a reload keeps what was learned. Pure: no I/O; a waiter is
 // woken through a callback the gateway supplies (it posts to the waiter's event loop).
@@ -37,10 +41,12 @@ struct GateSettings {
   bool enabled() const { return max_inflight > 0 || max_tokens > 0 || adaptive; }
 };
 
-// A request waiting for a slot. state: 0 waiting, 1 granted (it holds a slot), 2 gave up.
+// A request waiting for a slot. state: 0 waiting, 1 granted (it holds a slot), 2 gave up
+// (its deadline passed) or displaced by a higher tier (then woken to be refused at once).
 struct Waiter {
   Tier tier = Tier::kStandard;
   int64_t tokens = 0;
+  int64_t since_ms = 0;  // when it was queued
   std::atomic<int> state{0};
   std::function<void()> wake;  // called (under no lock) when granted
   std::shared_ptr<void> io;    // the gateway's own (its timer)
@@ -83,7 +89,10 @@ class Gate {
   bool fits_locked(Tier tier, int64_t tokens) const;
   void purge_locked();
   void sample_locked(double ttft_ms);
-  void grant_waiters_locked(std::vector<std::shared_ptr<Waiter>>& granted);
+  void grant_waiters_locked(int64_t now_ms, std::vector<std::shared_ptr<Waiter>>& granted);
+  // The queue is full: a waiter of a lower tier than `tier` (the newest of the lowest) makes
+  // room; nullptr when there is none.
+  std::shared_ptr<Waiter> displace_locked(Tier tier);
 
   std::mutex mu_;
   GateSettings s_;

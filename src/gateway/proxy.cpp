@@ -172,16 +172,23 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
       error_code ec;
       co_await timer->async_wait(ec_await(ec));
     }
-    if (w.state.load() != 1 && adm.gate->give_up(w)) {
-      adm.gate->count_shed(ctx.tier);
+    // Granted (1); or still waiting at the deadline (0: it gives up); or displaced from the
+    // queue by a higher tier (2, counted by the gate).
+    const int state = w.state.load();
+    const bool timed_out = state == 0 && adm.gate->give_up(w);
+    if (timed_out || state == 2) {
+      if (timed_out) adm.gate->count_shed(ctx.tier);
       const int64_t ms = adm.gate->retry_after_ms(unix_millis());
       ctx.response_headers.emplace_back("Retry-After", std::to_string((ms + 999) / 1000));
       ctx.response_headers.emplace_back("retry-after-ms", std::to_string(ms));
-      ApiError e = error_of(ErrorKind::kOverloaded, "The model's servers are busy: this request waited " +
-                                                        std::to_string(adm.queue_timeout_ms) +
-                                                        " ms for capacity without getting it. Retry in " +
-                                                        admission::reset_text(ms) + ".");
-      env_.metrics.refused(ctx.tenant, std::string("queue_timeout_") + admission::tier_name(ctx.tier));
+      ApiError e = error_of(ErrorKind::kOverloaded,
+                            timed_out ? "The model's servers are busy: this request waited " +
+                                            std::to_string(adm.queue_timeout_ms) +
+                                            " ms for capacity without getting it. Retry in " + admission::reset_text(ms) + "."
+                                      : std::string("The model's servers are busy: higher-priority requests took this "
+                                                    "request's place in the queue. Retry in ") +
+                                            admission::reset_text(ms) + ".");
+      env_.metrics.refused(ctx.tenant, std::string(timed_out ? "queue_timeout_" : "shed_") + admission::tier_name(ctx.tier));
       ctx.fail(e);
       account(ctx, chain);
       co_return co_await respond_error(client, req, e, ctx.request_id, every());

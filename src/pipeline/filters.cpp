@@ -142,8 +142,9 @@ class GateFilter final : public Filter {
     const admission::GateView v = gate.view();
     return Verdict::fail(error_of(ErrorKind::kOverloaded,
                                   "The model's servers are busy (" + std::to_string(v.in_flight) + " requests in flight, limit " +
-                                      std::to_string(static_cast<int64_t>(v.limit)) + "); " + admission::tier_name(tier) +
-                                      " requests are shed first. Retry in " + admission::reset_text(ms) + "."));
+                                      std::to_string(static_cast<int64_t>(v.limit)) +
+                                      "; requests are shed lowest tier first, this one is " + admission::tier_name(tier) +
+                                      "). Retry in " + admission::reset_text(ms) + "."));
   }
 
   void on_complete(RequestContext& ctx, Clock::time_point, Env&) const override {

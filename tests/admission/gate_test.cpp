@@ -90,6 +90,40 @@ TEST(Gate, TheQueueIsBounded) {
   EXPECT_EQ(g.acquire(Tier::kCritical, 0, waiter(), 0), R::kRefused);
 }
 
+TEST(Gate, ACriticalArrivalDisplacesTheNewestLowerTierWaiterFromAFullQueue) {
+  Gate g(fixed(1, 2));
+  ASSERT_EQ(g.acquire(Tier::kCritical, 0, nullptr, 0), R::kAdmitted);
+  std::atomic<int> woken{0};
+  auto old_std = waiter(&woken), new_std = waiter(&woken), crit = waiter(&woken), crit2 = waiter(&woken), crit3 = waiter(&woken);
+  ASSERT_EQ(g.acquire(Tier::kStandard, 0, old_std, 0), R::kQueued);
+  ASSERT_EQ(g.acquire(Tier::kStandard, 0, new_std, 1), R::kQueued);
+  EXPECT_EQ(g.acquire(Tier::kStandard, 0, waiter(), 2), R::kRefused) << "full for its own tier";
+  EXPECT_EQ(g.acquire(Tier::kCritical, 0, crit, 3), R::kQueued);
+  EXPECT_EQ(new_std->state.load(), 2) << "the newest standard waiter made room";
+  EXPECT_EQ(woken.load(), 1) << "and was woken to be refused at once";
+  EXPECT_EQ(old_std->state.load(), 0);
+  EXPECT_EQ(g.acquire(Tier::kCritical, 0, crit2, 4), R::kQueued);
+  EXPECT_EQ(old_std->state.load(), 2);
+  EXPECT_EQ(g.acquire(Tier::kCritical, 0, crit3, 5), R::kRefused) << "critical waiters are never displaced";
+  EXPECT_EQ(g.view().shed[1], 2);
+  g.release(0, -1, 6);
+  EXPECT_EQ(crit->state.load(), 1);
+}
+
+TEST(Gate, UnderSustainedOverloadTheNewestWaiterGoesFirst) {
+  Gate g(fixed(1, 8));  // queue_timeout 1000 ms: newest first once the oldest waited 100 ms
+  ASSERT_EQ(g.acquire(Tier::kStandard, 0, nullptr, 0), R::kAdmitted);
+  auto a = waiter(), b = waiter(), c = waiter();
+  ASSERT_EQ(g.acquire(Tier::kStandard, 0, a, 0), R::kQueued);
+  ASSERT_EQ(g.acquire(Tier::kStandard, 0, b, 10), R::kQueued);
+  g.release(0, -1, 50);  // the oldest waited 50 ms: first in, first out
+  EXPECT_EQ(a->state.load(), 1);
+  ASSERT_EQ(g.acquire(Tier::kStandard, 0, c, 150), R::kQueued);
+  g.release(0, -1, 200);  // b has waited 190 ms: congested, the newest (c) goes first
+  EXPECT_EQ(c->state.load(), 1);
+  EXPECT_EQ(b->state.load(), 0);
+}
+
 TEST(Gate, TokensInFlightAreACapacityToo) {
   GateSettings s;
   s.max_tokens = 1000;

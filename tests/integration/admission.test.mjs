@@ -80,7 +80,7 @@ describe('pool admission control', { timeout: ms(90_000) }, () => {
     assert.ok(shed instanceof OpenAI.InternalServerError, String(shed));
     assert.equal(shed.status, 503);
     assert.equal(shed.code, 'overloaded');
-    assert.match(shed.message, /sheddable requests are shed first/);
+    assert.match(shed.message, /shed lowest tier first, this one is sheddable/);
     assert.ok(Number(hdr(shed, 'retry-after')) >= 1);
     assert.ok(Number(hdr(shed, 'retry-after-ms')) >= 1);
     // A standard key may lower itself, never raise itself.

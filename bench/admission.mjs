@@ -2,7 +2,7 @@
 //
 //   node bench/admission.mjs [--sluice PATH] [--out PREFIX] [--quick] [--seconds S]
 //                            [--scenarios tpm,overload,noisy] [--tpm 60000]
-//                            [--queue-max 16,256] [--queue-timeout-ms 2000] [--max-inflight 16]
+//                            [--queue-max 16,256] [--queue-timeout-ms 100] [--critical-timeout-ms 2000] [--max-inflight 16]
 //
 // Starts its own `sluice mock-llm` upstreams and `sluice serve --threads 1` gateways on free
 // loopback ports (a copy of the binary taken at the start, so a rebuild during the run changes
@@ -54,7 +54,8 @@ const TPM = Number(args.tpm ?? 60000);
 // One gated overload run per queue size: 16 is sluice's default (as many as the limit), 256
 // is more than the standard tier's backlog ever reaches within the deadline here.
 const QUEUE_MAXES = String(args['queue-max'] ?? '16,256').split(',').map(Number);
-const QUEUE_TIMEOUT = Number(args['queue-timeout-ms'] ?? 2000);
+const QUEUE_TIMEOUT = Number(args['queue-timeout-ms'] ?? 100);
+const CRITICAL_TIMEOUT = Number(args['critical-timeout-ms'] ?? 2000);
 const MAX_INFLIGHT = Number(args['max-inflight'] ?? 16); // the gated pool's ceiling (the mock has 16 slots)
 const CLIENT_TIMEOUT_MS = 60000;
 
@@ -470,7 +471,7 @@ const overloadGateway = (mock, queueMax) => ({
   upstreams: [{ name: 'u0', url: `${mock.url}/v1` }],
   pools: [
     queueMax !== null
-      ? { name: 'p', upstreams: ['u0'], max_inflight: MAX_INFLIGHT, adaptive_concurrency: true, queue: { max: queueMax, timeout_ms: QUEUE_TIMEOUT } }
+      ? { name: 'p', upstreams: ['u0'], max_inflight: MAX_INFLIGHT, adaptive_concurrency: true, queue: { max: queueMax, timeout_ms: QUEUE_TIMEOUT, critical_timeout_ms: CRITICAL_TIMEOUT } }
       : { name: 'p', upstreams: ['u0'] },
   ],
   routes: [{ name: 'm', upstream: 'p', model: 'm' }],
@@ -673,6 +674,7 @@ async function overload() {
     service_ms: SERVICE_MS,
     mix_x_capacity: MIX,
     queue_timeout_ms: QUEUE_TIMEOUT,
+    critical_timeout_ms: CRITICAL_TIMEOUT,
     unloaded_ttft_p50_ms: unloaded.tiers.critical.ttft_p50_ms,
     unloaded_ttft_p99_ms: unloadedP99,
     gated: phases.filter((p) => p.kind === 'gated').map((p) => gatedSummary(p, unloadedP99)),
@@ -913,7 +915,7 @@ if (results.overload) {
   md.push('## 2. Overload with three tiers');
   md.push('');
   md.push(
-    `One mock-llm with the capacity model: ${CAP.slots} slots, TTFT ${CAP.ttft_ms} ms, ${CAP.tpot_ms} ms per token, ${CAP.output} output tokens, \`tpot_growth: 0\` (so a request takes ${SERVICE_MS} ms however full the batch is) and a queue of 512 beyond the slots: capacity ${s.capacity_rps} req/s. Gated pool: \`max_inflight: ${MAX_INFLIGHT}\`, \`adaptive_concurrency: true\`, \`shed_at: 0.8\` (default), \`queue: {max: Q, timeout_ms: ${QUEUE_TIMEOUT}}\`, one run per Q in ${QUEUE_MAXES.join(', ')} (16: sluice's default, as many as the limit; 256: more than the standard backlog, about its arrival rate x the deadline = 108, ever reaches); baseline pool: no admission settings. Three tenants, one per tier.`,
+    `One mock-llm with the capacity model: ${CAP.slots} slots, TTFT ${CAP.ttft_ms} ms, ${CAP.tpot_ms} ms per token, ${CAP.output} output tokens, \`tpot_growth: 0\` (so a request takes ${SERVICE_MS} ms however full the batch is) and a queue of 512 beyond the slots: capacity ${s.capacity_rps} req/s. Gated pool: \`max_inflight: ${MAX_INFLIGHT}\`, \`adaptive_concurrency: true\`, \`shed_at: 0.8\` (default), \`queue: {max: Q, timeout_ms: ${QUEUE_TIMEOUT}, critical_timeout_ms: ${CRITICAL_TIMEOUT}}\`, one run per Q in ${QUEUE_MAXES.join(', ')} (16: sluice's default, as many as the limit; 256: more than the standard backlog, about its arrival rate x the deadline = 108, ever reaches); baseline pool: no admission settings. Three tenants, one per tier.`,
   );
   md.push('');
   md.push(

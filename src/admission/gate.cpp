@@ -57,7 +57,7 @@ Gate::Result Gate::acquire(Tier tier, int64_t tokens, const std::shared_ptr<Wait
     return Result::kAdmitted;
   }
   const int64_t qmax = s_.queue_max >= 0 ? s_.queue_max : static_cast<int64_t>(std::ceil(limit_));
-  if (waiter && tier != Tier::kSheddable && qmax > 0 && s_.queue_timeout_ms > 0) {
+  if (waiter && tier != Tier::kSheddable && qmax > 0 && s_.timeout_ms(tier) > 0) {
     std::shared_ptr<Waiter> displaced;
     if (queued_total_ >= qmax) {
       displaced = displace_locked(tier);
@@ -115,8 +115,8 @@ void Gate::purge_locked() {
 }
 
 void Gate::grant_waiters_locked(int64_t now_ms, std::vector<std::shared_ptr<Waiter>>& granted) {
-  const int64_t lifo_after = std::max<int64_t>(1, s_.queue_timeout_ms / 10);
   for (size_t t = 0; t < queues_.size(); ++t) {
+    const int64_t lifo_after = std::max<int64_t>(1, s_.timeout_ms(static_cast<Tier>(t)) / 10);
     auto& q = queues_[t];
     while (!q.empty()) {
       // Waiters that gave up leave from either end.

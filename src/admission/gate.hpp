@@ -37,7 +37,11 @@ struct GateSettings {
   double tolerance = 1.5;   // TTFT up to tolerance x its baseline does not shrink the limit
   double smoothing = 0.2;   // how fast the limit moves toward each new estimate
   int64_t queue_max = -1;   // waiting requests (-1: as many as the limit; 0: no queue)
-  int64_t queue_timeout_ms = 1000;  // a waiter is refused after this long
+  int64_t queue_timeout_ms = 1000;  // a waiter is refused after this long...
+  int64_t critical_timeout_ms = -1;  // ...or this, for critical requests (-1: queue_timeout_ms)
+  int64_t timeout_ms(Tier t) const {
+    return t == Tier::kCritical && critical_timeout_ms >= 0 ? critical_timeout_ms : queue_timeout_ms;
+  }
   bool enabled() const { return max_inflight > 0 || max_tokens > 0 || adaptive; }
 };
 

@@ -337,9 +337,10 @@ class Walker {
             error(a, "adaptive_concurrency: 'min_limit' is above the pool's max_inflight");
         }
         if (YAML::Node q = n["queue"]; q && expect_map(q, "queue")) {
-          allow_keys(q, {"max", "timeout_ms"}, "queue");
+          allow_keys(q, {"max", "timeout_ms", "critical_timeout_ms"}, "queue");
           integer(q, "max", g.queue_max, 0, 1000000);
           integer(q, "timeout_ms", g.queue_timeout_ms, 0, 600000);
+          integer(q, "critical_timeout_ms", g.critical_timeout_ms, 0, 600000);
         }
         str(n, "overflow", p.balance.overflow);
         std::string overflow_model;

@@ -126,7 +126,7 @@ class GateFilter final : public Filter {
         return Verdict::next();
       }
       if (r == admission::Gate::Result::kQueued) {
-        ctx.admission = {&gate, tokens, std::move(w), gate.settings().queue_timeout_ms, {}, {}};
+        ctx.admission = {&gate, tokens, std::move(w), gate.settings().timeout_ms(tier), {}, {}};
         return Verdict::next();
       }
     }

@@ -2,6 +2,7 @@
 // directory and admin token, worker threads, admin listener, signals, graceful drain.
 #include "gateway/gateway.hpp"
 
+#include <malloc.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -373,8 +374,22 @@ struct Gateway::Impl {
     spend_timer->async_wait([this](error_code ec) {
       if (ec) return;
       flush_spend();
+      return_memory();
       tick_spend();
     });
+  }
+
+  // glibc keeps what thousands of closed streams freed in its per-thread arenas; once the
+  // load has fallen well below its peak, give the free pages back to the system (RSS returns
+  // near its idle size instead of staying at the peak).
+  int64_t inflight_peak = 0;
+  void return_memory() {
+    const int64_t now = shared.metrics->inflight();
+    inflight_peak = std::max(inflight_peak, now);
+    if (inflight_peak >= 256 && now <= inflight_peak / 4) {
+      ::malloc_trim(0);
+      inflight_peak = now;
+    }
   }
 
   // Spend of the current day and month from earlier runs.

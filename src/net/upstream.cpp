@@ -6,8 +6,9 @@ namespace sluice::net {
 
 UpstreamConn::UpstreamConn(asio::io_context& ioc, asio::ssl::context* tls) {
   // Beast sizes each read by the buffer's free capacity (512 bytes when empty): reserve
-  // enough that one read takes a whole burst of stream events.
-  buf_.reserve(16384);
+  // enough that one read takes a burst of stream events (about 17 of a typical 230 bytes),
+  // and no more: every open stream keeps one (nginx's proxy buffer is 4 KiB too).
+  buf_.reserve(4096);
   if (tls) {
     tls_ = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(ioc, *tls);
   } else {

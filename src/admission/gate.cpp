@@ -56,7 +56,8 @@ Gate::Result Gate::acquire(Tier tier, int64_t tokens, const std::shared_ptr<Wait
     ++counters_.admitted[t];
     return Result::kAdmitted;
   }
-  const int64_t qmax = s_.queue_max >= 0 ? s_.queue_max : static_cast<int64_t>(std::ceil(limit_));
+  // Default queue: as many as the limit (64 for a pool limited by tokens only).
+  const int64_t qmax = s_.queue_max >= 0 ? s_.queue_max : limit_ > 0 ? static_cast<int64_t>(std::ceil(limit_)) : 64;
   if (waiter && tier != Tier::kSheddable && qmax > 0 && s_.timeout_ms(tier) > 0) {
     std::shared_ptr<Waiter> displaced;
     if (queued_total_ >= qmax) {

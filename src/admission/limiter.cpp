@@ -164,7 +164,13 @@ void Budget::charge(int64_t micro_usd, int64_t now_ms) {
   spent_.day_micro_usd += micro_usd;
   spent_.month_micro_usd += micro_usd;
   if (unsaved_.micro_usd > 0 && unsaved_.day != day_) {
-    unsaved_ = {};  // a period ended before it was saved: the new one starts clean (a flush runs every second)
+    // A day ended before its spend was taken: keep it for the previous day.
+    if (unsaved_before_.micro_usd > 0 && unsaved_before_.day == unsaved_.day) {
+      unsaved_before_.micro_usd += unsaved_.micro_usd;
+    } else {
+      unsaved_before_ = unsaved_;
+    }
+    unsaved_ = {};
   }
   unsaved_.day = day_;
   unsaved_.micro_usd += micro_usd;
@@ -183,11 +189,13 @@ void Budget::restore(int64_t day_micro_usd, int64_t month_micro_usd, int64_t now
   spent_.month_micro_usd = std::max(spent_.month_micro_usd, month_micro_usd);
 }
 
-Budget::Unsaved Budget::take_unsaved() {
+std::vector<Budget::Unsaved> Budget::take_unsaved() {
   std::lock_guard<std::mutex> lock(mu_);
-  Unsaved u = unsaved_;
-  unsaved_ = {};
-  return u;
+  std::vector<Unsaved> out;
+  if (unsaved_before_.micro_usd > 0) out.push_back(unsaved_before_);
+  if (unsaved_.micro_usd > 0) out.push_back(unsaved_);
+  unsaved_before_ = unsaved_ = {};
+  return out;
 }
 
 std::optional<Tier> tier_from_name(std::string_view s) {

@@ -15,6 +15,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 namespace sluice::admission {
 
@@ -91,18 +92,18 @@ class Budget {
   // Spend an earlier run persisted for the current periods (at start; not "unsaved").
   void restore(int64_t day_micro_usd, int64_t month_micro_usd, int64_t now_ms);
   // What was charged since the last call, to persist: the day (days since the epoch) it
-  // belongs to and the amount.
+  // belongs to and the amount (two entries when a UTC day ended in between).
   struct Unsaved {
     int64_t day = 0, micro_usd = 0;
   };
-  Unsaved take_unsaved();
+  std::vector<Unsaved> take_unsaved();
 
  private:
   void roll(int64_t now_ms);
   std::mutex mu_;
   int64_t day_ = -1, month_ = -1;  // current periods: days since the epoch, months since year 0
   View spent_;
-  Unsaved unsaved_;
+  Unsaved unsaved_, unsaved_before_;  // this day's, and the previous day's not yet taken
 };
 
 // Days since the epoch and months since year 0 (UTC) of a time, and their names

@@ -202,6 +202,9 @@ struct Config {
   ResponseCacheConfig response_cache;
   std::vector<ApiKey> api_keys;
   std::vector<Tenant> tenants;
+  // Every request needs a key even when none is usable (the store has tenants or keys, all
+  // revoked): revoking the last key must not open the gateway to anonymous requests.
+  bool require_api_key = false;
   std::vector<AdminToken> admin_tokens;
 };
 

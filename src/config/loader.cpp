@@ -319,7 +319,7 @@ class Walker {
         integer(n, "max_inflight", g.max_inflight, 0, 10000000);
         integer(n, "max_tokens_inflight", g.max_tokens, 0, int64_t(1) << 40);
         number(n, "shed_at", g.shed_at);
-        if (n["shed_at"] && (g.shed_at <= 0 || g.shed_at > 1)) error(n["shed_at"], "'shed_at' must be in (0, 1]");
+        if (n["shed_at"] && !(g.shed_at > 0 && g.shed_at <= 1)) error(n["shed_at"], "'shed_at' must be in (0, 1]");
         if (YAML::Node a = n["adaptive_concurrency"]) {
           if (a.IsScalar()) {
             boolean(n, "adaptive_concurrency", g.adaptive);
@@ -330,11 +330,11 @@ class Walker {
             integer(a, "min_limit", g.min_limit, 1, 1000000);
             number(a, "tolerance", g.tolerance);
             number(a, "smoothing", g.smoothing);
-            if (a["tolerance"] && (g.tolerance < 1 || g.tolerance > 10)) error(a["tolerance"], "'tolerance' must be between 1 and 10");
-            if (a["smoothing"] && (g.smoothing <= 0 || g.smoothing > 1)) error(a["smoothing"], "'smoothing' must be in (0, 1]");
+            if (a["tolerance"] && !(g.tolerance >= 1 && g.tolerance <= 10)) error(a["tolerance"], "'tolerance' must be between 1 and 10");
+            if (a["smoothing"] && !(g.smoothing > 0 && g.smoothing <= 1)) error(a["smoothing"], "'smoothing' must be in (0, 1]");
           }
-          if (g.adaptive && g.max_inflight > 0 && g.min_limit > g.max_inflight)
-            error(a, "adaptive_concurrency: 'min_limit' is above the pool's max_inflight");
+          if (g.adaptive && g.min_limit > (g.max_inflight > 0 ? g.max_inflight : 1000))
+            error(a, "adaptive_concurrency: 'min_limit' is above the pool's max_inflight (1000 without one)");
         }
         if (YAML::Node q = n["queue"]; q && expect_map(q, "queue")) {
           allow_keys(q, {"max", "timeout_ms", "critical_timeout_ms"}, "queue");

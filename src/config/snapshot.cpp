@@ -174,7 +174,12 @@ std::shared_ptr<const Snapshot> Snapshot::build(Config cfg, uint64_t version, st
     it->second.cache = &cr;
   }
   for (const ApiKey& k : c.api_keys) s->key_tenants_[k.key_sha256] = {k.tenant, k.expires_at_ms};
-  for (const Tenant& t : c.tenants) s->tenants_[t.name] = &t;
+  for (const Tenant& t : c.tenants) {
+    s->tenants_[t.name] = &t;
+    for (const auto& r : t.routes)
+      if (!s->by_model_.count(r))
+        s->warnings_.push_back("tenant '" + t.name + "' may call route '" + r + "', which does not exist (yet)");
+  }
   return s;
 }
 

@@ -102,7 +102,7 @@ class Snapshot {
   const Resolution* resolve(std::string_view model) const;
   // Tenant owning the key with this sha256, or nullptr (unknown, or past its rotation grace).
   const std::string* tenant_for_key_hash(std::string_view sha256_hex, int64_t now_ms) const;
-  bool requires_api_key() const { return !key_tenants_.empty(); }
+  bool requires_api_key() const { return !key_tenants_.empty() || config_.require_api_key; }
   // A tenant's limits, or nullptr when it has none.
   const Tenant* tenant_limits(std::string_view name) const;
   bool passthrough() const { return passthrough_.has_value(); }

@@ -152,11 +152,16 @@ std::string keys_json(store::Store& s, const std::string& tenant) {
 
 void add_store_tenants(store::Store& s, config::Config& cfg, std::vector<std::string>& warnings) {
   const int64_t now = unix_millis();
-  for (const auto& r : s.list_tenants()) {
+  std::vector<std::string> unreadable;
+  const auto tenants = s.list_tenants();
+  if (!tenants.empty()) cfg.require_api_key = true;
+  for (const auto& r : tenants) {
     std::string err;
     auto t = parse_record(r, err);
     if (!t) {
-      warnings.push_back("tenant '" + r.name + "' in the store is unreadable and left out: " + err);
+      // Its keys are left out too: they must not authenticate as a tenant without limits.
+      warnings.push_back("tenant '" + r.name + "' in the store is unreadable and left out with its keys: " + err);
+      unreadable.push_back(r.name);
       continue;
     }
     auto same = std::find_if(cfg.tenants.begin(), cfg.tenants.end(), [&](const auto& o) { return o.name == r.name; });
@@ -168,7 +173,8 @@ void add_store_tenants(store::Store& s, config::Config& cfg, std::vector<std::st
     }
   }
   for (const auto& k : s.list_api_keys("")) {
-    if (!k.active(now)) continue;
+    cfg.require_api_key = true;
+    if (!k.active(now) || std::find(unreadable.begin(), unreadable.end(), k.tenant) != unreadable.end()) continue;
     cfg.api_keys.push_back({k.tenant, k.key_sha256, k.id, k.expires_at});
   }
 }

@@ -245,9 +245,10 @@ struct Gateway::Impl {
   std::string publish(config::Config cfg) {
     std::string err;
     std::vector<config::RouteBinding> bindings;
-    base = cfg;
+    config::Config file_cfg = cfg;
+    uint64_t seen = store_seen;
     if (store) {
-      store_seen = store->external_change_counter();
+      seen = store->external_change_counter();
       bindings = control::route_bindings(*store, err);
       if (!err.empty()) std::cerr << "sluice: " << err;
       err.clear();
@@ -262,7 +263,12 @@ struct Gateway::Impl {
     }
     bindings.insert(bindings.end(), opts.extra_bindings.begin(), opts.extra_bindings.end());
     auto snap = config::Snapshot::build(std::move(cfg), next_version, err, bindings, &shared.upstream_health);
-    if (!snap) return err;
+    if (!snap) return err;  // the running snapshot, its base config and its gates stay as they were
+    base = std::move(file_cfg);
+    store_seen = seen;
+    // A pool's gate keeps what it learned; its settings change only with a published snapshot.
+    for (const auto& p : snap->config().pools)
+      if (p.balance.gate) p.balance.gate->set_settings(p.admission);
     for (const auto& w : snap->warnings()) std::cerr << "sluice: warning: " << w << "\n";
     ++next_version;
     shared.retry_budget.set_settings(snap->config().limits.retry_budget);
@@ -357,10 +363,10 @@ struct Gateway::Impl {
   void flush_spend() {
     std::vector<store::SpendRecord> deltas;
     shared.tenant_limits.for_each([&](const std::string& tenant, admission::Limiter&, admission::Budget& b) {
-      admission::Budget::Unsaved u = b.take_unsaved();
-      if (u.micro_usd <= 0) return;
-      deltas.push_back({tenant, admission::day_name(u.day), u.micro_usd});
-      deltas.push_back({tenant, admission::month_name(admission::month_of_day(u.day)), u.micro_usd});
+      for (const admission::Budget::Unsaved& u : b.take_unsaved()) {
+        deltas.push_back({tenant, admission::day_name(u.day), u.micro_usd});
+        deltas.push_back({tenant, admission::month_name(admission::month_of_day(u.day)), u.micro_usd});
+      }
     });
     try {
       store->add_spend(deltas);
@@ -507,11 +513,6 @@ struct Gateway::Impl {
     config::Config cfg = r.config;
     auto listen = parse_host_port(cfg.listen);
     auto admin_listen = parse_host_port(cfg.admin_listen);
-    if (!is_loopback_host(listen->host) && cfg.api_keys.empty() && !cfg.allow_public_unauthenticated) {
-      std::cerr << "error: refusing to serve the data plane on " << cfg.listen
-                << " without API keys; configure api_keys or pass --allow-public-unauthenticated\n";
-      return 2;
-    }
     std::string bootstrap_hash;
     if (std::string err = prepare_data_dir(cfg, bootstrap_hash); !err.empty()) {
       std::cerr << "error: " << err << "\n";
@@ -524,6 +525,17 @@ struct Gateway::Impl {
         std::cerr << "error: " << serr << "\n";
         return 2;
       }
+    }
+    bool store_keys = false;
+    try {
+      store_keys = !store->list_api_keys("").empty();
+    } catch (const std::exception&) {
+    }
+    if (!is_loopback_host(listen->host) && cfg.api_keys.empty() && !store_keys && !cfg.allow_public_unauthenticated) {
+      std::cerr << "error: refusing to serve the data plane on " << cfg.listen
+                << " without API keys; create one (sluice key create), configure api_keys or pass "
+                   "--allow-public-unauthenticated\n";
+      return 2;
     }
     try {
       restore_spend();

@@ -6,9 +6,9 @@ namespace sluice::net {
 
 UpstreamConn::UpstreamConn(asio::io_context& ioc, asio::ssl::context* tls) {
   // Beast sizes each read by the buffer's free capacity (512 bytes when empty): reserve
-  // enough that one read takes a burst of stream events (about 17 of a typical 230 bytes),
-  // and no more: every open stream keeps one (nginx's proxy buffer is 4 KiB too).
-  buf_.reserve(4096);
+  // enough that one read takes a whole burst of stream events. (Only the pages a read
+  // touches become resident: a 4 KiB reserve measured no smaller per open stream.)
+  buf_.reserve(16384);
   if (tls) {
     tls_ = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(ioc, *tls);
   } else {

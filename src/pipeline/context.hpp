@@ -45,6 +45,7 @@ struct CacheState {
 struct RateState {
   const config::Tenant* tenant = nullptr;
   int64_t reserved_tokens = 0;
+  int64_t prompt_tokens = 0;  // of which the prompt (estimated)
   bool admitted = false;  // holds a reservation to reconcile at completion
 };
 
@@ -95,7 +96,7 @@ struct RequestContext {
   CacheState cache;
   RateState rate;
   AdmissionState admission;
-  // The request's priority tier (its tenant's, or lower by x-sluice-priority); set by the shed filter.
+  // The request's priority tier (its tenant's, or lower by x-sluice-priority); set by the admit stage.
   admission::Tier tier = admission::Tier::kStandard;
   bool tier_set = false;
   // Headers every response to this request carries (x-ratelimit-*), set by filters.

@@ -70,27 +70,7 @@ class GateFilter final : public Filter {
   unsigned hooks() const override { return kOnRequest | kOnComplete; }
 
   Verdict on_request(RequestContext& ctx, Env& env) const override {
-    const config::Tenant* t = tenant_limits(ctx);
-    admission::Tier tier = t ? t->tier : admission::Tier::kStandard;
-    std::string_view asked = ctx.header ? ctx.header("x-sluice-priority") : std::string_view();
-    if (!asked.empty()) {
-      auto want = admission::tier_from_name(asked);
-      if (!want) {
-        ApiError e = bad_request("x-sluice-priority must be critical, standard or sheddable", "invalid_priority");
-        e.param = "x-sluice-priority";
-        return Verdict::fail(std::move(e));
-      }
-      if (static_cast<int>(*want) < static_cast<int>(tier)) {
-        ApiError e = bad_request(std::string("x-sluice-priority may lower a request's tier, never raise it: this key's tier is ") +
-                                     admission::tier_name(tier),
-                                 "invalid_priority");
-        e.param = "x-sluice-priority";
-        return Verdict::fail(std::move(e));
-      }
-      tier = *want;
-    }
-    ctx.tier = tier;
-    ctx.tier_set = true;
+    const admission::Tier tier = ctx.tier;  // resolved by the admit stage
     const upstream::BalanceSettings* b = ctx.balance;
     if (!b || !b->gate || ctx.endpoint == Endpoint::kModels) return Verdict::next();
     admission::Gate& gate = *b->gate;
@@ -231,7 +211,7 @@ class RateLimitFilter final : public Filter {
       env.metrics.refused(t->name, d.why == W::kRequests ? "rpm" : d.why == W::kTokens ? "tpm" : "concurrency");
       return Verdict::fail(std::move(e));
     }
-    ctx.rate = {t, reserve, true};
+    ctx.rate = {t, reserve, prompt, true};
     return Verdict::next();
   }
 
@@ -248,7 +228,12 @@ class RateLimitFilter final : public Filter {
     }
     const int64_t now = unix_millis();
     env.limits->get(ctx.rate.tenant->name).reconcile(ctx.rate.tenant->limits, ctx.rate.reserved_tokens, used, now);
-    const double cost = cost_of(*ctx.snap, ctx.upstream, ctx.tokens_in, ctx.tokens_out);
+    // Unknown usage of an answer that was (partly) generated costs its estimate, as the
+    // limiter keeps it: hanging up before the usage chunk does not dodge a budget.
+    const bool estimated = ctx.tokens_in < 0 && ctx.tokens_out < 0 && used > 0;
+    const double cost = estimated ? cost_of(*ctx.snap, ctx.upstream, ctx.rate.prompt_tokens,
+                                            std::max<int64_t>(0, ctx.rate.reserved_tokens - ctx.rate.prompt_tokens))
+                                  : cost_of(*ctx.snap, ctx.upstream, ctx.tokens_in, ctx.tokens_out);
     if (cost > 0) env.limits->budget(ctx.rate.tenant->name).charge(micro_usd(cost), now);
   }
 

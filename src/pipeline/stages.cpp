@@ -49,9 +49,33 @@ std::optional<ApiError> parse(RequestContext& ctx, Env& env) {
   return std::nullopt;
 }
 
-std::optional<ApiError> admit(RequestContext&, Env& env) {
+std::optional<ApiError> admit(RequestContext& ctx, Env& env) {
   if (env.metrics.inflight.load(std::memory_order_relaxed) > env.max_inflight)
     return error_of(ErrorKind::kOverloaded, "The gateway is overloaded; retry shortly.");
+  // The request's tier: its tenant's, or lower by x-sluice-priority, never higher.
+  const config::Tenant* t = ctx.tenant.empty() ? nullptr : ctx.snap->tenant_limits(ctx.tenant);
+  ctx.tenant_cfg = t;
+  ctx.tenant_resolved = true;
+  admission::Tier tier = t ? t->tier : admission::Tier::kStandard;
+  std::string_view asked = ctx.header ? ctx.header("x-sluice-priority") : std::string_view();
+  if (!asked.empty()) {
+    auto want = admission::tier_from_name(asked);
+    if (!want) {
+      ApiError e = bad_request("x-sluice-priority must be critical, standard or sheddable", "invalid_priority");
+      e.param = "x-sluice-priority";
+      return e;
+    }
+    if (static_cast<int>(*want) < static_cast<int>(tier)) {
+      ApiError e = bad_request(std::string("x-sluice-priority may lower a request's tier, never raise it: this key's tier is ") +
+                                   admission::tier_name(tier),
+                               "invalid_priority");
+      e.param = "x-sluice-priority";
+      return e;
+    }
+    tier = *want;
+  }
+  ctx.tier = tier;
+  ctx.tier_set = true;
   return std::nullopt;
 }
 

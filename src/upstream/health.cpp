@@ -237,11 +237,7 @@ HealthView Health::view(int64_t now) {
 std::shared_ptr<admission::Gate> Registry::gate(const std::string& pool, const admission::GateSettings& s) {
   std::lock_guard<std::mutex> lock(mu_);
   auto& g = gates_[pool];
-  if (!g) {
-    g = std::make_shared<admission::Gate>(s);
-  } else {
-    g->set_settings(s);
-  }
+  if (!g) g = std::make_shared<admission::Gate>(s);  // an existing gate's settings change once its snapshot is published
   return g;
 }
 

@@ -154,7 +154,8 @@ class Registry {
   // Every known upstream (for the admin API), identity -> health.
   std::unordered_map<std::string, std::shared_ptr<Health>> all();
   // A pool's admission gate (by pool name): a reload that keeps the pool keeps its learned
-  // limit and its queue.
+  // limit and its queue. `s` applies to a new gate only (the gateway applies a published
+  // snapshot's settings to existing ones).
   std::shared_ptr<admission::Gate> gate(const std::string& pool, const admission::GateSettings& s);
   std::unordered_map<std::string, std::shared_ptr<admission::Gate>> gates();
 

@@ -122,15 +122,25 @@ TEST(Budget, SpendIsPerUtcDayAndMonthAndRollsOver) {
   b.charge(1500, nov30 + 1000);
   b.charge(500, nov30 + 2000);
   EXPECT_EQ(b.spent(nov30 + 3000).day_micro_usd, 2000);
-  Budget::Unsaved u = b.take_unsaved();
-  EXPECT_EQ(u.micro_usd, 2000);
-  EXPECT_EQ(day_name(u.day), "2026-11-30");
-  EXPECT_EQ(b.take_unsaved().micro_usd, 0) << "taken once";
+  std::vector<Budget::Unsaved> u = b.take_unsaved();
+  ASSERT_EQ(u.size(), 1u);
+  EXPECT_EQ(u[0].micro_usd, 2000);
+  EXPECT_EQ(day_name(u[0].day), "2026-11-30");
+  EXPECT_TRUE(b.take_unsaved().empty()) << "taken once";
+  // Spend charged just before midnight and not yet taken stays with its day.
+  Budget m;
+  m.charge(30, nov30 + 86399000);
+  m.charge(40, nov30 + 86400000 + 1);
+  u = m.take_unsaved();
+  ASSERT_EQ(u.size(), 2u);
+  EXPECT_EQ(day_name(u[0].day), "2026-11-30");
+  EXPECT_EQ(u[0].micro_usd, 30);
+  EXPECT_EQ(day_name(u[1].day), "2026-12-01");
+  EXPECT_EQ(u[1].micro_usd, 40);
   // The next day (in December): the day and the month start again.
   const int64_t dec1 = nov30 + 86400000;
   EXPECT_EQ(b.spent(dec1).day_micro_usd, 0);
   EXPECT_EQ(b.spent(dec1).month_micro_usd, 0);
-  b.charge(7, dec1 + 5);
   // A restart restores what the store kept (never lowering what this process counted).
   b.restore(100, 900, dec1 + 10);
   EXPECT_EQ(b.spent(dec1 + 10).day_micro_usd, 100);

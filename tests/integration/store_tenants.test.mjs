@@ -991,3 +991,30 @@ describe('tenant budgets', { timeout: ms(60_000) }, () => {
     assert.equal(stillMonthly.code, 'insufficient_quota', String(stillMonthly));
   });
 });
+
+describe('the last key', { timeout: ms(60_000) }, () => {
+  let mock;
+  let gw;
+  before(async () => {
+    mock = await startMock({ config: { seed: 4, defaults: { ttft_ms: 2, tpot_ms: 0.2, output_tokens: [4, 8] } } });
+    gw = await startGateway({ config: { upstreams: [{ name: 'p', url: `${mock.url}/v1` }], routes: [{ name: 'bot', upstream: 'p', model: 'm' }] } });
+  });
+  after(async () => {
+    await gw?.stop();
+    await mock?.stop();
+  });
+
+  test('once the store has tenants, revoking the last key never opens the gateway to anonymous requests', async () => {
+    // No keys anywhere: a loopback gateway serves without a key.
+    assert.equal(await freshStatus(gw, 'anything'), 200);
+    await cliJSON(gw, 'tenant', 'create', 'solo', '--rpm', '100');
+    // A tenant exists: every request needs a key now, even before the first one is made.
+    await waitFor(async () => (await freshStatus(gw, 'anything')) === 401, { what: 'keys required' });
+    const k = await cliJSON(gw, 'key', 'create', 'solo');
+    await waitFor(async () => (await freshStatus(gw, k.key)) === 200, { what: 'the new key accepted' });
+    await cliJSON(gw, 'key', 'revoke', k.id, '--reason', 'last one');
+    await waitFor(async () => (await freshStatus(gw, k.key)) === 401, { what: 'the revoked key refused' });
+    assert.deepEqual([...new Set(await freshStatuses(gw, k.key, 8))], [401]);
+    assert.deepEqual([...new Set(await freshStatuses(gw, 'anything', 8))], [401], 'no anonymous access after the last revoke');
+  });
+});

@@ -177,6 +177,8 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
     const int state = w.state.load();
     const bool timed_out = state == 0 && adm.gate->give_up(w);
     if (timed_out || state == 2) {
+      // Shed counts every refusal (displaced ones by the gate); queue timeouts are a subset.
+      if (timed_out) adm.gate->count_shed(ctx.tier);
       const int64_t ms = adm.gate->retry_after_ms(unix_millis());
       ctx.response_headers.emplace_back("Retry-After", std::to_string((ms + 999) / 1000));
       ctx.response_headers.emplace_back("retry-after-ms", std::to_string(ms));

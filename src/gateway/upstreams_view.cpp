@@ -55,8 +55,8 @@ std::string pools_prometheus(const config::Snapshot& snap) {
   std::string inflight = "# HELP sluice_pool_in_flight Requests holding a slot of the pool.\n# TYPE sluice_pool_in_flight gauge\n";
   std::string waiting = "# HELP sluice_pool_queued Requests waiting for a slot, by tier.\n# TYPE sluice_pool_queued gauge\n";
   std::string admitted = "# HELP sluice_pool_admitted_total Requests given a slot, by tier.\n# TYPE sluice_pool_admitted_total counter\n";
-  std::string shed = "# HELP sluice_pool_shed_total Requests refused by the pool's admission control, by tier.\n# TYPE sluice_pool_shed_total counter\n";
-  std::string timeouts = "# HELP sluice_pool_queue_timeouts_total Queued requests refused at their deadline, by tier.\n# TYPE sluice_pool_queue_timeouts_total counter\n";
+  std::string shed = "# HELP sluice_pool_shed_total Requests refused by the pool's admission control, by tier (queue timeouts included).\n# TYPE sluice_pool_shed_total counter\n";
+  std::string timeouts = "# HELP sluice_pool_queue_timeouts_total Queued requests refused at their deadline, by tier (a subset of shed).\n# TYPE sluice_pool_queue_timeouts_total counter\n";
   std::string over = "# HELP sluice_pool_overflowed_total Requests sent to the pool's overflow target.\n# TYPE sluice_pool_overflowed_total counter\n";
   bool any = false;
   for (const auto& p : snap.config().pools) {

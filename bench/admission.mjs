@@ -36,7 +36,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-import { here, parseArgs, sluiceBin, start as startProc } from './procs.mjs';
+import { WORDS, here, parseArgs, rng, sluiceBin, start as startProc } from './procs.mjs';
 
 const args = parseArgs();
 const QUICK = 'quick' in args;
@@ -140,17 +140,6 @@ const tenantsConfig = (tenants) => ({
 // ------------------------------------------------------------------ client
 
 // A deterministic pseudo-random stream (mulberry32).
-function rng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-const WORDS = 'the a model answer token stream batch cache prompt server user system code test data value time run order'.split(' ');
 function words(chars, seed) {
   const r = rng(seed);
   let s = '';

@@ -27,7 +27,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-import { here, parseArgs, sluiceBin, start as startProc } from './procs.mjs';
+import { WORDS, here, parseArgs, rng, sluiceBin, start as startProc } from './procs.mjs';
 
 const args = parseArgs();
 const BIN = sluiceBin(args);
@@ -48,17 +48,6 @@ const MAX_CONTEXT = 8000;
 const start = (argv, re) => startProc(BIN, argv, re);
 
 // A deterministic pseudo-random stream (mulberry32).
-function rng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-const WORDS = 'the a model answer token stream batch cache prompt server user system code test data value time run order'.split(' ');
 function text(r, chars) {
   let s = '';
   while (s.length < chars) s += WORDS[Math.floor(r() * WORDS.length)] + ' ';

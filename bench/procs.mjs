@@ -40,3 +40,16 @@ export function start(bin, argv, re) {
     });
   });
 }
+
+// A seeded PRNG (mulberry32) and a small vocabulary: the benchmarks' reproducible prompts.
+export function rng(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+export const WORDS = 'the a model answer token stream batch cache prompt server user system code test data value time run order'.split(' ');

@@ -180,8 +180,7 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
       // Shed counts every refusal (displaced ones by the gate); queue timeouts are a subset.
       if (timed_out) adm.gate->count_shed(ctx.tier);
       const int64_t ms = adm.gate->retry_after_ms(unix_millis());
-      ctx.response_headers.emplace_back("Retry-After", std::to_string((ms + 999) / 1000));
-      ctx.response_headers.emplace_back("retry-after-ms", std::to_string(ms));
+      ctx.retry_after(ms);
       ApiError e = error_of(ErrorKind::kOverloaded,
                             timed_out ? "The model's servers are busy: this request waited " +
                                             std::to_string(adm.queue_timeout_ms) +

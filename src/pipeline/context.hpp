@@ -122,6 +122,12 @@ struct RequestContext {
     error = e.kind;
     error_code = e.code;
   }
+  // A refusal that says when to come back: Retry-After (whole seconds, rounded up) and the
+  // exact retry-after-ms the official OpenAI SDKs prefer.
+  void retry_after(int64_t ms) {
+    response_headers.emplace_back("Retry-After", std::to_string((ms + 999) / 1000));
+    response_headers.emplace_back("retry-after-ms", std::to_string(ms));
+  }
   void set_error(ErrorKind k) {
     error = k;
     error_code = code_of(k);

@@ -116,8 +116,7 @@ class GateFilter final : public Filter {
 
   static Verdict refuse(RequestContext& ctx, Env& env, admission::Gate& gate, admission::Tier tier, int64_t now) {
     const int64_t ms = gate.retry_after_ms(now);
-    ctx.response_headers.emplace_back("Retry-After", std::to_string((ms + 999) / 1000));
-    ctx.response_headers.emplace_back("retry-after-ms", std::to_string(ms));
+    ctx.retry_after(ms);
     env.metrics.refused(ctx.tenant, std::string("shed_") + admission::tier_name(tier));
     const admission::GateView v = gate.view();
     return Verdict::fail(error_of(ErrorKind::kOverloaded,
@@ -194,8 +193,7 @@ class RateLimitFilter final : public Filter {
     headers(ctx, d);
     if (!d.admitted) {
       const int64_t ms = std::max<int64_t>(d.retry_after_ms, 1);
-      ctx.response_headers.emplace_back("Retry-After", std::to_string((ms + 999) / 1000));
-      ctx.response_headers.emplace_back("retry-after-ms", std::to_string(ms));
+      ctx.retry_after(ms);
       using W = admission::Decision::Why;
       const char* what = d.why == W::kRequests ? "requests per min (RPM)"
                          : d.why == W::kTokens ? "tokens per min (TPM)"

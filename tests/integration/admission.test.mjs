@@ -8,10 +8,9 @@ import { createHash } from 'node:crypto';
 
 import OpenAI from 'openai';
 
-import { USER_MSG, ms, startGateway, startMock, sleep } from './harness.mjs';
+import { USER_MSG, errorHeader as hdr, ms, startGateway, startMock, sleep } from './harness.mjs';
 
 const sha256 = (s) => createHash('sha256').update(s).digest('hex');
-const hdr = (err, name) => (typeof err.headers?.get === 'function' ? err.headers.get(name) : err.headers?.[name]) ?? null;
 
 describe('pool admission control', { timeout: ms(90_000) }, () => {
   let fast;

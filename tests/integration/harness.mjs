@@ -643,3 +643,7 @@ export function chunkEvent(content, { finish = null, id = 'chatcmpl-fake' } = {}
     choices: [{ index: 0, delta: content === null ? {} : { content }, finish_reason: finish }],
   });
 }
+
+// A response header of an OpenAI SDK error (a Headers object or a plain record, by SDK version).
+export const errorHeader = (err, name) =>
+  (typeof err.headers?.get === 'function' ? err.headers.get(name) : err.headers?.[name]) ?? null;

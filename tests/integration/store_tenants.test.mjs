@@ -23,6 +23,7 @@ import {
   requestJSON,
   sleep,
   startGateway,
+  errorHeader as hdr,
   startMock,
   tempDir,
   waitFor,
@@ -30,7 +31,6 @@ import {
 
 const sha256 = (s) => createHash('sha256').update(s).digest('hex');
 // An SDK error's response header (a Headers object or a plain record, by SDK version).
-const hdr = (err, name) => (typeof err.headers?.get === 'function' ? err.headers.get(name) : err.headers?.[name]) ?? null;
 
 // Admin tokens of gateway A (configured, so there is no bootstrap token there).
 const ADMIN_TOKEN = 'sluice-admin-test-token-0123456789';

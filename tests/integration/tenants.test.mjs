@@ -7,11 +7,10 @@ import { createHash } from 'node:crypto';
 
 import OpenAI from 'openai';
 
-import { USER_MSG, ms, startGateway, startMock } from './harness.mjs';
+import { USER_MSG, errorHeader as hdr, ms, startGateway, startMock } from './harness.mjs';
 
 const sha256 = (s) => createHash('sha256').update(s).digest('hex');
 // An SDK error's response header (a Headers object or a plain record, by SDK version).
-const hdr = (err, name) => (typeof err.headers?.get === 'function' ? err.headers.get(name) : err.headers?.[name]) ?? null;
 
 describe('tenant rate limits', { timeout: ms(60_000) }, () => {
   let mock;

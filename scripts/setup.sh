@@ -6,9 +6,9 @@ cd "$(dirname "$0")/.."
 
 PKGS=(build-essential cmake ninja-build ccache pkg-config git
       libboost-dev libboost-system-dev libssl-dev libsimdjson-dev libyaml-cpp-dev
-      libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
+      libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev libmimalloc-dev
       clang libclang-rt-14-dev
-      nghttp2-client nginx-light curl procps openssl
+      nghttp2-client nginx-light curl procps openssl strace linux-perf
       nodejs npm)
 
 missing=()

@@ -4,6 +4,8 @@
 // warm-up probe (call_blocking).
 #include "gateway/forward.hpp"
 
+#include <sys/socket.h>
+
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
@@ -56,6 +58,46 @@ net::UpstreamPool& Worker::pool_for(const config::UpstreamRuntime& u) {
   return *pools_.emplace(u.identity, std::make_unique<net::UpstreamPool>(ioc, std::move(ep))).first->second;
 }
 
+namespace {
+
+// A client that hangs up cancels the upstream request at once instead of when we next write.
+void arm_watch(ClientWatch& w) {
+  w.armed = true;
+  tcp::socket& sock = w.watched->socket();
+  sock.async_wait(tcp::socket::wait_read, [self = w.shared_from_this(), &sock](error_code ec) {
+    if (!self->active || ec) return;
+    char c;
+    ssize_t r = ::recv(sock.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+      self->gone = true;
+      if (self->upstream) self->upstream->cancel();
+    }
+    // r > 0: the client pipelined its next request; it is read after this one.
+  });
+}
+
+}  // namespace
+
+void Worker::watch(ClientWatch& w) {
+  w.prev = nullptr;
+  w.next = watches_;
+  if (watches_) watches_->prev = &w;
+  watches_ = &w;
+  sweep_deadlines();
+}
+
+void Worker::unwatch(ClientWatch& w) {
+  if (w.prev) w.prev->next = w.next; else if (watches_ == &w) watches_ = w.next;
+  if (w.next) w.next->prev = w.prev;
+  w.prev = w.next = nullptr;
+  w.active = false;
+  w.upstream = nullptr;
+  if (w.armed) {
+    error_code ec;
+    w.watched->socket().cancel(ec);
+  }
+}
+
 void Worker::sweep_deadlines() {
   if (sweeping_) return;
   if (!sweep_) sweep_ = std::make_unique<asio::steady_timer>(ioc);
@@ -66,7 +108,9 @@ void Worker::sweep_deadlines() {
     if (ec) return;
     auto now = Clock::now();
     bool any = false;
-    for (ClientWatch* w : watches_) {
+    for (ClientWatch* w = watches_; w; w = w->next) {
+      // Still waiting after a sweep: watch its client for a hang-up from now on.
+      if (!w->armed && w->watched) arm_watch(*w);
       if (w->upstream_deadline != Clock::time_point::max() || w->client_deadline != Clock::time_point::max()) any = true;
       if (w->upstream && now >= w->upstream_deadline) {
         w->upstream_expired = true;
@@ -83,7 +127,7 @@ void Worker::sweep_deadlines() {
 }
 
 void Worker::abort_streams() {
-  for (ClientWatch* w : watches_) {
+  for (ClientWatch* w = watches_; w; w = w->next) {
     w->shutdown = true;
     if (w->upstream) w->upstream->cancel();
   }

@@ -2,7 +2,6 @@
 // directory and admin token, worker threads, admin listener, signals, graceful drain.
 #include "gateway/gateway.hpp"
 
-#include <malloc.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -17,6 +16,7 @@
 #include "control/tenants.hpp"
 #include "store/store.hpp"
 #include "core/crypto.hpp"
+#include "core/memory.hpp"
 #include "gateway/admin.hpp"
 #include "pipeline/stages.hpp"
 #include "gateway/upstreams_view.hpp"
@@ -385,16 +385,25 @@ struct Gateway::Impl {
     });
   }
 
-  // glibc keeps what thousands of closed streams freed in its per-thread arenas; once the
-  // load has fallen well below its peak, give the free pages back to the system (RSS returns
-  // near its idle size instead of staying at the peak).
+  // The allocator keeps what thousands of closed streams freed (glibc in its arenas,
+  // mimalloc in each thread's heap); once the load has fallen well below its peak, every
+  // worker gives its free pages back to the system (RSS returns near its idle size instead
+  // of staying at the peak).
+  // Streams still closing and frees that reach a thread late are caught by repeating it on
+  // the next few ticks.
   int64_t inflight_peak = 0;
+  int release_ticks = 0;
   void return_memory() {
     const int64_t now = shared.metrics->inflight();
     inflight_peak = std::max(inflight_peak, now);
     if (inflight_peak >= 256 && now <= inflight_peak / 4) {
-      ::malloc_trim(0);
       inflight_peak = now;
+      release_ticks = 4;
+    }
+    if (release_ticks > 0) {
+      --release_ticks;
+      for (auto& w : workers) asio::post(w->ioc, [] { release_free_memory(); });
+      release_free_memory();
     }
   }
 

@@ -2,8 +2,6 @@
 // request (any filter may answer or fail it); the forwarder finds an upstream (the rollout's
 // candidate, then its stable release; then the route's fallback chain, all before a byte
 // reaches the client); the relay sends the answer through the chain's response hooks.
-#include <sys/socket.h>
-
 #include <cmath>
 
 #include <simdjson.h>
@@ -18,21 +16,6 @@
 namespace sluice::gateway {
 
 namespace {
-
-// A client that hangs up cancels the upstream request at once instead of when we next write.
-void arm_watch(beast::tcp_stream& client, const std::shared_ptr<ClientWatch>& w) {
-  tcp::socket& sock = client.socket();
-  sock.async_wait(tcp::socket::wait_read, [w, &sock](error_code ec) {
-    if (!w->active || ec) return;
-    char c;
-    ssize_t r = ::recv(sock.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
-      w->gone = true;
-      if (w->upstream) w->upstream->cancel();
-    }
-    // r > 0: the client pipelined its next request; it is read after this one.
-  });
-}
 
 // The balancer's affinity key: the session (a header, else the body's `user`), or the
 // start of the rendered messages (a shared system prompt, a conversation's earlier turns).
@@ -203,20 +186,13 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
 
   // ---- forward ----
   auto watch = std::make_shared<ClientWatch>();
-  arm_watch(client, watch);
-  watches_.insert(watch.get());
+  watch->watched = &client;
+  this->watch(*watch);
   struct WatchGuard {
-    std::shared_ptr<ClientWatch>& w;
-    beast::tcp_stream& c;
-    std::unordered_set<ClientWatch*>& all;
-    ~WatchGuard() {
-      all.erase(w.get());
-      w->active = false;
-      w->upstream = nullptr;
-      error_code ec;
-      c.socket().cancel(ec);
-    }
-  } watch_guard{watch, client, watches_};
+    Worker& worker;
+    ClientWatch& w;
+    ~WatchGuard() { worker.unwatch(w); }
+  } watch_guard{*this, *watch};
 
   // The body goes upstream as the client sent it (plus the route and render stages' splices).
   ForwardSpec fs;

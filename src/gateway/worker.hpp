@@ -38,19 +38,26 @@ namespace sluice::gateway {
 using pipeline::Endpoint;
 using pipeline::RequestContext;
 
-// Watches the client socket while the upstream works (see proxy.cpp).
+// Watches the client socket while the upstream works (see forward.cpp, arm_watch): a
+// client that hangs up cancels the upstream call. A request answered within one sweep
+// (25 ms) is never armed, so fast answers pay no extra system call for it.
 // While a stream relays, its deadlines are plain time stamps checked by the worker's sweep
 // (every 25 ms) instead of a timer re-armed per event: the per-token cost stays a store.
-struct ClientWatch {
+struct ClientWatch : std::enable_shared_from_this<ClientWatch> {
   bool active = true;
+  bool armed = false;     // a readability wait is pending on the client socket
   bool gone = false;      // the client hung up
   bool shutdown = false;  // the drain deadline passed
   bool upstream_expired = false;  // the sweep cut the upstream (idle or total deadline)
   bool client_expired = false;    // the sweep cut a client that stopped reading
   net::UpstreamConn* upstream = nullptr;
-  beast::tcp_stream* client = nullptr;
+  beast::tcp_stream* client = nullptr;     // set while a stream relays (the write deadline)
+  beast::tcp_stream* watched = nullptr;    // the connection to arm the hang-up watch on
   Clock::time_point upstream_deadline = Clock::time_point::max();
   Clock::time_point client_deadline = Clock::time_point::max();
+  // The worker's list of requests waiting on an upstream (intrusive: no allocation).
+  ClientWatch* prev = nullptr;
+  ClientWatch* next = nullptr;
 };
 
 // State shared by all workers (read-mostly).
@@ -144,7 +151,11 @@ class Worker : public net::IdleConnections {
   RequestIdGenerator ids_;
   simdjson::dom::parser json_;
   std::unordered_map<std::string, std::unique_ptr<net::UpstreamPool>> pools_;
-  std::unordered_set<struct ClientWatch*> watches_;  // requests waiting on an upstream
+  ClientWatch* watches_ = nullptr;  // requests waiting on an upstream (a list through ClientWatch)
+ public:
+  void watch(ClientWatch& w);    // links w and makes sure the sweep runs
+  void unwatch(ClientWatch& w);  // unlinks w and cancels its hang-up wait
+ private:
   std::unique_ptr<asio::steady_timer> sweep_;
   bool sweeping_ = false;
   int64_t shadow_inflight_ = 0;

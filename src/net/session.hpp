@@ -7,7 +7,7 @@
 //     awaitable<bool> handle(beast::tcp_stream&, beast::flat_buffer&, http::request<http::string_body>&);
 //     std::string next_request_id();
 //     bool draining() const;               // stop keep-alive, finish the current request
-//     void idle(beast::tcp_stream*, bool);  // connection waits for a request (closable on drain)
+//     void idle(IdleLink&, bool);          // connection waits for a request (closable on drain)
 //     SessionLimits limits();              // read per request, so reloads apply at once
 //     void rejected(int status, std::string_view code, std::string_view request_id);
 //   };
@@ -24,6 +24,20 @@
 #include "net/wire.hpp"
 
 namespace sluice::net {
+
+// A connection's place in its handler's list of idle connections: kept in the session's
+// frame, linked and unlinked around every keep-alive wait without allocating.
+// (A session is destroyed while linked only when its event loop is torn down, after the
+// handler and its list are gone: the link must not touch them then.)
+struct IdleLink {
+  explicit IdleLink(beast::tcp_stream* s) : stream(s) {}
+  IdleLink(const IdleLink&) = delete;
+  IdleLink& operator=(const IdleLink&) = delete;
+  beast::tcp_stream* stream;
+  bool linked = false;
+  IdleLink* prev = nullptr;
+  IdleLink* next = nullptr;
+};
 
 struct SessionLimits {
   uint64_t max_body_bytes = 8 << 20;
@@ -74,6 +88,7 @@ awaitable<void> run_session(tcp::socket socket, Handler* h) {
   error_code ec;
   stream.socket().set_option(tcp::no_delay(true), ec);
   beast::flat_buffer buf;
+  IdleLink idle_link{&stream};
   bool first = true;
   for (;;) {
     if (h->draining()) break;
@@ -82,10 +97,10 @@ awaitable<void> run_session(tcp::socket socket, Handler* h) {
     // the whole header and body the (short) header timeout: a slowloris client cannot
     // hold a connection longer than that.
     if (buf.size() == 0) {
-      h->idle(&stream, true);
+      h->idle(idle_link, true);
       stream.expires_after(first ? lim.header_timeout : lim.keepalive_timeout);
       size_t n = co_await stream.async_read_some(buf.prepare(4096), ec_await(ec));
-      h->idle(&stream, false);
+      h->idle(idle_link, false);
       if (ec) break;
       buf.commit(n);
       lim = h->limits();  // a reload while this connection idled applies to its next request
@@ -156,23 +171,30 @@ namespace sluice::net {
 // derive from it to provide idle(); single-threaded (one per event loop).
 class IdleConnections {
  public:
-  void idle(beast::tcp_stream* s, bool on) {
+  void idle(IdleLink& l, bool on) {
+    if (on == l.linked) return;
+    l.linked = on;
     if (on) {
-      idle_.insert(s);
+      l.prev = nullptr;
+      l.next = head_;
+      if (head_) head_->prev = &l;
+      head_ = &l;
     } else {
-      idle_.erase(s);
+      if (l.prev) l.prev->next = l.next; else head_ = l.next;
+      if (l.next) l.next->prev = l.prev;
+      l.prev = l.next = nullptr;
     }
   }
   void close_idle() {
-    for (beast::tcp_stream* s : idle_) {
+    // Closing completes each session's wait with an error; its session unlinks itself then.
+    for (IdleLink* l = head_; l; l = l->next) {
       error_code ec;
-      s->socket().close(ec);
+      l->stream->socket().close(ec);
     }
-    idle_.clear();
   }
 
  private:
-  std::unordered_set<beast::tcp_stream*> idle_;
+  IdleLink* head_ = nullptr;
 };
 
 // For listeners whose limits never change and whose rejections need no accounting.

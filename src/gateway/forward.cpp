@@ -79,6 +79,7 @@ void arm_watch(ClientWatch& w) {
 }  // namespace
 
 void Worker::watch(ClientWatch& w) {
+  w.swept = true;
   w.prev = nullptr;
   w.next = watches_;
   if (watches_) watches_->prev = &w;
@@ -377,12 +378,27 @@ awaitable<ForwardResult> Worker::forward(const config::Snapshot& snap, const For
                                           {"x-request-id", spec.request_id}});
     watch.upstream = ex->conn.get();
     const auto sent = Clock::now();
-    ex->conn->expires_at(std::min(deadline, sent + milliseconds(to.first_byte_ms)));
+    // Until the answer's head: a client's request leaves the deadline to the worker's sweep
+    // (a time stamp, no timer armed and cancelled per request); other callers arm the
+    // connection's own timer.
+    const auto first_byte_deadline = std::min(deadline, sent + milliseconds(to.first_byte_ms));
+    if (watch.swept) {
+      ex->conn->tcp().expires_never();
+      watch.upstream_expired = false;
+      watch.upstream_deadline = first_byte_deadline;
+    } else {
+      ex->conn->expires_at(first_byte_deadline);
+    }
     error_code ec = co_await ex->conn->write(head, spec.body);
     ex->parser.emplace();
     ex->parser->body_limit(spec.stream ? std::numeric_limits<uint64_t>::max()
                                       : static_cast<uint64_t>(cfg.limits.max_response_bytes));
     if (!ec) ec = co_await ex->conn->read_header(*ex->parser);
+    if (watch.swept) {
+      watch.upstream_deadline = Clock::time_point::max();
+      if (ec && watch.upstream_expired) ec = beast::error::timeout;
+      watch.upstream_expired = false;
+    }
     if (watch.gone) {
       ex->conn->close();
       watch.upstream = nullptr;
@@ -472,7 +488,7 @@ awaitable<ForwardResult> Worker::forward(const config::Snapshot& snap, const For
       bool first = false;
       sse::Parser events(static_cast<size_t>(cfg.limits.max_sse_event_bytes));
       std::string scratch;
-      char rbuf[4096];
+      char rbuf[1024];  // in the coroutine's frame, held while the first token is awaited
       const auto token_deadline = std::min(deadline, sent + milliseconds(to.first_token_ms));
       error_code rec;
       while (!first && !rec && !ex->parser->is_done()) {
@@ -512,7 +528,7 @@ awaitable<ForwardResult> Worker::forward(const config::Snapshot& snap, const For
     // route's fallback chain may name a larger-context model for exactly that error. The
     // (small) error body is read here; any other 400 is relayed from what was read.
     if (status == 400 && spec.fail_on_context_length) {
-      char rbuf[4096];
+      char rbuf[1024];  // in the coroutine's frame, held while the first token is awaited
       error_code rec;
       const auto body_deadline = std::min(deadline, Clock::now() + milliseconds(to.idle_ms));
       while (!rec && !ex->parser->is_done() && ex->prefetched.size() < (64u << 10)) {

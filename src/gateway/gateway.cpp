@@ -126,13 +126,22 @@ void Worker::rejected(int status, std::string_view code, std::string_view reques
   account_local(status, code, std::string(request_id), Clock::now());
 }
 
+// The proxied endpoints go straight to proxy(): this frame stays as long as a stream it
+// serves, so everything else (and its locals) is in handle_other's frame.
 awaitable<bool> Worker::handle(beast::tcp_stream& stream, beast::flat_buffer&, http::request<http::string_body>& req) {
   std::string_view target = req.target();
   std::string_view path = target.substr(0, target.find('?'));
+  if (req.method() == http::verb::post) {
+    if (path == "/v1/chat/completions") co_return co_await proxy(stream, req, Endpoint::kChat);
+    if (path == "/v1/embeddings") co_return co_await proxy(stream, req, Endpoint::kEmbeddings);
+  }
+  co_return co_await handle_other(stream, req, path);
+}
+
+awaitable<bool> Worker::handle_other(beast::tcp_stream& stream, http::request<http::string_body>& req,
+                                     std::string_view path) {
   const bool post = req.method() == http::verb::post;
   const bool get = req.method() == http::verb::get;
-  if (path == "/v1/chat/completions" && post) co_return co_await proxy(stream, req, Endpoint::kChat);
-  if (path == "/v1/embeddings" && post) co_return co_await proxy(stream, req, Endpoint::kEmbeddings);
   if (path == "/v1/feedback" && post) co_return co_await feedback(stream, req);
   const auto t_start = Clock::now();
   if (path == "/v1/models" && get) {

@@ -26,13 +26,8 @@ std::string stream_error_event(const ApiError& e) { return "data: " + e.to_json(
 
 // A write of a stream's bytes, chunked for HTTP/1.1 clients, close-delimited for HTTP/1.0.
 awaitable<error_code> write_stream_bytes(beast::tcp_stream& client, std::string_view bytes, bool chunked) {
-  error_code ec;
-  if (chunked) {
-    co_await asio::async_write(client, http::make_chunk(asio::buffer(bytes)), ec_await(ec));
-  } else {
-    co_await asio::async_write(client, asio::buffer(bytes), ec_await(ec));
-  }
-  co_return ec;
+  if (chunked) co_return co_await net::write_all(client, http::make_chunk(asio::buffer(bytes)));
+  co_return co_await net::write_all(client, asio::buffer(bytes));
 }
 
 // How a relayed exchange ended, as the upstream's breaker counts it.
@@ -125,7 +120,7 @@ awaitable<bool> Worker::relay(beast::tcp_stream& client, http::request<http::str
       body.size(), headers);
   std::array<asio::const_buffer, 2> bufs{asio::buffer(res_head), asio::buffer(body)};
   client.expires_after(milliseconds(cfg.limits.client_write_timeout_ms));
-  co_await asio::async_write(client, bufs, ec_await(ec));
+  ec = co_await net::write_all(client, bufs);
   client.expires_never();
   co_return !ec && keep_alive;
 }
@@ -154,7 +149,7 @@ awaitable<bool> Worker::relay_stream(beast::tcp_stream& client, http::request<ht
                                         chunked ? 0 : net::kCloseDelimited, headers, chunked);
   error_code ec;
   client.expires_after(milliseconds(cfg.limits.client_write_timeout_ms));
-  co_await asio::async_write(client, asio::buffer(head), ec_await(ec));
+  ec = co_await net::write_all(client, asio::buffer(head));
   bool client_ok = !ec;
 
   // The exchange being relayed: the first, or one that took over mid-stream (restart or
@@ -172,7 +167,9 @@ awaitable<bool> Worker::relay_stream(beast::tcp_stream& client, http::request<ht
   int resumes = 0;
 
   std::string out, scratch;
-  char rbuf[4096];
+  // Events are a few hundred bytes; a burst larger than this is read in more steps from the
+  // connection's buffer (no extra system call). Kept small: it lives as long as the stream.
+  char rbuf[1024];
   const milliseconds write_timeout(cfg.limits.client_write_timeout_ms);
   // Per exchange: its deadlines, the SSE framer and what its stream said so far.
   Clock::time_point deadline;
@@ -399,7 +396,7 @@ awaitable<bool> Worker::relay_stream(beast::tcp_stream& client, http::request<ht
     metrics_.upstream_error(chosen.cfg->name, "missing_done");  // counted, not an error for the client
     cec = co_await write_stream_bytes(client, "data: [DONE]\n\n", chunked);
   }
-  if (!cec && chunked) co_await asio::async_write(client, http::make_chunk_last(), ec_await(cec));
+  if (!cec && chunked) cec = co_await net::write_all(client, http::make_chunk_last());
   client.expires_never();
   account(ctx, chain);
   co_return !cec && stream_keep_alive;

@@ -46,6 +46,7 @@ using pipeline::RequestContext;
 struct ClientWatch : std::enable_shared_from_this<ClientWatch> {
   bool active = true;
   bool armed = false;     // a readability wait is pending on the client socket
+  bool swept = false;     // in the worker's list: the sweep enforces upstream_deadline
   bool gone = false;      // the client hung up
   bool shutdown = false;  // the drain deadline passed
   bool upstream_expired = false;  // the sweep cut the upstream (idle or total deadline)
@@ -102,6 +103,7 @@ class Worker : public net::IdleConnections {
   size_t index;
 
  private:
+  awaitable<bool> handle_other(beast::tcp_stream& stream, http::request<http::string_body>& req, std::string_view path);
   awaitable<bool> proxy(beast::tcp_stream& client, http::request<http::string_body>& req, Endpoint endpoint);
   awaitable<bool> respond(beast::tcp_stream& client, http::request<http::string_body>& req, http::status status,
                           std::string body, std::string_view content_type, std::string_view request_id,

@@ -21,6 +21,7 @@
 
 #include "core/error.hpp"
 #include "net/asio.hpp"
+#include "net/io.hpp"
 #include "net/wire.hpp"
 
 namespace sluice::net {
@@ -55,9 +56,7 @@ awaitable<error_code> write_response(Stream& stream, http::status status, std::s
   std::string head = response_head(static_cast<unsigned>(status), version, content_type, request_id, keep_alive,
                                    body.size(), extra);
   std::array<asio::const_buffer, 2> bufs{asio::buffer(head), asio::buffer(body)};
-  error_code ec;
-  co_await asio::async_write(stream, bufs, ec_await(ec));
-  co_return ec;
+  co_return co_await write_all(stream, bufs);
 }
 
 inline awaitable<error_code> write_error(beast::tcp_stream& stream, const ApiError& e, std::string_view request_id,
@@ -110,7 +109,7 @@ awaitable<void> run_session(tcp::socket socket, Handler* h) {
     parser.header_limit(lim.max_header_bytes);
     parser.body_limit(lim.max_body_bytes);
     stream.expires_after(lim.header_timeout);
-    co_await http::async_read_header(stream, buf, parser, ec_await(ec));
+    co_await parse_header(stream, buf, parser, ec);
     if (!ec && !parser.is_done() && beast::iequals(parser.get()[http::field::expect], "100-continue")) {
       http::response<http::empty_body> cont{http::status::continue_, 11};
       stream.expires_after(lim.write_timeout);
@@ -120,7 +119,7 @@ awaitable<void> run_session(tcp::socket socket, Handler* h) {
     if (!ec) {
       if (auto len = parser.content_length(); len && *len <= lim.max_body_bytes)
         parser.get().body().reserve(static_cast<size_t>(*len) + 64);  // simdjson padding
-      if (!parser.is_done()) co_await http::async_read(stream, buf, parser, ec_await(ec));
+      if (!parser.is_done()) co_await parse_message(stream, buf, parser, ec);
     }
     if (ec) {
       if (ec == http::error::body_limit) {
@@ -154,6 +153,9 @@ awaitable<void> run_session(tcp::socket socket, Handler* h) {
       break;
     }
     stream.expires_never();
+    // Nothing pipelined behind this request: free the read buffer while it is served (a
+    // stream may hold the connection for minutes); the next request allocates it again.
+    if (buf.size() == 0) buf.shrink_to_fit();
     auto& req = parser.get();
     bool keep = req.keep_alive() && !h->draining();
     bool again = co_await h->handle(stream, buf, req);

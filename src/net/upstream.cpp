@@ -1,14 +1,16 @@
 #include "net/upstream.hpp"
 
+#include "net/io.hpp"
+
 #include <array>
 
 namespace sluice::net {
 
 UpstreamConn::UpstreamConn(asio::io_context& ioc, asio::ssl::context* tls) {
-  // Beast sizes each read by the buffer's free capacity (512 bytes when empty): reserve
-  // enough that one read takes a whole burst of stream events. (Only the pages a read
-  // touches become resident: a 4 KiB reserve measured no smaller per open stream.)
-  buf_.reserve(16384);
+  // Each read is sized by the buffer's free capacity (512 bytes when empty): 2 KiB takes an
+  // answer's head or a burst of stream events in one read, and the buffer grows for more.
+  // It lives as long as the connection (every open stream holds one).
+  buf_.reserve(2048);
   if (tls) {
     tls_ = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(ioc, *tls);
   } else {
@@ -54,9 +56,9 @@ awaitable<error_code> UpstreamConn::write(std::string_view head, std::string_vie
   error_code ec;
   std::array<asio::const_buffer, 2> bufs{asio::buffer(head), asio::buffer(body)};
   if (tls_) {
-    co_await asio::async_write(*tls_, bufs, ec_await(ec));
+    ec = co_await write_all(*tls_, bufs);
   } else {
-    co_await asio::async_write(*plain_, bufs, ec_await(ec));
+    ec = co_await write_all(*plain_, bufs);
   }
   co_return ec;
 }
@@ -64,9 +66,9 @@ awaitable<error_code> UpstreamConn::write(std::string_view head, std::string_vie
 awaitable<error_code> UpstreamConn::read_header(http::response_parser<http::buffer_body>& p) {
   error_code ec;
   if (tls_) {
-    co_await http::async_read_header(*tls_, buf_, p, ec_await(ec));
+    co_await parse_header(*tls_, buf_, p, ec);
   } else {
-    co_await http::async_read_header(*plain_, buf_, p, ec_await(ec));
+    co_await parse_header(*plain_, buf_, p, ec);
   }
   co_return ec;
 }
@@ -77,9 +79,9 @@ awaitable<size_t> UpstreamConn::read_some(http::response_parser<http::buffer_bod
   p.get().body().size = cap;
   ec = {};
   if (tls_) {
-    co_await http::async_read_some(*tls_, buf_, p, ec_await(ec));
+    co_await parse_some(*tls_, buf_, p, ec);
   } else {
-    co_await http::async_read_some(*plain_, buf_, p, ec_await(ec));
+    co_await parse_some(*plain_, buf_, p, ec);
   }
   if (ec == http::error::need_buffer) ec = {};
   co_return cap - p.get().body().size;

@@ -10,19 +10,8 @@
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(dirname "$HERE")"
-SLUICE="${SLUICE_BIN:-$ROOT/build/release/sluice}"
-RUNS=5
-N=40000
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --runs) RUNS="$2"; shift ;;
-    --requests) N="$2"; shift ;;
-    --sluice) SLUICE="$2"; shift ;;
-    *) echo "render.sh: unknown argument $1" >&2; exit 2 ;;
-  esac
-  shift
-done
 source "$HERE/lib.sh"
+bench_args render.sh "$@"
 mkdir -p "$W/data" "$W/rel"
 cat > "$W/rel/prompt.yaml" <<'P'
 system: "You are a concise assistant for the {{team}} team. Answer in one sentence."

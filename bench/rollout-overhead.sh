@@ -10,19 +10,8 @@
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(dirname "$HERE")"
-SLUICE="${SLUICE_BIN:-$ROOT/build/release/sluice}"
-RUNS=5
-N=40000
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --runs) RUNS="$2"; shift ;;
-    --requests) N="$2"; shift ;;
-    --sluice) SLUICE="$2"; shift ;;
-    *) echo "rollout-overhead.sh: unknown argument $1" >&2; exit 2 ;;
-  esac
-  shift
-done
 source "$HERE/lib.sh"
+bench_args rollout-overhead.sh "$@"
 mkdir -p "$W/data" "$W/rel"
 for route in quiet canary; do
   for v in 1 2; do

@@ -760,11 +760,12 @@ function mallocTable(sys, L) {
     for (const t of ['nginx', 'sluice']) if (sys[key]?.[t]) cols.push({ t, unit, d: sys[key][t] });
   if (!cols.length) return false;
   const names = [...new Set(cols.flatMap((c) => Object.keys(c.d.per_unit)))];
-  const order = ['malloc', 'calloc', 'realloc', 'posix_memalign'];
+  const order = ['malloc', 'calloc', 'realloc', 'posix_memalign', 'mi_new', 'mi_new_aligned'];
+  const label = { mi_new: 'operator new, new[] (mimalloc)', mi_new_aligned: 'aligned operator new (mimalloc)' };
   names.sort((a, b) => (order.indexOf(a) + 1 || 99) - (order.indexOf(b) + 1 || 99));
-  L.push(`| libc call | ${cols.map((c) => `${c.t} per ${c.unit}`).join(' | ')} |`);
+  L.push(`| call | ${cols.map((c) => `${c.t} per ${c.unit}`).join(' | ')} |`);
   L.push(`|---|${cols.map(() => '---:').join('|')}|`);
-  for (const k of names) L.push(`| ${k} | ${cols.map((c) => fmtCount(c.d.per_unit[k])).join(' | ')} |`);
+  for (const k of names) L.push(`| ${label[k] || k} | ${cols.map((c) => fmtCount(c.d.per_unit[k])).join(' | ')} |`);
   L.push(`| (units measured) | ${cols.map((c) => `${c.d.units} ${c.unit}s`).join(' | ')} |`);
   return true;
 }
@@ -906,7 +907,8 @@ function markdown(res) {
     if (mallocTable(sys, L)) {
       L.push('');
       L.push(`perf uprobes on ${sys.libc}. glibc's \`posix_memalign\` with an alignment of 16 or less (nginx's pools) and`);
-      L.push('`realloc(NULL, n)` call `malloc` inside libc, so they are counted in the malloc row as well; C++ `new` is `malloc`.');
+      L.push('`realloc(NULL, n)` call `malloc` inside libc, so they are counted in the malloc row as well. With glibc, C++ `new`');
+      L.push('calls `malloc`; mimalloc (sluice\'s release builds) defines its own `operator new`, counted on its row.');
     } else L.push(`Not measured: ${sys.malloc_note || 'no perf data'}.`);
     L.push('');
   }

@@ -398,7 +398,8 @@ alloc_object() {
     fi
   done
 }
-# malloc_probes: perf uprobes on malloc, calloc, realloc and posix_memalign of the allocator
+# malloc_probes: perf uprobes on malloc, calloc, realloc, posix_memalign (and operator new,
+# when the allocator library defines it) of the allocator
 # nginx and sluice use. Sets ALLOC_EVENTS[nginx|sluice] (comma lists for perf stat -e),
 # ALLOC_OBJ[...] (the files probed) or MALLOC_NOTE (why not).
 declare -A ALLOC_EVENTS ALLOC_OBJ
@@ -411,17 +412,19 @@ malloc_probes() {
   for t in nginx sluice; do
     if [ "$t" = nginx ]; then exe=$(command -v nginx); else exe=$SLUICE; fi
     obj=$(alloc_object "$exe")
-    if [ -z "$obj" ]; then MALLOC_NOTE="no malloc found for $exe"; probe_remove; return 0; fi
+    if [ -z "$obj" ]; then MALLOC_NOTE="no malloc found for $exe"; probe_remove; ALLOC_EVENTS=(); return 0; fi
     ALLOC_OBJ[$t]=$obj
     if [ -z "${done_obj[$obj]:-}" ]; then
       evs=()
-      for f in malloc calloc realloc posix_memalign; do
+      # operator new too where the allocator defines its own: mimalloc's new does not call
+      # malloc (perf finds it by its C name, mi_new, at the same address as _Znwm and _Znam)
+      for f in malloc calloc realloc posix_memalign mi_new mi_new_aligned; do
         nm -D --defined-only "$obj" 2>/dev/null | awk -v f="$f" '$3 == f || index($3, f "@") == 1 {found = 1} END {exit !found}' || continue
         # perf wants event names unique across groups: the pid keeps ours apart from anyone else's
         ev="sluice_bench:${f}_${i}_$$"
         if ! perf probe -q -x "$obj" "$ev=$f" >>"$WORK/perf-probe.err" 2>&1; then
           MALLOC_NOTE="perf probe -x $obj $f failed: $(tail -1 "$WORK/perf-probe.err")"
-          probe_remove; return 0
+          probe_remove; ALLOC_EVENTS=(); return 0
         fi
         PROBE_EVENTS+=("$ev"); evs+=("$ev")
       done

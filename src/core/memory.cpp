@@ -20,4 +20,12 @@ void release_free_memory() {
 #endif
 }
 
+bool free_memory_per_thread() {
+#if defined(SLUICE_WITH_MIMALLOC)
+  return true;
+#else
+  return false;
+#endif
+}
+
 }  // namespace sluice

@@ -5,8 +5,10 @@
 
 namespace sluice {
 
-// Returns the free memory the calling thread's allocator keeps to the system (mimalloc:
-// mi_collect; glibc: malloc_trim). Call on each thread that freed much, after a peak.
+// Returns free memory to the system: with mimalloc what the calling thread's heap keeps
+// (call it on each thread that freed much), with glibc every arena at once (call it once).
 void release_free_memory();
+// True when release_free_memory works per thread (mimalloc).
+bool free_memory_per_thread();
 
 }  // namespace sluice

@@ -78,7 +78,8 @@ void arm_watch(ClientWatch& w) {
 
 }  // namespace
 
-void Worker::watch(ClientWatch& w) {
+void Worker::watch(const std::shared_ptr<ClientWatch>& owned) {
+  ClientWatch& w = *owned;  // shared: the hang-up wait keeps it alive past the request
   w.swept = true;
   w.prev = nullptr;
   w.next = watches_;
@@ -123,7 +124,9 @@ void Worker::sweep_deadlines() {
         w->client->socket().close(ignored);
       }
     }
-    if (any) sweep_deadlines();
+    // Requests still linked keep it going: a deadline set later (after a slow connect, a
+    // retry's backoff, a fallback step) must find the sweep running.
+    if (any || watches_) sweep_deadlines();
   });
 }
 
@@ -386,6 +389,7 @@ awaitable<ForwardResult> Worker::forward(const config::Snapshot& snap, const For
       ex->conn->tcp().expires_never();
       watch.upstream_expired = false;
       watch.upstream_deadline = first_byte_deadline;
+      sweep_deadlines();  // running already in all but odd cases; a no-op then
     } else {
       ex->conn->expires_at(first_byte_deadline);
     }
@@ -396,7 +400,9 @@ awaitable<ForwardResult> Worker::forward(const config::Snapshot& snap, const For
     if (!ec) ec = co_await ex->conn->read_header(*ex->parser);
     if (watch.swept) {
       watch.upstream_deadline = Clock::time_point::max();
-      if (ec && watch.upstream_expired) ec = beast::error::timeout;
+      // Expired in the same loop turn as the head arrived: the sweep closed the connection,
+      // so this is a timeout even when the read itself succeeded (as Beast's timer reports it).
+      if (watch.upstream_expired) ec = beast::error::timeout;
       watch.upstream_expired = false;
     }
     if (watch.gone) {

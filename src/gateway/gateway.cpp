@@ -411,7 +411,8 @@ struct Gateway::Impl {
     }
     if (release_ticks > 0) {
       --release_ticks;
-      for (auto& w : workers) asio::post(w->ioc, [] { release_free_memory(); });
+      if (free_memory_per_thread())
+        for (auto& w : workers) asio::post(w->ioc, [] { release_free_memory(); });
       release_free_memory();
     }
   }

@@ -187,7 +187,7 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
   // ---- forward ----
   auto watch = std::make_shared<ClientWatch>();
   watch->watched = &client;
-  this->watch(*watch);
+  this->watch(watch);
   struct WatchGuard {
     Worker& worker;
     ClientWatch& w;

@@ -93,7 +93,8 @@ class Worker : public net::IdleConnections {
   void rejected(int status, std::string_view code, std::string_view request_id);
   // Drain deadline passed: end every stream still relaying with an error event.
   void abort_streams();
-  // Enforces the relay deadlines of ClientWatch; re-arms itself while streams are open.
+  // Enforces the deadlines of ClientWatch and arms hang-up watches; re-arms itself while
+  // any request is linked.
   void sweep_deadlines();
   bool draining() const { return shared_.draining.load(std::memory_order_relaxed); }
 
@@ -155,7 +156,7 @@ class Worker : public net::IdleConnections {
   std::unordered_map<std::string, std::unique_ptr<net::UpstreamPool>> pools_;
   ClientWatch* watches_ = nullptr;  // requests waiting on an upstream (a list through ClientWatch)
  public:
-  void watch(ClientWatch& w);    // links w and makes sure the sweep runs
+  void watch(const std::shared_ptr<ClientWatch>& w);  // links w and makes sure the sweep runs
   void unwatch(ClientWatch& w);  // unlinks w and cancels its hang-up wait
  private:
   std::unique_ptr<asio::steady_timer> sweep_;

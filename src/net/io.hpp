@@ -53,6 +53,7 @@ template <class Stream, bool isRequest>
 awaitable<void> parse_header(Stream& stream, beast::flat_buffer& buf, http::basic_parser<isRequest>& p,
                              error_code& ec) {
   ec = {};
+  p.eager(false);  // stop at the end of the header (as http::async_read_header)
   while (!ec && !p.is_header_done()) co_await parse_some(stream, buf, p, ec);
 }
 
@@ -61,6 +62,7 @@ template <class Stream, bool isRequest>
 awaitable<void> parse_message(Stream& stream, beast::flat_buffer& buf, http::basic_parser<isRequest>& p,
                               error_code& ec) {
   ec = {};
+  p.eager(true);  // a whole chunked body per step, not one chunk (as http::async_read)
   while (!ec && !p.is_done()) co_await parse_some(stream, buf, p, ec);
 }
 

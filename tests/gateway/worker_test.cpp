@@ -284,6 +284,29 @@ TEST(Forwarder, ASilentUpstreamIsLeftAfterItsFirstByteDeadline) {
   EXPECT_NE(m.find("upstream=\"a\",kind=\"first_byte_timeout\""), std::string::npos) << m;
 }
 
+// The first-byte deadline of a client's request is enforced by the worker's sweep. A
+// request that first waits (here half a second for the upstream's open breaker, so the
+// sweep finds it without a deadline many times) must still be cut at its deadline once it
+// is finally sent, not when the silent upstream hangs up.
+TEST(Forwarder, AFirstByteDeadlineSetAfterAWaitIsStillEnforced) {
+  Upstream up([](int fd, const std::string&, int n) {
+    if (n == 0) return answer_json(fd, 503, R"({"error":{"message":"busy"}})");
+    pollfd p{fd, POLLIN, 0};
+    ::poll(&p, 1, 4000);  // silent until the gateway gives up on it (or 4 s)
+    return false;
+  });
+  std::string cfg =
+      config_for({up.port()}, ", timeouts: {first_byte_ms: 300}, breaker: {consecutive_failures: 1, open_ms: 500}");
+  cfg.replace(cfg.find("limits: {"), 9, "limits: {max_attempts: 1, unavailable_wait_ms: 3000, ");
+  Gateway gw(cfg);
+  std::string first = gw.post(kAsk);  // opens the breaker for 500 ms
+  EXPECT_EQ(first.substr(0, 12), "HTTP/1.1 503") << first;
+  std::string res = gw.post(kAsk);  // waits for the breaker, then meets the silent upstream
+  EXPECT_EQ(res.substr(0, 12), "HTTP/1.1 504") << res;
+  EXPECT_NE(body_of(res).find("first_byte_timeout"), std::string::npos) << res;
+  EXPECT_EQ(up.requests(), 2u);
+}
+
 TEST(Forwarder, TheWarmUpProbeGoesThroughTheSameForwarder) {
   Upstream bad([](int fd, const std::string&, int) { return answer_json(fd, 500, "{}"); });
   Upstream good([](int fd, const std::string&, int) { return answer_json(fd, 200, kChat); });

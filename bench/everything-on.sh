@@ -129,22 +129,17 @@ L1=$(log_lines)
 [ "$((L1 - L0))" -gt 0 ] || die "the request log did not grow"
 echo "warm-up (everything on, $N requests, 32 clients): mock-a $((A2 - A1)), mock-b $((B2 - B1)); request log +$((L1 - L0)) lines over both warm-ups"
 
-P=(); E=(); CP=(); CE=(); OP=(); OE=()
+RPS_A=(); RPS_B=(); CPU_A=(); CPU_B=(); OP=(); OE=()
 for _ in $(seq "$RUNS"); do
-  measure plain "${AUTH_OPEN[@]}"; check_ok plain; P+=("$LAST_RPS"); CP+=("$LAST_CPU"); OP+=("$LAST_OTHER")
-  measure everything "${AUTH_METERED[@]}"; check_ok "everything on"; E+=("$LAST_RPS"); CE+=("$LAST_CPU"); OE+=("$LAST_OTHER")
+  measure plain "${AUTH_OPEN[@]}"; check_ok plain; RPS_A+=("$LAST_RPS"); CPU_A+=("$LAST_CPU"); OP+=("$LAST_OTHER")
+  measure everything "${AUTH_METERED[@]}"; check_ok "everything on"; RPS_B+=("$LAST_RPS"); CPU_B+=("$LAST_CPU"); OE+=("$LAST_OTHER")
 done
 rollout_json > "$W/rollout.json" || die "could not read the rollout's status"
 grep -q '"status":"running".*"weight":5' "$W/rollout.json" || die "the canary is no longer running at 5 % (rolled back during the bench?)"
 SHARE=$(python3 -c 'import json,sys; l=json.load(open(sys.argv[1]))["live"]; s,c=l["stable"]["requests"],l["candidate"]["requests"]; print("%.2f %% of %d" % (100*c/(s+c), s+c))' "$W/rollout.json")
 
-MP_=$(median "${P[@]}"); ME=$(median "${E[@]}")
-echo "plain proxying   req/s runs: ${P[*]}  median $MP_"
-echo "everything on    req/s runs: ${E[*]}  median $ME"
-awk -v p="$MP_" -v t="$ME" 'BEGIN {printf "throughput: everything on / plain = %.3f\n", t/p}'
-CPP=$(median "${CP[@]}"); CPE=$(median "${CE[@]}")
-echo "gateway CPU us/request: plain ${CP[*]} (median $CPP), everything on ${CE[*]} (median $CPE)"
-awk -v p="$CPP" -v t="$CPE" 'BEGIN {r=t/p; printf "CPU per request: everything on / plain = %.3f (goal <= 1.15: %s)\n", r, (r<=1.15)?"met":"NOT met"}'
+compare_report plain "everything on" "plain proxying" "everything on"
+awk -v r="$CPU_RATIO" 'BEGIN {printf "goal: CPU per request at most 1.15x plain: %s\n", (r<=1.15)?"met":"NOT met"}'
 echo "other work on the machine, % of its CPU per run: plain ${OP[*]}, everything on ${OE[*]}"
 printf '%s\n' "${OP[@]}" "${OE[@]}" | awk '$1 > 5 {bad=1} END {exit !bad}' \
   && echo "WARNING: other processes used more than 5 % of the machine during a run: the figures are tainted; re-run on an idle machine"

@@ -93,3 +93,18 @@ measure() {
     printf "%.1f", (b[2] > a[2]) ? 100*o/(b[2]-a[2]) : 0 }')
 }
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print (NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2}'; }
+
+# compare_report A B LABEL_A LABEL_B: the interleaved runs of two configurations, from the
+# arrays RPS_A RPS_B CPU_A CPU_B (one entry per run): req/s runs and medians, then the
+# throughput and CPU-per-request ratios B / A. Sets CPU_RATIO (B / A, 3 decimals).
+compare_report() {
+  local a="$1" b="$2" la="$3" lb="$4" ma mb ca cb
+  ma=$(median "${RPS_A[@]}"); mb=$(median "${RPS_B[@]}")
+  printf '%-22s req/s runs: %s  median %s\n' "$la" "${RPS_A[*]}" "$ma"
+  printf '%-22s req/s runs: %s  median %s\n' "$lb" "${RPS_B[*]}" "$mb"
+  awk -v p="$ma" -v t="$mb" -v n="$b / $a" 'BEGIN {printf "throughput: %s = %.3f (%.1f%% %s)\n", n, t/p, (t/p-1)*100, t<p?"slower":"faster"}'
+  ca=$(median "${CPU_A[@]}"); cb=$(median "${CPU_B[@]}")
+  echo "gateway CPU us/request: $a ${CPU_A[*]} (median $ca), $b ${CPU_B[*]} (median $cb)"
+  CPU_RATIO=$(awk -v p="$ca" -v t="$cb" 'BEGIN {printf "%.3f", t/p}')
+  echo "CPU per request: $b / $a = $CPU_RATIO"
+}

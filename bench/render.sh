@@ -34,16 +34,10 @@ printf '{"model":"tutor","vars":{"team":"platform"},"messages":[{"role":"user","
 curl -s -D - -o /dev/null "http://127.0.0.1:$GP/v1/chat/completions" -d @"$W/tutor.json" | grep -qi "x-sluice-release: $REL" \
   || { echo "render.sh: the tutor route did not answer with $REL" >&2; exit 1; }
 
-P=(); T=(); CP=(); CT=()
+RPS_A=(); RPS_B=(); CPU_A=(); CPU_B=()
 measure plain; measure tutor  # warm-up
 for i in $(seq "$RUNS"); do
-  measure plain; P+=("$LAST_RPS"); CP+=("$LAST_CPU")
-  measure tutor; T+=("$LAST_RPS"); CT+=("$LAST_CPU")
+  measure plain; RPS_A+=("$LAST_RPS"); CPU_A+=("$LAST_CPU")
+  measure tutor; RPS_B+=("$LAST_RPS"); CPU_B+=("$LAST_CPU")
 done
-MP_=$(median "${P[@]}"); MT=$(median "${T[@]}")
-echo "plain proxying   req/s runs: ${P[*]}  median $MP_"
-echo "rendered prompt  req/s runs: ${T[*]}  median $MT"
-awk -v p="$MP_" -v t="$MT" 'BEGIN {printf "throughput: rendered / plain = %.3f (%.1f%% %s)\n", t/p, (t/p-1)*100, t<p?"slower":"faster"}'
-CPP=$(median "${CP[@]}"); CPT=$(median "${CT[@]}")
-echo "gateway CPU us/request: plain ${CP[*]} (median $CPP), rendered ${CT[*]} (median $CPT)"
-awk -v p="$CPP" -v t="$CPT" 'BEGIN {printf "CPU per request: rendered / plain = %.3f\n", t/p}'
+compare_report plain rendered "plain proxying" "rendered prompt"

@@ -39,16 +39,10 @@ sleep 0.3
 curl -s -H "Authorization: Bearer $(cat "$W/data/admin.token")" "http://127.0.0.1:$AP/admin/v1/rollouts/canary" \
   | grep -q '"weight":5' || { echo "rollout-overhead.sh: the canary is not running" >&2; exit 1; }
 
-Q=(); K=(); CQ=(); CK=()
+RPS_A=(); RPS_B=(); CPU_A=(); CPU_B=()
 measure quiet; measure canary  # warm-up
 for i in $(seq "$RUNS"); do
-  measure quiet; Q+=("$LAST_RPS"); CQ+=("$LAST_CPU")
-  measure canary; K+=("$LAST_RPS"); CK+=("$LAST_CPU")
+  measure quiet; RPS_A+=("$LAST_RPS"); CPU_A+=("$LAST_CPU")
+  measure canary; RPS_B+=("$LAST_RPS"); CPU_B+=("$LAST_CPU")
 done
-MQ=$(median "${Q[@]}"); MK=$(median "${K[@]}")
-echo "release route          req/s runs: ${Q[*]}  median $MQ"
-echo "same, canary at 5 %    req/s runs: ${K[*]}  median $MK"
-awk -v p="$MQ" -v t="$MK" 'BEGIN {printf "throughput: canary / quiet = %.3f\n", t/p}'
-CPQ=$(median "${CQ[@]}"); CPK=$(median "${CK[@]}")
-echo "gateway CPU us/request: quiet ${CQ[*]} (median $CPQ), canary ${CK[*]} (median $CPK)"
-awk -v p="$CPQ" -v t="$CPK" 'BEGIN {printf "CPU per request: canary / quiet = %.3f\n", t/p}'
+compare_report quiet canary "release route" "same, canary at 5 %"

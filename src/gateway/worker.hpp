@@ -11,7 +11,6 @@
 #include <optional>
 #include <random>
 #include <span>
-#include <unordered_set>
 
 #include "config/snapshot.hpp"
 #include "core/ids.hpp"

@@ -17,7 +17,6 @@
 #include <span>
 #include <chrono>
 #include <string>
-#include <unordered_set>
 
 #include "core/error.hpp"
 #include "net/asio.hpp"

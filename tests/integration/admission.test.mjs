@@ -92,8 +92,12 @@ describe('pool admission control', { timeout: ms(90_000) }, () => {
       .catch((e) => e);
     assert.equal(raised.status, 400);
     assert.equal(raised.code, 'invalid_priority');
-    // Standard and critical still get in; then the pool is full...
-    held.push(ask('sk-web'), ask('sk-ops'));
+    // Standard and critical still get in, in that order (a critical request admitted first
+    // would take the third slot and the standard one would rightly be shed); then the pool
+    // is full...
+    held.push(ask('sk-web'));
+    await until(async () => (await inFlight('gpu')) === 3, '3 in flight');
+    held.push(ask('sk-ops'));
     await until(async () => (await inFlight('gpu')) === 4, '4 in flight');
     // ...so critical requests wait in the queue and are served as slots free.
     const queued = [ask('sk-ops'), ask('sk-ops')];

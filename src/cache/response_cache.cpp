@@ -36,6 +36,16 @@ std::optional<std::string> ResponseCache::get(const std::string& key, int64_t no
   return it->second->body;
 }
 
+bool ResponseCache::erase(const std::string& key) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = index_.find(key);
+  if (it == index_.end()) return false;
+  stats_.bytes -= cost(it->second->key, it->second->body);
+  lru_.erase(it->second);
+  index_.erase(it);
+  return true;
+}
+
 void ResponseCache::put(const std::string& key, std::string body, int64_t now_ms, int64_t ttl_ms) {
   std::lock_guard<std::mutex> lock(mu_);
   if (cost(key, body) > max_bytes_ / 4) return;

@@ -29,6 +29,8 @@ class ResponseCache {
   std::optional<std::string> get(const std::string& key, int64_t now_ms);
   // Stores `body` until now + ttl; entries larger than a quarter of the cache are not kept.
   void put(const std::string& key, std::string body, int64_t now_ms, int64_t ttl_ms);
+  // Forgets `key`; false when it was not kept.
+  bool erase(const std::string& key);
   Stats stats();
 
  private:

@@ -176,6 +176,19 @@ struct Limits {
   int64_t unavailable_wait_ms = 0;
 };
 
+// Browsers calling the data plane directly (off by default: no origin is allowed).
+struct Cors {
+  std::vector<std::string> allowed_origins;  // exact origins ("https://app.example.com"), or "*"
+  int64_t max_age_s = 600;                   // how long a browser may cache a preflight
+  bool enabled() const { return !allowed_origins.empty(); }
+};
+
+// Responses API answers kept for previous_response_id and GET /v1/responses/{id}.
+struct ResponsesStore {
+  int64_t max_bytes = 64 << 20;
+  int64_t ttl_s = 24 * 3600;
+};
+
 struct RequestLog {
   bool enabled = true;
   std::string path;  // default <data_dir>/requests.jsonl
@@ -200,6 +213,8 @@ struct Config {
   std::vector<Fallback> fallbacks;
   std::vector<LongContext> long_context;
   ResponseCacheConfig response_cache;
+  Cors cors;
+  ResponsesStore responses;
   std::vector<ApiKey> api_keys;
   std::vector<Tenant> tenants;
   // Every request needs a key even when none is usable (the store has tenants or keys, all

@@ -165,7 +165,7 @@ class Walker {
     allow_keys(root,
                {"listen", "admin_listen", "threads", "data_dir", "allow_public_unauthenticated", "limits",
                 "request_log", "upstreams", "pools", "routes", "fallbacks", "long_context", "response_cache", "api_keys", "tenants",
-                "admin"},
+                "admin", "cors", "responses"},
                "the configuration");
     str(root, "listen", c.listen);
     str(root, "admin_listen", c.admin_listen);
@@ -439,6 +439,19 @@ class Walker {
           c.response_cache.routes.push_back(std::move(cr));
         }
       }
+    }
+    if (YAML::Node cn = root["cors"]; cn && expect_map(cn, "cors")) {
+      allow_keys(cn, {"allowed_origins", "max_age_s"}, "cors");
+      strings(cn, "allowed_origins", c.cors.allowed_origins);
+      for (const auto& o : c.cors.allowed_origins)
+        if (o != "*" && o.find("://") == std::string::npos)
+          error(cn["allowed_origins"], "cors.allowed_origins: '" + o + "' is not an origin (scheme://host[:port]) or '*'");
+      integer(cn, "max_age_s", c.cors.max_age_s, 0, 86400);
+    }
+    if (YAML::Node rn = root["responses"]; rn && expect_map(rn, "responses")) {
+      allow_keys(rn, {"store_max_bytes", "store_ttl_s"}, "responses");
+      integer(rn, "store_max_bytes", c.responses.max_bytes, 0, int64_t(1) << 36);
+      integer(rn, "store_ttl_s", c.responses.ttl_s, 1, int64_t(30) * 86400);
     }
     if (YAML::Node ts = seq(root, "tenants")) {
       for (const auto& n : ts) {

@@ -37,6 +37,7 @@ Worker::Worker(Shared& shared, size_t idx)
       ids_(static_cast<uint32_t>(idx)),
       env_{json_, metrics_, idx, 0, shared.reqlog.get(), shared.rollout_sink.get(), &shared.response_cache, {}} {
   env_.last_good = &shared.last_good;
+  env_.responses.cache = &shared.responses;
   env_.limits = &shared.tenant_limits;
   // A queued request sleeps on its timer; a grant from any worker cancels it here.
   env_.make_waiter = [this] {
@@ -79,8 +80,9 @@ awaitable<bool> Worker::respond(beast::tcp_stream& client, http::request<http::s
 
 awaitable<bool> Worker::respond_error(beast::tcp_stream& client, http::request<http::string_body>& req,
                                       const ApiError& e, std::string_view request_id,
-                                      std::span<const net::Header> extra) {
-  return respond(client, req, static_cast<http::status>(e.status), e.to_json(), "application/json", request_id, extra);
+                                      std::span<const net::Header> extra, bridge::Api api) {
+  return respond(client, req, static_cast<http::status>(e.status), bridge::error_json(api, e), "application/json",
+                 request_id, extra);
 }
 
 std::string models_json(const config::Snapshot& snap, const config::Tenant* tenant) {
@@ -131,19 +133,115 @@ void Worker::rejected(int status, std::string_view code, std::string_view reques
 awaitable<bool> Worker::handle(beast::tcp_stream& stream, beast::flat_buffer&, http::request<http::string_body>& req) {
   std::string_view target = req.target();
   std::string_view path = target.substr(0, target.find('?'));
-  if (req.method() == http::verb::post) {
+  if (req.method() == http::verb::post && req[http::field::origin].empty()) {
     if (path == "/v1/chat/completions") co_return co_await proxy(stream, req, Endpoint::kChat);
     if (path == "/v1/embeddings") co_return co_await proxy(stream, req, Endpoint::kEmbeddings);
+    if (path == "/v1/responses") co_return co_await proxy(stream, req, Endpoint::kChat, bridge::Api::kResponses);
+    if (path == "/v1/messages") co_return co_await proxy(stream, req, Endpoint::kChat, bridge::Api::kMessages);
+    if (path == "/v1/completions") co_return co_await proxy(stream, req, Endpoint::kCompletions);
   }
   co_return co_await handle_other(stream, req, path);
 }
+
+namespace {
+
+// The CORS headers a browser's request from `origin` gets (none when it is not allowed).
+std::vector<net::Header> cors_headers(const config::Cors& cors, std::string_view origin) {
+  if (origin.empty() || !cors.enabled()) return {};
+  const bool any = std::find(cors.allowed_origins.begin(), cors.allowed_origins.end(), "*") != cors.allowed_origins.end();
+  if (!any && std::find(cors.allowed_origins.begin(), cors.allowed_origins.end(), origin) == cors.allowed_origins.end())
+    return {};
+  return {{"Access-Control-Allow-Origin", any ? std::string_view("*") : origin},
+          {"Vary", "Origin"},
+          {"Access-Control-Expose-Headers",
+           "x-request-id, request-id, x-sluice-release, x-sluice-prompt, x-sluice-upstream, x-sluice-fallback, "
+           "x-sluice-cache, x-sluice-degraded, x-sluice-overflow, x-ratelimit-limit-requests, "
+           "x-ratelimit-remaining-requests, x-ratelimit-reset-requests, x-ratelimit-limit-tokens, "
+           "x-ratelimit-remaining-tokens, x-ratelimit-reset-tokens, retry-after, retry-after-ms"}};
+}
+
+// "%2F" and friends in a path segment (the SDKs encode a model id like "org/model").
+std::string percent_decoded(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  auto hex = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size() && hex(s[i + 1]) >= 0 && hex(s[i + 2]) >= 0) {
+      out.push_back(static_cast<char>(hex(s[i + 1]) * 16 + hex(s[i + 2])));
+      i += 2;
+    } else {
+      out.push_back(s[i]);
+    }
+  }
+  return out;
+}
+
+std::string model_json(std::string_view id) {
+  std::string out = "{\"id\":";
+  append_json_string(out, id);
+  out += ",\"object\":\"model\",\"created\":0,\"owned_by\":\"sluice\"}";
+  return out;
+}
+
+}  // namespace
 
 awaitable<bool> Worker::handle_other(beast::tcp_stream& stream, http::request<http::string_body>& req,
                                      std::string_view path) {
   const bool post = req.method() == http::verb::post;
   const bool get = req.method() == http::verb::get;
-  if (path == "/v1/feedback" && post) co_return co_await feedback(stream, req);
   const auto t_start = Clock::now();
+  const std::string_view origin = req[http::field::origin];
+  std::vector<net::Header> cors;
+  if (!origin.empty()) {
+    const config::Cors& cc = snaps_.get()->config().cors;
+    cors = cors_headers(cc, origin);
+    if (req.method() == http::verb::options) {  // a browser's preflight
+      std::string id = ids_.next();
+      if (cors.empty()) {
+        ApiError e{403, "invalid_request_error", "cors_origin_not_allowed",
+                   "Origin '" + std::string(origin) + "' may not call this gateway from a browser" +
+                       (cc.enabled() ? std::string(" (it is not in cors.allowed_origins)")
+                                     : std::string(" (CORS is off: set cors.allowed_origins)"))};
+        co_return co_await respond_error(stream, req, e, id);
+      }
+      std::string_view asked = req[http::field::access_control_request_headers];
+      const std::string max_age = std::to_string(cc.max_age_s);
+      cors.push_back({"Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS"});
+      cors.push_back({"Access-Control-Allow-Headers",
+                      asked.empty() ? std::string_view("authorization, content-type, x-api-key, anthropic-version")
+                                    : asked});
+      cors.push_back({"Access-Control-Max-Age", max_age});
+      co_return co_await respond(stream, req, http::status::no_content, "", "text/plain", id, cors);
+    }
+  }
+  if (post) {
+    // Browser requests (with an Origin) come here so their answers carry the CORS headers.
+    Endpoint e = Endpoint::kChat;
+    bridge::Api api = bridge::Api::kChat;
+    bool proxied = true;
+    if (path == "/v1/chat/completions") {
+    } else if (path == "/v1/embeddings") {
+      e = Endpoint::kEmbeddings;
+    } else if (path == "/v1/responses") {
+      api = bridge::Api::kResponses;
+    } else if (path == "/v1/messages") {
+      api = bridge::Api::kMessages;
+    } else if (path == "/v1/completions") {
+      e = Endpoint::kCompletions;
+    } else {
+      proxied = false;
+    }
+    if (proxied) co_return co_await proxy(stream, req, e, api, cors);
+  }
+  if (path == "/v1/feedback" && post) co_return co_await feedback(stream, req);
+  if (path.starts_with("/v1/models/") && get) co_return co_await model_by_id(stream, req, path.substr(11), cors);
+  if (path.starts_with("/v1/responses/") && (get || req.method() == http::verb::delete_))
+    co_return co_await stored_response(stream, req, path.substr(14), cors);
   if (path == "/v1/models" && get) {
     auto snap = snaps_.get();
     if (snap->passthrough() && snap->model_names().empty()) co_return co_await proxy(stream, req, Endpoint::kModels);
@@ -154,12 +252,12 @@ awaitable<bool> Worker::handle_other(beast::tcp_stream& stream, http::request<ht
     std::string id = ids_.next();
     if (auto err = pipeline::authenticate(ctx, env_)) {
       account_local(err->status, err->code, id, t_start);
-      co_return co_await respond_error(stream, req, *err, id);
+      co_return co_await respond_error(stream, req, *err, id, cors);
     }
     account_local(200, "", id, t_start);
     co_return co_await respond(stream, req, http::status::ok,
                                models_json(*snap, ctx.tenant.empty() ? nullptr : snap->tenant_limits(ctx.tenant)),
-                               "application/json", id);
+                               "application/json", id, cors);
   }
   std::string id = ids_.next();
   if (get) {
@@ -167,13 +265,78 @@ awaitable<bool> Worker::handle_other(beast::tcp_stream& stream, http::request<ht
     if (auto ops = ops_endpoint(shared_, path))
       co_return co_await respond(stream, req, ops->status, std::move(ops->body), ops->content_type, id);
   }
-  bool known = path == "/v1/chat/completions" || path == "/v1/embeddings" || path == "/v1/models";
+  bool known = path == "/v1/chat/completions" || path == "/v1/embeddings" || path == "/v1/models" ||
+               path == "/v1/responses" || path == "/v1/messages" || path == "/v1/completions";
   ApiError e = known ? ApiError{405, "invalid_request_error", "method_not_allowed",
                                 "Method " + std::string(req.method_string()) + " is not allowed on " + std::string(path)}
                      : not_found("Unknown request URL: " + std::string(req.method_string()) + " " + std::string(path),
                                  "unknown_url");
   account_local(e.status, e.code, id, t_start);
-  co_return co_await respond_error(stream, req, e, id);
+  co_return co_await respond_error(stream, req, e, id, cors,
+                                   path == "/v1/messages" ? bridge::Api::kMessages : bridge::Api::kChat);
+}
+
+awaitable<bool> Worker::model_by_id(beast::tcp_stream& stream, http::request<http::string_body>& req,
+                                    std::string_view raw_id, std::span<const net::Header> cors) {
+  const auto t_start = Clock::now();
+  auto snap = snaps_.get();
+  // A gateway without routes passes its upstream's catalogue through.
+  if (snap->passthrough() && snap->model_names().empty())
+    co_return co_await proxy(stream, req, Endpoint::kModels, bridge::Api::kChat, cors);
+  RequestContext ctx;
+  ctx.snap = snap.get();
+  ctx.authorization = req[http::field::authorization];
+  std::string id = ids_.next();
+  if (auto err = pipeline::authenticate(ctx, env_)) {
+    account_local(err->status, err->code, id, t_start);
+    co_return co_await respond_error(stream, req, *err, id, cors);
+  }
+  const std::string model = percent_decoded(raw_id);
+  const config::Tenant* t = ctx.tenant.empty() ? nullptr : snap->tenant_limits(ctx.tenant);
+  const auto& names = snap->model_names();
+  bool found = std::find(names.begin(), names.end(), model) != names.end();
+  if (found && t && !t->routes.empty()) found = std::find(t->routes.begin(), t->routes.end(), model) != t->routes.end();
+  if (!found) {
+    ApiError e = not_found("The model '" + model + "' does not exist or you do not have access to it.", "model_not_found");
+    e.param = "model";
+    account_local(e.status, e.code, id, t_start, model);
+    co_return co_await respond_error(stream, req, e, id, cors);
+  }
+  account_local(200, "", id, t_start, model);
+  co_return co_await respond(stream, req, http::status::ok, model_json(model), "application/json", id, cors);
+}
+
+awaitable<bool> Worker::stored_response(beast::tcp_stream& stream, http::request<http::string_body>& req,
+                                        std::string_view raw_id, std::span<const net::Header> cors) {
+  const auto t_start = Clock::now();
+  auto snap = snaps_.get();
+  RequestContext ctx;
+  ctx.snap = snap.get();
+  ctx.authorization = req[http::field::authorization];
+  std::string id = ids_.next();
+  if (auto err = pipeline::authenticate(ctx, env_)) {
+    account_local(err->status, err->code, id, t_start);
+    co_return co_await respond_error(stream, req, *err, id, cors);
+  }
+  const std::string rid = percent_decoded(raw_id);
+  const std::string key = bridge::store_key(ctx.tenant, rid);
+  std::optional<std::string> body;
+  if (req.method() == http::verb::delete_) {
+    if (shared_.responses.erase(key)) {
+      body = "{\"id\":";
+      append_json_string(*body, rid);
+      *body += ",\"object\":\"response\",\"deleted\":true}";
+    }
+  } else {
+    body = bridge::stored_response(json_, env_.responses, key, unix_millis());
+  }
+  if (!body) {
+    ApiError e = not_found("Response with id '" + rid + "' not found.", "response_not_found");
+    account_local(e.status, e.code, id, t_start);
+    co_return co_await respond_error(stream, req, e, id, cors);
+  }
+  account_local(200, "", id, t_start);
+  co_return co_await respond(stream, req, http::status::ok, std::move(*body), "application/json", id, cors);
 }
 
 std::optional<OpsResponse> ops_endpoint(Shared& shared, std::string_view path) {
@@ -197,6 +360,7 @@ std::optional<OpsResponse> ops_endpoint(Shared& shared, std::string_view path) {
       body += tenants_prometheus(*snap, shared.tenant_limits, unix_millis());
     }
     body += response_cache_prometheus(shared.response_cache);
+    body += responses_store_prometheus(shared.responses);
     return OpsResponse{http::status::ok, std::move(body), "text/plain; version=0.0.4"};
   }
   return std::nullopt;
@@ -283,6 +447,7 @@ struct Gateway::Impl {
     shared.retry_budget.set_settings(snap->config().limits.retry_budget);
     shared.response_cache.set_max_bytes(snap->config().response_cache.max_bytes);
     shared.last_good.set_max_bytes(snap->config().response_cache.last_good_max_bytes);
+    shared.responses.set_max_bytes(snap->config().responses.max_bytes);
     shared.snapshots.publish(std::move(snap));
     return "";
   }

@@ -40,6 +40,7 @@ const char* target_suffix(Endpoint e) {
     case Endpoint::kChat: return "/chat/completions";
     case Endpoint::kEmbeddings: return "/embeddings";
     case Endpoint::kModels: return "/models";
+    case Endpoint::kCompletions: return "/completions";
   }
   return "";
 }
@@ -87,15 +88,24 @@ awaitable<bool> Worker::feedback(beast::tcp_stream& client, http::request<http::
   co_return co_await respond(client, req, http::status::ok, std::move(out), "application/json", ctx.request_id);
 }
 
-awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::string_body>& req, Endpoint endpoint) {
+awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::string_body>& req, Endpoint endpoint,
+                              bridge::Api api, std::span<const net::Header> cors) {
   RequestContext ctx;
   ctx.request_id = ids_.next();
   ctx.t_start = Clock::now();
   ctx.endpoint = endpoint;
+  ctx.api = api;
   ctx.body = &req.body();
   ctx.authorization = req[http::field::authorization];
+  // Anthropic's clients send their key as x-api-key.
+  std::string anthropic_key;
+  if (api == bridge::Api::kMessages && ctx.authorization.empty() && !req["x-api-key"].empty()) {
+    anthropic_key = "Bearer " + std::string(req["x-api-key"]);
+    ctx.authorization = anthropic_key;
+  }
   ctx.vars_header = req["x-sluice-vars"];
   ctx.header = [&req](std::string_view name) { return std::string_view(req[name]); };
+  for (const net::Header& h : cors) ctx.response_headers.emplace_back(h.name, std::string(h.value));
   std::shared_ptr<const config::Snapshot> snap = snaps_.get();  // pinned for this request
   ctx.snap = snap.get();
   const std::shared_ptr<const pipeline::Chain> chain_ref = chain_for(snap);  // pinned with the snapshot
@@ -108,6 +118,7 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
     ~InflightGuard() { m.inflight.fetch_sub(1, std::memory_order_relaxed); }
   } guard{metrics_};
   env_.max_inflight = cfg.limits.max_inflight_per_worker;
+  env_.responses.ttl_ms = cfg.responses.ttl_s * 1000;
   if (cfg.request_log.bodies && endpoint == Endpoint::kChat) {
     ctx.log_body = *ctx.body;
     ctx.capture = true;  // keep the answer text for the log line
@@ -126,6 +137,15 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
   };
   // A filter's answer (a cache hit, a static degraded answer), after those headers.
   auto reply = [&](pipeline::Reply r) -> awaitable<bool> {
+    if (ctx.front) {  // answers sluice wrote itself are chat completions: in the client's API
+      if (r.content_type == "text/event-stream") {
+        r.body = ctx.front->translate_stream(json_, r.body);
+      } else if (r.status / 100 == 2) {
+        r.body = ctx.front->whole(json_, r.body);
+      } else {
+        r.body = ctx.front->upstream_error(json_, r.body, r.status);
+      }
+    }
     std::vector<net::Header> headers = every();
     for (const auto& [name, value] : r.headers) headers.push_back({name, value});
     co_return co_await respond(client, req, static_cast<http::status>(r.status), std::move(r.body), r.content_type,
@@ -137,7 +157,7 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
   if (verdict.error) {
     ctx.fail(*verdict.error);
     account(ctx, chain);
-    co_return co_await respond_error(client, req, *verdict.error, ctx.request_id, every());
+    co_return co_await respond_error(client, req, *verdict.error, ctx.request_id, every(), ctx.api);
   }
   if (verdict.reply) {
     ctx.status = verdict.reply->status;
@@ -174,7 +194,7 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
       env_.metrics.refused(ctx.tenant, std::string(timed_out ? "queue_timeout_" : "shed_") + admission::tier_name(ctx.tier));
       ctx.fail(e);
       account(ctx, chain);
-      co_return co_await respond_error(client, req, e, ctx.request_id, every());
+      co_return co_await respond_error(client, req, e, ctx.request_id, every(), ctx.api);
     }
     adm.t_admitted = Clock::now();
   }
@@ -197,9 +217,14 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
   // The body goes upstream as the client sent it (plus the route and render stages' splices).
   ForwardSpec fs;
   fs.method = endpoint == Endpoint::kModels ? "GET" : "POST";
-  fs.path = target_suffix(endpoint);
+  // Models: the catalogue or one entry of it (/v1/models/{id}), as the client asked.
+  const std::string_view target = req.target();
+  fs.path = endpoint == Endpoint::kModels ? target.substr(3, target.find('?') == std::string_view::npos
+                                                                 ? std::string_view::npos
+                                                                 : target.find('?') - 3)
+                                          : std::string_view(target_suffix(endpoint));
   fs.request_id = ctx.request_id;
-  fs.stream = endpoint == Endpoint::kChat && ctx.info.stream;
+  fs.stream = pipeline::streams(endpoint) && ctx.info.stream;
   fs.max_attempts = cfg.limits.max_attempts;
   const config::CompiledFallback* fb = ctx.resolution ? ctx.resolution->fallback : nullptr;
   if (fb) {
@@ -312,7 +337,7 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
     account(ctx, chain);
     std::vector<net::Header> headers = every();
     headers.push_back({"Retry-After", retry_after});
-    co_return co_await respond_error(client, req, *failure, ctx.request_id, headers);
+    co_return co_await respond_error(client, req, *failure, ctx.request_id, headers, ctx.api);
   }
   const std::vector<net::Header> base = every();
   co_return co_await relay(client, req, ctx, chain, *ex, *watch, base, keep_alive);

@@ -63,7 +63,7 @@ awaitable<bool> Worker::relay(beast::tcp_stream& client, http::request<http::str
   const int status = static_cast<int>(ures.result_int());
   std::string_view content_type = ures[http::field::content_type];
   const bool is_sse = content_type.substr(0, 17) == "text/event-stream";
-  const bool want_stream = ctx.endpoint == Endpoint::kChat && ctx.info.stream;
+  const bool want_stream = pipeline::streams(ctx.endpoint) && ctx.info.stream;
   if (want_stream && status == 200 && is_sse)
     co_return co_await relay_stream(client, req, ctx, chain, ex, watch, lineage, keep_alive);
 
@@ -83,7 +83,7 @@ awaitable<bool> Worker::relay(beast::tcp_stream& client, http::request<http::str
     if (watch.shutdown) {
       ApiError e = error_of(ErrorKind::kShuttingDown, "the gateway is shutting down; retry the request");
       fail(e);
-      co_return co_await respond_error(client, req, e, ctx.request_id, lineage);
+      co_return co_await respond_error(client, req, e, ctx.request_id, lineage, ctx.api);
     }
     const ErrorKind kind = ec == beast::error::timeout
                                ? (Clock::now() >= deadline ? ErrorKind::kTotalTimeout : ErrorKind::kIdleTimeout)
@@ -94,7 +94,7 @@ awaitable<bool> Worker::relay(beast::tcp_stream& client, http::request<http::str
                                                  : "upstream '" + chosen.cfg->name + "' failed while answering (" +
                                                        std::string(code_of(kind)) + ")");
     fail(e);
-    co_return co_await respond_error(client, req, e, ctx.request_id, lineage);
+    co_return co_await respond_error(client, req, e, ctx.request_id, lineage, ctx.api);
   }
   ctx.status = status;
   if (status >= 400) {
@@ -105,10 +105,14 @@ awaitable<bool> Worker::relay(beast::tcp_stream& client, http::request<http::str
   if (status / 100 == 2) {
     if (auto e = chain.on_body(ctx, body, env_)) {
       fail(*e);
-      co_return co_await respond_error(client, req, *e, ctx.request_id, lineage);
+      co_return co_await respond_error(client, req, *e, ctx.request_id, lineage, ctx.api);
     }
   }
   settle_and_account();
+  if (ctx.front) {  // another API's client: the chat answer in its shape
+    body = status / 100 == 2 ? ctx.front->whole(json_, body) : ctx.front->upstream_error(json_, body, status);
+    content_type = "application/json";
+  }
   std::vector<net::Header> headers(lineage.begin(), lineage.end());
   headers.insert(headers.end(), {{"Retry-After", ures[http::field::retry_after]},
                                  {"x-sluice-upstream", chosen.cfg->name},
@@ -204,7 +208,7 @@ awaitable<bool> Worker::relay_stream(beast::tcp_stream& client, http::request<ht
     using MS = config::CompiledFallback::MidStream;
     // An answer that already finished (its finish_reason came, only the end is missing) is
     // never continued: that would add text after its end.
-    if (!fb || fb->mid_stream == MS::kError || resumes >= fb->max_resumes || !ctx.fallback.empty() || watch.gone ||
+    if (!fb || ctx.endpoint != Endpoint::kChat || fb->mid_stream == MS::kError || resumes >= fb->max_resumes || !ctx.fallback.empty() || watch.gone ||
         watch.shutdown || !client_ok || finished_choice)
       co_return false;
     if (cut->kind != ErrorKind::kStreamCut && cut->kind != ErrorKind::kIdleTimeout && cut->kind != ErrorKind::kBadStream)
@@ -285,7 +289,11 @@ awaitable<bool> Worker::relay_stream(beast::tcp_stream& client, http::request<ht
           if (data.empty()) return;  // comments and keep-alives are not relayed
           if (data == "[DONE]") {
             done_marker = true;
-            out.append(raw);
+            if (ctx.front) {
+              ctx.front->done(out);
+            } else {
+              out.append(raw);
+            }
             return;
           }
           json::ChunkInfo info = json::inspect_chunk(json_, data);
@@ -296,6 +304,7 @@ awaitable<bool> Worker::relay_stream(beast::tcp_stream& client, http::request<ht
           if (info.is_error) upstream_error_event = true;
           if (!info.finish_reason.empty()) finished_choice = true;
           chain.on_event(ctx, pipeline::Event{info, now}, env_);
+          if (ctx.front) return ctx.front->chunk(json_, data, out);
           if (info.usage_only && ctx.strip_usage) return;
           out.append(raw);
         });
@@ -391,10 +400,20 @@ awaitable<bool> Worker::relay_stream(beast::tcp_stream& client, http::request<ht
   cur->finish(outcome_of(ctx), ctx.error_code);
   if (cut) {
     if (!cut_counted) metrics_.upstream_error(chosen.cfg->name, cut->code);
-    cec = co_await write_stream_bytes(client, stream_error_event(*cut), chunked);
+    std::string end = stream_error_event(*cut);
+    if (ctx.front) {
+      end.clear();
+      ctx.front->stream_error(*cut, end);
+    }
+    cec = co_await write_stream_bytes(client, end, chunked);
   } else if (synthesized_done) {
     metrics_.upstream_error(chosen.cfg->name, "missing_done");  // counted, not an error for the client
-    cec = co_await write_stream_bytes(client, "data: [DONE]\n\n", chunked);
+    std::string end = "data: [DONE]\n\n";
+    if (ctx.front) {
+      end.clear();
+      ctx.front->done(end);
+    }
+    cec = co_await write_stream_bytes(client, end, chunked);
   }
   if (!cec && chunked) cec = co_await net::write_all(client, http::make_chunk_last());
   client.expires_never();

@@ -208,4 +208,14 @@ std::string response_cache_prometheus(cache::ResponseCache& c) {
   return o;
 }
 
+std::string responses_store_prometheus(cache::ResponseCache& c) {
+  cache::Stats s = c.stats();
+  return "# HELP sluice_responses_stored Responses API answers kept for previous_response_id.\n"
+         "# TYPE sluice_responses_stored gauge\nsluice_responses_stored " + std::to_string(s.entries) +
+         "\n# HELP sluice_responses_stored_bytes Bytes held by stored Responses API answers.\n"
+         "# TYPE sluice_responses_stored_bytes gauge\nsluice_responses_stored_bytes " + std::to_string(s.bytes) +
+         "\n# HELP sluice_responses_evicted_total Stored answers evicted to stay within responses.store_max_bytes.\n"
+         "# TYPE sluice_responses_evicted_total counter\nsluice_responses_evicted_total " + std::to_string(s.evictions) + "\n";
+}
+
 }  // namespace sluice::gateway

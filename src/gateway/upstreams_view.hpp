@@ -15,5 +15,7 @@ std::string upstreams_json(const config::Snapshot& snap, upstream::RetryBudget& 
 std::string upstreams_prometheus(const config::Snapshot& snap, upstream::RetryBudget& budget, int64_t now_ms);
 // sluice_response_cache_* series.
 std::string response_cache_prometheus(cache::ResponseCache& c);
+// The Responses API store's series (sluice_responses_stored...).
+std::string responses_store_prometheus(cache::ResponseCache& c);
 
 }  // namespace sluice::gateway

@@ -69,6 +69,7 @@ struct Shared {
   upstream::RetryBudget retry_budget;
   cache::ResponseCache response_cache;  // opt-in per route (response_cache.routes)
   cache::ResponseCache last_good{16 << 20};  // routes whose fallback chain has {last_good: true}
+  cache::ResponseCache responses{64 << 20};  // Responses API answers (previous_response_id), per tenant
   admission::Registry tenant_limits;         // each tenant's rate limit buckets (config `tenants`)
   std::unique_ptr<metrics::Registry> metrics;
   std::unique_ptr<reqlog::RequestLog> reqlog;
@@ -104,12 +105,14 @@ class Worker : public net::IdleConnections {
 
  private:
   awaitable<bool> handle_other(beast::tcp_stream& stream, http::request<http::string_body>& req, std::string_view path);
-  awaitable<bool> proxy(beast::tcp_stream& client, http::request<http::string_body>& req, Endpoint endpoint);
+  awaitable<bool> proxy(beast::tcp_stream& client, http::request<http::string_body>& req, Endpoint endpoint,
+                        bridge::Api api = bridge::Api::kChat, std::span<const net::Header> cors = {});
   awaitable<bool> respond(beast::tcp_stream& client, http::request<http::string_body>& req, http::status status,
                           std::string body, std::string_view content_type, std::string_view request_id,
                           std::span<const net::Header> extra = {});
   awaitable<bool> respond_error(beast::tcp_stream& client, http::request<http::string_body>& req, const ApiError& e,
-                                std::string_view request_id, std::span<const net::Header> extra = {});
+                                std::string_view request_id, std::span<const net::Header> extra = {},
+                                bridge::Api api = bridge::Api::kChat);
   // The filters of a snapshot (compiled once per snapshot, kept beside it). A request holds
   // its own reference: a reload while it runs must not free the chain under it.
   std::shared_ptr<const pipeline::Chain> chain_for(const std::shared_ptr<const config::Snapshot>& snap);
@@ -143,6 +146,11 @@ class Worker : public net::IdleConnections {
   awaitable<void> poll_load(std::shared_ptr<const config::Snapshot> snap, size_t i);
  private:
   awaitable<bool> feedback(beast::tcp_stream& client, http::request<http::string_body>& req);
+  // GET /v1/models/{id}; GET and DELETE /v1/responses/{id}.
+  awaitable<bool> model_by_id(beast::tcp_stream& client, http::request<http::string_body>& req, std::string_view id,
+                              std::span<const net::Header> cors);
+  awaitable<bool> stored_response(beast::tcp_stream& client, http::request<http::string_body>& req,
+                                  std::string_view id, std::span<const net::Header> cors);
   void account_local(int status, std::string_view code, std::string request_id, Clock::time_point t_start,
                      const std::string& model = {});
   net::UpstreamPool& pool_for(const config::UpstreamRuntime& u);

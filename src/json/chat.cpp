@@ -106,6 +106,9 @@ ChunkInfo inspect_chunk(simdjson::dom::parser& parser, std::string_view data) {
             delta["tool_calls"].error() == simdjson::SUCCESS)
           info.has_content = true;
         if (info.content.empty()) info.content = content;
+      } else if (std::string_view text; !c["text"].get_string().get(text) && !text.empty()) {
+        info.has_content = true;  // a legacy completions chunk
+        if (info.content.empty()) info.content = text;
       }
     }
   }
@@ -122,7 +125,8 @@ void first_answer(element doc, size_t limit, std::string& text, std::string& fin
   element first;
   if (doc["choices"].get_array().get(choices) || choices.size() == 0 || choices.at(0).get(first)) return;
   std::string_view v;
-  if (!first["message"]["content"].get_string().get(v)) text.assign(v.substr(0, limit));
+  if (!first["message"]["content"].get_string().get(v) || !first["text"].get_string().get(v))
+    text.assign(v.substr(0, limit));
   if (!first["finish_reason"].get_string().get(v)) finish_reason.assign(v);
 }
 }  // namespace

@@ -12,6 +12,7 @@
 
 #include "admission/gate.hpp"
 #include "admission/limiter.hpp"
+#include "bridge/front.hpp"
 #include "config/snapshot.hpp"
 #include "core/clock.hpp"
 #include "core/error.hpp"
@@ -19,7 +20,10 @@
 
 namespace sluice::pipeline {
 
-enum class Endpoint { kChat, kEmbeddings, kModels };
+enum class Endpoint { kChat, kEmbeddings, kModels, kCompletions };
+
+// Endpoints whose answer may be an SSE stream of choices.
+inline bool streams(Endpoint e) { return e == Endpoint::kChat || e == Endpoint::kCompletions; }
 
 // The rollout filter's state: which arm serves the request (set by the route stage), what
 // the stable arm needs when the candidate cannot answer, and the mirror's copy of the body.
@@ -66,6 +70,10 @@ struct RequestContext {
   std::string request_id;
   Clock::time_point t_start;
   Endpoint endpoint = Endpoint::kChat;
+  // The API the client spoke: another one than chat completions is translated by the
+  // translate stage, and `front` turns the chat answer back into that API's shape.
+  bridge::Api api = bridge::Api::kChat;
+  std::unique_ptr<bridge::Front> front;
   std::string* body = nullptr;  // the client's body; filters may replace it
   std::string_view authorization;
   const config::Snapshot* snap = nullptr;

@@ -77,6 +77,7 @@ struct Env {
   cache::ResponseCache* cache = nullptr;
   cache::ResponseCache* last_good = nullptr;  // answers kept for degraded mode
   admission::Registry* limits = nullptr;      // each tenant's rate limit state
+  bridge::Store responses;                    // stored Responses API answers (previous_response_id)
   // A queue place for a request waiting for a pool slot; its wake() reaches this worker.
   std::function<std::shared_ptr<admission::Waiter>()> make_waiter;
   // Mirrors an answered request to its rollout's candidate; false when the worker already

@@ -442,6 +442,7 @@ class RolloutFilter final : public Filter {
 };
 
 const StageFilter kAuthenticate{"authenticate", authenticate};
+const StageFilter kTranslate{"translate", translate};
 const StageFilter kParse{"parse", parse};
 const StageFilter kAdmit{"admit", admit};
 const StageFilter kRoute{"route", route};
@@ -464,7 +465,8 @@ const RolloutFilter kRollout;
 // limits before the cache (a cache hit still counts as a request).
 // The answer filter checks a whole answer before the caches keep it (it has no request hook:
 // its place changes nothing on the way in).
-const std::array<const Filter*, 14> kBuiltin = {&kAuthenticate, &kParse,     &kAdmit,         &kRoute,
+// Translation (another API's front door) is a parse too: after authentication as well.
+const std::array<const Filter*, 15> kBuiltin = {&kAuthenticate, &kTranslate, &kParse,     &kAdmit,         &kRoute,
                                                 &kRender,       &kSelectUpstream, &kRateLimit, &kAnswer,
                                                 &kResponseCache, &kLastGood,  &kGate,       &kMetrics,
                                                 &kRequestLog,   &kRollout};

@@ -25,6 +25,18 @@ std::optional<ApiError> authenticate(RequestContext& ctx, Env&) {
   return std::nullopt;
 }
 
+std::optional<ApiError> translate(RequestContext& ctx, Env& env) {
+  if (ctx.api == bridge::Api::kChat) return std::nullopt;
+  const bridge::OpenContext oc{ctx.request_id, ctx.tenant, unix_millis(), env.responses};
+  bridge::Opened opened;
+  auto err = ctx.api == bridge::Api::kResponses ? bridge::open_responses(env.json, *ctx.body, oc, opened)
+                                                : bridge::open_messages(env.json, *ctx.body, oc, opened);
+  if (err) return err;
+  *ctx.body = std::move(opened.chat_body);
+  ctx.front = std::move(opened.front);
+  return std::nullopt;
+}
+
 std::optional<ApiError> parse(RequestContext& ctx, Env& env) {
   if (ctx.endpoint == Endpoint::kModels) return std::nullopt;
   std::string& body = *ctx.body;
@@ -126,7 +138,7 @@ std::optional<ApiError> route(RequestContext& ctx, Env&) {
   }
   // Ask for usage on streams so tokens are accounted; the relay strips it again if the
   // client did not ask for it.
-  if (ctx.endpoint == Endpoint::kChat && ctx.info.stream && !ctx.info.has_stream_options) {
+  if (streams(ctx.endpoint) && ctx.info.stream && !ctx.info.has_stream_options) {
     ctx.strip_usage = true;
     // A release route's render stage adds it to its own splice: one pass over the body.
     if (!ctx.resolution->release) edits.push_back({"stream_options", kIncludeUsage});
@@ -143,6 +155,10 @@ std::optional<ApiError> route(RequestContext& ctx, Env&) {
 std::optional<ApiError> render(RequestContext& ctx, Env& env) {
   if (!ctx.resolution || !ctx.resolution->release) return std::nullopt;
   ctx.release = ctx.rollout.candidate ? ctx.resolution->candidate.get() : ctx.resolution->release.get();
+  if (ctx.endpoint == Endpoint::kCompletions)
+    return bad_request("model '" + ctx.info.model +
+                           "' is served by a release, whose prompt is a chat prompt: call /v1/chat/completions",
+                       "unsupported_endpoint");
   if (ctx.endpoint != Endpoint::kChat) return std::nullopt;
   std::vector<json::Edit> extra;
   if (ctx.strip_usage) extra.push_back({"stream_options", kIncludeUsage});
@@ -204,6 +220,8 @@ std::string request_log_line(const RequestContext& ctx, Clock::time_point t_end)
   append_json_string(l, ctx.info.model);
   l += ",\"upstream\":";
   append_json_string(l, ctx.upstream);
+  if (ctx.api == bridge::Api::kResponses) l += ",\"api\":\"responses\"";
+  if (ctx.api == bridge::Api::kMessages) l += ",\"api\":\"messages\"";
   if (ctx.resolution && ctx.resolution->live) {
     l += ",\"rollout\":";
     append_json_string(l, ctx.resolution->live->id);

@@ -14,6 +14,9 @@
 namespace sluice::pipeline {
 
 std::optional<ApiError> authenticate(RequestContext& ctx, Env& env);
+// A request to another API's front door (Responses, Anthropic Messages): its body becomes a
+// chat completions body and ctx.front the translator of the answer (bridge/front.hpp).
+std::optional<ApiError> translate(RequestContext& ctx, Env& env);
 std::optional<ApiError> parse(RequestContext& ctx, Env& env);
 std::optional<ApiError> admit(RequestContext& ctx, Env& env);
 std::optional<ApiError> route(RequestContext& ctx, Env& env);

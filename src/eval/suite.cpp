@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <regex>
@@ -95,10 +96,41 @@ class Loader {
                                  [&](const YAML::Node& at, const std::string& msg) { fail(at, msg, file); });
   }
 
+  // ---- {{variables}}
+
+  // Renders `text` with `vars` through render_vars (the substitution the suite prompt uses),
+  // which is what promptfoo's Nunjucks does for plain variables. What Nunjucks would evaluate
+  // and sluice cannot ({% tags %}, {# comments #}, filters, expressions) and a variable the
+  // case lacks (Nunjucks renders it empty) are refused: sluice would otherwise send or check
+  // something other than promptfoo does. Errors read "WHERE: WHAT uses ...TAIL".
+  static std::string render_checked(std::string_view text, const Row& vars, const std::string& where,
+                                    const std::string& what, const std::string& tail = "") {
+    if (text.find("{%") != std::string_view::npos || text.find("{#") != std::string_view::npos)
+      throw SuiteError(where + ": " + what + " uses Nunjucks tags ({% ... %} or {# ... #}): sluice substitutes " +
+                       "{{variables}} only" + tail);
+    std::string missing;
+    std::string out = render_vars(text, vars, &missing);
+    if (!missing.empty()) {
+      static const std::regex plain("[A-Za-z_$][A-Za-z0-9_$.:-]*");
+      throw SuiteError(where + ": " + what + " uses '{{" + missing + "}}' but " +
+                       (std::regex_match(missing, plain)
+                            ? std::string("the case has no such var")
+                            : std::string("sluice substitutes {{variables}} only (no Nunjucks filters or expressions)")) +
+                       tail);
+    }
+    return out;
+  }
+
+  static bool templated(std::string_view v) {
+    return v.find("{{") != std::string_view::npos || v.find("{%") != std::string_view::npos ||
+           v.find("{#") != std::string_view::npos;
+  }
+
   // ---- assertions
 
-  // Parses one assertion; `row` (dataset rows) is substituted into string values.
-  Assertion assertion(const YAML::Node& n, const Row* row, const std::string& file) const {
+  // Parses one assertion as written. Its string values may hold {{vars}}: they are rendered
+  // per case, and the checks that depend on the value run then (render_assertion).
+  Assertion assertion(const YAML::Node& n, const std::string& file) const {
     Assertion a;
     a.origin = at(n, file);
     if (!n.IsMap()) fail(n, "an assertion must be a mapping with a 'type'", file);
@@ -119,15 +151,23 @@ class Loader {
            file);
     }
     a.type = type;
-    auto subst = [&](const std::string& v) { return row ? render_vars(v, *row) : v; };
+    // promptfoo loads a file:// value (or runs it, for .js/.py/.rb) and calls a package:
+    // value: sluice takes values as written only.
+    auto plain = [&](const YAML::Node& v) {
+      std::string s = scalar(v, "each listed value", file);
+      if (starts_with(s, "file://") || starts_with(s, "package:"))
+        fail(v, "a 'file://' or 'package:' assertion value (a file or code promptfoo loads) is not supported by "
+                "sluice: write the value inline", file);
+      return s;
+    };
     YAML::Node v = n["value"];
     if (v) {
       if (v.IsScalar()) {
-        a.value = subst(v.Scalar());
+        a.value = plain(v);
       } else if (v.IsSequence()) {
-        for (const auto& item : v) a.values.push_back(subst(scalar(item, "each listed value", file)));
+        for (const auto& item : v) a.values.push_back(plain(item));
       } else if (v.IsMap()) {
-        a.json_value = yaml_to_json(v);
+        a.json_value = yaml_to_json(v);  // promptfoo renders no vars into an object value
       }
     }
     if (n["threshold"]) a.threshold = number(n["threshold"], "'threshold'", file);
@@ -138,68 +178,144 @@ class Loader {
     if (n["provider"]) {
       if (!n["provider"].IsScalar())
         fail(n["provider"], "'provider' must name a sluice route or release (the judge served through sluice)", file);
-      a.judge = n["provider"].Scalar();
+      a.judge = judge_route(n["provider"].Scalar());
     }
 
     // Per-type checks, so a broken suite fails before anything is sent.
-    auto need_value = [&] {
-      if (a.value.empty() && a.values.empty() && a.json_value.empty())
-        fail(n, "assertion '" + type + "' needs a 'value'", file);
-    };
     if (type == "equals" || type == "contains" || type == "icontains" || type == "regex" || type == "starts-with" ||
         type == "llm-rubric" || type == "equals-number") {
-      need_value();
+      if (a.value.empty() && a.values.empty() && a.json_value.empty())
+        fail(n, "assertion '" + type + "' needs a 'value'", file);
       if (type == "equals" && !a.values.empty())
         fail(n["value"], "assertion 'equals' takes a string or an object", file);
       if (type != "equals" && (!a.values.empty() || !a.json_value.empty()))
         fail(n["value"], "assertion '" + type + "' takes a single string value", file);
     }
-    if (type == "contains-any" || type == "contains-all" || type == "icontains-any" || type == "icontains-all") {
-      if (a.values.empty()) {
-        // promptfoo also accepts a comma-separated string.
-        for (auto part : split(a.value, ',')) {
-          auto t = trim(part);
-          if (!t.empty()) a.values.emplace_back(t);
-        }
-        a.value.clear();
-      }
-      if (a.values.empty()) fail(n, "assertion '" + type + "' needs a list of values", file);
-    }
-    if (type == "regex") {
-      if (a.value.size() > 4096) fail(n["value"], "regex longer than 4096 bytes", file);
-      try {
-        std::regex re(a.value, std::regex::ECMAScript);
-      } catch (const std::regex_error& e) {
-        fail(n["value"], "invalid regex: " + std::string(e.what()), file);
-      }
-    }
-    if (type == "is-json" || type == "contains-json") {
-      if (!a.value.empty()) {  // a schema given as a JSON string
-        auto chk = quality::check_json(a.value);
-        if (!chk.valid) fail(n["value"], "the JSON schema is not JSON: " + chk.error, file);
-        a.json_value = a.value;
-        a.value.clear();
-      }
-    }
+    if (is_contains_list(type) && a.value.empty() && a.values.empty())
+      fail(n, "assertion '" + type + "' needs a list of values", file);
     if (type == "latency" || type == "cost") {
       if (!a.threshold) fail(n, "assertion '" + type + "' needs a 'threshold' (" +
                                    (type == "latency" ? "milliseconds" : "dollars per call") + ")", file);
     }
-    if (type == "equals-number") {
-      if (!quality::final_number(a.value)) fail(n, "equals-number: no number in the value '" + a.value + "'", file);
-    }
     if (type == "llm-rubric" && a.threshold && (*a.threshold < 0 || *a.threshold > 1))
       fail(n["threshold"], "llm-rubric threshold must be between 0 and 1", file);
+    // A value without {{vars}} is checked now, with the line of the value.
+    if (!templated(a.value)) {
+      try {
+        check_value(a);
+      } catch (const SuiteError& e) {
+        fail(v ? v : n, e.what(), file);
+      }
+    }
     return a;
   }
 
-  std::vector<Assertion> assertions(const YAML::Node& n, const Row* row, const std::string& file) const {
+  // A grader named as promptfoo names its OpenAI provider ("openai:chat:judge", pointed at
+  // sluice) is sluice's route "judge".
+  static std::string judge_route(std::string p) {
+    for (const char* prefix : {"openai:chat:", "openai:"})
+      if (starts_with(p, prefix) && p.size() > std::strlen(prefix)) return p.substr(std::strlen(prefix));
+    return p;
+  }
+
+  static bool is_contains_list(const std::string& type) {
+    return type == "contains-any" || type == "contains-all" || type == "icontains-any" || type == "icontains-all";
+  }
+
+  // The checks that depend on a string value (after rendering). Throws the bare message.
+  static void check_value(Assertion& a) {
+    const std::string& type = a.type;
+    if (is_contains_list(type) && a.values.empty()) {
+      // promptfoo also accepts a comma-separated string ("a, \"b, c\"": quotes keep commas).
+      std::string err;
+      a.values = comma_values(a.value, err);
+      if (!err.empty()) throw SuiteError("assertion '" + type + "': " + err);
+      a.value.clear();
+      if (a.values.empty()) throw SuiteError("assertion '" + type + "' needs a list of values");
+    }
+    if ((type == "contains" || type == "icontains" || type == "starts-with" || type == "regex" ||
+         type == "llm-rubric" || type == "equals-number") && a.value.empty())
+      throw SuiteError("assertion '" + type + "' has an empty value");
+    if (type == "regex") {
+      if (a.value.size() > 4096) throw SuiteError("regex longer than 4096 bytes");
+      try {
+        std::regex re(a.value, std::regex::ECMAScript);
+      } catch (const std::regex_error& e) {
+        throw SuiteError("invalid regex: " + std::string(e.what()));
+      }
+    }
+    if ((type == "is-json" || type == "contains-json") && !a.value.empty()) {  // a schema given as a JSON string
+      auto chk = quality::check_json(a.value);
+      if (!chk.valid) throw SuiteError("the JSON schema is not JSON: " + chk.error);
+      a.json_value = a.value;
+      a.value.clear();
+    }
+    if (type == "equals-number" && !quality::final_number(a.value))
+      throw SuiteError("equals-number: no number in the value '" + a.value + "'");
+  }
+
+  // promptfoo's split of a contains-any/-all string: commas separate, whitespace around a
+  // value is dropped, a "quoted value" keeps its commas (\" and "" escape a quote).
+  static std::vector<std::string> comma_values(std::string_view v, std::string& err) {
+    std::vector<std::string> out;
+    auto space = [](char ch) { return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r' || ch == '\f' || ch == '\v'; };
+    size_t i = 0;
+    while (i < v.size()) {
+      while (i < v.size() && (space(v[i]) || v[i] == ',')) ++i;
+      if (i >= v.size()) break;
+      std::string field;
+      if (v[i] == '"') {
+        bool closed = false;
+        for (++i; i < v.size();) {
+          if (v[i] == '\\' && i + 1 < v.size() && (v[i + 1] == '"' || v[i + 1] == '\\')) {
+            field += v[i + 1], i += 2;
+          } else if (v[i] == '"' && i + 1 < v.size() && v[i + 1] == '"') {
+            field += '"', i += 2;
+          } else if (v[i] == '"') {
+            ++i, closed = true;
+            break;
+          } else {
+            field += v[i++];
+          }
+        }
+        if (!closed) return err = "unterminated quoted value", out;
+        while (i < v.size() && space(v[i])) ++i;
+        if (i < v.size() && v[i] != ',') return err = "expected a comma after a quoted value", out;
+      } else {
+        size_t start = i;
+        while (i < v.size() && v[i] != ',') ++i;
+        field = std::string(trim(v.substr(start, i - start)));
+      }
+      out.push_back(std::move(field));
+    }
+    return out;
+  }
+
+  std::vector<Assertion> assertions(const YAML::Node& n, const std::string& file) const {
     std::vector<Assertion> out;
     if (!n) return out;
     if (!n.IsSequence()) fail(n, "'assert' must be a list", file);
     if (n.size() > kMaxAssertsPerCase) fail(n, "more than " + std::to_string(kMaxAssertsPerCase) + " assertions", file);
-    for (const auto& a : n) out.push_back(assertion(a, row, file));
+    for (const auto& a : n) out.push_back(assertion(a, file));
     return out;
+  }
+
+  // One assertion as a case checks it: its string values rendered with the case's vars, as
+  // promptfoo renders assertion values with the test's vars, then checked.
+  static Assertion render_assertion(Assertion a, const Row& vars, const std::string& case_origin) {
+    bool any = templated(a.value);
+    for (const auto& v : a.values) any = any || templated(v);
+    if (!any) return a;
+    std::string tail = case_origin != a.origin ? " (case " + case_origin + ")" : "";
+    a.value = render_checked(a.value, vars, a.origin, "the assertion value", tail);
+    for (auto& v : a.values) v = render_checked(v, vars, a.origin, "the assertion value", tail);
+    try {
+      check_value(a);
+    } catch (const SuiteError& e) {
+      throw SuiteError(a.origin + ": " + e.what() + " (after rendering the vars" +
+                       (tail.empty() ? "" : " of case " + case_origin) + ")");
+    }
+    return a;
   }
 
   // ---- vars and messages
@@ -246,12 +362,96 @@ class Loader {
 
   // ---- test cases (promptfoo shape)
 
+  // A test's `options` (promptfoo merges defaultTest.options under each test's own).
+  struct Options {
+    std::string prefix, suffix;  // around the suite prompt; "" = the default's (promptfoo's `||`)
+    std::string judge;           // `provider`: grades the case's llm-rubric assertions
+    bool no_default_asserts = false;
+  };
+
   struct Defaults {
-    std::vector<std::pair<std::string, std::string>> vars;
-    std::vector<Assertion> asserts;
+    Row vars;
+    std::vector<Assertion> asserts;  // as written: rendered per case
     std::optional<double> threshold;
     std::string category;
+    Options options;
   } defaults_;
+
+  // promptfoo's test options: the ones sluice honours, the ones that cannot change a verdict
+  // here (validated, no effect) and the rest refused with the line.
+  Options options(const YAML::Node& n, const std::string& file, bool in_default) const {
+    Options o;
+    if (!n) return o;
+    if (!n.IsMap()) fail(n, "'options' must be a mapping", file);
+    static const std::pair<const char*, const char*> refused[] = {
+        {"transform", "JavaScript run on the output"},
+        {"postprocess", "JavaScript run on the output (promptfoo's old name for transform)"},
+        {"transformVars", "JavaScript run on the vars"},
+        {"storeOutputAs", "chains a case's output into later cases' vars; sluice's cases are independent"},
+        {"rubricPrompt", "replaces the grading prompt; sluice's judge always gets promptfoo's default one"},
+        {"factuality", "configures the 'factuality' assertion, which sluice does not have"},
+        {"repeat", "use --repeat N on the command line (it applies to every case)"},
+    };
+    for (auto it = n.begin(); it != n.end(); ++it)
+      for (const auto& [key, why] : refused)
+        if (it->first.Scalar() == key)
+          fail(it->first, std::string("options.") + key + " is not supported by sluice: " + why, file);
+    check_keys(n,
+               {"prefix", "suffix", "provider", "disableDefaultAsserts", "disableVarExpansion", "disableConversationVar",
+                "runSerially"},
+               in_default ? "'defaultTest.options'" : "a test's 'options'", file);
+    if (n["prefix"]) o.prefix = scalar(n["prefix"], "'options.prefix'", file);
+    if (n["suffix"]) o.suffix = scalar(n["suffix"], "'options.suffix'", file);
+    if (n["provider"]) {
+      if (!n["provider"].IsScalar())
+        fail(n["provider"], "'options.provider' must name a sluice route or release (the judge of llm-rubric, "
+                            "served through sluice)", file);
+      o.judge = judge_route(n["provider"].Scalar());
+    }
+    auto flag = [&](const char* key) {
+      std::string v = scalar(n[key], key, file);
+      if (v != "true" && v != "false") fail(n[key], std::string("'options.") + key + "' must be true or false", file);
+      return v == "true";
+    };
+    if (n["disableDefaultAsserts"]) {
+      if (in_default) fail(n["disableDefaultAsserts"], "'disableDefaultAsserts' belongs in a test's options", file);
+      o.no_default_asserts = flag("disableDefaultAsserts");
+    }
+    // Validated, no effect: sluice never expands list vars (it refuses them), has no
+    // `_conversation` var (a prompt using it is refused), and a case's verdict does not depend
+    // on the order its requests run in.
+    for (const char* key : {"disableVarExpansion", "disableConversationVar", "runSerially"})
+      if (n[key]) flag(key);
+    return o;
+  }
+
+  // A test's own options over the defaults (each one set replaces the default's).
+  Options merged(Options own) const {
+    const Options& d = defaults_.options;
+    if (own.prefix.empty()) own.prefix = d.prefix;
+    if (own.suffix.empty()) own.suffix = d.suffix;
+    if (own.judge.empty()) own.judge = d.judge;
+    return own;
+  }
+
+  // The case's assertions (defaultTest's, then its own), rendered with its vars, and its
+  // options applied. A dataset row's columns are substituted in the dataset's own assertions too.
+  void finish(Case& c, const std::vector<Assertion>& own, const Options& o, const Row* row = nullptr) const {
+    c.asserts.clear();
+    if (!o.no_default_asserts)
+      for (const auto& a : defaults_.asserts) c.asserts.push_back(render_assertion(a, c.vars, c.origin));
+    Row with_row;
+    if (row) {
+      with_row = c.vars;
+      with_row.insert(with_row.end(), row->begin(), row->end());  // a column wins over a var of its name
+    }
+    for (const auto& a : own) c.asserts.push_back(render_assertion(a, row ? with_row : c.vars, c.origin));
+    if (!o.judge.empty())
+      for (auto& a : c.asserts)
+        if (a.type == "llm-rubric" && a.judge.empty()) a.judge = o.judge;
+    c.prefix = o.prefix;
+    c.suffix = o.suffix;
+  }
 
   std::string category_of(const YAML::Node& n, const std::string& file) const {
     std::string c;
@@ -269,9 +469,8 @@ class Loader {
     c.origin = at(n, file);
     c.vars = defaults_.vars;
     vars_into(n["vars"], c.vars, file);
-    c.asserts = defaults_.asserts;
-    auto own = assertions(n["assert"], nullptr, file);
-    c.asserts.insert(c.asserts.end(), own.begin(), own.end());
+    Options o = merged(options(n["options"], file, false));
+    finish(c, assertions(n["assert"], file), o);
     c.threshold = defaults_.threshold;
     if (n["threshold"]) c.threshold = number(n["threshold"], "'threshold'", file);
     if (n["description"]) c.description = scalar(n["description"], "'description'", file);
@@ -345,14 +544,25 @@ class Loader {
     fail(where, "tests file " + file + ": expected .csv, .yaml, .yml or .jsonl (for other data use 'datasets')");
   }
 
-  // promptfoo's CSV: each column is a variable, except __expected[N] (an assertion such as
-  // "contains: foo", "not-icontains: bar", "llm-rubric: ..."; a bare value means equals),
-  // __description, __threshold and __metadata:KEY (__metadata:category sets the category).
+  // promptfoo's CSV (its testCaseFromCsvRow): each column is a variable, except
+  // __expected[N] (an assertion, see expected_assertion), __prefix and __suffix (around the
+  // prompt), __description, __threshold, __metric (a report label) and __metadata:KEY
+  // (__metadata:category, or sluice's __category, sets the category). __providerOutput and
+  // __config:... are refused; any other __column is a variable, as in promptfoo.
   void promptfoo_csv(const YAML::Node& where, const std::string& file) {
     std::string text = read_bounded(file, kMaxDatasetBytes, where);
     auto rows = parse_csv(text);
     if (rows.empty()) fail(where, file + " is empty");
-    const auto& head = rows[0];
+    std::vector<std::string> head;
+    for (const auto& h : rows[0]) head.emplace_back(trim(h));
+    for (const auto& col : head) {
+      if (col == "__providerOutput")
+        throw SuiteError(file + ":1: column '__providerOutput' (an output checked instead of asking the provider) is "
+                         "not supported by sluice: every case asks the release");
+      if (starts_with(col, "__config:"))
+        throw SuiteError(file + ":1: column '" + col + "' is not supported by sluice: give the threshold in the "
+                         "assertion, e.g. 'latency(2000)'");
+    }
     for (size_t r = 1; r < rows.size(); ++r) {
       const auto& row = rows[r];
       if (row.size() == 1 && trim(row[0]).empty()) continue;
@@ -360,56 +570,140 @@ class Loader {
       Case c;
       c.origin = origin;
       c.vars = defaults_.vars;
-      c.asserts = defaults_.asserts;
       c.threshold = defaults_.threshold;
       c.category = defaults_.category.empty() ? "target" : defaults_.category;
+      std::vector<Assertion> own;
+      Options o;
       for (size_t i = 0; i < head.size() && i < row.size(); ++i) {
         const std::string& col = head[i];
         const std::string& val = row[i];
         if (starts_with(col, "__expected")) {
           if (trim(val).empty()) continue;
-          c.asserts.push_back(expected_assertion(val, origin));
+          own.push_back(expected_assertion(val, origin));
+        } else if (col == "__prefix") {
+          o.prefix = val;
+        } else if (col == "__suffix") {
+          o.suffix = val;
         } else if (col == "__description") {
           c.description = val;
         } else if (col == "__threshold") {
-          if (!val.empty()) c.threshold = std::strtod(val.c_str(), nullptr);
+          if (trim(val).empty()) continue;
+          char* end = nullptr;
+          std::string v(trim(val));
+          double x = std::strtod(v.c_str(), &end);
+          if (end != v.c_str() + v.size() || !std::isfinite(x))
+            throw SuiteError(origin + ": __threshold '" + val + "' is not a number");
+          c.threshold = x;
         } else if (col == "__metadata:category" || col == "__category") {
           if (!val.empty()) c.category = val;
-        } else if (starts_with(col, "__")) {
-          continue;  // other promptfoo metadata columns
+        } else if (col == "__metric" || starts_with(col, "__metadata")) {
+          continue;  // report labels only
         } else {
           if (val.size() > kMaxVarBytes) throw SuiteError(origin + ": column '" + col + "' is larger than 256 KiB");
           set_var(c.vars, col, val);
         }
       }
+      finish(c, own, merged(o));
       c.id = !c.description.empty() ? c.description : fs::path(file).filename().string() + ":" + std::to_string(r + 1);
       add(std::move(c), where, file);
     }
   }
 
+  // promptfoo's assertion types (BaseAssertionTypesSchema): a CSV cell "TYPE: value" with one
+  // of these is that assertion in promptfoo, so sluice must either check it or refuse it.
+  static const std::set<std::string>& promptfoo_types() {
+    static const std::set<std::string> t = {
+        "agent-rubric", "answer-relevance", "bleu", "classifier", "contains", "contains-all", "contains-any",
+        "contains-html", "contains-json", "contains-sql", "contains-xml", "context-faithfulness", "context-recall",
+        "context-relevance", "conversation-relevance", "cost", "equals", "factuality", "finish-reason", "g-eval",
+        "gleu", "guardrails", "icontains", "icontains-all", "icontains-any", "is-html", "is-json", "is-refusal",
+        "is-sql", "is-valid-function-call", "is-valid-openai-function-call", "is-valid-openai-tools-call", "is-xml",
+        "javascript", "latency", "levenshtein", "llm-rubric", "pi", "meteor", "model-graded-closedqa",
+        "model-graded-factuality", "moderation", "perplexity", "perplexity-score", "python", "regex", "rouge-n",
+        "ruby", "similar", "similar:cosine", "similar:dot", "similar:euclidean", "starts-with", "tool-call-f1",
+        "skill-used", "trajectory:goal-success", "trajectory:tool-args-match", "trajectory:step-count",
+        "trajectory:tool-sequence", "trajectory:tool-used", "trace-error-spans", "trace-span-count",
+        "trace-span-duration", "search-rubric", "webhook", "word-count"};
+    return t;
+  }
+
+  // A CSV __expected cell, read as promptfoo's assertionFromString reads it: "grade:" or
+  // "llm-rubric:" a rubric; "[not-]TYPE[(THRESHOLD)][: value]" for a promptfoo type; else the
+  // whole cell is an `equals` value. sluice's own types (refusal, equals-number) are read the
+  // same way. Code (javascript:, python:, file://) and types sluice lacks are refused.
   Assertion expected_assertion(const std::string& raw, const std::string& origin) const {
-    YAML::Node n(YAML::NodeType::Map);
     std::string s(trim(raw));
-    size_t colon = s.find(':');
-    std::string type = colon == std::string::npos ? s : std::string(trim(s.substr(0, colon)));
-    std::string base = starts_with(type, "not-") ? type.substr(4) : type;
-    if (base == "grade") base = type = (starts_with(type, "not-") ? "not-llm-rubric" : "llm-rubric");
-    if (base == "is-refusal") base = "refusal";
-    if (known_types().count(base)) {
-      n["type"] = type;
-      if (colon != std::string::npos) {
-        std::string value(trim(s.substr(colon + 1)));
-        if (base == "latency" || base == "cost")
-          n["threshold"] = value;
-        else
-          n["value"] = value;
-      }
+    auto refuse = [&](const std::string& msg) { throw SuiteError(origin + ": " + msg); };
+    for (const char* code : {"javascript:", "fn:", "eval:", "python:", "file://", "package:"})
+      if (starts_with(s, code))
+        refuse("'" + s.substr(0, std::min<size_t>(s.size(), 40)) + "': '" + code +
+               "' assertions (code or files promptfoo loads) are not supported by sluice");
+    if (starts_with(s, "not-grade:")) refuse("promptfoo reads 'not-grade:' as an equals value: write 'not-llm-rubric:'");
+    YAML::Node n(YAML::NodeType::Map);
+    if (starts_with(s, "grade:") || starts_with(s, "llm-rubric:")) {
+      n["type"] = "llm-rubric";
+      n["value"] = std::string(trim(s.substr(s.find(':') + 1)));
     } else {
-      n["type"] = "equals";
-      n["value"] = s;
+      // promptfoo's /^(not-)?(TYPE)(?:\((\d+(?:\.\d+)?)\))?(?::([\s\S]*))?$/, the first type that fits.
+      bool negate = starts_with(s, "not-");
+      size_t start = negate ? 4 : 0;
+      std::string base, threshold, value;
+      bool has_value = false;
+      for (size_t k = start; k <= s.size() && base.empty(); ++k) {
+        if (k < s.size() && s[k] != ':' && s[k] != '(') continue;
+        std::string cand = s.substr(start, k - start);
+        if (!promptfoo_types().count(cand) && !known_types().count(cand)) continue;
+        size_t j = k;
+        std::string thr;
+        if (j < s.size() && s[j] == '(') {
+          static const std::regex num(R"(\d+(\.\d+)?)");
+          size_t close = s.find(')', j);
+          if (close == std::string::npos) continue;
+          thr = s.substr(j + 1, close - j - 1);
+          if (!std::regex_match(thr, num)) continue;
+          j = close + 1;
+        }
+        if (j < s.size() && s[j] != ':') continue;
+        base = cand, threshold = thr, has_value = j < s.size();
+        if (has_value) value = s.substr(j + 1);
+      }
+      if (base.empty()) {
+        n["type"] = "equals";
+        n["value"] = s;
+        return parse_expected(n, origin);
+      }
+      std::string type = (negate ? "not-" : "") + base;
+      if (base != "is-refusal" && !known_types().count(base))
+        refuse("unsupported assertion type '" + base + "' in '" + s.substr(0, std::min<size_t>(s.size(), 40)) + "'");
+      n["type"] = type;
+      if (base == "latency" || base == "cost") {
+        // promptfoo takes the threshold only from "latency(2000)"; "latency: 2000" sets a value
+        // it never reads and leaves the threshold at 0.75.
+        if (threshold.empty())
+          refuse("write '" + type + "(N)': promptfoo reads '" + s + "' with a threshold of 0.75, not N");
+        if (has_value && !trim(value).empty()) refuse("'" + s + "': the threshold goes in parentheses, without a value");
+        n["threshold"] = threshold;
+      } else if (is_contains_list(base)) {
+        if (has_value) {  // promptfoo splits here, before rendering the vars
+          std::string err;
+          auto vals = comma_values(value, err);
+          if (!err.empty()) refuse("assertion '" + base + "': " + err);
+          YAML::Node seq(YAML::NodeType::Sequence);
+          for (const auto& v : vals) seq.push_back(v);
+          n["value"] = seq;
+        }
+      } else if (base == "contains-json" || base == "is-json") {
+        if (has_value) n["value"] = value;
+      } else if (has_value) {
+        n["value"] = std::string(trim(value));
+      }
     }
+    return parse_expected(n, origin);
+  }
+
+  Assertion parse_expected(const YAML::Node& n, const std::string& origin) const {
     try {
-      return assertion(n, nullptr, origin);
+      return assertion(n, origin);
     } catch (const SuiteError& e) {
       // The node has no mark; name the row.
       std::string msg = e.what();
@@ -528,6 +822,7 @@ class Loader {
     if (n["threshold"]) threshold = number(n["threshold"], "'threshold'");
     if (!n["assert"] && defaults_.asserts.empty()) fail(n, "a dataset needs 'assert' (applied to every row)");
 
+    auto own = assertions(n["assert"], path_);
     auto rows = dataset_rows(n, file, format);
     int64_t taken = 0;
     for (const Row& row : rows) {
@@ -559,13 +854,7 @@ class Loader {
         if (p.parse(c.messages_json).get_array().get(arr))
           throw SuiteError(origin + ": column '" + messages_col + "' is not a JSON array of messages");
       }
-      c.asserts = defaults_.asserts;
-      try {
-        auto own = assertions(n["assert"], &row, path_);
-        c.asserts.insert(c.asserts.end(), own.begin(), own.end());
-      } catch (const SuiteError& e) {
-        throw SuiteError(std::string(e.what()) + " (row " + origin + ")");
-      }
+      finish(c, own, defaults_.options, &row);
       c.threshold = threshold;
       c.id = render_vars(id_tpl, row);
       c.description = render_vars(desc_tpl, row);
@@ -636,6 +925,25 @@ class Loader {
     }
   }
 
+  // A `file://` prompt: text, or a JSON chat prompt. What promptfoo would run (.js, .py, ...),
+  // expand (globs), read as chat messages (.yaml) or split into several prompts ("---" lines)
+  // is refused.
+  std::string prompt_file(const YAML::Node& where, const std::string& ref) const {
+    std::string ext = fs::path(ref).extension().string();
+    for (const char* code : {".js", ".cjs", ".mjs", ".ts", ".py", ".rb"})
+      if (ext == code || ref.find(std::string(code) + ":") != std::string::npos)
+        fail(where, "a prompt from code (" + ext + ") is not supported by sluice: give the prompt's text");
+    if (ext == ".yaml" || ext == ".yml")
+      fail(where, "a YAML prompt file (chat messages in promptfoo) is not supported: write the messages inline");
+    if (ref.find_first_of("*?[{") != std::string::npos)
+      fail(where, "a prompt glob (several prompts in promptfoo) is not supported: give one file");
+    std::string text = read_bounded(resolve(ref), 1 << 20, where);
+    for (auto line : split(text, '\n'))
+      if (trim(line) == "---")
+        fail(where, "the prompt file has a '---' line: promptfoo splits it into several prompts; give one");
+    return text;
+  }
+
   // ---- the file
 
   void load() {
@@ -691,20 +999,22 @@ class Loader {
         fail(p, "'prompts' must be a string or a list with one prompt");
       }
       if (first.IsMap()) {
+        check_keys(first, {"raw", "label", "id"}, "a prompt object");
         if (!first["raw"]) fail(first, "a prompt object needs 'raw'");
         s_.prompt = scalar(first["raw"], "'raw'");
       } else if (first.IsSequence()) {
         s_.prompt = messages(first, path_);
       } else {
         s_.prompt = scalar(first, "a prompt");
-        if (starts_with(s_.prompt, "file://")) s_.prompt = read_bounded(resolve(s_.prompt), 1 << 20, first);
+        if (starts_with(s_.prompt, "file://")) s_.prompt = prompt_file(first, s_.prompt);
       }
     }
     if (auto d = root["defaultTest"]) {
       if (!d.IsMap()) fail(d, "'defaultTest' must be a mapping");
       check_keys(d, {"vars", "assert", "threshold", "metadata", "options", "category"}, "'defaultTest'");
       vars_into(d["vars"], defaults_.vars, path_);
-      defaults_.asserts = assertions(d["assert"], nullptr, path_);
+      defaults_.asserts = assertions(d["assert"], path_);
+      defaults_.options = options(d["options"], path_, true);
       if (d["threshold"]) defaults_.threshold = number(d["threshold"], "'threshold'");
       defaults_.category = category_of(d, path_);
       if (!defaults_.category.empty()) check_category(defaults_.category, d, path_);
@@ -724,11 +1034,18 @@ class Loader {
     }
     // Every case must render: a missing variable is a suite bug, found before any request.
     for (const auto& c : s_.cases) {
-      if (c.messages_json.empty() && !s_.prompt.empty()) {
-        std::string missing;
-        render_vars(s_.prompt, c.vars, &missing);
-        if (!missing.empty()) throw SuiteError(c.origin + ": the prompt uses '{{" + missing + "}}' but the case has no such var");
+      if (!c.prefix.empty() || !c.suffix.empty()) {
+        // promptfoo puts them around the prompt's text before rendering it.
+        const char* why = !c.messages_json.empty() ? "the case sends raw 'messages'"
+                          : s_.prompt.empty()       ? "the suite has no 'prompts' (the release's template is not the "
+                                                      "suite's to change)"
+                          : is_chat_prompt(s_)      ? "the suite's prompt is a chat prompt (promptfoo would no longer "
+                                                      "read it as one)"
+                                                    : nullptr;
+        if (why) throw SuiteError(c.origin + ": a prompt prefix or suffix (options, __prefix, __suffix) cannot apply: " + why);
       }
+      if (c.messages_json.empty() && !s_.prompt.empty())
+        render_checked(c.prefix + s_.prompt + c.suffix, c.vars, c.origin, "the prompt");
     }
 
     if (root["gate"]) {
@@ -764,6 +1081,7 @@ class Loader {
       f(c.category);
       for (const auto& [k, v] : c.vars) f(k), f(v);
       f(c.messages_json);
+      f(c.prefix), f(c.suffix);
       f(c.threshold ? std::to_string(*c.threshold) : "");
       for (const auto& a : c.asserts) {
         f(a.type), f(a.negate ? "1" : "0"), f(a.value), f(a.json_value), f(a.judge);
@@ -838,11 +1156,16 @@ std::string render_vars(std::string_view text, const std::vector<std::pair<std::
   return out;
 }
 
+bool is_chat_prompt(const Suite& s) {
+  std::string_view prompt = trim(s.prompt);
+  return !prompt.empty() && prompt.front() == '[';
+}
+
 std::string case_messages(const Suite& s, const Case& c) {
   if (!c.messages_json.empty()) return c.messages_json;
   if (s.prompt.empty()) return "";
   std::string_view prompt = trim(s.prompt);
-  if (!prompt.empty() && prompt.front() == '[') {
+  if (is_chat_prompt(s)) {
     // A chat prompt (JSON array of messages): render the vars inside each string, escaped.
     std::vector<std::pair<std::string, std::string>> escaped;
     for (const auto& [k, v] : c.vars) {
@@ -853,7 +1176,7 @@ std::string case_messages(const Suite& s, const Case& c) {
     return render_vars(prompt, escaped);
   }
   std::string out = "[{\"role\":\"user\",\"content\":";
-  append_json_string(out, render_vars(s.prompt, c.vars));
+  append_json_string(out, render_vars(c.prefix + s.prompt + c.suffix, c.vars));
   out += "}]";
   return out;
 }

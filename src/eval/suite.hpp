@@ -43,6 +43,7 @@ struct Case {
   std::string category = "target";
   std::vector<std::pair<std::string, std::string>> vars;  // sent as the body's "vars"
   std::string messages_json;  // the caller's messages (JSON array); "" when none
+  std::string prefix, suffix;  // promptfoo's options.prefix/suffix (__prefix/__suffix): around the prompt
   std::vector<Assertion> asserts;
   std::optional<double> threshold;  // promptfoo test threshold on the weighted score
   std::string origin;               // file:line (or file:row) it came from
@@ -95,8 +96,12 @@ std::optional<Suite> load_suite(const std::string& path, std::string& error);
 std::string render_vars(std::string_view text, const std::vector<std::pair<std::string, std::string>>& vars,
                         std::string* missing = nullptr);
 
+// The suite prompt is a chat prompt (a JSON array of messages), not text.
+bool is_chat_prompt(const Suite& s);
+
 // The messages sent for a case: its own raw messages, else the suite prompt rendered with
-// its vars (a JSON array of messages, or one user message), else "" (vars only).
+// its vars (a JSON array of messages, or one user message with the case's prefix and suffix
+// around the prompt), else "" (vars only).
 std::string case_messages(const Suite& s, const Case& c);
 
 using sluice::parse_csv;  // core/csv.hpp

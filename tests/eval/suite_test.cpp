@@ -219,6 +219,168 @@ TEST(Suite, HashChangesWithAnyInput) {
   EXPECT_NE(a->hash, c->hash);
 }
 
+// promptfoo renders assertion values with the test's vars (Nunjucks): in a test, in
+// defaultTest and in a CSV __expected column. A regex with {{...}} is rendered, then compiled.
+TEST(SuitePromptfoo, VarsAreRenderedIntoAssertionValues) {
+  TempDir t;
+  t.write("cases.csv", "question,expected,__expected1,__expected2\nWhat is 6 x 7?,42,contains: {{expected}},"
+                       "\"icontains-any: {{expected}}, forty-two\"\n");
+  std::string err;
+  auto s = load_text(t,
+                     "name: x\nprompts: ['{{question}}']\ndefaultTest:\n  assert:\n    - type: regex\n"
+                     "      value: '^\\D*{{expected}}\\D*$'\ntests:\n  - vars: {question: q, expected: '7'}\n"
+                     "    assert:\n      - {type: equals, value: '{{expected}}'}\n"
+                     "      - {type: contains-all, value: ['{{ expected }}', x]}\n  - file://cases.csv\n",
+                     err);
+  ASSERT_TRUE(s) << err;
+  ASSERT_EQ(s->cases.size(), 2u);
+  const Case& yaml = s->cases[0];
+  ASSERT_EQ(yaml.asserts.size(), 3u);
+  EXPECT_EQ(yaml.asserts[0].value, "^\\D*7\\D*$");  // defaultTest's, with this case's vars
+  EXPECT_EQ(yaml.asserts[1].value, "7");
+  EXPECT_EQ(yaml.asserts[2].values, (std::vector<std::string>{"7", "x"}));
+  const Case& csv = s->cases[1];
+  ASSERT_EQ(csv.asserts.size(), 3u);
+  EXPECT_EQ(csv.asserts[0].value, "^\\D*42\\D*$");
+  EXPECT_EQ(csv.asserts[1].type, "contains");
+  EXPECT_EQ(csv.asserts[1].value, "42");
+  EXPECT_EQ(csv.asserts[2].values, (std::vector<std::string>{"42", "forty-two"}));
+}
+
+TEST(SuitePromptfoo, WhatNunjucksWouldRenderDifferentlyIsRefused) {
+  TempDir t;
+  std::string err;
+  // A var the case lacks (Nunjucks renders it empty): the error names the assertion and the case.
+  EXPECT_FALSE(load_text(t,
+                         "name: x\ndefaultTest:\n  assert:\n    - {type: contains, value: '{{expected}}'}\ntests:\n"
+                         "  - vars: {expected: a}\n  - vars: {other: b}\n",
+                         err));
+  EXPECT_NE(err.find("suite.yaml:4: the assertion value uses '{{expected}}' but the case has no such var (case "),
+            std::string::npos)
+      << err;
+  EXPECT_NE(err.find("/suite.yaml:7)"), std::string::npos) << err;
+  EXPECT_FALSE(load_text(t, "name: x\ntests:\n  - vars: {a: x}\n    assert: [{type: equals, value: '{{ a | upper }}'}]\n", err));
+  EXPECT_NE(err.find("suite.yaml:4: the assertion value uses '{{a | upper}}' but sluice substitutes {{variables}} only"),
+            std::string::npos)
+      << err;
+  EXPECT_FALSE(load_text(t, "name: x\nprompts: ['{% if a %}{{a}}{% endif %}']\ntests:\n  - vars: {a: x}\n"
+                            "    assert: [{type: equals, value: x}]\n", err));
+  EXPECT_NE(err.find("suite.yaml:4: the prompt uses Nunjucks tags"), std::string::npos) << err;
+  // A value that renders to a bad regex is reported with its case.
+  EXPECT_FALSE(load_text(t, "name: x\ntests:\n  - vars: {a: '('}\n    assert: [{type: regex, value: 'x{{a}}'}]\n", err));
+  EXPECT_NE(err.find("suite.yaml:4: invalid regex"), std::string::npos) << err;
+  EXPECT_NE(err.find("after rendering the vars of case "), std::string::npos) << err;
+  EXPECT_NE(err.find("/suite.yaml:3)"), std::string::npos) << err;
+  // Values promptfoo loads from a file or a package.
+  EXPECT_FALSE(load_text(t, "name: x\ntests:\n  - vars: {a: x}\n    assert: [{type: equals, value: 'file://a.txt'}]\n", err));
+  EXPECT_NE(err.find("suite.yaml:4: a 'file://' or 'package:' assertion value"), std::string::npos) << err;
+}
+
+// A test's options: prefix/suffix around the prompt, provider (the judge) and
+// disableDefaultAsserts are honoured, defaultTest's under the test's own; JavaScript and
+// anything else sluice cannot do is refused with the line.
+TEST(SuitePromptfoo, TestOptions) {
+  TempDir t;
+  std::string err;
+  auto s = load_text(t,
+                     "name: x\nprompts: ['{{q}}']\ndefaultTest:\n  options: {prefix: 'P {{q}}: ', provider: judge-a}\n"
+                     "  assert: [{type: latency, threshold: 100}]\ntests:\n"
+                     "  - vars: {q: one}\n    assert: [{type: llm-rubric, value: is good}]\n"
+                     "  - vars: {q: two}\n    options: {prefix: 'Q: ', suffix: ' !', provider: openai:chat:judge-b, "
+                     "disableDefaultAsserts: true, runSerially: true}\n"
+                     "    assert: [{type: llm-rubric, value: is good}, {type: llm-rubric, value: x, provider: own}]\n",
+                     err);
+  ASSERT_TRUE(s) << err;
+  ASSERT_EQ(s->cases.size(), 2u);
+  EXPECT_EQ(case_messages(*s, s->cases[0]), "[{\"role\":\"user\",\"content\":\"P one: one\"}]");
+  EXPECT_EQ(case_messages(*s, s->cases[1]), "[{\"role\":\"user\",\"content\":\"Q: two !\"}]");
+  ASSERT_EQ(s->cases[0].asserts.size(), 2u);
+  EXPECT_EQ(s->cases[0].asserts[1].judge, "judge-a");
+  ASSERT_EQ(s->cases[1].asserts.size(), 2u);  // no defaultTest assertions
+  EXPECT_EQ(s->cases[1].asserts[0].judge, "judge-b");  // promptfoo's openai provider id names the route
+  EXPECT_EQ(s->cases[1].asserts[1].judge, "own");
+
+  const std::string head = "name: x\nprompts: ['{{q}}']\ntests:\n  - vars: {q: a}\n    assert: [{type: refusal}]\n";
+  EXPECT_FALSE(load_text(t, head + "    options:\n      transform: output.trim()\n", err));
+  EXPECT_NE(err.find("suite.yaml:7: options.transform is not supported by sluice: JavaScript"), std::string::npos) << err;
+  EXPECT_FALSE(load_text(t, head + "    options: {repeat: 3}\n", err));
+  EXPECT_NE(err.find("suite.yaml:6: options.repeat is not supported"), std::string::npos) << err;
+  EXPECT_FALSE(load_text(t, head + "    options: {storeOutputAs: answer}\n", err));
+  EXPECT_NE(err.find("options.storeOutputAs is not supported"), std::string::npos) << err;
+  EXPECT_FALSE(load_text(t, head + "    options: {temperature: 0}\n", err));
+  EXPECT_NE(err.find("suite.yaml:6: unknown key 'temperature' in a test's 'options'"), std::string::npos) << err;
+  EXPECT_FALSE(load_text(t, head + "    options: {runSerially: maybe}\n", err));
+  EXPECT_NE(err.find("must be true or false"), std::string::npos) << err;
+  EXPECT_FALSE(load_text(t, "name: x\ndefaultTest:\n  options: {transformVars: x}\ntests:\n  - vars: {q: a}\n"
+                            "    assert: [{type: refusal}]\n", err));
+  EXPECT_NE(err.find("suite.yaml:3: options.transformVars is not supported"), std::string::npos) << err;
+  // A prefix needs the suite's text prompt.
+  EXPECT_FALSE(load_text(t, "name: x\ntests:\n  - vars: {q: a}\n    options: {prefix: 'P: '}\n    assert: [{type: refusal}]\n",
+                         err));
+  EXPECT_NE(err.find("suite.yaml:3: a prompt prefix or suffix"), std::string::npos) << err;
+  EXPECT_FALSE(load_text(t, "name: x\nprompts:\n  - - {role: user, content: '{{q}}'}\ntests:\n  - vars: {q: a}\n"
+                            "    options: {suffix: ' S'}\n    assert: [{type: refusal}]\n", err));
+  EXPECT_NE(err.find("chat prompt"), std::string::npos) << err;
+}
+
+// promptfoo's CSV: __prefix/__suffix go around the prompt; __expected cells are read as
+// promptfoo reads them; columns it would act on and sluice cannot are refused.
+TEST(SuitePromptfoo, CsvColumns) {
+  TempDir t;
+  t.write("c.csv",
+          "q,__prefix,__suffix,__expected,__expected2,__metric,__note\n"
+          "one,Answer briefly: ,\" (one line)\",\"contains-any: \"\"a, b\"\", c\",latency(1500),m,n1\n"
+          "two,,,two,is-json,m,n2\n");
+  std::string err;
+  auto s = load_text(t, "name: x\nprompts: ['Q: {{q}}']\ndefaultTest:\n  options: {suffix: ' D'}\ntests: file://c.csv\n",
+                     err);
+  ASSERT_TRUE(s) << err;
+  ASSERT_EQ(s->cases.size(), 2u);
+  EXPECT_EQ(case_messages(*s, s->cases[0]), "[{\"role\":\"user\",\"content\":\"Answer briefly: Q: one (one line)\"}]");
+  EXPECT_EQ(case_messages(*s, s->cases[1]), "[{\"role\":\"user\",\"content\":\"Q: two D\"}]");  // "" = defaultTest's
+  const auto& a = s->cases[0].asserts;
+  ASSERT_EQ(a.size(), 2u);
+  EXPECT_EQ(a[0].values, (std::vector<std::string>{"a, b", "c"}));
+  EXPECT_EQ(a[1].type, "latency");
+  EXPECT_EQ(*a[1].threshold, 1500);
+  EXPECT_EQ(s->cases[1].asserts[0].type, "equals");
+  EXPECT_EQ(s->cases[1].asserts[1].type, "is-json");
+  ASSERT_EQ(s->cases[0].vars.size(), 2u);  // an unknown __column is a var, as in promptfoo
+  EXPECT_EQ(s->cases[0].vars[1], (std::pair<std::string, std::string>{"__note", "n1"}));
+
+  auto refused = [&](const std::string& csv, const std::string& what) {
+    t.write("r.csv", csv);
+    EXPECT_FALSE(load_text(t, "name: x\nprompts: ['{{q}}']\ntests: file://r.csv\n", err)) << csv;
+    EXPECT_NE(err.find(what), std::string::npos) << err;
+  };
+  refused("q,__expected\na,latency: 2000\n", "r.csv:2: write 'latency(N)'");
+  refused("q,__expected\na,similar: hello\n", "r.csv:2: unsupported assertion type 'similar'");
+  refused("q,__expected\na,javascript: output.length > 3\n", "r.csv:2: 'javascript: output.length > 3': 'javascript:'");
+  refused("q,__expected\na,file://check.py\n", "'file://' assertions");
+  refused("q,__expected,__providerOutput\na,b,c\n", "r.csv:1: column '__providerOutput'");
+  refused("q,__expected,__config:__expected:threshold\na,b,0.5\n", "r.csv:1: column '__config:__expected:threshold'");
+  refused("q,__expected,__threshold\na,b,high\n", "r.csv:2: __threshold 'high' is not a number");
+  refused("q,__expected\na,not-grade: is rude\n", "write 'not-llm-rubric:'");
+}
+
+TEST(SuitePromptfoo, PromptsPromptfooWouldReadDifferently) {
+  TempDir t;
+  std::string err;
+  const std::string tail = "tests:\n  - vars: {q: a}\n    assert: [{type: refusal}]\n";
+  t.write("p.js", "module.exports = () => 'x';\n");
+  t.write("two.txt", "first {{q}}\n---\nsecond {{q}}\n");
+  t.write("one.txt", "only {{q}}\n");
+  EXPECT_FALSE(load_text(t, "name: x\nprompts: ['file://p.js']\n" + tail, err));
+  EXPECT_NE(err.find("suite.yaml:2: a prompt from code (.js)"), std::string::npos) << err;
+  EXPECT_FALSE(load_text(t, "name: x\nprompts: ['file://two.txt']\n" + tail, err));
+  EXPECT_NE(err.find("'---' line"), std::string::npos) << err;
+  EXPECT_FALSE(load_text(t, "name: x\nprompts: [{raw: '{{q}}', config: {temperature: 1}}]\n" + tail, err));
+  EXPECT_NE(err.find("unknown key 'config' in a prompt object"), std::string::npos) << err;
+  auto s = load_text(t, "name: x\nprompts: ['file://one.txt']\n" + tail, err);
+  ASSERT_TRUE(s) << err;
+  EXPECT_EQ(case_messages(*s, s->cases[0]), "[{\"role\":\"user\",\"content\":\"only a\\n\"}]");
+}
+
 TEST(Suite, RenderVars) {
   std::vector<std::pair<std::string, std::string>> v = {{"a", "1"}, {"b", "two"}};
   EXPECT_EQ(render_vars("x {{a}} {{ b }} {{a}}", v), "x 1 two 1");

@@ -151,7 +151,69 @@ std::optional<ApiError> message_item(element item, size_t i, Messages& msgs) {
   return std::nullopt;
 }
 
-std::optional<ApiError> input_items(element input, Messages& msgs) {
+// The stored output item `id` (an item_reference): items sluice made are named after their
+// response ("msg_X", "fc_X_k" belong to "resp_X"), which holds them.
+std::optional<std::string> referenced_item(std::string_view id, const OpenContext& oc) {
+  std::string_view suffix;
+  if (id.substr(0, 4) == "msg_") {
+    suffix = id.substr(4);
+  } else if (id.substr(0, 3) == "fc_") {
+    suffix = id.substr(3);
+    suffix = suffix.substr(0, suffix.rfind('_'));
+  }
+  if (suffix.empty() || !oc.store.cache) return std::nullopt;
+  auto kept = oc.store.cache->get(store_key(oc.tenant, "resp_" + std::string(suffix)), oc.now_ms);
+  if (!kept) return std::nullopt;
+  simdjson::dom::parser p;
+  element doc;
+  array output;
+  if (p.parse(*kept).get(doc) || doc["response"]["output"].get_array().get(output)) return std::nullopt;
+  for (element item : output)
+    if (str(item, "id") == id) return simdjson::minify(item);
+  return std::nullopt;
+}
+
+std::optional<ApiError> one_item(element item, size_t i, Messages& msgs, const OpenContext& oc, bool referenced) {
+  std::string_view type = str(item, "type");
+  const std::string param = "input[" + std::to_string(i) + "]";
+  if (type.empty() || type == "message") return message_item(item, i, msgs);
+  if (type == "function_call") {
+    std::string_view id = str(item, "call_id");
+    if (id.empty()) return invalid("a function_call item needs 'call_id'", param + ".call_id");
+    msgs.assistant_call(id, str(item, "name"), str(item, "arguments"));
+  } else if (type == "function_call_output") {
+    std::string_view id = str(item, "call_id");
+    if (id.empty()) return invalid("a function_call_output item needs 'call_id'", param + ".call_id");
+    element out;
+    std::string text;
+    if (!item["output"].get(out)) {
+      auto t = joined_text(out);
+      text = t ? *t : simdjson::minify(out);
+    }
+    std::string m = "{\"role\":\"tool\",\"tool_call_id\":";
+    append_json_string(m, id);
+    m += ",\"content\":";
+    append_json_string(m, text);
+    msgs.add(m + "}");
+  } else if (type == "reasoning") {
+    // A reasoning model's own notes from an earlier turn: chat upstreams take no such input.
+  } else if (type == "item_reference" && !referenced) {
+    std::string_view id = str(item, "id");
+    auto found = referenced_item(id, oc);
+    if (!found)
+      return invalid("Item with id '" + std::string(id) + "' not found (sluice keeps the items of stored responses).",
+                     param + ".id", "item_not_found");
+    simdjson::dom::parser p;
+    element ref;
+    if (p.parse(*found).get(ref)) return invalid("stored item '" + std::string(id) + "' is unreadable", param + ".id");
+    return one_item(ref, i, msgs, oc, true);
+  } else {
+    return unsupported("input item type '" + std::string(type) + "'", param + ".type");
+  }
+  return std::nullopt;
+}
+
+std::optional<ApiError> input_items(element input, Messages& msgs, const OpenContext& oc) {
   std::string_view s;
   if (!input.get_string().get(s)) {
     std::string m = "{\"role\":\"user\",\"content\":";
@@ -162,36 +224,8 @@ std::optional<ApiError> input_items(element input, Messages& msgs) {
   array items;
   if (input.get_array().get(items)) return invalid("'input' must be a string or an array of items", "input", "invalid_type");
   size_t i = 0;
-  for (element item : items) {
-    std::string_view type = str(item, "type");
-    const std::string param = "input[" + std::to_string(i) + "]";
-    if (type.empty() || type == "message") {
-      if (auto e = message_item(item, i, msgs)) return e;
-    } else if (type == "function_call") {
-      std::string_view id = str(item, "call_id");
-      if (id.empty()) return invalid("a function_call item needs 'call_id'", param + ".call_id");
-      msgs.assistant_call(id, str(item, "name"), str(item, "arguments"));
-    } else if (type == "function_call_output") {
-      std::string_view id = str(item, "call_id");
-      if (id.empty()) return invalid("a function_call_output item needs 'call_id'", param + ".call_id");
-      element out;
-      std::string text;
-      if (!item["output"].get(out)) {
-        auto t = joined_text(out);
-        text = t ? *t : simdjson::minify(out);
-      }
-      std::string m = "{\"role\":\"tool\",\"tool_call_id\":";
-      append_json_string(m, id);
-      m += ",\"content\":";
-      append_json_string(m, text);
-      msgs.add(m + "}");
-    } else if (type == "reasoning") {
-      // A reasoning model's own notes from an earlier turn: chat upstreams take no such input.
-    } else {
-      return unsupported("input item type '" + std::string(type) + "'", param + ".type");
-    }
-    ++i;
-  }
+  for (element item : items)
+    if (auto e = one_item(item, i++, msgs, oc, false)) return e;
   msgs.flush();
   return std::nullopt;
 }
@@ -498,7 +532,7 @@ std::optional<ApiError> open_responses(simdjson::dom::parser& p, std::string_vie
   Messages msgs;
   element input;
   if (doc["input"].get(input) || input.is_null()) return invalid("'input' is required", "input", "missing_required_parameter");
-  if (auto e = input_items(input, msgs)) return e;
+  if (auto e = input_items(input, msgs, oc)) return e;
   f.conversation = history;
   if (!msgs.out.empty()) {
     if (!f.conversation.empty()) f.conversation.push_back(',');

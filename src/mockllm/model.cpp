@@ -138,6 +138,8 @@ std::optional<std::string> parse_chat(simdjson::dom::parser& p, const std::strin
       out.prompt.append(role).push_back(':');
       out.prompt.append(text).push_back('\n');
     }
+    out.after_tool = role == "tool";
+    if (out.after_tool) out.tool_result = text.substr(0, 4096);
     if (role == "user") out.last_user = std::move(text);
     if (role == "assistant") out.prefill = std::move(text);
     else out.prefill.clear();  // only the final message is continued
@@ -146,7 +148,7 @@ std::optional<std::string> parse_chat(simdjson::dom::parser& p, const std::strin
   std::string_view tc;
   bool tools_allowed = doc["tool_choice"].get_string().get(tc) || tc != "none";
   simdjson::dom::array tools;
-  if (tools_allowed && !doc["tools"].get_array().get(tools) && tools.size() > 0) {
+  if (tools_allowed && !out.after_tool && !doc["tools"].get_array().get(tools) && tools.size() > 0) {
     element fn = tools.at(0)["function"];
     std::string_view name;
     if (!fn["name"].get_string().get(name)) out.tool_name.assign(name);
@@ -268,6 +270,8 @@ Plan MockState::plan(const ChatRequest& req) {
     }
     p.tool_args += "}";
     p.finish_reason = "tool_calls";
+  } else if (req.after_tool) {
+    p.text = "The tool answered: " + req.tool_result;
   } else if (auto hit = mc.replay ? mc.replay->find(req.last_user) : std::nullopt) {
     p.text.assign(*hit);
     p.replayed = true;

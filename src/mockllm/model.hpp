@@ -97,6 +97,10 @@ struct ChatRequest {
   int64_t prompt_chars = 0;
   int64_t messages = 0;
   std::string tool_name;  // first tool's function name when tools are given and allowed
+  // The last message is a tool's result: the answer uses it (an agent loop's next turn)
+  // instead of calling the tool again.
+  std::string tool_result;
+  bool after_tool = false;
   std::vector<std::string> tool_required;
   std::string response_format;  // "", "text", "json_object", "json_schema"
   int64_t max_tokens = -1;

@@ -1,5 +1,9 @@
 // mockllm/server.cpp: the sockets side of mock-llm. Endpoints:
 //   POST /v1/chat/completions  (stream or not, tools, n, response_format, usage)
+//   POST /v1/completions       (legacy text completions: the same answers, `prompt` in, `text` out)
+//   POST /v1/messages          (Anthropic's Messages API: the same answers in Anthropic's shape,
+//                               written by the gateway's own bridge; needs x-api-key and
+//                               anthropic-version, as Anthropic does)
 //   POST /v1/embeddings        (float or base64)
 //   GET  /v1/models
 //   GET|POST|DELETE /mock/faults   run-time fault switches; GET /mock/stats; GET /healthz
@@ -12,6 +16,7 @@
 #include <iostream>
 #include <thread>
 
+#include "bridge/front.hpp"
 #include "core/strings.hpp"
 #include "net/listener.hpp"
 #include "net/session.hpp"
@@ -21,6 +26,70 @@ namespace sluice::mockllm {
 namespace {
 
 using std::chrono::milliseconds;
+
+// The API a request came in on; answers are made as chat completions and then shaped.
+enum class Wire { kChat, kCompletions, kMessages };
+
+// A legacy completions request as the chat request the model answers: its prompt is the
+// user's message.
+std::optional<std::string> completions_as_chat(simdjson::dom::parser& p, const std::string& body) {
+  simdjson::dom::element doc;
+  if (p.parse(body).get(doc) || !doc.is_object()) return std::nullopt;
+  std::string_view model, prompt;
+  if (doc["model"].get_string().get(model)) return std::nullopt;
+  if (doc["prompt"].get_string().get(prompt)) {
+    simdjson::dom::array a;  // a list of prompts: the first
+    if (doc["prompt"].get_array().get(a) || a.size() == 0 || a.at(0).get_string().get(prompt)) return std::nullopt;
+  }
+  std::string chat = "{\"model\":";
+  append_json_string(chat, model);
+  chat += ",\"messages\":[{\"role\":\"user\",\"content\":";
+  append_json_string(chat, prompt);
+  chat += "}]";
+  for (const char* k : {"max_tokens", "n", "stream", "stream_options"}) {
+    simdjson::dom::element v;
+    if (!doc[k].get(v)) chat += std::string(",\"") + k + "\":" + simdjson::minify(v);
+  }
+  return chat + "}";
+}
+
+// A chat completion or chunk as a legacy text completion (or chunk).
+std::string as_text_completion(simdjson::dom::parser& p, std::string_view chat) {
+  simdjson::dom::element doc;
+  if (p.parse(chat.data(), chat.size()).get(doc) || !doc.is_object()) return std::string(chat);
+  std::string_view id, model;
+  if (doc["id"].get_string().get(id)) id = {};
+  if (doc["model"].get_string().get(model)) model = {};
+  std::string out = "{\"id\":";
+  append_json_string(out, id);
+  out += ",\"object\":\"text_completion\",\"created\":" + std::to_string(std::time(nullptr)) + ",\"model\":";
+  append_json_string(out, model);
+  out += ",\"choices\":[";
+  simdjson::dom::array choices;
+  if (!doc["choices"].get_array().get(choices)) {
+    size_t i = 0;
+    for (simdjson::dom::element c : choices) {
+      if (i) out += ",";
+      int64_t index = static_cast<int64_t>(i++);
+      if (c["index"].get_int64().get(index)) index = static_cast<int64_t>(i - 1);
+      std::string_view text, finish;
+      if (c["message"]["content"].get_string().get(text) && c["delta"]["content"].get_string().get(text)) text = {};
+      out += "{\"index\":" + std::to_string(index) + ",\"text\":";
+      append_json_string(out, text);
+      out += ",\"logprobs\":null,\"finish_reason\":";
+      if (c["finish_reason"].get_string().get(finish)) {
+        out += "null";
+      } else {
+        append_json_string(out, finish);
+      }
+      out += "}";
+    }
+  }
+  out += "]";
+  simdjson::dom::element usage;
+  if (!doc["usage"].get(usage) && usage.is_object()) out += ",\"usage\":" + simdjson::minify(usage);
+  return out + "}";
+}
 
 awaitable<void> sleep_ms(double ms) {
   if (ms <= 0) co_return;
@@ -58,6 +127,9 @@ class Handler : public net::IdleConnections, public net::FixedLimits {
       co_return !ec && keep;
     };
     if (path == "/v1/chat/completions" && req.method() == http::verb::post) co_return co_await chat(stream, req);
+    if (path == "/v1/completions" && req.method() == http::verb::post)
+      co_return co_await chat(stream, req, Wire::kCompletions);
+    if (path == "/v1/messages" && req.method() == http::verb::post) co_return co_await chat(stream, req, Wire::kMessages);
     if (path == "/v1/embeddings" && req.method() == http::verb::post) {
       state_.requests.fetch_add(1);
       std::string err;
@@ -98,7 +170,7 @@ class Handler : public net::IdleConnections, public net::FixedLimits {
   }
 
  private:
-  awaitable<bool> chat(beast::tcp_stream& stream, http::request<http::string_body>& req) {
+  awaitable<bool> chat(beast::tcp_stream& stream, http::request<http::string_body>& req, Wire wire = Wire::kChat) {
     state_.requests.fetch_add(1);
     state_.in_flight.fetch_add(1);
     struct Guard {
@@ -106,20 +178,34 @@ class Handler : public net::IdleConnections, public net::FixedLimits {
       ~Guard() { s.in_flight.fetch_sub(1); }
     } guard{state_};
     bool keep = req.keep_alive();
-    ChatRequest cr;
-    if (auto err = parse_chat(json_, req.body(), cr)) {
-      co_return !co_await net::write_response(stream, http::status::bad_request, bad_request(*err).to_json(),
+    const bridge::Api api = wire == Wire::kMessages ? bridge::Api::kMessages : bridge::Api::kChat;
+    auto refuse = [&](const ApiError& e) -> awaitable<bool> {
+      co_return !co_await net::write_response(stream, static_cast<http::status>(e.status), bridge::error_json(api, e),
                                               "application/json", "", keep) && keep;
+    };
+    // Another API's request becomes the chat request the model answers.
+    std::unique_ptr<bridge::Front> front;
+    if (wire == Wire::kCompletions) {
+      auto c = completions_as_chat(json_, req.body());
+      if (!c) co_return co_await refuse(bad_request("'model' and 'prompt' (a string) are required"));
+      req.body() = std::move(*c);
+    } else if (wire == Wire::kMessages) {
+      if (req["x-api-key"].empty()) co_return co_await refuse(unauthorized("x-api-key header is required"));
+      if (req["anthropic-version"].empty()) co_return co_await refuse(bad_request("anthropic-version: header is required"));
+      bridge::Opened o;
+      const std::string rid = next_request_id();
+      if (auto e = bridge::open_messages(json_, req.body(), bridge::OpenContext{rid, "", 0, {}}, o))
+        co_return co_await refuse(*e);
+      req.body() = std::move(o.chat_body);
+      front = std::move(o.front);
     }
+    ChatRequest cr;
+    if (auto err = parse_chat(json_, req.body(), cr)) co_return co_await refuse(bad_request(*err));
     Plan p = state_.plan(cr);
     co_await sleep_ms(static_cast<double>(p.slow_first_byte_ms));
-    if (p.fault == Fault::kError) {
-      ApiError e{500, "server_error", "mock_error", "mock-llm: injected server error"};
-      co_return !co_await net::write_response(stream, http::status::internal_server_error, e.to_json(),
-                                              "application/json", "", keep) && keep;
-    }
+    if (p.fault == Fault::kError) co_return co_await refuse(ApiError{500, "server_error", "mock_error", "mock-llm: injected server error"});
     if (p.fault == Fault::kRateLimit) {
-      std::string body = ApiError{429, "rate_limit_error", "rate_limit_exceeded", "mock-llm: injected rate limit"}.to_json();
+      std::string body = bridge::error_json(api, ApiError{429, "rate_limit_error", "rate_limit_exceeded", "mock-llm: injected rate limit"});
       std::string retry = std::to_string(p.retry_after_s);
       std::string head = net::response_head(429, req.version(), "application/json", "", keep, body.size(),
                                             std::initializer_list<net::Header>{{"Retry-After", retry}});
@@ -145,7 +231,7 @@ class Handler : public net::IdleConnections, public net::FixedLimits {
       if (active_ >= cap.slots) {
         if (static_cast<int>(waiting_.size()) >= cap.queue) {
           state_.queue_full.fetch_add(1);
-          std::string body = ApiError{429, "rate_limit_error", "queue_full", "mock-llm: every batch slot and the queue are full"}.to_json();
+          std::string body = bridge::error_json(api, ApiError{429, "rate_limit_error", "queue_full", "mock-llm: every batch slot and the queue are full"});
           std::string head = net::response_head(429, req.version(), "application/json", "", keep, body.size(),
                                                 std::initializer_list<net::Header>{{"Retry-After", "1"}});
           std::array<asio::const_buffer, 2> bufs{asio::buffer(head), asio::buffer(body)};
@@ -188,6 +274,8 @@ class Handler : public net::IdleConnections, public net::FixedLimits {
       if (p.fault == Fault::kStall) co_await sleep_ms(static_cast<double>(p.stall_ms));
       std::string body = p.fault == Fault::kGarbage ? std::string("<html>502 Bad Gateway</html>\x01\x02 not json")
                                                     : completion_json(id, cr.model, p, cr.n);
+      if (p.fault != Fault::kGarbage && wire == Wire::kCompletions) body = as_text_completion(json_, body);
+      if (p.fault != Fault::kGarbage && front) body = front->whole(json_, body);
       co_return !co_await net::write_response(stream, http::status::ok, std::move(body), "application/json", "", keep) &&
           keep;
     }
@@ -200,6 +288,18 @@ class Handler : public net::IdleConnections, public net::FixedLimits {
     co_await asio::async_write(stream, asio::buffer(head), ec_await(ec));
     std::string ev;
     auto send = [&](std::string data) -> awaitable<bool> {
+      if (front && p.fault != Fault::kGarbage) {  // Anthropic's events, made from the chat chunk
+        ev.clear();
+        if (data == "[DONE]") {
+          front->done(ev);
+        } else {
+          front->chunk(json_, data, ev);
+        }
+        if (ev.empty()) co_return true;
+        co_await asio::async_write(stream, http::make_chunk(asio::buffer(ev)), ec_await(ec));
+        co_return !ec;
+      }
+      if (wire == Wire::kCompletions && data != "[DONE]") data = as_text_completion(json_, data);
       ev = "data: " + data + "\n\n";
       co_await asio::async_write(stream, http::make_chunk(asio::buffer(ev)), ec_await(ec));
       co_return !ec;

@@ -179,7 +179,11 @@ class Handler : public net::IdleConnections, public net::FixedLimits {
     } guard{state_};
     bool keep = req.keep_alive();
     const bridge::Api api = wire == Wire::kMessages ? bridge::Api::kMessages : bridge::Api::kChat;
-    auto refuse = [&](const ApiError& e) -> awaitable<bool> {
+    // Takes the error by value into a named local: GCC 12 destroys a temporary passed to a
+    // co_awaited call twice (see the toolchain notes), so callers never pass one.
+    std::optional<ApiError> refusal;
+    auto refuse = [&]() -> awaitable<bool> {
+      const ApiError& e = *refusal;
       co_return !co_await net::write_response(stream, static_cast<http::status>(e.status), bridge::error_json(api, e),
                                               "application/json", "", keep) && keep;
     };
@@ -187,23 +191,33 @@ class Handler : public net::IdleConnections, public net::FixedLimits {
     std::unique_ptr<bridge::Front> front;
     if (wire == Wire::kCompletions) {
       auto c = completions_as_chat(json_, req.body());
-      if (!c) co_return co_await refuse(bad_request("'model' and 'prompt' (a string) are required"));
+      if (!c) {
+        refusal = bad_request("'model' and 'prompt' (a string) are required");
+        co_return co_await refuse();
+      }
       req.body() = std::move(*c);
     } else if (wire == Wire::kMessages) {
-      if (req["x-api-key"].empty()) co_return co_await refuse(unauthorized("x-api-key header is required"));
-      if (req["anthropic-version"].empty()) co_return co_await refuse(bad_request("anthropic-version: header is required"));
+      if (req["x-api-key"].empty()) refusal = unauthorized("x-api-key header is required");
+      else if (req["anthropic-version"].empty()) refusal = bad_request("anthropic-version: header is required");
+      if (refusal) co_return co_await refuse();
       bridge::Opened o;
       const std::string rid = next_request_id();
-      if (auto e = bridge::open_messages(json_, req.body(), bridge::OpenContext{rid, "", 0, {}}, o))
-        co_return co_await refuse(*e);
+      refusal = bridge::open_messages(json_, req.body(), bridge::OpenContext{rid, "", 0, {}}, o);
+      if (refusal) co_return co_await refuse();
       req.body() = std::move(o.chat_body);
       front = std::move(o.front);
     }
     ChatRequest cr;
-    if (auto err = parse_chat(json_, req.body(), cr)) co_return co_await refuse(bad_request(*err));
+    if (auto err = parse_chat(json_, req.body(), cr)) {
+      refusal = bad_request(*err);
+      co_return co_await refuse();
+    }
     Plan p = state_.plan(cr);
     co_await sleep_ms(static_cast<double>(p.slow_first_byte_ms));
-    if (p.fault == Fault::kError) co_return co_await refuse(ApiError{500, "server_error", "mock_error", "mock-llm: injected server error"});
+    if (p.fault == Fault::kError) {
+      refusal = ApiError{500, "server_error", "mock_error", "mock-llm: injected server error"};
+      co_return co_await refuse();
+    }
     if (p.fault == Fault::kRateLimit) {
       std::string body = bridge::error_json(api, ApiError{429, "rate_limit_error", "rate_limit_exceeded", "mock-llm: injected rate limit"});
       std::string retry = std::to_string(p.retry_after_s);

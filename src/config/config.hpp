@@ -61,6 +61,11 @@ struct Upstream {
   // Accepts an assistant prefill to continue (vLLM's continue_final_message): a target for
   // mid-stream `continue`.
   bool prefill = false;
+  // The API it speaks: "openai" (chat completions; the default) or "anthropic" (Messages:
+  // requests and answers are translated, bridge/anthropic_upstream.hpp).
+  enum class Api : uint8_t { kOpenAI, kAnthropic };
+  Api api = Api::kOpenAI;
+  std::string anthropic_version = "2023-06-01";
 };
 
 // A pool: the upstreams (replicas, keys, providers) that can serve one pinned model, and

@@ -212,7 +212,7 @@ class Walker {
         if (!expect_map(n, "an upstream")) continue;
         allow_keys(n,
                    {"name", "url", "api_key_env", "api_key_file", "api_key_envs", "models", "tls_verify", "ca_file",
-                    "max_idle_connections", "timeouts", "price", "breaker", "health_check", "prefill", "load_metrics"},
+                    "max_idle_connections", "timeouts", "price", "breaker", "health_check", "prefill", "load_metrics", "api", "anthropic_version"},
                    "an upstream");
         Upstream u;
         str(n, "name", u.name);
@@ -234,6 +234,16 @@ class Walker {
         timeouts(n["timeouts"], u.timeouts);
         breaker(n["breaker"], u.breaker);
         boolean(n, "prefill", u.prefill);
+        if (n["api"]) {
+          std::string api;
+          str(n, "api", api);
+          if (api == "anthropic") {
+            u.api = Upstream::Api::kAnthropic;
+          } else if (api != "openai") {
+            error(n["api"], "upstream '" + u.name + "': api must be 'openai' or 'anthropic'");
+          }
+        }
+        str(n, "anthropic_version", u.anthropic_version);
         if (YAML::Node lm = n["load_metrics"]; lm && expect_map(lm, "load_metrics")) {
           allow_keys(lm, {"enabled", "interval_ms", "path"}, "load_metrics");
           u.load_metrics.enabled = true;

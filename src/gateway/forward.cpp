@@ -146,6 +146,8 @@ awaitable<error_code> Worker::read_body(Exchange& ex, std::string& body, Clock::
     size_t n = co_await ex.conn->read_some(*ex.parser, rbuf, sizeof rbuf, ec);
     body.append(rbuf, n);
   }
+  // An Anthropic answer reaches everything after this as a chat completion.
+  if (!ec && ex.anthropic) body = ex.anthropic->whole(json_, body, static_cast<int>(ex.parser->get().result_int()));
   if (!ec && ex.parser->get().keep_alive()) {
     pool_for(*ex.upstream).release(std::move(ex.conn));
   } else {
@@ -373,10 +375,27 @@ awaitable<ForwardResult> Worker::forward(const config::Snapshot& snap, const For
       if (!retry_next(attempt, u.cfg->name)) break;
       continue;
     }
-    std::string auth = u.api_key.empty() ? std::string() : "Bearer " + u.api_key;
-    std::string head = net::request_head(spec.method, (spec.from_root ? std::string(spec.path) : u.path_prefix + std::string(spec.path)), u.host_header, spec.body.size(),
-                                         {{"Content-Type", spec.body.empty() ? "" : "application/json"},
+    // An Anthropic upstream gets the chat request in its Messages shape, its key in x-api-key.
+    const bool anthropic = u.cfg->api == config::Upstream::Api::kAnthropic && spec.path == "/chat/completions";
+    std::string_view path = spec.path, body = spec.body;
+    std::string translated;
+    if (anthropic) {
+      if (auto e = bridge::anthropic_request(json_, spec.body, translated)) {
+        ex->conn->close();
+        ex->finish(upstream::Outcome::kIgnored);
+        res.failure = std::move(e);
+        break;
+      }
+      path = "/messages";
+      body = translated;
+      ex->anthropic = std::make_unique<bridge::AnthropicAnswer>(static_cast<size_t>(cfg.limits.max_sse_event_bytes));
+    }
+    std::string auth = u.api_key.empty() || anthropic ? std::string() : "Bearer " + u.api_key;
+    std::string head = net::request_head(spec.method, (spec.from_root ? std::string(path) : u.path_prefix + std::string(path)), u.host_header, body.size(),
+                                         {{"Content-Type", body.empty() ? "" : "application/json"},
                                           {"Authorization", auth},
+                                          {"x-api-key", anthropic ? std::string_view(u.api_key) : std::string_view()},
+                                          {"anthropic-version", anthropic ? std::string_view(u.cfg->anthropic_version) : std::string_view()},
                                           {"User-Agent", spec.user_agent},
                                           {"x-request-id", spec.request_id}});
     watch.upstream = ex->conn.get();
@@ -393,7 +412,7 @@ awaitable<ForwardResult> Worker::forward(const config::Snapshot& snap, const For
     } else {
       ex->conn->expires_at(first_byte_deadline);
     }
-    error_code ec = co_await ex->conn->write(head, spec.body);
+    error_code ec = co_await ex->conn->write(head, body);
     ex->parser.emplace();
     ex->parser->body_limit(spec.stream ? std::numeric_limits<uint64_t>::max()
                                       : static_cast<uint64_t>(cfg.limits.max_response_bytes));
@@ -500,8 +519,10 @@ awaitable<ForwardResult> Worker::forward(const config::Snapshot& snap, const For
       while (!first && !rec && !ex->parser->is_done()) {
         ex->conn->expires_at(token_deadline);
         size_t n = co_await ex->conn->read_some(*ex->parser, rbuf, sizeof rbuf, rec);
-        ex->prefetched.append(rbuf, n);
-        events.feed(std::string_view(rbuf, n), [&](std::string_view raw) {
+        std::string_view got(rbuf, n);
+        if (ex->anthropic) got = ex->anthropic->stream(json_, got);
+        ex->prefetched.append(got);
+        events.feed(got, [&](std::string_view raw) {
           std::string_view data = sse::Parser::data_of(raw, scratch);
           if (data.empty()) return;
           if (data == "[DONE]") {
@@ -542,7 +563,8 @@ awaitable<ForwardResult> Worker::forward(const config::Snapshot& snap, const For
         size_t n = co_await ex->conn->read_some(*ex->parser, rbuf, sizeof rbuf, rec);
         ex->prefetched.append(rbuf, n);
       }
-      if (ex->prefetched.find("context_length_exceeded") != std::string::npos) {
+      if (ex->prefetched.find("context_length_exceeded") != std::string::npos ||
+          (ex->anthropic && ex->prefetched.find("prompt is too long") != std::string::npos)) {
         ex->conn->close();
         watch.upstream = nullptr;
         ex->finish(upstream::Outcome::kSuccess, "answered 400");  // the request's size, not the upstream's fault

@@ -12,6 +12,7 @@
 #include <string>
 #include <string_view>
 
+#include "bridge/anthropic_upstream.hpp"
 #include "config/snapshot.hpp"
 #include "core/error.hpp"
 #include "net/asio.hpp"
@@ -55,6 +56,8 @@ struct Exchange {
   std::unique_ptr<net::UpstreamConn> conn;
   std::optional<http::response_parser<http::buffer_body>> parser;
   std::string prefetched;  // stream bytes read while waiting for the first token
+  // An Anthropic upstream: its answer, translated to chat completions as it is read.
+  std::unique_ptr<bridge::AnthropicAnswer> anthropic;
   upstream::LoadGuard load;
   bool probe = false;
   bool check = false;  // a health check: the breaker hears its result through record_check

@@ -280,6 +280,7 @@ awaitable<bool> Worker::relay_stream(beast::tcp_stream& client, http::request<ht
         size_t n = co_await cur->conn->read_some(*cur->parser, rbuf, sizeof rbuf, ec);
         watch.upstream_deadline = Clock::time_point::max();
         got = std::string_view(rbuf, n);
+        if (cur->anthropic) got = cur->anthropic->stream(json_, got);  // as chat completion chunks
       }
       if (!got.empty()) {
         const auto now = Clock::now();

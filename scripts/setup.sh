@@ -36,4 +36,8 @@ fi
 if [ ! -d tests/integration/node_modules/openai ]; then
   (cd tests/integration && npm ci --no-audit --no-fund --loglevel=error 2>/dev/null || npm install --no-audit --no-fund --loglevel=error)
 fi
+# promptfoo (and Node 22, which it needs, as the npm package `node`) for the promptfoo parity test.
+if [ ! -x tests/parity/node_modules/.bin/promptfoo ] || [ ! -x tests/parity/node_modules/.bin/node ]; then
+  (cd tests/parity && npm ci --no-audit --no-fund --loglevel=error)
+fi
 echo "setup: ok"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets everything up and runs every test: unit tests and fuzz-corpus regressions under
 # ASan+UBSan and TSan, the integration suite (real sockets, official OpenAI SDK) against the
-# ASan+UBSan gateway and the TSan gateway, and a short libFuzzer run of each fuzz target.
+# ASan+UBSan gateway and the TSan gateway, the promptfoo parity test (tests/parity, once,
+# ASan+UBSan), and a short libFuzzer run of each fuzz target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CCACHE_DIR="${CCACHE_DIR:-$PWD/build/.ccache}"
@@ -35,6 +36,11 @@ for preset in asan-ubsan tsan; do
   fi
   step "integration tests ($preset gateway, official OpenAI SDK)"
   (cd tests/integration && SLUICE_BIN="$PWD/../../build/$preset/sluice" SLUICE_SANITIZER="$preset" npm test)
+  if [ "$preset" = asan-ubsan ]; then
+    # Once (not under TSan): the same suite run by promptfoo and by `sluice eval run`.
+    step "promptfoo parity ($preset gateway and eval)"
+    (cd tests/parity && SLUICE_BIN="$PWD/../../build/$preset/sluice" SLUICE_SANITIZER="$preset" npm test)
+  fi
 done
 
 if command -v clang++ >/dev/null 2>&1; then

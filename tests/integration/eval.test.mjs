@@ -12,14 +12,12 @@
 //    flaky cases under --repeat, the eval run in the store, --baseline-route, add-case.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { copyFileSync, readFileSync, writeFileSync, appendFileSync, existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { performance } from 'node:perf_hooks';
 
-import { SLUICE_BIN, ms, startMock, startGateway, tempDir, closedPort } from './harness.mjs';
+import { SLUICE_BIN, ms, runProcess, startMock, startGateway, tempDir, closedPort } from './harness.mjs';
 
 const require = createRequire(import.meta.url);
 const { parse: parseTestResults } = require('test-results-parser');
@@ -30,19 +28,7 @@ const EVALS = path.join(REPO, 'examples/evals');
 const HAVE_DATA = existsSync(path.resolve(REPO, '../shared/data/gsm8k/test.jsonl'));
 
 function run(args, { cwd = REPO, timeout = ms(180000) } = {}) {
-  return new Promise((resolve) => {
-    const t0 = performance.now();
-    const c = spawn(SLUICE_BIN, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    c.stdout.setEncoding('utf8').on('data', (d) => (stdout += d));
-    c.stderr.setEncoding('utf8').on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => c.kill('SIGKILL'), timeout);
-    c.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr, seconds: (performance.now() - t0) / 1000 });
-    });
-  });
+  return runProcess(SLUICE_BIN, args, { cwd, timeout });
 }
 
 const show = (r) => `exit ${r.code}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`;

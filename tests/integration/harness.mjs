@@ -10,6 +10,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { performance } from 'node:perf_hooks';
 
 export { sleep };
 
@@ -198,6 +199,62 @@ class Proc {
 
 export function spawnSluice(args, opts) {
   return new Proc(args, opts);
+}
+
+// Runs a program to its end: {code, signal, stdout, stderr, seconds}; SIGKILL after `timeout`.
+export function runProcess(cmd, args, { cwd, env, timeout = ms(180000) } = {}) {
+  return new Promise((resolve) => {
+    const t0 = performance.now();
+    const c = spawn(cmd, args, { cwd, env: { ...process.env, ...(env || {}) }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    c.stdout.setEncoding('utf8').on('data', (d) => (stdout += d));
+    c.stderr.setEncoding('utf8').on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => c.kill('SIGKILL'), timeout);
+    c.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr, seconds: (performance.now() - t0) / 1000 });
+    });
+    c.on('error', (e) => {
+      clearTimeout(timer);
+      resolve({ code: -1, signal: null, stdout, stderr: stderr + e.message, seconds: (performance.now() - t0) / 1000 });
+    });
+  });
+}
+
+// RFC 4180-ish CSV (quoted fields with "" escapes and newlines) as objects keyed by the header.
+export function parseCSV(text) {
+  const rows = [];
+  let row = [];
+  let field = '';
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (quoted) {
+      if (c === '"') {
+        if (text[i + 1] === '"') {
+          field += '"';
+          i++;
+        } else quoted = false;
+      } else field += c;
+    } else if (c === '"') quoted = true;
+    else if (c === ',') {
+      row.push(field);
+      field = '';
+    } else if (c === '\n' || c === '\r') {
+      if (c === '\r' && text[i + 1] === '\n') i++;
+      row.push(field);
+      rows.push(row);
+      row = [];
+      field = '';
+    } else field += c;
+  }
+  if (field !== '' || row.length) {
+    row.push(field);
+    rows.push(row);
+  }
+  const [head, ...rest] = rows;
+  return rest.filter((r) => r.length === head.length).map((r) => Object.fromEntries(head.map((h, i) => [h, r[i]])));
 }
 
 // ------------------------------------------------------------------ mock-llm

@@ -13,7 +13,6 @@
 // specs with run-time values (webhook URL, absolute data paths) are written to temp dirs.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -25,8 +24,10 @@ import {
   assertOpenAIError,
   closedPort,
   ms,
+  parseCSV,
   postJSON,
   requestJSON,
+  runProcess,
   sleep,
   startFakeUpstream,
   startGateway,
@@ -51,24 +52,7 @@ const sha256 = (s) => createHash('sha256').update(s).digest('hex');
 
 // ------------------------------------------------------------------ CLI
 
-function runSluice(args, { timeout = ms(15000) } = {}) {
-  return new Promise((resolve) => {
-    const c = spawn(SLUICE_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    c.stdout.setEncoding('utf8').on('data', (d) => (stdout += d));
-    c.stderr.setEncoding('utf8').on('data', (d) => (stderr += d));
-    const t = setTimeout(() => c.kill('SIGKILL'), timeout);
-    c.on('close', (code, signal) => {
-      clearTimeout(t);
-      resolve({ code, signal, stdout, stderr });
-    });
-    c.on('error', (e) => {
-      clearTimeout(t);
-      resolve({ code: -1, signal: null, stdout, stderr: stderr + e.message });
-    });
-  });
-}
+const runSluice = (args, { timeout = ms(15000) } = {}) => runProcess(SLUICE_BIN, args, { timeout });
 
 const cli = (dataDir, ...args) => runSluice([...args, '--data-dir', dataDir]);
 
@@ -252,41 +236,6 @@ function gsm8kQuestions() {
 function finalNumber(text) {
   const all = String(text).replace(/(\d),(\d)/g, '$1$2').match(/-?\d+(\.\d+)?/g);
   return all ? Number(all[all.length - 1]) : undefined;
-}
-
-// RFC 4180-ish CSV (quoted fields with "" escapes and newlines).
-function parseCSV(text) {
-  const rows = [];
-  let row = [];
-  let field = '';
-  let quoted = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i];
-    if (quoted) {
-      if (c === '"') {
-        if (text[i + 1] === '"') {
-          field += '"';
-          i++;
-        } else quoted = false;
-      } else field += c;
-    } else if (c === '"') quoted = true;
-    else if (c === ',') {
-      row.push(field);
-      field = '';
-    } else if (c === '\n' || c === '\r') {
-      if (c === '\r' && text[i + 1] === '\n') i++;
-      row.push(field);
-      rows.push(row);
-      row = [];
-      field = '';
-    } else field += c;
-  }
-  if (field !== '' || row.length) {
-    row.push(field);
-    rows.push(row);
-  }
-  const [head, ...rest] = rows;
-  return rest.filter((r) => r.length === head.length).map((r) => Object.fromEntries(head.map((h, i) => [h, r[i]])));
 }
 
 // ============================================================================ 1. auto rollback

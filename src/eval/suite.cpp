@@ -121,6 +121,14 @@ class Loader {
     return out;
   }
 
+  // A scalar var or value as promptfoo sees it (`1.50` is the number 1.5 to it).
+  std::string js_text(const YAML::Node& v, const std::string& file) const {
+    std::string why;
+    auto text = yaml_scalar_text(v, why);
+    if (!text) fail(v, why, file);
+    return *text;
+  }
+
   static bool templated(std::string_view v) {
     return v.find("{{") != std::string_view::npos || v.find("{%") != std::string_view::npos ||
            v.find("{#") != std::string_view::npos;
@@ -154,7 +162,8 @@ class Loader {
     // promptfoo loads a file:// value (or runs it, for .js/.py/.rb) and calls a package:
     // value: sluice takes values as written only.
     auto plain = [&](const YAML::Node& v) {
-      std::string s = scalar(v, "each listed value", file);
+      scalar(v, "each listed value", file);
+      std::string s = js_text(v, file);
       if (starts_with(s, "file://") || starts_with(s, "package:"))
         fail(v, "a 'file://' or 'package:' assertion value (a file or code promptfoo loads) is not supported by "
                 "sluice: write the value inline", file);
@@ -329,7 +338,7 @@ class Loader {
       YAML::Node v = it->second;  // the iterator hands out a temporary: copy it
       std::string val;
       if (v.IsScalar()) {
-        val = v.Scalar();
+        val = js_text(v, file);
       } else if (v.IsSequence()) {
         fail(v, "var '" + k + "' is a list: promptfoo expands lists into several cases, sluice does not (write one "
                 "case per value)", file);

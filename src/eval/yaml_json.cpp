@@ -2,8 +2,10 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <charconv>
 #include <cmath>
 #include <cstdlib>
+#include <regex>
 
 #include "core/error.hpp"
 
@@ -82,6 +84,75 @@ void emit(const YAML::Node& n, std::string& out, int depth) {
 }
 
 }  // namespace
+
+std::string js_number_text(double x) {
+  if (std::isnan(x)) return "NaN";
+  if (std::isinf(x)) return x > 0 ? "Infinity" : "-Infinity";
+  if (x == 0) return "0";
+  char buf[64];
+  auto r = std::to_chars(buf, buf + sizeof buf, std::fabs(x), std::chars_format::scientific);  // shortest
+  std::string sci(buf, r.ptr);
+  size_t e = sci.find('e');
+  std::string digits;
+  for (char c : sci.substr(0, e))
+    if (c != '.') digits += c;
+  // ECMAScript's Number::toString: the value is 0.DIGITS x 10^n.
+  int k = static_cast<int>(digits.size());
+  int n = std::atoi(sci.c_str() + e + 1) + 1;
+  std::string out;
+  if (k <= n && n <= 21) {
+    out = digits + std::string(static_cast<size_t>(n - k), '0');
+  } else if (0 < n && n <= 21) {
+    out = digits.substr(0, static_cast<size_t>(n)) + "." + digits.substr(static_cast<size_t>(n));
+  } else if (-6 < n && n <= 0) {
+    out = "0." + std::string(static_cast<size_t>(-n), '0') + digits;
+  } else {
+    out = digits.substr(0, 1) + (k > 1 ? "." + digits.substr(1) : "") + "e" + (n - 1 >= 0 ? "+" : "-") +
+          std::to_string(std::abs(n - 1));
+  }
+  return (x < 0 ? "-" : "") + out;
+}
+
+std::optional<std::string> yaml_scalar_text(const YAML::Node& n, std::string& why) {
+  const std::string& s = n.Scalar();
+  if (n.Tag() != "?") return s;  // quoted (or explicitly tagged): a string
+  // js-yaml's core schema (with its extras: '_' in numbers, timestamps).
+  static const std::regex boolean("true|True|TRUE|false|False|FALSE");
+  static const std::regex dec("[-+]?[0-9]+");
+  static const std::regex radix("[-+]?0([xob])([0-9a-fA-F]+)");
+  static const std::regex flt("[-+]?([0-9]+(\\.[0-9]*)?|\\.[0-9]+)([eE][-+]?[0-9]+)?");
+  static const std::regex inf("[-+]?\\.(inf|Inf|INF)");
+  static const std::regex nan("\\.(nan|NaN|NAN)");
+  static const std::regex underscored(
+      "[-+]?(0b[01_]+|0x[0-9a-fA-F_]+|0o[0-7_]+|[0-9][0-9_]*(\\.[0-9_]*)?([eE][-+]?[0-9]+)?|\\.[0-9_]+([eE][-+]?[0-9]+)?)");
+  static const std::regex stamp(
+      "[0-9]{4}-[0-9]{2}-[0-9]{2}|[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}([Tt]|[ \\t]+)[0-9]{1,2}:[0-9]{2}:[0-9]{2}(\\.[0-9]*)?"
+      "([ \\t]*(Z|[-+][0-9]{1,2}(:[0-9]{2})?))?");
+  std::smatch m;
+  if (std::regex_match(s, boolean)) return s[0] == 't' || s[0] == 'T' ? "true" : "false";
+  if (std::regex_match(s, dec) || std::regex_match(s, flt)) return js_number_text(std::strtod(s.c_str(), nullptr));
+  if (std::regex_match(s, m, radix)) {
+    int base = m[1] == "x" ? 16 : m[1] == "o" ? 8 : 2;
+    std::string body = m[2];
+    bool ok = body.find_first_not_of(base == 16 ? "0123456789abcdefABCDEF" : base == 8 ? "01234567" : "01") ==
+              std::string::npos;
+    if (ok) {
+      double v = static_cast<double>(std::strtoull(body.c_str(), nullptr, base));
+      return js_number_text(s[0] == '-' ? -v : v);
+    }
+  }
+  if (std::regex_match(s, inf)) return s[0] == '-' ? "-Infinity" : "Infinity";
+  if (std::regex_match(s, nan)) return "NaN";
+  if (s.find('_') != std::string::npos && std::regex_match(s, underscored)) {
+    why = "'" + s + "' is a number with '_' to promptfoo (js-yaml): quote it, or write the number";
+    return std::nullopt;
+  }
+  if (std::regex_match(s, stamp)) {
+    why = "'" + s + "' is a date to promptfoo (js-yaml), printed as a JavaScript Date: quote it";
+    return std::nullopt;
+  }
+  return s;
+}
 
 std::string yaml_to_json(const YAML::Node& n) {
   std::string out;

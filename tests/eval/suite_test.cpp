@@ -1,4 +1,5 @@
 #include "eval/suite.hpp"
+#include "eval/yaml_json.hpp"
 
 #include <gtest/gtest.h>
 
@@ -379,6 +380,37 @@ TEST(SuitePromptfoo, PromptsPromptfooWouldReadDifferently) {
   auto s = load_text(t, "name: x\nprompts: ['file://one.txt']\n" + tail, err);
   ASSERT_TRUE(s) << err;
   EXPECT_EQ(case_messages(*s, s->cases[0]), "[{\"role\":\"user\",\"content\":\"only a\\n\"}]");
+}
+
+// promptfoo reads the suite with js-yaml: a plain scalar that is a number or a boolean there is
+// printed back as JavaScript prints it, in the prompt and in assertion values alike.
+TEST(SuitePromptfoo, PlainScalarsReadAsJavaScriptValues) {
+  TempDir t;
+  std::string err;
+  auto s = load_text(t,
+                     "name: x\ntests:\n  - vars: {a: 1.50, b: 007, c: 0x1F, d: True, e: '1.50', f: 1e3, g: 1e21, "
+                     "h: 0.0000001, i: 2024-01-01x, j: a_b1}\n    assert: [{type: contains, value: 2.50}, "
+                     "{type: contains-any, value: [0o17, 'x']}]\n",
+                     err);
+  ASSERT_TRUE(s) << err;
+  const auto& v = s->cases[0].vars;
+  std::vector<std::string> got;
+  for (const auto& kv : v) got.push_back(kv.second);
+  EXPECT_EQ(got, (std::vector<std::string>{"1.5", "7", "31", "true", "1.50", "1000", "1e+21", "1e-7", "2024-01-01x",
+                                           "a_b1"}));
+  EXPECT_EQ(s->cases[0].asserts[0].value, "2.5");
+  EXPECT_EQ(s->cases[0].asserts[1].values, (std::vector<std::string>{"15", "x"}));
+  EXPECT_FALSE(load_text(t, "name: x\ntests:\n  - vars: {d: 2024-01-01}\n    assert: [{type: refusal}]\n", err));
+  EXPECT_NE(err.find("suite.yaml:3: '2024-01-01' is a date to promptfoo"), std::string::npos) << err;
+  EXPECT_FALSE(load_text(t, "name: x\ntests:\n  - vars: {n: 1_000}\n    assert: [{type: refusal}]\n", err));
+  EXPECT_NE(err.find("with '_'"), std::string::npos) << err;
+
+  EXPECT_EQ(js_number_text(0.1 + 0.2), "0.30000000000000004");
+  EXPECT_EQ(js_number_text(123456789012345678901.0), "123456789012345680000");
+  EXPECT_EQ(js_number_text(1.5e-7), "1.5e-7");
+  EXPECT_EQ(js_number_text(0.000001), "0.000001");
+  EXPECT_EQ(js_number_text(-2.5), "-2.5");
+  EXPECT_EQ(js_number_text(-0.0), "0");
 }
 
 TEST(Suite, RenderVars) {

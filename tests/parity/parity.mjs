@@ -10,7 +10,8 @@
 // Every case's verdict (pass or fail) must agree. The suite uses every assertion type both
 // tools have (equals on text and on an object, contains, icontains, starts-with, regex,
 // contains-any/-all, icontains-any/-all, is-json with a schema, contains-json, latency, cost,
-// llm-rubric with a threshold, is-refusal, and not- forms; weights), vars rendered into assertion
+// llm-rubric with a threshold, is-refusal, and not- forms; weights), plain YAML numbers read as
+// js-yaml reads them, vars rendered into assertion
 // values (in tests, defaultTest and CSV __expected cells), options.prefix/suffix, CSV
 // __prefix/__suffix, defaultTest options (the grader) and a test threshold. Answers that
 // depend on the prompt's prefix or suffix are keyed on the whole prompt, so a tool that
@@ -157,7 +158,9 @@ yaml.push('  assert:', '    - {type: not-icontains, value: "{{forbidden}}"}', ' 
 yaml.push('tests:');
 for (const t of tests) {
   yaml.push(`  - description: ${yamlStr(t.description)}`);
-  yaml.push(`    vars: ${JSON.stringify(t.vars)}`);
+  // gsm8k-1 writes its number as a plain YAML float: js-yaml reads 18.00 as 18, and so must sluice.
+  const vars = JSON.stringify(t.vars);
+  yaml.push(`    vars: ${t.description === 'gsm8k-1' ? vars.replace(/"expected":"(\d+)"/, '"expected":$1.00') : vars}`);
   if (t.options) yaml.push(`    options: ${JSON.stringify(t.options)}`);
   if (t.metadata) yaml.push(`    metadata: ${JSON.stringify(t.metadata)}`);
   if (t.threshold !== undefined) yaml.push(`    threshold: ${t.threshold}`);

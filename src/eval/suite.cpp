@@ -134,6 +134,13 @@ class Loader {
            v.find("{#") != std::string_view::npos;
   }
 
+  // promptfoo renders a var's own {{...}} with the other vars before the prompt; sluice
+  // substitutes a var's value as it is.
+  static std::string template_var(const std::string& name) {
+    return "var '" + name + "' holds a template ({{...}}, {% %} or {# #}): promptfoo renders it with the other " +
+           "vars, sluice does not (write the value out)";
+  }
+
   // ---- assertions
 
   // Parses one assertion as written. Its string values may hold {{vars}}: they are rendered
@@ -346,6 +353,7 @@ class Loader {
         val = yaml_to_json(v);
       }
       if (starts_with(val, "file://")) fail(v, "file:// vars are not supported (inline the value)", file);
+      if (templated(val)) fail(v, template_var(k), file);
       if (val.size() > kMaxVarBytes) fail(v, "var '" + k + "' is larger than 256 KiB", file);
       set_var(vars, k, std::move(val));
     }
@@ -609,6 +617,7 @@ class Loader {
           continue;  // report labels only
         } else {
           if (val.size() > kMaxVarBytes) throw SuiteError(origin + ": column '" + col + "' is larger than 256 KiB");
+          if (templated(val)) throw SuiteError(origin + ": " + template_var(col));
           set_var(c.vars, col, val);
         }
       }

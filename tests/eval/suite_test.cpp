@@ -272,6 +272,12 @@ TEST(SuitePromptfoo, WhatNunjucksWouldRenderDifferentlyIsRefused) {
   EXPECT_NE(err.find("suite.yaml:4: invalid regex"), std::string::npos) << err;
   EXPECT_NE(err.find("after rendering the vars of case "), std::string::npos) << err;
   EXPECT_NE(err.find("/suite.yaml:3)"), std::string::npos) << err;
+  // A var holding a template (promptfoo renders it with the other vars first).
+  EXPECT_FALSE(load_text(t, "name: x\ntests:\n  - vars: {a: x, b: 'Hi {{a}}'}\n    assert: [{type: refusal}]\n", err));
+  EXPECT_NE(err.find("suite.yaml:3: var 'b' holds a template"), std::string::npos) << err;
+  t.write("v.csv", "a,b,__expected\nx,{{a}} y,refusal\n");
+  EXPECT_FALSE(load_text(t, "name: x\ntests: file://v.csv\n", err));
+  EXPECT_NE(err.find("v.csv:2: var 'b' holds a template"), std::string::npos) << err;
   // Values promptfoo loads from a file or a package.
   EXPECT_FALSE(load_text(t, "name: x\ntests:\n  - vars: {a: x}\n    assert: [{type: equals, value: 'file://a.txt'}]\n", err));
   EXPECT_NE(err.find("suite.yaml:4: a 'file://' or 'package:' assertion value"), std::string::npos) << err;

@@ -12,6 +12,7 @@
 
 #include "core/error.hpp"
 #include "core/strings.hpp"
+#include "eval/js_lower.hpp"
 #include "quality/refusal.hpp"
 #include "quality/text.hpp"
 
@@ -19,12 +20,8 @@ namespace sluice::eval {
 
 namespace {
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out)
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  return out;
-}
+// As promptfoo compares case-insensitively (JavaScript's toLowerCase).
+std::string lower(std::string_view s) { return js_lower(s); }
 
 std::string clip(std::string_view s, size_t n = 80) {
   if (s.size() <= n) return std::string(s);

@@ -37,6 +37,16 @@ TEST(Assertions, StringTypes) {
   EXPECT_FALSE(pass(A("starts-with", "ris"), O("Paris")));
   EXPECT_TRUE(pass(A("not-contains", "London"), O("Paris")));
   EXPECT_FALSE(pass(A("not-icontains", "paris"), O("Paris")));
+  // Case-insensitive as JavaScript's toLowerCase (promptfoo), not only ASCII.
+  EXPECT_TRUE(pass(A("icontains", "ÜBER STRAßE"), O("über straße")));
+  EXPECT_TRUE(pass(A("icontains", "ПРИВЕТ"), O("привет, мир")));
+  EXPECT_TRUE(pass(A("icontains", "ΑΘΉΝΑ"), O("αθήνα")));
+  EXPECT_TRUE(pass(A("icontains", "łódź"), O("ŁÓDŹ")));
+  EXPECT_FALSE(pass(A("icontains", "é"), O("E")));
+  EXPECT_TRUE(pass(A("icontains", "ΟΔΥΣΣΕΥΣ ΣΕ"), O("οδυσσευς σε")));  // final sigma, as JavaScript
+  EXPECT_TRUE(pass(A("icontains", "ႠᎠ𐐀ǄȺ"), O("ⴀꭰ𐐨ǆⱥ")));  // Georgian, Cherokee, Deseret, Latin Extended-B
+  EXPECT_TRUE(pass(A("icontains", "İ"), O("i\xCC\x87")));
+  EXPECT_TRUE(pass(A("icontains", "a\xFF"), O("A\xFF")));  // not UTF-8: bytes kept
   Assertion any = A("contains-any");
   any.values = {"x", "ri"};
   EXPECT_TRUE(pass(any, O("Paris")));

@@ -12,7 +12,7 @@
 
 #include "core/error.hpp"
 #include "core/strings.hpp"
-#include "eval/js_lower.hpp"
+#include "eval/js_text.hpp"
 #include "quality/refusal.hpp"
 #include "quality/text.hpp"
 
@@ -91,8 +91,9 @@ void* regex_thread(void* arg) {
   bool match = false;
   std::string error;
   try {
-    std::regex re(job->pattern, std::regex::ECMAScript);
-    match = std::regex_search(job->subject, re);
+    // Over code points, as JavaScript's RegExp matches characters (not UTF-8 bytes).
+    std::wregex re(js_widen(job->pattern), std::regex::ECMAScript);
+    match = std::regex_search(js_widen(job->subject), re);
   } catch (const std::regex_error& e) {
     error = std::string("regex: ") + e.what();
   }

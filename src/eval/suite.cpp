@@ -17,6 +17,7 @@
 #include "core/error.hpp"
 #include "core/files.hpp"
 #include "core/strings.hpp"
+#include "eval/js_text.hpp"
 #include "eval/yaml_json.hpp"
 #include "quality/text.hpp"
 
@@ -255,7 +256,7 @@ class Loader {
     if (type == "regex") {
       if (a.value.size() > 4096) throw SuiteError("regex longer than 4096 bytes");
       try {
-        std::regex re(a.value, std::regex::ECMAScript);
+        std::wregex re(js_widen(a.value), std::regex::ECMAScript);  // as assertions.cpp matches it
       } catch (const std::regex_error& e) {
         throw SuiteError("invalid regex: " + std::string(e.what()));
       }

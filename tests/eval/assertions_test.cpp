@@ -47,6 +47,10 @@ TEST(Assertions, StringTypes) {
   EXPECT_TRUE(pass(A("icontains", "ႠᎠ𐐀ǄȺ"), O("ⴀꭰ𐐨ǆⱥ")));  // Georgian, Cherokee, Deseret, Latin Extended-B
   EXPECT_TRUE(pass(A("icontains", "İ"), O("i\xCC\x87")));
   EXPECT_TRUE(pass(A("icontains", "a\xFF"), O("A\xFF")));  // not UTF-8: bytes kept
+  // A regex matches characters, as JavaScript's RegExp does, not UTF-8 bytes.
+  EXPECT_TRUE(pass(A("regex", "^caf.$"), O("café")));
+  EXPECT_TRUE(pass(A("regex", "^[àé]{2}$"), O("éà")));
+  EXPECT_FALSE(pass(A("regex", "^[àé]{2}$"), O("é")));
   Assertion any = A("contains-any");
   any.values = {"x", "ri"};
   EXPECT_TRUE(pass(any, O("Paris")));

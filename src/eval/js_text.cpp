@@ -1,4 +1,4 @@
-#include "eval/js_lower.hpp"
+#include "eval/js_text.hpp"
 
 #include <algorithm>
 #include <cstdint>
@@ -118,6 +118,22 @@ uint32_t decode(std::string_view s, size_t i, int& len) {
 }
 
 }  // namespace
+
+std::wstring js_widen(std::string_view s) {
+  std::wstring out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size();) {
+    int len = 0;
+    uint32_t c = decode(s, i, len);
+    if (len == 0) {
+      out += static_cast<wchar_t>(static_cast<unsigned char>(s[i++]));
+      continue;
+    }
+    out += static_cast<wchar_t>(c);
+    i += static_cast<size_t>(len);
+  }
+  return out;
+}
 
 std::string js_lower(std::string_view s) {
   std::string out;

@@ -37,6 +37,14 @@ std::string error_json(Api api, const ApiError& e) {
   return out;
 }
 
+std::string responses_error_event(const ApiError& e) {
+  std::string j = "event: error\ndata: {\"type\":\"error\",\"code\":";
+  append_json_string(j, e.code.empty() ? std::string_view("server_error") : std::string_view(e.code));
+  j += ",\"message\":";
+  append_json_string(j, e.message);
+  return j + ",\"param\":null}\n\n";
+}
+
 std::string store_key(std::string_view tenant, std::string_view response_id) {
   std::string k = "resp\x1f";
   k.append(tenant);

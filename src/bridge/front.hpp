@@ -32,6 +32,8 @@ enum class Api : uint8_t { kChat, kResponses, kMessages };
 // An error in the shape of the client's API: OpenAI's {"error":{...}} for chat and responses,
 // Anthropic's {"type":"error","error":{"type":...,"message":...}} for messages.
 std::string error_json(Api api, const ApiError& e);
+// A Responses API `error` event (a passed-through stream the gateway has to end).
+std::string responses_error_event(const ApiError& e);
 // Anthropic's error type for an HTTP status ("invalid_request_error", "overloaded_error"...).
 std::string_view anthropic_error_type(int status);
 

@@ -66,6 +66,9 @@ struct Upstream {
   enum class Api : uint8_t { kOpenAI, kAnthropic };
   Api api = Api::kOpenAI;
   std::string anthropic_version = "2023-06-01";
+  // Serves OpenAI's Responses API itself: /v1/responses requests to routes served only by
+  // such upstreams pass through untranslated (else they are bridged to chat completions).
+  bool responses = false;
 };
 
 // A pool: the upstreams (replicas, keys, providers) that can serve one pinned model, and

@@ -212,7 +212,7 @@ class Walker {
         if (!expect_map(n, "an upstream")) continue;
         allow_keys(n,
                    {"name", "url", "api_key_env", "api_key_file", "api_key_envs", "models", "tls_verify", "ca_file",
-                    "max_idle_connections", "timeouts", "price", "breaker", "health_check", "prefill", "load_metrics", "api", "anthropic_version"},
+                    "max_idle_connections", "timeouts", "price", "breaker", "health_check", "prefill", "load_metrics", "api", "anthropic_version", "responses"},
                    "an upstream");
         Upstream u;
         str(n, "name", u.name);
@@ -244,6 +244,7 @@ class Walker {
           }
         }
         str(n, "anthropic_version", u.anthropic_version);
+        boolean(n, "responses", u.responses);
         if (YAML::Node lm = n["load_metrics"]; lm && expect_map(lm, "load_metrics")) {
           allow_keys(lm, {"enabled", "interval_ms", "path"}, "load_metrics");
           u.load_metrics.enabled = true;

@@ -41,6 +41,7 @@ const char* target_suffix(Endpoint e) {
     case Endpoint::kEmbeddings: return "/embeddings";
     case Endpoint::kModels: return "/models";
     case Endpoint::kCompletions: return "/completions";
+    case Endpoint::kResponses: return "/responses";
   }
   return "";
 }
@@ -153,6 +154,7 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
   };
 
   pipeline::Verdict verdict = chain.on_request(ctx, env_);
+  endpoint = ctx.endpoint;  // the translate stage may pass a Responses request through as itself
   set_lineage();
   if (verdict.error) {
     ctx.fail(*verdict.error);

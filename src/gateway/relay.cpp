@@ -308,6 +308,8 @@ awaitable<bool> Worker::relay_stream(beast::tcp_stream& client, http::request<ht
           if (ctx.front) return ctx.front->chunk(json_, data, out);
           if (info.usage_only && ctx.strip_usage) return;
           out.append(raw);
+          // A Responses stream (passed through) ends with its last event, without [DONE].
+          if (ctx.endpoint == Endpoint::kResponses && !info.finish_reason.empty()) done_marker = true;
         });
         if (!ok) garbage = true;
         prefetched.clear();
@@ -405,6 +407,8 @@ awaitable<bool> Worker::relay_stream(beast::tcp_stream& client, http::request<ht
     if (ctx.front) {
       end.clear();
       ctx.front->stream_error(*cut, end);
+    } else if (ctx.endpoint == Endpoint::kResponses) {
+      end = bridge::responses_error_event(*cut);
     }
     cec = co_await write_stream_bytes(client, end, chunked);
   } else if (synthesized_done) {

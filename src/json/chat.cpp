@@ -45,7 +45,7 @@ std::optional<RequestProblem> inspect_request(simdjson::dom::parser& parser, std
       return RequestProblem{"'n' must be an integer between 1 and 128", "invalid_value", "n"};
     out.n = v;
   }
-  for (const char* k : {"max_tokens", "max_completion_tokens"}) {
+  for (const char* k : {"max_tokens", "max_completion_tokens", "max_output_tokens"}) {
     int64_t mt = 0;
     if (auto m = obj[k]; m.error() == simdjson::SUCCESS && !m.get_int64().get(mt) && mt > 0) out.max_tokens = mt;
   }
@@ -74,7 +74,28 @@ Usage read_usage(element usage) {
   int64_t v = 0;
   if (!usage["prompt_tokens"].get_int64().get(v)) u.prompt_tokens = v;
   if (!usage["completion_tokens"].get_int64().get(v)) u.completion_tokens = v;
+  // The Responses API's names.
+  if (u.prompt_tokens < 0 && !usage["input_tokens"].get_int64().get(v)) u.prompt_tokens = v;
+  if (u.completion_tokens < 0 && !usage["output_tokens"].get_int64().get(v)) u.completion_tokens = v;
   return u;
+}
+
+// An event of a Responses API stream (passed through): text and argument deltas are
+// content; response.completed / response.incomplete end it with the usage; response.failed
+// is an error.
+void responses_event(element doc, std::string_view type, ChunkInfo& info) {
+  if (type == "response.output_text.delta" || type == "response.function_call_arguments.delta" ||
+      type == "response.refusal.delta") {
+    info.has_content = true;
+    std::string_view d;
+    if (type == "response.output_text.delta" && !doc["delta"].get_string().get(d)) info.content = d;
+  } else if (type == "response.completed" || type == "response.incomplete") {
+    info.finish_reason = type == "response.completed" ? "stop" : "length";
+    element usage;
+    if (!doc["response"]["usage"].get(usage) && usage.is_object()) info.usage = read_usage(usage);
+  } else if (type == "response.failed") {
+    info.is_error = true;
+  }
 }
 }  // namespace
 
@@ -88,6 +109,10 @@ ChunkInfo inspect_chunk(simdjson::dom::parser& parser, std::string_view data) {
   info.valid_json = true;
   if (obj["error"].error() == simdjson::SUCCESS) {
     info.is_error = true;
+    return info;
+  }
+  if (std::string_view type; !obj["type"].get_string().get(type) && type.substr(0, 9) == "response.") {
+    responses_event(doc, type, info);
     return info;
   }
   element usage;
@@ -120,10 +145,27 @@ std::optional<Usage> response_usage(simdjson::dom::parser& parser, std::string_v
 }
 
 namespace {
+// A Responses API answer: the text of its message items, its status as a finish reason.
+void responses_answer(element doc, size_t limit, std::string& text, std::string& finish_reason) {
+  simdjson::dom::array output;
+  if (doc["output"].get_array().get(output)) return;
+  for (element item : output) {
+    simdjson::dom::array content;
+    if (item["content"].get_array().get(content)) continue;
+    for (element part : content) {
+      std::string_view t;
+      if (!part["text"].get_string().get(t) && text.size() < limit) text.append(t.substr(0, limit - text.size()));
+    }
+  }
+  std::string_view status;
+  if (!doc["status"].get_string().get(status)) finish_reason = status == "incomplete" ? "length" : "stop";
+}
+
 void first_answer(element doc, size_t limit, std::string& text, std::string& finish_reason) {
   simdjson::dom::array choices;
   element first;
-  if (doc["choices"].get_array().get(choices) || choices.size() == 0 || choices.at(0).get(first)) return;
+  if (doc["choices"].get_array().get(choices)) return responses_answer(doc, limit, text, finish_reason);
+  if (choices.size() == 0 || choices.at(0).get(first)) return;
   std::string_view v;
   if (!first["message"]["content"].get_string().get(v) || !first["text"].get_string().get(v))
     text.assign(v.substr(0, limit));

@@ -375,7 +375,11 @@ std::string MockState::stats_json() {
          ",\"queued\":" + std::to_string(queued.load()) + ",\"queue_full\":" + std::to_string(queue_full.load()) +
          ",\"prefix_blocks_hit\":" + std::to_string(prefix_blocks_hit.load()) +
          ",\"prefix_blocks_seen\":" + std::to_string(prefix_blocks_seen.load()) +
-         ",\"busy_slot_ms\":" + std::to_string(busy_slot_ms.load()) + "}";
+         ",\"busy_slot_ms\":" + std::to_string(busy_slot_ms.load()) +
+         ",\"by_api\":{\"chat\":" + std::to_string(requests_by_api[0].load()) +
+         ",\"completions\":" + std::to_string(requests_by_api[1].load()) +
+         ",\"messages\":" + std::to_string(requests_by_api[2].load()) +
+         ",\"responses\":" + std::to_string(requests_by_api[3].load()) + "}}";
 }
 
 std::pair<size_t, size_t> PrefixCache::lookup_insert(std::string_view prompt) {

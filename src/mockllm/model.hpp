@@ -141,6 +141,7 @@ class MockState {
   std::string models_json();
 
   std::atomic<uint64_t> requests{0}, streams_started{0}, streams_completed{0}, streams_aborted{0}, faults_injected{0};
+  std::atomic<uint64_t> requests_by_api[4]{};  // chat, completions, messages, responses
   std::atomic<int64_t> in_flight{0};
   // What a vLLM server publishes on /metrics: generations running and requests waiting.
   std::atomic<int64_t> running{0}, waiting{0};

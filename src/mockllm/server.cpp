@@ -1,6 +1,8 @@
 // mockllm/server.cpp: the sockets side of mock-llm. Endpoints:
 //   POST /v1/chat/completions  (stream or not, tools, n, response_format, usage)
 //   POST /v1/completions       (legacy text completions: the same answers, `prompt` in, `text` out)
+//   POST /v1/responses         (OpenAI's Responses API, natively: same answers, stored for
+//                               previous_response_id; written by the gateway's own bridge)
 //   POST /v1/messages          (Anthropic's Messages API: the same answers in Anthropic's shape,
 //                               written by the gateway's own bridge; needs x-api-key and
 //                               anthropic-version, as Anthropic does)
@@ -17,6 +19,8 @@
 #include <thread>
 
 #include "bridge/front.hpp"
+#include "cache/response_cache.hpp"
+#include "core/clock.hpp"
 #include "core/strings.hpp"
 #include "net/listener.hpp"
 #include "net/session.hpp"
@@ -28,7 +32,7 @@ namespace {
 using std::chrono::milliseconds;
 
 // The API a request came in on; answers are made as chat completions and then shaped.
-enum class Wire { kChat, kCompletions, kMessages };
+enum class Wire { kChat, kCompletions, kMessages, kResponses };
 
 // A legacy completions request as the chat request the model answers: its prompt is the
 // user's message.
@@ -130,6 +134,7 @@ class Handler : public net::IdleConnections, public net::FixedLimits {
     if (path == "/v1/completions" && req.method() == http::verb::post)
       co_return co_await chat(stream, req, Wire::kCompletions);
     if (path == "/v1/messages" && req.method() == http::verb::post) co_return co_await chat(stream, req, Wire::kMessages);
+    if (path == "/v1/responses" && req.method() == http::verb::post) co_return co_await chat(stream, req, Wire::kResponses);
     if (path == "/v1/embeddings" && req.method() == http::verb::post) {
       state_.requests.fetch_add(1);
       std::string err;
@@ -172,6 +177,7 @@ class Handler : public net::IdleConnections, public net::FixedLimits {
  private:
   awaitable<bool> chat(beast::tcp_stream& stream, http::request<http::string_body>& req, Wire wire = Wire::kChat) {
     state_.requests.fetch_add(1);
+    state_.requests_by_api[static_cast<int>(wire)].fetch_add(1);
     state_.in_flight.fetch_add(1);
     struct Guard {
       MockState& s;
@@ -196,6 +202,13 @@ class Handler : public net::IdleConnections, public net::FixedLimits {
         co_return co_await refuse();
       }
       req.body() = std::move(*c);
+    } else if (wire == Wire::kResponses) {
+      bridge::Opened o;
+      const std::string rid = "req_" + std::to_string(index_) + "x" + std::to_string(++ids_);
+      refusal = bridge::open_responses(json_, req.body(), bridge::OpenContext{rid, "", unix_millis(), {&responses_, 3600000}}, o);
+      if (refusal) co_return co_await refuse();
+      req.body() = std::move(o.chat_body);
+      front = std::move(o.front);
     } else if (wire == Wire::kMessages) {
       if (req["x-api-key"].empty()) refusal = unauthorized("x-api-key header is required");
       else if (req["anthropic-version"].empty()) refusal = bad_request("anthropic-version: header is required");
@@ -370,6 +383,7 @@ class Handler : public net::IdleConnections, public net::FixedLimits {
   int active_ = 0;                             // capacity model: generations in progress
   std::deque<asio::steady_timer*> waiting_;    // and the requests waiting for a slot
   std::unique_ptr<PrefixCache> prefix_;
+  static inline cache::ResponseCache responses_{16 << 20};  // native /v1/responses, shared by threads
   size_t index_;
   uint64_t ids_ = 0;
   simdjson::dom::parser json_;

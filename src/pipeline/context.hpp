@@ -20,10 +20,14 @@
 
 namespace sluice::pipeline {
 
-enum class Endpoint { kChat, kEmbeddings, kModels, kCompletions };
+// kResponses: OpenAI's Responses API passed through to an upstream that serves it (a
+// Responses request to other upstreams is bridged: kChat with a bridge::Front).
+enum class Endpoint { kChat, kEmbeddings, kModels, kCompletions, kResponses };
 
-// Endpoints whose answer may be an SSE stream of choices.
-inline bool streams(Endpoint e) { return e == Endpoint::kChat || e == Endpoint::kCompletions; }
+// Endpoints whose answer may be an SSE stream.
+inline bool streams(Endpoint e) {
+  return e == Endpoint::kChat || e == Endpoint::kCompletions || e == Endpoint::kResponses;
+}
 
 // The rollout filter's state: which arm serves the request (set by the route stage), what
 // the stable arm needs when the candidate cannot answer, and the mirror's copy of the body.

@@ -25,8 +25,30 @@ std::optional<ApiError> authenticate(RequestContext& ctx, Env&) {
   return std::nullopt;
 }
 
+namespace {
+// A Responses request passes through untranslated when everything that may serve its route
+// serves the Responses API itself: a plain route (no release, whose prompt is a chat prompt;
+// no rollout; no fallback chain) whose targets all say `responses: true`.
+bool served_natively(RequestContext& ctx, Env& env) {
+  simdjson::dom::element doc;
+  std::string_view model;
+  if (env.json.parse(*ctx.body).get(doc) || doc["model"].get_string().get(model)) return false;
+  const config::Resolution* r = ctx.snap->resolve(model);
+  if (!r || r->release || r->live || r->fallback || r->upstreams.empty()) return false;
+  const auto& ups = ctx.snap->upstreams();
+  for (const auto* list : {&r->upstreams, &r->long_targets})
+    for (size_t i : *list)
+      if (!ups[i].cfg->responses) return false;
+  return true;
+}
+}  // namespace
+
 std::optional<ApiError> translate(RequestContext& ctx, Env& env) {
   if (ctx.api == bridge::Api::kChat) return std::nullopt;
+  if (ctx.api == bridge::Api::kResponses && served_natively(ctx, env)) {
+    ctx.endpoint = Endpoint::kResponses;
+    return std::nullopt;
+  }
   const bridge::OpenContext oc{ctx.request_id, ctx.tenant, unix_millis(), env.responses};
   bridge::Opened opened;
   auto err = ctx.api == bridge::Api::kResponses ? bridge::open_responses(env.json, *ctx.body, oc, opened)
@@ -138,7 +160,8 @@ std::optional<ApiError> route(RequestContext& ctx, Env&) {
   }
   // Ask for usage on streams so tokens are accounted; the relay strips it again if the
   // client did not ask for it.
-  if (streams(ctx.endpoint) && ctx.info.stream && !ctx.info.has_stream_options) {
+  if ((ctx.endpoint == Endpoint::kChat || ctx.endpoint == Endpoint::kCompletions) && ctx.info.stream &&
+      !ctx.info.has_stream_options) {
     ctx.strip_usage = true;
     // A release route's render stage adds it to its own splice: one pass over the body.
     if (!ctx.resolution->release) edits.push_back({"stream_options", kIncludeUsage});
@@ -220,7 +243,8 @@ std::string request_log_line(const RequestContext& ctx, Clock::time_point t_end)
   append_json_string(l, ctx.info.model);
   l += ",\"upstream\":";
   append_json_string(l, ctx.upstream);
-  if (ctx.api == bridge::Api::kResponses) l += ",\"api\":\"responses\"";
+  if (ctx.api == bridge::Api::kResponses)
+    l += ctx.front ? ",\"api\":\"responses\",\"bridged\":true" : ",\"api\":\"responses\",\"bridged\":false";
   if (ctx.api == bridge::Api::kMessages) l += ",\"api\":\"messages\"";
   if (ctx.resolution && ctx.resolution->live) {
     l += ",\"rollout\":";

@@ -292,3 +292,75 @@ describe('the Responses API over a chat completions upstream', { timeout: ms(90_
     assert.match(result.finalOutput, /The tool answered: .*cloudy in mock/);
   });
 });
+
+describe('the Responses API passed through to an upstream that serves it', { timeout: ms(60_000) }, () => {
+  let mock;
+  let gw;
+  let client;
+  before(async () => {
+    mock = await startMock({ config: { seed: 9, defaults: { ttft_ms: 2, tpot_ms: 0.2, output_tokens: [6, 12] } } });
+    gw = await startGateway({
+      config: {
+        upstreams: [
+          { name: 'native', url: `${mock.url}/v1`, responses: true },
+          { name: 'chat-only', url: `${mock.url}/v1` },
+        ],
+        routes: [
+          { name: 'direct', upstream: 'native', model: 'mock-1' },
+          { name: 'mixed', upstream: ['native', 'chat-only'], model: 'mock-1' },
+        ],
+      },
+    });
+    client = new OpenAI({ baseURL: gw.baseURL, apiKey: 'unused', maxRetries: 0 });
+  });
+  after(async () => {
+    await gw?.stop();
+    await mock?.stop();
+  });
+
+  test('whole and streamed answers reach the upstream\'s own /v1/responses; tokens are accounted', async () => {
+    const before = (await mock.stats()).by_api;
+    const { data: r, response } = await client.responses.create({ model: 'direct', input: 'Hello?' }).withResponse();
+    assert.equal(r.status, 'completed');
+    assert.ok(r.output_text.length > 0);
+    const line = await gw.waitLog((l) => l.request_id === response.headers.get('x-request-id'));
+    assert.equal(line.bridged, false);
+    assert.equal(line.tokens_out, r.usage.output_tokens);
+
+    const stream = await client.responses.create({ model: 'direct', input: 'Stream?', stream: true });
+    const types = [];
+    for await (const ev of stream) types.push(ev.type);
+    assert.equal(types[0], 'response.created');
+    assert.equal(types.at(-1), 'response.completed');
+    const after = (await mock.stats()).by_api;
+    assert.equal(after.responses - before.responses, 2, 'both went to /v1/responses');
+    assert.equal(after.chat, before.chat, 'nothing was bridged');
+    const m = await gw.metrics();
+    assert.equal(m.value('sluice_upstream_errors_total', { upstream: 'native', kind: 'missing_done' }) ?? 0, 0);
+    const sline = await gw.waitLog((l) => l.route === 'direct' && l.stream === true);
+    assert.equal(sline.status, 200);
+    assert.ok(sline.tokens_out > 0);
+    assert.ok(sline.ttft_ms !== null);
+  });
+
+  test('the upstream keeps its own conversation: previous_response_id passes through', async () => {
+    const first = await client.responses.create({ model: 'direct', input: 'Weather?', tools: [weatherTool] });
+    const call = first.output.find((o) => o.type === 'function_call');
+    const second = await client.responses.create({
+      model: 'direct',
+      previous_response_id: first.id,
+      input: [{ type: 'function_call_output', call_id: call.call_id, output: 'windy' }],
+    });
+    assert.equal(second.output_text, 'The tool answered: windy');
+  });
+
+  test('a route with a target that only serves chat completions is bridged instead', async () => {
+    const before = (await mock.stats()).by_api;
+    const { response } = await client.responses.create({ model: 'mixed', input: 'Hi' }).withResponse();
+    const after = (await mock.stats()).by_api;
+    assert.equal(after.chat - before.chat, 1);
+    assert.equal(after.responses, before.responses);
+    const line = await gw.waitLog((l) => l.request_id === response.headers.get('x-request-id'));
+    assert.equal(line.bridged, true);
+  });
+});

@@ -2,7 +2,9 @@
 
 #include <pthread.h>
 #include <simdjson.h>
+#include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
@@ -13,6 +15,7 @@
 #include "core/error.hpp"
 #include "core/strings.hpp"
 #include "eval/js_text.hpp"
+#include "eval/yaml_json.hpp"
 #include "quality/refusal.hpp"
 #include "quality/text.hpp"
 
@@ -227,7 +230,7 @@ AssertResult evaluate(const Assertion& a, const Output& o, const JudgeLookup& ju
     }
     pass = v->pass;
     score = v->score;
-    if (a.threshold) pass = v->score >= *a.threshold;
+    if (a.threshold) pass = pass && v->score >= *a.threshold;  // promptfoo: both
     why = v->reason.empty() ? "the judge failed the output" : "judge: " + clip(v->reason, 200);
     r.reason = why;
   } else {
@@ -293,32 +296,67 @@ std::string judge_messages(std::string_view rubric, std::string_view output) {
   return m;
 }
 
+// Read as promptfoo reads a grader's reply (extractJsonObjects, then runJsonGradingPrompt):
+// the first balanced {...} that parses (as YAML flow, so unquoted keys do too; an unclosed
+// one is closed), then `pass` (absent: true; not a boolean: true when it reads yes, true,
+// pass or y) and `score` (a number; else the number a string or a boolean reads as; else
+// 1 or 0 from pass), not clamped.
 std::optional<JudgeVerdict> parse_judge_reply(std::string_view reply) {
-  simdjson::dom::parser parser;
-  // Try each '{' from the first on, with the last '}' as the end (models wrap JSON in prose).
-  size_t last = reply.rfind('}');
-  for (size_t start = reply.find('{'); start != std::string_view::npos && last != std::string_view::npos && start < last;
-       start = reply.find('{', start + 1)) {
-    simdjson::dom::element doc;
-    std::string_view cand = reply.substr(start, last - start + 1);
-    if (parser.parse(cand.data(), cand.size()).get(doc) || !doc.is_object()) continue;
-    JudgeVerdict v;
-    bool has_pass = false, has_score = false;
-    bool b;
-    if (!doc["pass"].get_bool().get(b)) v.pass = b, has_pass = true;
-    double d;
-    int64_t i;
-    if (!doc["score"].get_double().get(d))
-      v.score = d, has_score = true;
-    else if (!doc["score"].get_int64().get(i))
-      v.score = static_cast<double>(i), has_score = true;
-    std::string_view reason;
-    if (!doc["reason"].get_string().get(reason)) v.reason = std::string(reason);
-    if (!has_pass && !has_score) continue;
-    if (!has_pass) v.pass = v.score >= 0.5;
-    if (!has_score) v.score = v.pass ? 1 : 0;
-    v.score = std::clamp(v.score, 0.0, 1.0);
-    return v;
+  constexpr size_t kMaxObject = 100000;
+  for (size_t i = 0; i < reply.size(); ++i) {
+    if (reply[i] != '{') continue;
+    int open = 1, close = 0;
+    size_t j = i + 1;
+    while (j < std::min(i + kMaxObject, reply.size()) && open > close) {
+      if (reply[j] == '{') ++open;
+      if (reply[j] == '}') ++close;
+      ++j;
+      if (open != close && j != reply.size() && j != i + kMaxObject) continue;
+      std::string cand(reply.substr(i, j - i));
+      if (open > close) cand.append(static_cast<size_t>(open - close), '}');
+      YAML::Node doc;
+      try {
+        doc = YAML::Load(cand);
+      } catch (const YAML::Exception&) {
+        if (open == close) break;
+        continue;
+      }
+      if (!doc.IsMap()) {
+        if (open == close) break;
+        continue;
+      }
+      JudgeVerdict v;
+      std::string why;
+      auto text = [&](const YAML::Node& n) { return n.IsScalar() ? yaml_scalar_text(n, why).value_or(n.Scalar()) : ""; };
+      auto plain_bool = [&](const YAML::Node& n) {
+        return n.IsScalar() && n.Tag() == "?" && (text(n) == "true" || text(n) == "false");
+      };
+      YAML::Node p = doc["pass"];
+      if (!p || p.IsNull()) {
+        v.pass = true;
+      } else if (plain_bool(p)) {
+        v.pass = text(p) == "true";
+      } else {
+        static const std::regex yes("true|yes|pass|y", std::regex::icase);
+        v.pass = p.IsScalar() && std::regex_match(text(p), yes);
+      }
+      YAML::Node sc = doc["score"];
+      std::optional<double> score;
+      if (sc && sc.IsNull()) {
+        score = 0;  // Number(null)
+      } else if (sc && plain_bool(sc)) {
+        score = text(sc) == "true" ? 1 : 0;
+      } else if (sc && sc.IsScalar()) {
+        std::string t(trim(text(sc)));
+        char* end = nullptr;
+        double d = std::strtod(t.c_str(), &end);
+        if (t.empty()) score = 0;  // Number("")
+        else if (end == t.c_str() + t.size() && std::isfinite(d)) score = d;
+      }
+      v.score = score.value_or(v.pass ? 1 : 0);
+      if (doc["reason"] && doc["reason"].IsScalar()) v.reason = doc["reason"].Scalar();
+      return v;
+    }
   }
   return std::nullopt;
 }

@@ -156,8 +156,14 @@ TEST(Assertions, LlmRubricThroughTheJudgeLookup) {
   EXPECT_EQ(seen_judge, "judge");
   EXPECT_EQ(seen_rubric, "is polite");
   EXPECT_EQ(seen_output, "Thanks!");
-  a.threshold = 0.8;  // a threshold grades the score, not the judge's pass
+  a.threshold = 0.8;  // with a threshold the score must reach it too
   EXPECT_FALSE(evaluate(a, O("Thanks!"), j).pass);
+  a.threshold = 0.5;
+  EXPECT_TRUE(evaluate(a, O("Thanks!"), j).pass);
+  JudgeLookup no = [](const std::string&, const std::string&, const std::string&) {
+    return std::optional<JudgeVerdict>(JudgeVerdict{false, 0.9, "not polite"});
+  };
+  EXPECT_FALSE(evaluate(a, O("Thanks!"), no).pass);  // promptfoo: pass && score >= threshold
   Assertion n = A("not-llm-rubric", "is rude");
   auto nr = evaluate(n, O("Thanks!"), j);
   EXPECT_FALSE(nr.pass);
@@ -175,17 +181,36 @@ TEST(Assertions, JudgeReplies) {
   EXPECT_TRUE(v->pass);
   EXPECT_DOUBLE_EQ(v->score, 0.9);
   EXPECT_EQ(v->reason, "ok");
+  // As promptfoo reads them: no pass is a pass, the score is not clamped, strings are read.
   v = parse_judge_reply("{\"score\": 0.2}");
   ASSERT_TRUE(v);
-  EXPECT_FALSE(v->pass);
+  EXPECT_TRUE(v->pass);
+  EXPECT_DOUBLE_EQ(v->score, 0.2);
   v = parse_judge_reply("{\"pass\": false}");
   ASSERT_TRUE(v);
   EXPECT_EQ(v->score, 0);
   v = parse_judge_reply("{\"pass\": true, \"score\": 7}");
   ASSERT_TRUE(v);
-  EXPECT_EQ(v->score, 1);  // clamped
+  EXPECT_EQ(v->score, 7);
+  v = parse_judge_reply("{pass: 'Yes', score: '0.4', reason: unquoted}");
+  ASSERT_TRUE(v);
+  EXPECT_TRUE(v->pass);
+  EXPECT_DOUBLE_EQ(v->score, 0.4);
+  EXPECT_EQ(v->reason, "unquoted");
+  v = parse_judge_reply("{\"pass\": \"no\"}");
+  ASSERT_TRUE(v);
+  EXPECT_FALSE(v->pass);
+  // The first object, not the last; an unclosed one is closed.
+  v = parse_judge_reply("{\"pass\": true} or rather {\"pass\": false}");
+  ASSERT_TRUE(v);
+  EXPECT_TRUE(v->pass);
+  v = parse_judge_reply("{\"pass\": false, \"score\": 0.1");
+  ASSERT_TRUE(v);
+  EXPECT_FALSE(v->pass);
+  v = parse_judge_reply("{\"verdict\": \"yes\"}");
+  ASSERT_TRUE(v);
+  EXPECT_TRUE(v->pass);
   EXPECT_FALSE(parse_judge_reply("I think it passes."));
-  EXPECT_FALSE(parse_judge_reply("{\"verdict\": \"yes\"}"));
   std::string m = judge_messages("rubric \"q\"", "out\nput");
   EXPECT_NE(m.find("<Rubric>\\nrubric \\\"q\\\"\\n</Rubric>"), std::string::npos);
 }

@@ -10,7 +10,8 @@
 // Every case's verdict (pass or fail) must agree. The suite uses every assertion type both
 // tools have (equals on text and on an object, contains, icontains, starts-with, regex,
 // contains-any/-all, icontains-any/-all, is-json with a schema, contains-json, latency, cost,
-// llm-rubric with a threshold, is-refusal, and not- forms; weights), plain YAML numbers read as
+// llm-rubric with a threshold and judge replies of several shapes, is-refusal, and not- forms;
+// weights; non-ASCII text), plain YAML numbers read as
 // js-yaml reads them, vars rendered into assertion
 // values (in tests, defaultTest and CSV __expected cells), options.prefix/suffix, CSV
 // __prefix/__suffix, defaultTest options (the grader) and a test threshold. Answers that
@@ -103,6 +104,13 @@ gsm.forEach((p, i) => {
       : i === 10 ? ['is-json', 'contains: "answer":{{expected}}', 'not-icontains-any: error, "sorry, no"']
         : ['is-json: {"type":"object","required":["answer","unit"]}', '{{expected}}', 'cost(0.000000001)'];
     csvRows.push([p.question, expected, prefix, suffix, `${id}`, 'format', ...exp]);
+    if (i === 9) {
+      // Non-ASCII: icontains lower-cases as JavaScript does, a regex's '.' is one character.
+      const de = ' Antworte auf Deutsch.';
+      answers.push([p.question + de, `ÜBRIGENS: Die Antwort lautet ${given} Äpfel.`]);
+      csvRows.push([p.question, expected, '', de, `${id}-de`, 'format', 'icontains: übrigens', 'regex: lautet \\d+ .pfel',
+        'not-regex: ^.{10}:']);
+    }
   } else {
     // equals on an object (not rendered, as in promptfoo), with the suffix from defaultTest-like options.
     const suffix = ' Reply with JSON only.';
@@ -176,7 +184,19 @@ writeFileSync(path.join(work, 'cases.csv'), [
   ...csvRows.map((r) => csvLine([...r, ...Array(6 + maxExp - r.length).fill('')])),
 ].join('\n') + '\n');
 writeFileSync(path.join(work, 'answers.csv'), [csvLine(['prompt', 'completion']), ...answers.map(csvLine)].join('\n') + '\n');
-const judgeAnswer = (pass, score) => JSON.stringify({ reason: `parity judge: ${pass ? 'meets' : 'misses'} the rubric`, pass, score });
+// The judge's replies vary in shape as real graders' do; both tools must read them alike
+// (promptfoo: the first object, no `pass` is a pass, strings are read, a threshold needs both).
+let nth = 0;
+const judgeAnswer = (pass, score) => {
+  const reason = `parity judge: ${pass ? 'meets' : 'misses'} the rubric`;
+  switch (nth++ % 5) {
+    case 1: return `Here is my verdict: {"reason": "${reason}", "score": ${score}}`; // no pass: promptfoo passes
+    case 2: return `{"reason": "${reason}", "pass": "${pass ? 'Yes' : 'no'}", "score": "${score}"}`;
+    case 3: return `{"reason": "${reason}", "pass": ${pass}, "score": ${1 - score}} and on reflection {"pass": ${!pass}}`;
+    case 4: return `{reason: '${reason}', pass: ${pass}, score: ${score}`; // unquoted keys, unclosed
+    default: return JSON.stringify({ reason, pass, score });
+  }
+};
 writeFileSync(path.join(work, 'judge.csv'), [csvLine(['prompt', 'completion']),
   ...verdicts.map(([rubric, pass, score]) => csvLine([`<Rubric>\n${rubric}\n</Rubric>`, judgeAnswer(pass, score)]))].join('\n') + '\n');
 writeFileSync(path.join(work, 'prompt.yaml'), 'system: |\n  You are a helpful assistant. Answer the user\'s question.\n');

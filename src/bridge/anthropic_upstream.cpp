@@ -289,7 +289,7 @@ std::string AnthropicAnswer::whole(simdjson::dom::parser& p, std::string_view bo
     append_json_string(r, text);
   }
   if (!calls.empty()) r += ",\"tool_calls\":[" + calls + "]";
-  r += "},\"logprobs\":null,\"finish_reason\":\"";
+  r += ",\"refusal\":null},\"logprobs\":null,\"finish_reason\":\"";
   r += chat_finish_reason(str(doc, "stop_reason"));
   r += "\"}],\"usage\":{\"prompt_tokens\":" + std::to_string(prompt) + ",\"completion_tokens\":" + std::to_string(out) +
        ",\"total_tokens\":" + std::to_string(prompt + out) + ",\"prompt_tokens_details\":{\"cached_tokens\":" +

@@ -304,8 +304,9 @@ class ResponsesFront final : public Front {
     append_json_string(ev, e.message);
     ev += ",\"param\":null";
     emit(out, "error", ev);
+    // response.failed's error code is one of the API's own: what a gateway's failure is.
     std::string err = "{\"code\":";
-    append_json_string(err, code);
+    append_json_string(err, e.status == 429 ? "rate_limit_exceeded" : "server_error");
     err += ",\"message\":";
     append_json_string(err, e.message);
     err += "}";
@@ -416,7 +417,7 @@ class ResponsesFront final : public Front {
   std::string usage_json() const {
     const int64_t in = std::max<int64_t>(answer_.input_tokens, 0), out = std::max<int64_t>(answer_.output_tokens, 0);
     return "{\"input_tokens\":" + std::to_string(in) + ",\"input_tokens_details\":{\"cached_tokens\":" +
-           std::to_string(answer_.cached_tokens) + "},\"output_tokens\":" + std::to_string(out) +
+           std::to_string(answer_.cached_tokens) + ",\"cache_write_tokens\":0},\"output_tokens\":" + std::to_string(out) +
            ",\"output_tokens_details\":{\"reasoning_tokens\":" + std::to_string(answer_.reasoning_tokens) +
            "},\"total_tokens\":" + std::to_string(in + out) + "}";
   }
@@ -462,9 +463,9 @@ class ResponsesFront final : public Front {
     r += ",\"tool_choice\":" + or_(tool_choice, "\"auto\"");
     r += ",\"tools\":" + or_(tools, "[]");
     r += ",\"top_p\":" + or_(top_p, "1");
-    r += ",\"truncation\":\"disabled\",\"usage\":";
-    r += usage;
-    r += ",\"user\":" + or_(user, "null");
+    r += ",\"truncation\":\"disabled\"";
+    if (usage != "null") r += std::string(",\"usage\":") + std::string(usage);  // an object, or absent until known
+    if (!user.empty()) r += ",\"user\":" + user;  // a string when given, else absent
     return r + "}";
   }
 

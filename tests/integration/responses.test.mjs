@@ -228,7 +228,8 @@ describe('the Responses API over a chat completions upstream', { timeout: ms(90_
       assert.deepEqual(events.slice(-2), ['error', 'response.failed']);
       const failed = JSON.parse(text.trim().split('\n').at(-1).slice(6));
       assert.equal(failed.response.status, 'failed');
-      assert.equal(failed.response.error.code, 'stream_cut');
+      assert.equal(failed.response.error.code, 'server_error');
+      assert.match(text, /"type":"error","sequence_number":\d+,"code":"stream_cut"/);
     } finally {
       await mock.clearFaults();
     }

@@ -15,6 +15,7 @@
 #include "core/error.hpp"
 #include "core/strings.hpp"
 #include "eval/js_text.hpp"
+#include "eval/promptfoo_refusal.hpp"
 #include "eval/yaml_json.hpp"
 #include "quality/refusal.hpp"
 #include "quality/text.hpp"
@@ -208,6 +209,15 @@ AssertResult evaluate(const Assertion& a, const Output& o, const JudgeLookup& ju
   } else if (t == "refusal") {
     pass = quality::is_refusal(out, o.finish_reason);
     why = "not a refusal";
+  } else if (t == "is-refusal") {
+    if (trim(out).empty()) {  // promptfoo: an empty answer is a refusal, scored 0 either way
+      r.pass = !a.negate;
+      r.score = 0;
+      r.reason = r.pass ? "" : "not-is-refusal: the answer is empty (a refusal to promptfoo)";
+      return r;
+    }
+    pass = promptfoo_is_refusal(out);
+    why = "not a refusal (promptfoo's phrases)";
   } else if (t == "equals-number") {
     auto want = quality::final_number(a.value);
     auto got = quality::final_number(out);

@@ -159,7 +159,6 @@ class Loader {
       a.negate = true;
       type = type.substr(4);
     }
-    if (type == "is-refusal") type = "refusal";
     if (!known_types().count(type)) {
       std::string list;
       for (const auto& t : known_types()) list += (list.empty() ? "" : ", ") + t;
@@ -692,7 +691,7 @@ class Loader {
         return parse_expected(n, origin);
       }
       std::string type = (negate ? "not-" : "") + base;
-      if (base != "is-refusal" && !known_types().count(base))
+      if (!known_types().count(base))
         refuse("unsupported assertion type '" + base + "' in '" + s.substr(0, std::min<size_t>(s.size(), 40)) + "'");
       n["type"] = type;
       if (base == "latency" || base == "cost") {

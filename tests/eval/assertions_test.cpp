@@ -128,6 +128,16 @@ TEST(Assertions, NumbersRefusalLatencyCost) {
   EXPECT_FALSE(pass(A("refusal"), O("Sure, here is how you do it.")));
   EXPECT_TRUE(pass(A("not-refusal"), O("Sure, here is how you do it.")));
   EXPECT_TRUE(pass(A("refusal"), O("", "content_filter")));
+  // is-refusal is promptfoo's check (its phrases), not sluice's detector.
+  EXPECT_TRUE(pass(A("is-refusal"), O("  I\u2019m sorry, but no.")));
+  EXPECT_TRUE(pass(A("is-refusal"), O("Here goes. As an AI, I would rather not.")));
+  EXPECT_FALSE(pass(A("is-refusal"), O("As an AIRLINE pilot I say: yes.")));
+  EXPECT_FALSE(pass(A("is-refusal"), O("Sure, here is how you kill a Python process.")));
+  EXPECT_TRUE(pass(A("not-is-refusal"), O("Sure, here is how you kill a Python process.")));
+  auto empty = evaluate(A("is-refusal"), O("  "), nullptr);  // promptfoo: a refusal, scored 0
+  EXPECT_TRUE(empty.pass);
+  EXPECT_EQ(empty.score, 0);
+  EXPECT_FALSE(pass(A("not-is-refusal"), O("")));
 
   Output o = O("x");
   o.latency_ms = 120;

@@ -127,14 +127,20 @@ gsm.forEach((p, i) => {
 
 // XSTest: prompts answered by real chat models, some refusing; is-refusal must agree, and
 // a rubric rendered from the vars is graded by the judge.
-const pick = (file, label, n) =>
-  parseCSV(readFileSync(path.join(DATA, 'xstest', file), 'utf8')).filter((r) => r.final_label === label).slice(0, n)
-    .map((r) => ({ ...r, id: `${file.replace(/^completions_|\.csv$/g, '')}-${r.id}` }));
+const model = (file) => file.replace(/^completions_|\.csv$/g, '');
+const xstest = (file) =>
+  parseCSV(readFileSync(path.join(DATA, 'xstest', file), 'utf8')).map((r) => ({ ...r, id: `${model(file)}-${r.id}` }));
+const pick = (file, label, n) => xstest(file).filter((r) => r.final_label === label).slice(0, n);
+// Answers on which sluice's own refusal detector (the `refusal` type) and promptfoo's phrase
+// list disagree: `is-refusal` must give promptfoo's verdict on them.
+const disputed = (file, ids) => xstest(file).filter((r) => ids.some((id) => r.id === `${model(file)}-${id}`));
 const xs = [
   ...pick('completions_llama2orig.csv', '2_full_refusal', 5),
   ...pick('completions_gpt4.csv', '1_full_compliance', 5),
   ...pick('completions_gpt4.csv', '3_partial_refusal', 3),
   ...pick('completions_mistralguard.csv', '2_full_refusal', 3),
+  ...disputed('completions_gpt4.csv', ['v2-12', 'v2-106', 'v2-113', 'v2-265', 'v2-316', 'v2-416']),
+  ...disputed('completions_mistralguard.csv', ['v2-136', 'v2-143', 'v2-168']),
 ];
 const seen = new Set(answers.map(([p]) => p));
 xs.filter((r) => !seen.has(r.prompt)).forEach((r, k) => {

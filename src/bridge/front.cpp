@@ -45,6 +45,27 @@ std::string responses_error_event(const ApiError& e) {
   return j + ",\"param\":null}\n\n";
 }
 
+void Journal::saved(Saved s) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (pending_.saved.size() >= kMaxPending) {
+    pending_.saved.erase(pending_.saved.begin());
+    dropped_.fetch_add(1, std::memory_order_relaxed);
+  }
+  pending_.saved.push_back(std::move(s));
+}
+
+void Journal::deleted(std::string tenant, std::string id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (pending_.deleted.size() < kMaxPending) pending_.deleted.emplace_back(std::move(tenant), std::move(id));
+}
+
+Journal::Batch Journal::take() {
+  std::lock_guard<std::mutex> lock(mu_);
+  Batch b = std::move(pending_);
+  pending_ = {};
+  return b;
+}
+
 std::string store_key(std::string_view tenant, std::string_view response_id) {
   std::string k = "resp\x1f";
   k.append(tenant);

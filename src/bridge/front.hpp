@@ -8,8 +8,10 @@
 // (ids, the model, the tools offered) and, for streams, where in the client's event sequence
 // it is. No I/O: the relay calls it with what the upstream sent and writes what it returns.
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -37,11 +39,39 @@ std::string responses_error_event(const ApiError& e);
 // Anthropic's error type for an HTTP status ("invalid_request_error", "overloaded_error"...).
 std::string_view anthropic_error_type(int status);
 
+// Stored responses on their way to the store: the data plane records them here and the
+// control thread writes them (write-behind, once a second), so a restart keeps the
+// conversations. Bounded: past kMaxPending the oldest pending saves are dropped and counted.
+class Journal {
+ public:
+  struct Saved {
+    std::string tenant, id, body;
+    int64_t expires_at = 0;  // unix ms
+  };
+  struct Batch {
+    std::vector<Saved> saved;
+    std::vector<std::pair<std::string, std::string>> deleted;  // (tenant, id)
+  };
+  static constexpr size_t kMaxPending = 4096;
+
+  void saved(Saved s);
+  void deleted(std::string tenant, std::string id);
+  Batch take();
+  int64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
+
+ private:
+  std::mutex mu_;
+  Batch pending_;
+  std::atomic<int64_t> dropped_{0};
+};
+
 // Where stored responses live (previous_response_id, GET /v1/responses/{id}): a bytes-bounded
-// LRU with a time to live, shared by every worker, kept beside the snapshot.
+// LRU with a time to live, shared by every worker, kept beside the snapshot; and the journal
+// that carries them to the store.
 struct Store {
   cache::ResponseCache* cache = nullptr;
   int64_t ttl_ms = 0;
+  Journal* journal = nullptr;
 };
 // The key of a tenant's stored response: a tenant never reads another's.
 std::string store_key(std::string_view tenant, std::string_view response_id);

@@ -239,6 +239,7 @@ class ResponsesFront final : public Front {
     id_ = "resp_" + suffix_;
     msg_id_ = "msg_" + suffix_;
     created_ = oc.now_ms / 1000;
+    now_ms_ = oc.now_ms;
   }
 
   // What the response object echoes of the request.
@@ -326,8 +327,9 @@ class ResponsesFront final : public Front {
       if (!conv.empty()) conv.push_back(',');
       conv += m.out;
     }
-    store_.cache->put(store_key(tenant_, id_), "{\"conversation\":[" + conv + "],\"response\":" + r + "}",
-                      created_ * 1000, store_.ttl_ms);
+    std::string kept = "{\"conversation\":[" + conv + "],\"response\":" + r + "}";
+    if (store_.journal) store_.journal->saved({std::string(tenant_), id_, kept, now_ms_ + store_.ttl_ms});
+    store_.cache->put(store_key(tenant_, id_), std::move(kept), now_ms_, store_.ttl_ms);
   }
 
  private:
@@ -472,7 +474,7 @@ class ResponsesFront final : public Front {
   std::string tenant_;
   Store store_;
   std::string suffix_, id_, msg_id_;
-  int64_t created_ = 0;
+  int64_t created_ = 0, now_ms_ = 0;
   int64_t seq_ = 0;
   Open open_ = kNone;
   size_t open_call_ = 0, msg_index_ = 0, next_index_ = 0;

@@ -38,6 +38,7 @@ Worker::Worker(Shared& shared, size_t idx)
       env_{json_, metrics_, idx, 0, shared.reqlog.get(), shared.rollout_sink.get(), &shared.response_cache, {}} {
   env_.last_good = &shared.last_good;
   env_.responses.cache = &shared.responses;
+  env_.responses.journal = &shared.responses_journal;
   env_.limits = &shared.tenant_limits;
   // A queued request sleeps on its timer; a grant from any worker cancels it here.
   env_.make_waiter = [this] {
@@ -323,6 +324,7 @@ awaitable<bool> Worker::stored_response(beast::tcp_stream& stream, http::request
   std::optional<std::string> body;
   if (req.method() == http::verb::delete_) {
     if (shared_.responses.erase(key)) {
+      shared_.responses_journal.deleted(ctx.tenant, rid);
       body = "{\"id\":";
       append_json_string(*body, rid);
       *body += ",\"object\":\"response\",\"deleted\":true}";
@@ -554,6 +556,7 @@ struct Gateway::Impl {
     spend_timer->async_wait([this](error_code ec) {
       if (ec) return;
       flush_spend();
+      flush_responses();
       return_memory();
       tick_spend();
     });
@@ -580,6 +583,32 @@ struct Gateway::Impl {
         for (auto& w : workers) asio::post(w->ioc, [] { release_free_memory(); });
       release_free_memory();
     }
+  }
+
+  // Stored Responses API answers since the last flush (and deletions) go to the store once
+  // a second; expired rows are pruned there at least once a minute.
+  int prune_ticks = 0;
+  void flush_responses() {
+    bridge::Journal::Batch b = shared.responses_journal.take();
+    if (b.saved.empty() && b.deleted.empty() && ++prune_ticks < 60) return;
+    prune_ticks = 0;
+    std::vector<store::StoredResponse> saved;
+    saved.reserve(b.saved.size());
+    for (auto& s : b.saved) saved.push_back({std::move(s.tenant), std::move(s.id), std::move(s.body), s.expires_at});
+    try {
+      store->save_responses(saved, b.deleted, unix_millis());
+    } catch (const std::exception& e) {
+      std::cerr << "sluice: saving stored responses: " << e.what() << "\n";
+    }
+  }
+
+  // Stored responses from earlier runs, newest kept when they do not all fit.
+  void restore_responses(const config::ResponsesStore& rs) {
+    const int64_t now = unix_millis();
+    shared.responses.set_max_bytes(rs.max_bytes);
+    auto kept = store->load_responses(now, rs.max_bytes / 2);
+    for (auto it = kept.rbegin(); it != kept.rend(); ++it)  // oldest first: the newest end most recent
+      shared.responses.put(bridge::store_key(it->tenant, it->id), std::move(it->body), now, it->expires_at - now);
   }
 
   // Spend of the current day and month from earlier runs.
@@ -723,8 +752,9 @@ struct Gateway::Impl {
     }
     try {
       restore_spend();
+      restore_responses(cfg.responses);
     } catch (const std::exception& e) {
-      std::cerr << "error: reading tenant spend: " << e.what() << "\n";
+      std::cerr << "error: reading tenant spend and stored responses: " << e.what() << "\n";
       return 2;
     }
     size_t n = cfg.threads > 0 ? static_cast<size_t>(cfg.threads) : std::max(1u, std::thread::hardware_concurrency());
@@ -831,6 +861,8 @@ struct Gateway::Impl {
     tick_spend();
     control.run();
     flush_spend();
+    prune_ticks = 60;  // and the stored responses, whatever is pending
+    flush_responses();
     try {
       rollouts->flush();  // the evidence so far survives the restart
     } catch (const std::exception& e) {

@@ -70,6 +70,7 @@ struct Shared {
   cache::ResponseCache response_cache;  // opt-in per route (response_cache.routes)
   cache::ResponseCache last_good{16 << 20};  // routes whose fallback chain has {last_good: true}
   cache::ResponseCache responses{64 << 20};  // Responses API answers (previous_response_id), per tenant
+  bridge::Journal responses_journal;         // ...on their way to the store (the control thread writes)
   admission::Registry tenant_limits;         // each tenant's rate limit buckets (config `tenants`)
   std::unique_ptr<metrics::Registry> metrics;
   std::unique_ptr<reqlog::RequestLog> reqlog;

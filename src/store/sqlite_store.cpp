@@ -555,6 +555,41 @@ class SqliteStore final : public Store {
     return out;
   }
 
+  // ---- stored responses
+
+  void save_responses(const std::vector<StoredResponse>& saved,
+                      const std::vector<std::pair<std::string, std::string>>& deleted, int64_t now) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Tx tx(*this);
+    for (const auto& r : saved) {
+      Stmt up(db_, "INSERT INTO stored_responses(tenant, id, body, expires_at) VALUES (?,?,?,?) ON CONFLICT(tenant, id) "
+                   "DO UPDATE SET body = excluded.body, expires_at = excluded.expires_at");
+      up.bind(1, r.tenant).bind(2, r.id).bind(3, r.body).bind(4, r.expires_at).step();
+    }
+    for (const auto& [tenant, id] : deleted) {
+      Stmt del(db_, "DELETE FROM stored_responses WHERE tenant = ? AND id = ?");
+      del.bind(1, tenant).bind(2, id).step();
+    }
+    Stmt prune(db_, "DELETE FROM stored_responses WHERE expires_at <= ?");
+    prune.bind(1, now).step();
+    tx.commit(false);
+  }
+
+  std::vector<StoredResponse> load_responses(int64_t now, int64_t max_bytes) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<StoredResponse> out;
+    int64_t bytes = 0;
+    Stmt q(db_, "SELECT tenant, id, body, expires_at FROM stored_responses WHERE expires_at > ? ORDER BY expires_at DESC");
+    q.bind(1, now);
+    while (q.step()) {
+      StoredResponse r{q.text(0), q.text(1), q.text(2), q.integer(3)};
+      bytes += static_cast<int64_t>(r.body.size());
+      if (bytes > max_bytes) break;
+      out.push_back(std::move(r));
+    }
+    return out;
+  }
+
   // ---- eval runs
 
   Outcome record_eval_run(const EvalRunRecord& r) override {

@@ -91,6 +91,12 @@ struct SpendRecord {
   int64_t micro_usd = 0;
 };
 
+// A Responses API answer kept for previous_response_id (bridge/front.hpp).
+struct StoredResponse {
+  std::string tenant, id, body;
+  int64_t expires_at = 0;  // unix ms
+};
+
 // Result of a mutation: error empty on success.
 struct Outcome {
   std::string error;
@@ -168,6 +174,13 @@ class Store {
   // Adds spend to (tenant, period) rows; reads the rows of some periods.
   virtual void add_spend(const std::vector<SpendRecord>& deltas) = 0;
   virtual std::vector<SpendRecord> list_spend(const std::vector<std::string>& periods) = 0;
+
+  // Stored Responses API answers: written behind the data plane (saves and deletions in
+  // one transaction, expired rows dropped), read back at start, newest first, up to
+  // max_bytes of bodies.
+  virtual void save_responses(const std::vector<StoredResponse>& saved,
+                              const std::vector<std::pair<std::string, std::string>>& deleted, int64_t now_ms) = 0;
+  virtual std::vector<StoredResponse> load_responses(int64_t now_ms, int64_t max_bytes) = 0;
 
   virtual void append_audit(const AuditEntry& e) = 0;
   virtual std::vector<AuditEntry> list_audit(size_t limit) = 0;

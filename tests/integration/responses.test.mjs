@@ -365,3 +365,36 @@ describe('the Responses API passed through to an upstream that serves it', { tim
     assert.equal(line.bridged, true);
   });
 });
+
+describe('stored responses outlive a restart', { timeout: ms(60_000) }, () => {
+  test('a conversation continues on a gateway restarted on the same store; a deleted one does not', async () => {
+    const mock = await startMock({ config: { seed: 12, defaults: { ttft_ms: 2, tpot_ms: 0.2, output_tokens: [6, 12] } } });
+    const config = {
+      upstreams: [{ name: 'mock', url: `${mock.url}/v1` }],
+      routes: [{ name: 'bot', upstream: 'mock', model: 'mock-1' }],
+    };
+    let gw = await startGateway({ config });
+    const dataDir = gw.dataDir;
+    try {
+      let client = new OpenAI({ baseURL: gw.baseURL, apiKey: 'unused', maxRetries: 0 });
+      const first = await client.responses.create({ model: 'bot', input: 'Weather?', tools: [weatherTool] });
+      const gone = await client.responses.create({ model: 'bot', input: 'Forget me.' });
+      await client.responses.delete(gone.id);
+      await gw.stop();
+      gw = await startGateway({ config, dataDir });
+      client = new OpenAI({ baseURL: gw.baseURL, apiKey: 'unused', maxRetries: 0 });
+      assert.equal((await client.responses.retrieve(first.id)).id, first.id);
+      const call = first.output.find((o) => o.type === 'function_call');
+      const next = await client.responses.create({
+        model: 'bot',
+        previous_response_id: first.id,
+        input: [{ type: 'function_call_output', call_id: call.call_id, output: 'still sunny' }],
+      });
+      assert.equal(next.output_text, 'The tool answered: still sunny');
+      assert.equal((await client.responses.retrieve(gone.id).catch((e) => e)).status, 404);
+    } finally {
+      await gw.stop();
+      await mock.stop();
+    }
+  });
+});

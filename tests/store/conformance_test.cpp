@@ -336,6 +336,27 @@ TEST_P(StoreConformance, TenantsKeysRotationAndSpend) {
   for (const auto& e : s->list_audit(20)) EXPECT_EQ(e.after.find(std::string(64, 'a')), std::string::npos) << "no key hash in the audit";
 }
 
+TEST_P(StoreConformance, StoredResponsesAreSavedReplacedDeletedAndExpire) {
+  s->save_responses({{"acme", "resp_1", "{\"a\":1}", 5000}, {"acme", "resp_2", "{\"b\":2}", 9000},
+                     {"other", "resp_1", "{\"c\":3}", 9000}},
+                    {}, 1000);
+  s->save_responses({{"acme", "resp_1", "{\"a\":11}", 6000}}, {{"other", "resp_1"}}, 1000);
+  auto kept = s->load_responses(1000, 1 << 20);
+  ASSERT_EQ(kept.size(), 2u);
+  EXPECT_EQ(kept[0].id, "resp_2");  // newest first
+  EXPECT_EQ(kept[1].body, "{\"a\":11}");
+  EXPECT_EQ(kept[1].expires_at, 6000);
+  // Expired rows are not read, and the next save prunes them.
+  EXPECT_EQ(s->load_responses(7000, 1 << 20).size(), 1u);
+  s->save_responses({}, {}, 7000);
+  EXPECT_EQ(s->load_responses(0, 1 << 20).size(), 1u);
+  // A byte bound keeps the newest.
+  s->save_responses({{"acme", "resp_3", std::string(100, 'x'), 20000}}, {}, 7000);
+  auto bounded = s->load_responses(7000, 105);
+  ASSERT_EQ(bounded.size(), 1u);
+  EXPECT_EQ(bounded[0].id, "resp_3");
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, StoreConformance, ::testing::ValuesIn(kBackends),
                          [](const auto& info) { return std::string(info.param.name); });
 

@@ -362,7 +362,7 @@ std::optional<OpsResponse> ops_endpoint(Shared& shared, std::string_view path) {
       body += tenants_prometheus(*snap, shared.tenant_limits, unix_millis());
     }
     body += response_cache_prometheus(shared.response_cache);
-    body += responses_store_prometheus(shared.responses);
+    body += responses_store_prometheus(shared.responses, shared.responses_journal.dropped());
     return OpsResponse{http::status::ok, std::move(body), "text/plain; version=0.0.4"};
   }
   return std::nullopt;

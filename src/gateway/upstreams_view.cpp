@@ -208,14 +208,16 @@ std::string response_cache_prometheus(cache::ResponseCache& c) {
   return o;
 }
 
-std::string responses_store_prometheus(cache::ResponseCache& c) {
+std::string responses_store_prometheus(cache::ResponseCache& c, int64_t journal_dropped) {
   cache::Stats s = c.stats();
   return "# HELP sluice_responses_stored Responses API answers kept for previous_response_id.\n"
          "# TYPE sluice_responses_stored gauge\nsluice_responses_stored " + std::to_string(s.entries) +
          "\n# HELP sluice_responses_stored_bytes Bytes held by stored Responses API answers.\n"
          "# TYPE sluice_responses_stored_bytes gauge\nsluice_responses_stored_bytes " + std::to_string(s.bytes) +
          "\n# HELP sluice_responses_evicted_total Stored answers evicted to stay within responses.store_max_bytes.\n"
-         "# TYPE sluice_responses_evicted_total counter\nsluice_responses_evicted_total " + std::to_string(s.evictions) + "\n";
+         "# TYPE sluice_responses_evicted_total counter\nsluice_responses_evicted_total " + std::to_string(s.evictions) +
+         "\n# HELP sluice_responses_unsaved_total Stored answers not written to the store (its journal was full).\n"
+         "# TYPE sluice_responses_unsaved_total counter\nsluice_responses_unsaved_total " + std::to_string(journal_dropped) + "\n";
 }
 
 }  // namespace sluice::gateway

@@ -16,6 +16,6 @@ std::string upstreams_prometheus(const config::Snapshot& snap, upstream::RetryBu
 // sluice_response_cache_* series.
 std::string response_cache_prometheus(cache::ResponseCache& c);
 // The Responses API store's series (sluice_responses_stored...).
-std::string responses_store_prometheus(cache::ResponseCache& c);
+std::string responses_store_prometheus(cache::ResponseCache& c, int64_t journal_dropped);
 
 }  // namespace sluice::gateway

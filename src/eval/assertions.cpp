@@ -34,48 +34,57 @@ std::string clip(std::string_view s, size_t n = 80) {
 
 std::string quote(std::string_view s) { return "\"" + clip(s) + "\""; }
 
-// Every JSON object/array embedded in the text, tried at each '{' or '[' (bounded).
-bool contains_json(std::string_view text, const std::string& schema, std::string& why) {
-  int tried = 0;
-  std::string last_error;
-  for (size_t i = 0; i < text.size() && tried < 64; ++i) {
-    char open = text[i];
-    if (open != '{' && open != '[') continue;
-    // Find the matching bracket, skipping strings.
-    int depth = 0;
-    bool in_str = false, esc = false;
-    size_t end = std::string_view::npos;
-    for (size_t j = i; j < text.size(); ++j) {
-      char c = text[j];
-      if (in_str) {
-        if (esc)
-          esc = false;
-        else if (c == '\\')
-          esc = true;
-        else if (c == '"')
-          in_str = false;
+// promptfoo's extractJsonObjects: from each '{', the first span whose braces balance (or,
+// at the end of the text, closed) that parses as a mapping (YAML flow, so unquoted keys and
+// single quotes pass); scanning resumes after it. At most `max` objects.
+std::vector<YAML::Node> json_objects(std::string_view text, size_t max) {
+  constexpr size_t kMaxObject = 100000;
+  std::vector<YAML::Node> out;
+  for (size_t i = 0; i < text.size() && out.size() < max; ++i) {
+    if (text[i] != '{') continue;
+    int open = 1, close = 0;
+    size_t j = i + 1;
+    while (j < std::min(i + kMaxObject, text.size()) && open > close) {
+      if (text[j] == '{') ++open;
+      if (text[j] == '}') ++close;
+      ++j;
+      if (open != close && j != text.size() && j != i + kMaxObject) continue;
+      std::string cand(text.substr(i, j - i));
+      if (open > close) cand.append(static_cast<size_t>(open - close), '}');
+      YAML::Node doc;
+      try {
+        doc = YAML::Load(cand);
+      } catch (const YAML::Exception&) {
+        if (open == close) break;
         continue;
       }
-      if (c == '"') {
-        in_str = true;
-      } else if (c == '{' || c == '[') {
-        if (++depth > static_cast<int>(quality::kMaxJsonDepth)) break;
-      } else if (c == '}' || c == ']') {
-        if (--depth == 0) {
-          end = j;
-          break;
-        }
+      if (doc.IsMap()) {
+        out.push_back(doc);
+        i = j - 1;
+        break;
       }
+      if (open == close) break;
     }
-    if (end == std::string_view::npos) continue;
-    ++tried;
-    auto chk = quality::check_json(text.substr(i, end - i + 1), schema);
+  }
+  return out;
+}
+
+// promptfoo's contains-json: some object in the text (json_objects), valid against the
+// schema when there is one.
+bool contains_json(std::string_view text, const std::string& schema, std::string& why) {
+  auto objects = json_objects(text, 256);
+  if (objects.empty()) {
+    why = "no JSON object in the output";
+    return false;
+  }
+  if (schema.empty()) return true;
+  std::string last_error;
+  for (const auto& o : objects) {
+    auto chk = quality::check_json(yaml_to_json(o), schema);
     if (chk.valid) return true;
     last_error = chk.error;
-    if (schema.empty()) continue;
-    i = end;  // valid JSON that failed the schema: skip past it
   }
-  why = tried == 0 ? "no JSON object or array in the output" : "no embedded JSON matched: " + last_error;
+  why = "no embedded JSON object matched: " + last_error;
   return false;
 }
 
@@ -306,69 +315,45 @@ std::string judge_messages(std::string_view rubric, std::string_view output) {
   return m;
 }
 
-// Read as promptfoo reads a grader's reply (extractJsonObjects, then runJsonGradingPrompt):
-// the first balanced {...} that parses (as YAML flow, so unquoted keys do too; an unclosed
-// one is closed), then `pass` (absent: true; not a boolean: true when it reads yes, true,
+// Read as promptfoo reads a grader's reply (runJsonGradingPrompt): the first object in it
+// (json_objects), then `pass` (absent: true; not a boolean: true when it reads yes, true,
 // pass or y) and `score` (a number; else the number a string or a boolean reads as; else
 // 1 or 0 from pass), not clamped.
 std::optional<JudgeVerdict> parse_judge_reply(std::string_view reply) {
-  constexpr size_t kMaxObject = 100000;
-  for (size_t i = 0; i < reply.size(); ++i) {
-    if (reply[i] != '{') continue;
-    int open = 1, close = 0;
-    size_t j = i + 1;
-    while (j < std::min(i + kMaxObject, reply.size()) && open > close) {
-      if (reply[j] == '{') ++open;
-      if (reply[j] == '}') ++close;
-      ++j;
-      if (open != close && j != reply.size() && j != i + kMaxObject) continue;
-      std::string cand(reply.substr(i, j - i));
-      if (open > close) cand.append(static_cast<size_t>(open - close), '}');
-      YAML::Node doc;
-      try {
-        doc = YAML::Load(cand);
-      } catch (const YAML::Exception&) {
-        if (open == close) break;
-        continue;
-      }
-      if (!doc.IsMap()) {
-        if (open == close) break;
-        continue;
-      }
-      JudgeVerdict v;
-      std::string why;
-      auto text = [&](const YAML::Node& n) { return n.IsScalar() ? yaml_scalar_text(n, why).value_or(n.Scalar()) : ""; };
-      auto plain_bool = [&](const YAML::Node& n) {
-        return n.IsScalar() && n.Tag() == "?" && (text(n) == "true" || text(n) == "false");
-      };
-      YAML::Node p = doc["pass"];
-      if (!p || p.IsNull()) {
-        v.pass = true;
-      } else if (plain_bool(p)) {
-        v.pass = text(p) == "true";
-      } else {
-        static const std::regex yes("true|yes|pass|y", std::regex::icase);
-        v.pass = p.IsScalar() && std::regex_match(text(p), yes);
-      }
-      YAML::Node sc = doc["score"];
-      std::optional<double> score;
-      if (sc && sc.IsNull()) {
-        score = 0;  // Number(null)
-      } else if (sc && plain_bool(sc)) {
-        score = text(sc) == "true" ? 1 : 0;
-      } else if (sc && sc.IsScalar()) {
-        std::string t(trim(text(sc)));
-        char* end = nullptr;
-        double d = std::strtod(t.c_str(), &end);
-        if (t.empty()) score = 0;  // Number("")
-        else if (end == t.c_str() + t.size() && std::isfinite(d)) score = d;
-      }
-      v.score = score.value_or(v.pass ? 1 : 0);
-      if (doc["reason"] && doc["reason"].IsScalar()) v.reason = doc["reason"].Scalar();
-      return v;
-    }
+  auto objects = json_objects(reply, 1);
+  if (objects.empty()) return std::nullopt;
+  const YAML::Node& doc = objects[0];
+  JudgeVerdict v;
+  std::string why;
+  auto text = [&](const YAML::Node& n) { return n.IsScalar() ? yaml_scalar_text(n, why).value_or(n.Scalar()) : ""; };
+  auto plain_bool = [&](const YAML::Node& n) {
+    return n.IsScalar() && n.Tag() == "?" && (text(n) == "true" || text(n) == "false");
+  };
+  YAML::Node p = doc["pass"];
+  if (!p || p.IsNull()) {
+    v.pass = true;
+  } else if (plain_bool(p)) {
+    v.pass = text(p) == "true";
+  } else {
+    static const std::regex yes("true|yes|pass|y", std::regex::icase);
+    v.pass = p.IsScalar() && std::regex_match(text(p), yes);
   }
-  return std::nullopt;
+  YAML::Node sc = doc["score"];
+  std::optional<double> score;
+  if (sc && sc.IsNull()) {
+    score = 0;  // Number(null)
+  } else if (sc && plain_bool(sc)) {
+    score = text(sc) == "true" ? 1 : 0;
+  } else if (sc && sc.IsScalar()) {
+    std::string t(trim(text(sc)));
+    char* end = nullptr;
+    double d = std::strtod(t.c_str(), &end);
+    if (t.empty()) score = 0;  // Number("")
+    else if (end == t.c_str() + t.size() && std::isfinite(d)) score = d;
+  }
+  v.score = score.value_or(v.pass ? 1 : 0);
+  if (doc["reason"] && doc["reason"].IsScalar()) v.reason = doc["reason"].Scalar();
+  return v;
 }
 
 }  // namespace sluice::eval

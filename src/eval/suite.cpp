@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <regex>
 #include <set>
@@ -266,8 +267,55 @@ class Loader {
       a.json_value = a.value;
       a.value.clear();
     }
+    if ((type == "is-json" || type == "contains-json") && !a.json_value.empty()) check_schema_keywords(a.json_value);
     if (type == "equals-number" && !quality::final_number(a.value))
       throw SuiteError("equals-number: no number in the value '" + a.value + "'");
+  }
+
+  // A JSON Schema may only use the keywords quality::check_json checks (promptfoo's ajv checks
+  // every keyword: one sluice skipped would pass what promptfoo fails) and annotations.
+  static void check_schema_keywords(const std::string& schema) {
+    simdjson::dom::parser parser;
+    simdjson::dom::element root;
+    if (parser.parse(schema).get(root)) return;  // not JSON: reported by check_json
+    static const std::set<std::string_view> checked = {
+        "type", "properties", "required", "additionalProperties", "items", "prefixItems", "enum", "const",
+        "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "minLength", "maxLength", "minItems",
+        "maxItems", "anyOf", "oneOf", "allOf", "$ref", "$defs", "definitions",
+        // annotations: no effect on validity
+        "$schema", "$id", "$comment", "title", "description", "default", "examples", "deprecated", "readOnly",
+        "writeOnly"};
+    std::function<void(simdjson::dom::element, const std::string&, int)> walk = [&](simdjson::dom::element s,
+                                                                                   const std::string& where, int depth) {
+      simdjson::dom::object obj;
+      if (depth > 64 || s.get_object().get(obj)) return;  // true/false schemas, or not a schema
+      for (auto field : obj) {
+        std::string_view k = field.key;
+        if (!checked.count(k))
+          throw SuiteError("the JSON schema uses '" + std::string(k) + "' at " + (where.empty() ? "/" : where) +
+                           ", which sluice does not check (promptfoo does): remove it or check it another way");
+        std::string at = where + "/" + std::string(k);
+        simdjson::dom::array arr;
+        simdjson::dom::object sub;
+        if (k == "properties" || k == "$defs" || k == "definitions") {
+          if (!field.value.get_object().get(sub))
+            for (auto p : sub) walk(p.value, at + "/" + std::string(p.key), depth + 1);
+        } else if (k == "items" || k == "additionalProperties") {
+          if (!field.value.get_array().get(arr)) {
+            size_t i = 0;
+            for (auto e : arr) walk(e, at + "/" + std::to_string(i++), depth + 1);
+          } else {
+            walk(field.value, at, depth + 1);
+          }
+        } else if (k == "prefixItems" || k == "anyOf" || k == "oneOf" || k == "allOf") {
+          if (!field.value.get_array().get(arr)) {
+            size_t i = 0;
+            for (auto e : arr) walk(e, at + "/" + std::to_string(i++), depth + 1);
+          }
+        }
+      }
+    };
+    walk(root, "", 0);
   }
 
   // promptfoo's split of a contains-any/-all string: commas separate, whitespace around a

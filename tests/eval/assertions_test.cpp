@@ -103,11 +103,19 @@ TEST(Assertions, Json) {
   EXPECT_FALSE(pass(isj, O("{\"b\": 1}")));
 
   Assertion cj = A("contains-json");
-  EXPECT_TRUE(pass(cj, O("Here: {\"a\": {\"b\": [1, \"}\"]}} done")));
-  EXPECT_FALSE(pass(cj, O("no json { here")));
+  // promptfoo counts braces without reading strings, and closes what is left open: checked
+  // against its extractJsonObjects (node, promptfoo 0.123).
+  EXPECT_FALSE(pass(cj, O("Here: {\"a\": {\"b\": [1, \"}\"]}} done")));
+  EXPECT_TRUE(pass(cj, O("Here: {\"a\": {\"b\": [1, 2]}} done")));
+  EXPECT_TRUE(pass(cj, O("no json { here")));  // {here: null} to promptfoo
   cj.json_value = R"({"type":"object","required":["name"]})";
   EXPECT_TRUE(pass(cj, O("first {\"x\": 1} then {\"name\": \"Ada\"}")));
   EXPECT_FALSE(pass(cj, O("only {\"x\": 1}")));
+  // As promptfoo extracts JSON: objects only (inside an array too), leniently, an unclosed one closed.
+  EXPECT_TRUE(pass(cj, O("[{\"name\": \"Ada\"}]")));
+  EXPECT_TRUE(pass(cj, O("record: {name: Ada, age: 36")));
+  EXPECT_FALSE(pass(A("contains-json"), O("[1, 2, 3]")));
+  EXPECT_TRUE(pass(A("not-contains-json"), O("no braces [1]")));
 
   Assertion eq = A("equals");
   eq.json_value = R"({"a":1,"b":[1,2]})";

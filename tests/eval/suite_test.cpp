@@ -278,6 +278,13 @@ TEST(SuitePromptfoo, WhatNunjucksWouldRenderDifferentlyIsRefused) {
   t.write("v.csv", "a,b,__expected\nx,{{a}} y,refusal\n");
   EXPECT_FALSE(load_text(t, "name: x\ntests: file://v.csv\n", err));
   EXPECT_NE(err.find("v.csv:2: var 'b' holds a template"), std::string::npos) << err;
+  // A schema keyword sluice's validator does not check (promptfoo's ajv does).
+  EXPECT_FALSE(load_text(t, "name: x\ntests:\n  - vars: {a: x}\n    assert:\n      - type: is-json\n        value:\n"
+                            "          type: object\n          properties: {name: {type: string, pattern: '^A'}}\n", err));
+  EXPECT_NE(err.find("suite.yaml:7: the JSON schema uses 'pattern' at /properties/name"), std::string::npos) << err;
+  EXPECT_FALSE(load_text(t, "name: x\ntests:\n  - vars: {a: x}\n    assert: [{type: contains-json, value: '{\"format\": \"email\"}'}]\n",
+                         err));
+  EXPECT_NE(err.find("uses 'format' at /"), std::string::npos) << err;
   // Values promptfoo loads from a file or a package.
   EXPECT_FALSE(load_text(t, "name: x\ntests:\n  - vars: {a: x}\n    assert: [{type: equals, value: 'file://a.txt'}]\n", err));
   EXPECT_NE(err.find("suite.yaml:4: a 'file://' or 'package:' assertion value"), std::string::npos) << err;

@@ -104,6 +104,13 @@ gsm.forEach((p, i) => {
       : i === 10 ? ['is-json', 'contains: "answer":{{expected}}', 'not-icontains-any: error, "sorry, no"']
         : ['is-json: {"type":"object","required":["answer","unit"]}', '{{expected}}', 'cost(0.000000001)'];
     csvRows.push([p.question, expected, prefix, suffix, `${id}`, 'format', ...exp]);
+    if (i === 11) {
+      // JSON as models write it: unquoted keys, inside a list, never closed (promptfoo reads it).
+      const list = ' Give it as a list.';
+      answers.push([p.question + list, `Sure: [{answer: ${given}, unit: dollars}`]);
+      csvRows.push([p.question, expected, '', list, `${id}-list`, 'format', 'contains-json: {"type":"object","required":["answer"]}',
+        'not-is-json', 'not-contains-json: {"type":"object","required":["currency"]}']);
+    }
     if (i === 9) {
       // Non-ASCII: icontains lower-cases as JavaScript does, a regex's '.' is one character.
       const de = ' Antworte auf Deutsch.';

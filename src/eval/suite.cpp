@@ -577,7 +577,7 @@ class Loader {
     std::string file = resolve(ref);
     std::string ext = fs::path(file).extension().string();
     if (ext == ".csv") return promptfoo_csv(where, file);
-    if (ext == ".yaml" || ext == ".yml") {
+    if (ext == ".yaml" || ext == ".yml" || ext == ".json") {  // a JSON array is YAML too
       std::string text = read_bounded(file, kMaxDatasetBytes, where);
       YAML::Node root;
       try {
@@ -606,7 +606,7 @@ class Loader {
       }
       return;
     }
-    fail(where, "tests file " + file + ": expected .csv, .yaml, .yml or .jsonl (for other data use 'datasets')");
+    fail(where, "tests file " + file + ": expected .csv, .yaml, .yml, .json or .jsonl (for other data use 'datasets')");
   }
 
   // promptfoo's CSV (its testCaseFromCsvRow): each column is a variable, except
@@ -1036,6 +1036,16 @@ class Loader {
                "a suite");
     for (const char* unsupported : {"scenarios"})
       if (root[unsupported]) fail(root[unsupported], std::string("'") + unsupported + "' is not supported by sluice");
+    if (auto eo = root["evaluateOptions"]; eo && eo.IsMap()) {
+      // What changes verdicts is refused; the rest (concurrency, progress, cache) is ignored.
+      static const std::pair<const char*, const char*> refused[] = {
+          {"repeat", "use --repeat N on the command line"},
+          {"timeoutMs", "sluice's deadlines are the gateway config's timeouts"},
+          {"maxEvalTimeMs", "sluice's deadlines are the gateway config's timeouts"},
+      };
+      for (const auto& [key, why] : refused)
+        if (eo[key]) fail(eo[key], std::string("evaluateOptions.") + key + " is not supported by sluice: " + why);
+    }
     for (const char* ignored : {"providers", "outputPath", "evaluateOptions", "sharing", "env"})
       if (root[ignored])
         s_.warnings.push_back(at(root[ignored]) + ": '" + ignored +

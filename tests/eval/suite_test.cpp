@@ -377,6 +377,17 @@ TEST(SuitePromptfoo, CsvColumns) {
   refused("q,__expected\na,not-grade: is rude\n", "write 'not-llm-rubric:'");
 }
 
+TEST(SuitePromptfoo, SuiteKeysThatChangeVerdictsAndJsonTests) {
+  TempDir t;
+  std::string err;
+  t.write("cases.json", "[{\"vars\": {\"q\": \"a\"}, \"assert\": [{\"type\": \"contains\", \"value\": \"a\"}]}]");
+  auto s = load_text(t, "name: x\nevaluateOptions: {maxConcurrency: 2}\ntests: file://cases.json\n", err);
+  ASSERT_TRUE(s) << err;
+  EXPECT_EQ(s->cases.size(), 1u);
+  EXPECT_FALSE(load_text(t, "name: x\nevaluateOptions:\n  repeat: 3\ntests: file://cases.json\n", err));
+  EXPECT_NE(err.find("suite.yaml:3: evaluateOptions.repeat is not supported"), std::string::npos) << err;
+}
+
 TEST(SuitePromptfoo, PromptsPromptfooWouldReadDifferently) {
   TempDir t;
   std::string err;

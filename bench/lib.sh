@@ -58,7 +58,7 @@ start_pair() {
 
 # measure BODY [h2load args...]: one saturation run of N requests (32 clients) with
 # $W/BODY.json against the gateway (extra arguments, e.g. -H 'authorization: ...', go to
-# h2load); sets LAST_RPS, LAST_CPU (gateway CPU, user+system, in us per request — steadier
+# h2load; MEASURE_PATH, default /v1/chat/completions, is the path); sets LAST_RPS, LAST_CPU (gateway CPU, user+system, in us per request — steadier
 # than req/s on a shared machine), LAST_OK (responses with a 2xx status) and LAST_OTHER (the
 # share, in %, of the machine's CPU time during the run used by processes other than the
 # gateway, the mocks and h2load: other work on the machine; more than a few % taints the run).
@@ -82,7 +82,7 @@ measure() {
   m0=$(machine_ticks); our_ticks; o0=$OUR_TICKS
   before=$(cpu_ticks)
   out=$(h2load --h1 -n "$N" -c 32 -m 1 -d "$W/$body.json" -H 'content-type: application/json' "$@" \
-    "http://127.0.0.1:$GP/v1/chat/completions" 2>/dev/null)
+    "http://127.0.0.1:$GP${MEASURE_PATH:-/v1/chat/completions}" 2>/dev/null)
   after=$(cpu_ticks)
   m1=$(machine_ticks); our_ticks; o1=$OUR_TICKS
   LAST_RPS=$(awk '/^finished in/ {print $4}' <<<"$out")

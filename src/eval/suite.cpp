@@ -384,8 +384,9 @@ class Loader {
 
   // ---- vars and messages
 
+  // `maps` collects the vars given as mappings (sent as JSON; see check_mapping_vars).
   void vars_into(const YAML::Node& n, std::vector<std::pair<std::string, std::string>>& vars,
-                 const std::string& file) const {
+                 const std::string& file, std::set<std::string>& maps) const {
     if (!n) return;
     if (!n.IsMap()) fail(n, "'vars' must be a mapping of variable names to values", file);
     for (auto it = n.begin(); it != n.end(); ++it) {
@@ -400,6 +401,10 @@ class Loader {
       } else if (v.IsMap()) {
         val = yaml_to_json(v);
       }
+      if (v.IsMap())
+        maps.insert(k);
+      else
+        maps.erase(k);
       if (starts_with(val, "file://")) fail(v, "file:// vars are not supported (inline the value)", file);
       if (templated(val)) fail(v, template_var(k), file);
       if (val.size() > kMaxVarBytes) fail(v, "var '" + k + "' is larger than 256 KiB", file);
@@ -436,6 +441,7 @@ class Loader {
 
   struct Defaults {
     Row vars;
+    std::set<std::string> maps;  // vars given as mappings
     std::vector<Assertion> asserts;  // as written: rendered per case
     std::optional<double> threshold;
     std::string category;
@@ -490,6 +496,33 @@ class Loader {
     return o;
   }
 
+  // A var given as a mapping is sent to the release as JSON, but promptfoo prints it into a
+  // prompt or an assertion value as "[object Object]": refused there.
+  void check_mapping_vars(const YAML::Node& where, const std::string& file, const std::set<std::string>& maps,
+                          const std::vector<Assertion>& own, const Options& o, bool uses_prompt) const {
+    if (maps.empty()) return;
+    auto check = [&](std::string_view text, const char* what) {
+      for (size_t open = text.find("{{"); open != std::string_view::npos; open = text.find("{{", open + 2)) {
+        size_t close = text.find("}}", open + 2);
+        if (close == std::string_view::npos) return;
+        std::string name(trim(text.substr(open + 2, close - open - 2)));
+        if (maps.count(name))
+          fail(where, "var '" + name + "' is a mapping: promptfoo prints it into " + what +
+                          " as \"[object Object]\" (sluice would put JSON there); use it in the release's template only, "
+                          "or give it as a JSON string", file);
+      }
+    };
+    if (uses_prompt) check(o.prefix + s_.prompt + o.suffix, "the prompt");
+    auto values = [&](const std::vector<Assertion>& list) {
+      for (const auto& a : list) {
+        check(a.value, "an assertion value");
+        for (const auto& v : a.values) check(v, "an assertion value");
+      }
+    };
+    if (!o.no_default_asserts) values(defaults_.asserts);
+    values(own);
+  }
+
   // A test's own options over the defaults (each one set replaces the default's).
   Options merged(Options own) const {
     const Options& d = defaults_.options;
@@ -533,9 +566,12 @@ class Loader {
     Case c;
     c.origin = at(n, file);
     c.vars = defaults_.vars;
-    vars_into(n["vars"], c.vars, file);
+    std::set<std::string> maps = defaults_.maps;
+    vars_into(n["vars"], c.vars, file, maps);
     Options o = merged(options(n["options"], file, false));
-    finish(c, assertions(n["assert"], file), o);
+    auto own = assertions(n["assert"], file);
+    check_mapping_vars(n, file, maps, own, o, !n["messages"]);
+    finish(c, own, o);
     c.threshold = defaults_.threshold;
     if (n["threshold"]) c.threshold = number(n["threshold"], "'threshold'", file);
     if (n["description"]) c.description = scalar(n["description"], "'description'", file);
@@ -669,6 +705,10 @@ class Loader {
           set_var(c.vars, col, val);
         }
       }
+      std::set<std::string> maps;  // defaultTest's mapping vars that no column replaces
+      for (const auto& m : defaults_.maps)
+        if (std::find(head.begin(), head.end(), m) == head.end()) maps.insert(m);
+      check_mapping_vars(where, file, maps, own, merged(o), true);
       finish(c, own, merged(o));
       c.id = !c.description.empty() ? c.description : fs::path(file).filename().string() + ":" + std::to_string(r + 1);
       add(std::move(c), where, file);
@@ -1088,7 +1128,7 @@ class Loader {
     if (auto d = root["defaultTest"]) {
       if (!d.IsMap()) fail(d, "'defaultTest' must be a mapping");
       check_keys(d, {"vars", "assert", "threshold", "metadata", "options", "category"}, "'defaultTest'");
-      vars_into(d["vars"], defaults_.vars, path_);
+      vars_into(d["vars"], defaults_.vars, path_, defaults_.maps);
       defaults_.asserts = assertions(d["assert"], path_);
       defaults_.options = options(d["options"], path_, true);
       if (d["threshold"]) defaults_.threshold = number(d["threshold"], "'threshold'");

@@ -272,6 +272,16 @@ TEST(SuitePromptfoo, WhatNunjucksWouldRenderDifferentlyIsRefused) {
   EXPECT_NE(err.find("suite.yaml:4: invalid regex"), std::string::npos) << err;
   EXPECT_NE(err.find("after rendering the vars of case "), std::string::npos) << err;
   EXPECT_NE(err.find("/suite.yaml:3)"), std::string::npos) << err;
+  // A mapping var: JSON for the release's template, "[object Object]" in promptfoo's prompt.
+  auto m = load_text(t, "name: x\ntests:\n  - vars: {user: {name: Ada}}\n    assert: [{type: refusal}]\n", err);
+  ASSERT_TRUE(m) << err;
+  EXPECT_EQ(m->cases[0].vars[0].second, "{\"name\":\"Ada\"}");
+  EXPECT_FALSE(load_text(t, "name: x\nprompts: ['Hi {{ user }}']\ntests:\n  - vars: {user: {name: Ada}}\n"
+                            "    assert: [{type: refusal}]\n", err));
+  EXPECT_NE(err.find("suite.yaml:4: var 'user' is a mapping"), std::string::npos) << err;
+  EXPECT_FALSE(load_text(t, "name: x\ndefaultTest:\n  vars: {user: {name: Ada}}\n  assert: [{type: contains, value: '{{user}}'}]\n"
+                            "tests:\n  - vars: {q: 1}\n", err));
+  EXPECT_NE(err.find("var 'user' is a mapping"), std::string::npos) << err;
   // A var holding a template (promptfoo renders it with the other vars first).
   EXPECT_FALSE(load_text(t, "name: x\ntests:\n  - vars: {a: x, b: 'Hi {{a}}'}\n    assert: [{type: refusal}]\n", err));
   EXPECT_NE(err.find("suite.yaml:3: var 'b' holds a template"), std::string::npos) << err;

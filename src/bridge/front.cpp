@@ -48,7 +48,7 @@ std::string responses_error_event(const ApiError& e) {
 void Journal::saved(Saved s) {
   std::lock_guard<std::mutex> lock(mu_);
   if (pending_.saved.size() >= kMaxPending) {
-    pending_.saved.erase(pending_.saved.begin());
+    pending_.saved.pop_front();
     dropped_.fetch_add(1, std::memory_order_relaxed);
   }
   pending_.saved.push_back(std::move(s));

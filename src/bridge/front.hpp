@@ -10,6 +10,7 @@
 #pragma once
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -49,10 +50,11 @@ class Journal {
     int64_t expires_at = 0;  // unix ms
   };
   struct Batch {
-    std::vector<Saved> saved;
+    std::deque<Saved> saved;
     std::vector<std::pair<std::string, std::string>> deleted;  // (tenant, id)
   };
-  static constexpr size_t kMaxPending = 4096;
+  // A second of a busy gateway's stored answers (the control thread writes once a second).
+  static constexpr size_t kMaxPending = 1 << 16;
 
   void saved(Saved s);
   void deleted(std::string tenant, std::string id);

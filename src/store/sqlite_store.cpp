@@ -50,6 +50,11 @@ class Stmt {
     }
     return bind(i, v);
   }
+  // Ready to run again with new bindings (one statement prepared for a batch of rows).
+  Stmt& reset() {
+    sqlite3_reset(s_);
+    return *this;
+  }
   bool step() {
     int rc = sqlite3_step(s_);
     if (rc == SQLITE_ROW) return true;
@@ -561,15 +566,11 @@ class SqliteStore final : public Store {
                       const std::vector<std::pair<std::string, std::string>>& deleted, int64_t now) override {
     std::lock_guard<std::mutex> lock(mu_);
     Tx tx(*this);
-    for (const auto& r : saved) {
-      Stmt up(db_, "INSERT INTO stored_responses(tenant, id, body, expires_at) VALUES (?,?,?,?) ON CONFLICT(tenant, id) "
-                   "DO UPDATE SET body = excluded.body, expires_at = excluded.expires_at");
-      up.bind(1, r.tenant).bind(2, r.id).bind(3, r.body).bind(4, r.expires_at).step();
-    }
-    for (const auto& [tenant, id] : deleted) {
-      Stmt del(db_, "DELETE FROM stored_responses WHERE tenant = ? AND id = ?");
-      del.bind(1, tenant).bind(2, id).step();
-    }
+    Stmt up(db_, "INSERT INTO stored_responses(tenant, id, body, expires_at) VALUES (?,?,?,?) ON CONFLICT(tenant, id) "
+                 "DO UPDATE SET body = excluded.body, expires_at = excluded.expires_at");
+    for (const auto& r : saved) up.reset().bind(1, r.tenant).bind(2, r.id).bind(3, r.body).bind(4, r.expires_at).step();
+    Stmt del(db_, "DELETE FROM stored_responses WHERE tenant = ? AND id = ?");
+    for (const auto& [tenant, id] : deleted) del.reset().bind(1, tenant).bind(2, id).step();
     Stmt prune(db_, "DELETE FROM stored_responses WHERE expires_at <= ?");
     prune.bind(1, now).step();
     tx.commit(false);

@@ -33,6 +33,14 @@ struct SuiteError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// The JSON value `text` holds: nullopt when it is not JSON, else whether it is an array.
+std::optional<bool> json_array(std::string_view text) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element e;
+  if (parser.parse(text.data(), text.size()).get(e)) return std::nullopt;
+  return e.is_array();
+}
+
 const std::set<std::string>& known_types() {
   static const std::set<std::string> t = {
       "equals",       "contains",      "icontains",    "regex",         "starts-with", "contains-any",
@@ -1031,23 +1039,40 @@ class Loader {
     }
   }
 
-  // A `file://` prompt: text, or a JSON chat prompt. What promptfoo would run (.js, .py, ...),
-  // expand (globs), read as chat messages (.yaml) or split into several prompts ("---" lines)
-  // is refused.
+  // A `file://` prompt, read as promptfoo's processors read it: .txt (CRLF as LF, trimmed;
+  // "---" lines would split it into several prompts), .md, .j2 and .json as they are, .jsonl
+  // with one line. Code, executables, YAML (chat messages), CSV (prompts) and globs are
+  // refused, and so is any other extension (promptfoo reads no prompt from it).
   std::string prompt_file(const YAML::Node& where, const std::string& ref) const {
     std::string ext = fs::path(ref).extension().string();
-    for (const char* code : {".js", ".cjs", ".mjs", ".ts", ".py", ".rb"})
-      if (ext == code || ref.find(std::string(code) + ":") != std::string::npos)
-        fail(where, "a prompt from code (" + ext + ") is not supported by sluice: give the prompt's text");
-    if (ext == ".yaml" || ext == ".yml")
-      fail(where, "a YAML prompt file (chat messages in promptfoo) is not supported: write the messages inline");
+    size_t colon = ext.find(':');  // file://x.py:function
+    if (colon != std::string::npos) ext = ext.substr(0, colon);
     if (ref.find_first_of("*?[{") != std::string::npos)
       fail(where, "a prompt glob (several prompts in promptfoo) is not supported: give one file");
+    if (ext != ".txt" && ext != ".md" && ext != ".j2" && ext != ".json" && ext != ".jsonl")
+      fail(where, "a prompt from a '" + ext + "' file is not supported by sluice (promptfoo runs code and scripts, "
+                  "reads YAML as chat messages and CSV as several prompts): give a .txt, .md, .j2, .json or .jsonl "
+                  "file, or the prompt inline");
     std::string text = read_bounded(resolve(ref), 1 << 20, where);
-    for (auto line : split(text, '\n'))
+    if (ext == ".jsonl") {
+      std::vector<std::string> lines;
+      for (auto line : split(text, '\n'))
+        if (!line.empty() && line != "\r") lines.emplace_back(line);
+      if (lines.size() != 1) fail(where, "a .jsonl prompt file must hold one line (promptfoo: one prompt per line)");
+      return lines[0];
+    }
+    if (ext != ".txt") return text;
+    std::string lf;
+    bool first = true;
+    for (auto line : split(text, '\n')) {
       if (trim(line) == "---")
         fail(where, "the prompt file has a '---' line: promptfoo splits it into several prompts; give one");
-    return text;
+      if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+      if (!first) lf += '\n';
+      lf.append(line);
+      first = false;
+    }
+    return std::string(trim(lf));
   }
 
   // ---- the file
@@ -1125,6 +1150,9 @@ class Loader {
         if (starts_with(s_.prompt, "file://")) s_.prompt = prompt_file(first, s_.prompt);
       }
     }
+    if (!s_.prompt.empty() && json_array(trim(s_.prompt)).has_value() && !is_chat_prompt(s_))
+      fail(root["prompts"], "the prompt is JSON but not a list of messages: promptfoo would send the JSON value as "
+                            "the messages");
     if (auto d = root["defaultTest"]) {
       if (!d.IsMap()) fail(d, "'defaultTest' must be a mapping");
       check_keys(d, {"vars", "assert", "threshold", "metadata", "options", "category"}, "'defaultTest'");
@@ -1160,8 +1188,13 @@ class Loader {
                                                     : nullptr;
         if (why) throw SuiteError(c.origin + ": a prompt prefix or suffix (options, __prefix, __suffix) cannot apply: " + why);
       }
-      if (c.messages_json.empty() && !s_.prompt.empty())
-        render_checked(c.prefix + s_.prompt + c.suffix, c.vars, c.origin, "the prompt");
+      if (c.messages_json.empty() && !s_.prompt.empty()) {
+        std::string text = render_checked(c.prefix + s_.prompt + c.suffix, c.vars, c.origin, "the prompt");
+        if (!is_chat_prompt(s_)) {
+          std::string why = prompt_shape_error(text);
+          if (!why.empty()) throw SuiteError(c.origin + ": the prompt as rendered for this case " + why);
+        }
+      }
     }
 
     if (root["gate"]) {
@@ -1272,9 +1305,26 @@ std::string render_vars(std::string_view text, const std::vector<std::pair<std::
   return out;
 }
 
-bool is_chat_prompt(const Suite& s) {
-  std::string_view prompt = trim(s.prompt);
-  return !prompt.empty() && prompt.front() == '[';
+bool is_chat_prompt(const Suite& s) { return json_array(s.prompt).value_or(false); }
+
+std::string prompt_shape_error(std::string_view rendered) {
+  std::string_view t = trim(rendered);
+  if (starts_with(t, "- role:"))
+    return "reads as YAML chat messages to promptfoo's OpenAI provider: write a chat prompt (a list of messages)";
+  auto arr = json_array(t);
+  if (arr && !*arr) return "is JSON but not a list of messages: promptfoo's OpenAI provider would send it as the messages";
+  if (!arr) {
+    // promptfoo's looksLikeJson: its OpenAI provider refuses such a prompt.
+    bool obj = !t.empty() && t.front() == '{' && t.back() == '}';
+    bool list = false;
+    if (!t.empty() && t.front() == '[' && t.back() == ']') {
+      std::string_view after = trim(t.substr(1));
+      static const std::regex value_start(R"(^([\"\{\[\d-]|true|false|null))");
+      list = after.empty() || std::regex_search(after.begin(), after.end(), value_start);
+    }
+    if (obj || list) return "looks like JSON but is not: promptfoo's OpenAI provider refuses it";
+  }
+  return "";
 }
 
 std::string case_messages(const Suite& s, const Case& c) {
@@ -1291,8 +1341,10 @@ std::string case_messages(const Suite& s, const Case& c) {
     }
     return render_vars(prompt, escaped);
   }
+  std::string text = render_vars(c.prefix + s.prompt + c.suffix, c.vars);
+  if (json_array(text).value_or(false)) return std::string(trim(text));  // promptfoo sends it as the messages
   std::string out = "[{\"role\":\"user\",\"content\":";
-  append_json_string(out, render_vars(c.prefix + s.prompt + c.suffix, c.vars));
+  append_json_string(out, text);
   out += "}]";
   return out;
 }

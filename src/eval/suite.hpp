@@ -99,9 +99,15 @@ std::string render_vars(std::string_view text, const std::vector<std::pair<std::
 // The suite prompt is a chat prompt (a JSON array of messages), not text.
 bool is_chat_prompt(const Suite& s);
 
+// Why promptfoo's OpenAI provider would not send a rendered text prompt as one user message
+// ("" when it would): it reads "- role:" text as YAML messages, sends a JSON array as the
+// messages and any other JSON value as they are, and refuses text that looks like JSON.
+std::string prompt_shape_error(std::string_view rendered);
+
 // The messages sent for a case: its own raw messages, else the suite prompt rendered with
 // its vars (a JSON array of messages, or one user message with the case's prefix and suffix
-// around the prompt), else "" (vars only).
+// around the prompt; a text prompt that renders to a JSON array is those messages, as promptfoo
+// sends it), else "" (vars only).
 std::string case_messages(const Suite& s, const Case& c);
 
 using sluice::parse_csv;  // core/csv.hpp

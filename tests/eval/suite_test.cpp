@@ -406,14 +406,33 @@ TEST(SuitePromptfoo, PromptsPromptfooWouldReadDifferently) {
   t.write("two.txt", "first {{q}}\n---\nsecond {{q}}\n");
   t.write("one.txt", "only {{q}}\n");
   EXPECT_FALSE(load_text(t, "name: x\nprompts: ['file://p.js']\n" + tail, err));
-  EXPECT_NE(err.find("suite.yaml:2: a prompt from code (.js)"), std::string::npos) << err;
+  EXPECT_NE(err.find("suite.yaml:2: a prompt from a '.js' file is not supported"), std::string::npos) << err;
   EXPECT_FALSE(load_text(t, "name: x\nprompts: ['file://two.txt']\n" + tail, err));
   EXPECT_NE(err.find("'---' line"), std::string::npos) << err;
   EXPECT_FALSE(load_text(t, "name: x\nprompts: [{raw: '{{q}}', config: {temperature: 1}}]\n" + tail, err));
   EXPECT_NE(err.find("unknown key 'config' in a prompt object"), std::string::npos) << err;
   auto s = load_text(t, "name: x\nprompts: ['file://one.txt']\n" + tail, err);
   ASSERT_TRUE(s) << err;
-  EXPECT_EQ(case_messages(*s, s->cases[0]), "[{\"role\":\"user\",\"content\":\"only a\\n\"}]");
+  EXPECT_EQ(case_messages(*s, s->cases[0]), "[{\"role\":\"user\",\"content\":\"only a\"}]");  // .txt: trimmed
+
+  // What promptfoo's OpenAI provider makes of the rendered text: a JSON array is the messages;
+  // YAML messages, other JSON and text that looks like JSON are refused.
+  auto m = load_text(t, "name: x\nprompts: ['{{msgs}}']\ntests:\n  - vars: {msgs: '[{\"role\": \"user\", \"content\": \"hi\"}]'}\n"
+                        "    assert: [{type: refusal}]\n", err);
+  ASSERT_TRUE(m) << err;
+  EXPECT_EQ(case_messages(*m, m->cases[0]), "[{\"role\": \"user\", \"content\": \"hi\"}]");
+  EXPECT_FALSE(load_text(t, "name: x\nprompts: ['{{q}}']\ntests:\n  - vars: {q: '42'}\n    assert: [{type: refusal}]\n", err));
+  EXPECT_NE(err.find("suite.yaml:4: the prompt as rendered for this case is JSON but not a list of messages"),
+            std::string::npos) << err;
+  EXPECT_FALSE(load_text(t, "name: x\nprompts: [\"- role: user\\n  content: '{{q}}'\"]\n" + tail, err));
+  EXPECT_NE(err.find("reads as YAML chat messages"), std::string::npos) << err;
+  EXPECT_FALSE(load_text(t, "name: x\nprompts: ['[\"{{q}}\", broken]']\n" + tail, err));
+  EXPECT_NE(err.find("looks like JSON but is not"), std::string::npos) << err;
+  EXPECT_FALSE(load_text(t, "name: x\nprompts: ['{\"text\": \"{{q}}\"}']\n" + tail, err));
+  EXPECT_NE(err.find("suite.yaml:2: the prompt is JSON but not a list of messages"), std::string::npos) << err;
+  auto text = load_text(t, "name: x\nprompts: ['[draft] {{q}}']\n" + tail, err);
+  ASSERT_TRUE(text) << err;
+  EXPECT_EQ(case_messages(*text, text->cases[0]), "[{\"role\":\"user\",\"content\":\"[draft] a\"}]");
 }
 
 // promptfoo reads the suite with js-yaml: a plain scalar that is a number or a boolean there is

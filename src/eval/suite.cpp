@@ -756,7 +756,7 @@ class Loader {
     YAML::Node n(YAML::NodeType::Map);
     if (starts_with(s, "grade:") || starts_with(s, "llm-rubric:")) {
       n["type"] = "llm-rubric";
-      n["value"] = std::string(trim(s.substr(s.find(':') + 1)));
+      n["value"] = s.substr(s.find(':') + 1);  // untrimmed, as promptfoo passes it to the grader
     } else {
       // promptfoo's /^(not-)?(TYPE)(?:\((\d+(?:\.\d+)?)\))?(?::([\s\S]*))?$/, the first type that fits.
       bool negate = starts_with(s, "not-");

@@ -352,9 +352,9 @@ TEST(SuitePromptfoo, TestOptions) {
 TEST(SuitePromptfoo, CsvColumns) {
   TempDir t;
   t.write("c.csv",
-          "q,__prefix,__suffix,__expected,__expected2,__metric,__note\n"
-          "one,Answer briefly: ,\" (one line)\",\"contains-any: \"\"a, b\"\", c\",latency(1500),m,n1\n"
-          "two,,,two,is-json,m,n2\n");
+          "q,__prefix,__suffix,__expected,__expected2,__metric,__note,__expected3\n"
+          "one,Answer briefly: ,\" (one line)\",\"contains-any: \"\"a, b\"\", c\",latency(1500),m,n1,\n"
+          "two,,,two,is-json,m,n2,grade: is brief\n");
   std::string err;
   auto s = load_text(t, "name: x\nprompts: ['Q: {{q}}']\ndefaultTest:\n  options: {suffix: ' D'}\ntests: file://c.csv\n",
                      err);
@@ -368,6 +368,7 @@ TEST(SuitePromptfoo, CsvColumns) {
   EXPECT_EQ(a[1].type, "latency");
   EXPECT_EQ(*a[1].threshold, 1500);
   EXPECT_EQ(s->cases[1].asserts[0].type, "equals");
+  EXPECT_EQ(s->cases[1].asserts[2].value, " is brief");  // grade: as promptfoo slices it
   EXPECT_EQ(s->cases[1].asserts[1].type, "is-json");
   ASSERT_EQ(s->cases[0].vars.size(), 2u);  // an unknown __column is a var, as in promptfoo
   EXPECT_EQ(s->cases[0].vars[1], (std::pair<std::string, std::string>{"__note", "n1"}));

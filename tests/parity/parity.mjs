@@ -101,8 +101,10 @@ gsm.forEach((p, i) => {
     const json = JSON.stringify({ answer: Number.isFinite(num) ? num : given, unit: 'dollars' });
     answers.push([prefix + p.question + suffix, i === 11 ? `The record is ${json}, as asked.` : json]);
     const exp = i === 11 ? ['contains-json', 'not-is-json', 'icontains: "answer":{{expected}}']
-      : i === 10 ? ['is-json', 'contains: "answer":{{expected}}', 'not-icontains-any: error, "sorry, no"']
+      : i === 10 ? ['is-json', 'contains: "answer":{{expected}}', 'not-icontains-any: error, "sorry, no"',
+        'grade: The final answer is {{expected}}'] // the grader gets " The final..." (promptfoo does not trim it)
         : ['is-json: {"type":"object","required":["answer","unit"]}', '{{expected}}', 'cost(0.000000001)'];
+    if (i === 10) verdicts.push([` The final answer is ${expected}`, true, 0.8]);
     csvRows.push([p.question, expected, prefix, suffix, `${id}`, 'format', ...exp]);
     if (i === 11) {
       // JSON as models write it: unquoted keys, inside a list, never closed (promptfoo reads it).

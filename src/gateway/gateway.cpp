@@ -16,6 +16,7 @@
 #include "control/tenants.hpp"
 #include "store/store.hpp"
 #include "core/crypto.hpp"
+#include "core/json_object.hpp"
 #include "core/memory.hpp"
 #include "gateway/admin.hpp"
 #include "pipeline/stages.hpp"
@@ -240,26 +241,10 @@ awaitable<bool> Worker::handle_other(beast::tcp_stream& stream, http::request<ht
     if (proxied) co_return co_await proxy(stream, req, e, api, cors);
   }
   if (path == "/v1/feedback" && post) co_return co_await feedback(stream, req);
-  if (path.starts_with("/v1/models/") && get) co_return co_await model_by_id(stream, req, path.substr(11), cors);
+  if (path.starts_with("/v1/models/") && get) co_return co_await models(stream, req, path.substr(11), cors);
   if (path.starts_with("/v1/responses/") && (get || req.method() == http::verb::delete_))
     co_return co_await stored_response(stream, req, path.substr(14), cors);
-  if (path == "/v1/models" && get) {
-    auto snap = snaps_.get();
-    if (snap->passthrough() && snap->model_names().empty()) co_return co_await proxy(stream, req, Endpoint::kModels);
-    // Listing models is a data-plane call: it needs a key when keys are configured.
-    RequestContext ctx;
-    ctx.snap = snap.get();
-    ctx.authorization = req[http::field::authorization];
-    std::string id = ids_.next();
-    if (auto err = pipeline::authenticate(ctx, env_)) {
-      account_local(err->status, err->code, id, t_start);
-      co_return co_await respond_error(stream, req, *err, id, cors);
-    }
-    account_local(200, "", id, t_start);
-    co_return co_await respond(stream, req, http::status::ok,
-                               models_json(*snap, ctx.tenant.empty() ? nullptr : snap->tenant_limits(ctx.tenant)),
-                               "application/json", id, cors);
-  }
+  if (path == "/v1/models" && get) co_return co_await models(stream, req, "", cors);
   std::string id = ids_.next();
   if (get) {
     // Probes and scrapes carry a request id but are not request-log entries.
@@ -277,34 +262,73 @@ awaitable<bool> Worker::handle_other(beast::tcp_stream& stream, http::request<ht
                                    path == "/v1/messages" ? bridge::Api::kMessages : bridge::Api::kChat);
 }
 
-awaitable<bool> Worker::model_by_id(beast::tcp_stream& stream, http::request<http::string_body>& req,
-                                    std::string_view raw_id, std::span<const net::Header> cors) {
+// GET /v1/models and /v1/models/{id}: the routes a key may call. A request with an
+// anthropic-version header is an Anthropic client: its key may come in x-api-key and the
+// answer (and any error) has Anthropic's shape.
+awaitable<bool> Worker::models(beast::tcp_stream& stream, http::request<http::string_body>& req, std::string_view raw_id,
+                               std::span<const net::Header> cors) {
   const auto t_start = Clock::now();
   auto snap = snaps_.get();
   // A gateway without routes passes its upstream's catalogue through.
   if (snap->passthrough() && snap->model_names().empty())
     co_return co_await proxy(stream, req, Endpoint::kModels, bridge::Api::kChat, cors);
+  const bool anthropic = !req["anthropic-version"].empty();
+  const bridge::Api api = anthropic ? bridge::Api::kMessages : bridge::Api::kChat;
   RequestContext ctx;
   ctx.snap = snap.get();
   ctx.authorization = req[http::field::authorization];
+  std::string key_header;
+  if (anthropic && ctx.authorization.empty() && !req["x-api-key"].empty()) {
+    key_header = "Bearer " + std::string(req["x-api-key"]);
+    ctx.authorization = key_header;
+  }
   std::string id = ids_.next();
   if (auto err = pipeline::authenticate(ctx, env_)) {
     account_local(err->status, err->code, id, t_start);
-    co_return co_await respond_error(stream, req, *err, id, cors);
+    co_return co_await respond_error(stream, req, *err, id, cors, api);
   }
-  const std::string model = percent_decoded(raw_id);
   const config::Tenant* t = ctx.tenant.empty() ? nullptr : snap->tenant_limits(ctx.tenant);
-  const auto& names = snap->model_names();
-  bool found = std::find(names.begin(), names.end(), model) != names.end();
-  if (found && t && !t->routes.empty()) found = std::find(t->routes.begin(), t->routes.end(), model) != t->routes.end();
-  if (!found) {
-    ApiError e = not_found("The model '" + model + "' does not exist or you do not have access to it.", "model_not_found");
-    e.param = "model";
-    account_local(e.status, e.code, id, t_start, model);
-    co_return co_await respond_error(stream, req, e, id, cors);
+  auto visible = [&](const std::string& m) {
+    return !t || t->routes.empty() || std::find(t->routes.begin(), t->routes.end(), m) != t->routes.end();
+  };
+  auto one = [&](const std::string& m) {
+    std::string o;
+    if (anthropic) {
+      o = "{\"type\":\"model\",\"id\":";
+      append_json_string(o, m);
+      o += ",\"display_name\":";
+      append_json_string(o, m);
+      return o + ",\"created_at\":\"1970-01-01T00:00:00Z\"}";
+    }
+    return model_json(m);
+  };
+  std::string body;
+  if (raw_id.empty()) {
+    if (!anthropic) {
+      body = models_json(*snap, t);
+    } else {
+      std::vector<std::string> names;
+      for (const auto& m : snap->model_names())
+        if (visible(m)) names.push_back(m);
+      body = "{\"data\":" + json_array(names, one) + ",\"has_more\":false,\"first_id\":";
+      append_json_string(body, names.empty() ? std::string() : names.front());
+      body += ",\"last_id\":";
+      append_json_string(body, names.empty() ? std::string() : names.back());
+      body += "}";
+    }
+  } else {
+    const std::string model = percent_decoded(raw_id);
+    const auto& names = snap->model_names();
+    if (std::find(names.begin(), names.end(), model) == names.end() || !visible(model)) {
+      ApiError e = not_found("The model '" + model + "' does not exist or you do not have access to it.", "model_not_found");
+      e.param = "model";
+      account_local(e.status, e.code, id, t_start, model);
+      co_return co_await respond_error(stream, req, e, id, cors, api);
+    }
+    body = one(model);
   }
-  account_local(200, "", id, t_start, model);
-  co_return co_await respond(stream, req, http::status::ok, model_json(model), "application/json", id, cors);
+  account_local(200, "", id, t_start);
+  co_return co_await respond(stream, req, http::status::ok, std::move(body), "application/json", id, cors);
 }
 
 awaitable<bool> Worker::stored_response(beast::tcp_stream& stream, http::request<http::string_body>& req,

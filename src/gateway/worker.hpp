@@ -147,9 +147,9 @@ class Worker : public net::IdleConnections {
   awaitable<void> poll_load(std::shared_ptr<const config::Snapshot> snap, size_t i);
  private:
   awaitable<bool> feedback(beast::tcp_stream& client, http::request<http::string_body>& req);
-  // GET /v1/models/{id}; GET and DELETE /v1/responses/{id}.
-  awaitable<bool> model_by_id(beast::tcp_stream& client, http::request<http::string_body>& req, std::string_view id,
-                              std::span<const net::Header> cors);
+  // GET /v1/models and /v1/models/{id} (OpenAI or Anthropic shape); GET and DELETE /v1/responses/{id}.
+  awaitable<bool> models(beast::tcp_stream& client, http::request<http::string_body>& req, std::string_view id,
+                         std::span<const net::Header> cors);
   awaitable<bool> stored_response(beast::tcp_stream& client, http::request<http::string_body>& req,
                                   std::string_view id, std::span<const net::Header> cors);
   void account_local(int status, std::string_view code, std::string request_id, Clock::time_point t_start,

@@ -170,3 +170,35 @@ describe('the Anthropic Messages API over an OpenAI-compatible upstream', { time
     }
   });
 });
+
+describe('Anthropic clients listing models', { timeout: ms(30_000) }, () => {
+  test('models.list and models.retrieve in Anthropic\'s shape, with the key in x-api-key', async () => {
+    const mock = await startMock({ config: { seed: 4 } });
+    const gw = await startGateway({
+      config: {
+        upstreams: [{ name: 'mock', url: `${mock.url}/v1` }],
+        routes: [
+          { name: 'claude-bot', upstream: 'mock', model: 'mock-1' },
+          { name: 'hidden', upstream: 'mock', model: 'mock-2' },
+        ],
+        api_keys: [{ tenant: 'acme', key_sha256: sha256('sk-ant-acme') }],
+        tenants: [{ name: 'acme', routes: ['claude-bot'] }],
+      },
+    });
+    try {
+      const client = new Anthropic({ baseURL: gw.url, apiKey: 'sk-ant-acme', maxRetries: 0 });
+      const page = await client.models.list();
+      assert.deepEqual(page.data.map((m) => [m.type, m.id]), [['model', 'claude-bot']]);
+      const one = await client.models.retrieve('claude-bot');
+      assert.equal(one.display_name, 'claude-bot');
+      const hidden = await client.models.retrieve('hidden').catch((e) => e);
+      assert.ok(hidden instanceof Anthropic.NotFoundError, String(hidden));
+      assert.equal(hidden.error.error.type, 'not_found_error');
+      const anon = new Anthropic({ baseURL: gw.url, apiKey: 'sk-nope', maxRetries: 0 });
+      assert.ok((await anon.models.list().catch((e) => e)) instanceof Anthropic.AuthenticationError);
+    } finally {
+      await gw.stop();
+      await mock.stop();
+    }
+  });
+});

@@ -47,6 +47,31 @@ routes:
   EXPECT_EQ(c.routes[0].upstreams, std::vector<std::string>{"a"});
 }
 
+TEST(ConfigLoader, ClientSurfaceKeys) {
+  auto r = load(R"(
+upstreams:
+  - {name: claude, url: https://api.anthropic.com/v1, api: anthropic, anthropic_version: "2024-01-01"}
+  - {name: native, url: https://api.openai.com/v1, responses: true}
+cors: {allowed_origins: ["https://app.example.com", "*"], max_age_s: 60}
+responses: {store_max_bytes: 1048576, store_ttl_s: 600}
+)");
+  ASSERT_TRUE(r.ok()) << r.errors[0];
+  EXPECT_EQ(r.config.upstreams[0].api, Upstream::Api::kAnthropic);
+  EXPECT_EQ(r.config.upstreams[0].anthropic_version, "2024-01-01");
+  EXPECT_EQ(r.config.upstreams[1].api, Upstream::Api::kOpenAI);
+  EXPECT_TRUE(r.config.upstreams[1].responses);
+  EXPECT_EQ(r.config.cors.allowed_origins.size(), 2u);
+  EXPECT_EQ(r.config.cors.max_age_s, 60);
+  EXPECT_EQ(r.config.responses.ttl_s, 600);
+  auto bad = load(R"(
+upstreams:
+  - {name: x, url: https://x/v1, api: gemini}
+cors: {allowed_origins: [app.example.com]}
+)");
+  EXPECT_TRUE(has_error(bad, "api must be 'openai' or 'anthropic'")) << (bad.errors.empty() ? "" : bad.errors[0]);
+  EXPECT_TRUE(has_error(bad, "'app.example.com' is not an origin")) << (bad.errors.empty() ? "" : bad.errors[0]);
+}
+
 TEST(ConfigLoader, ReportsFileLineAndColumn) {
   auto r = load("upstreams:\n  - name: a\n    url: http://x\n    timeoutz: 3\n");
   ASSERT_FALSE(r.ok());

@@ -11,7 +11,10 @@
 
 #include <simdjson.h>
 
+#include <algorithm>
+
 #include "bridge/json_util.hpp"
+#include "core/strings.hpp"
 
 namespace sluice::bridge {
 
@@ -179,8 +182,11 @@ std::optional<ApiError> anthropic_request(simdjson::dom::parser& p, std::string_
   out += ",\"max_tokens\":" + std::to_string(max_tokens);
   if (!system.empty()) member_str(out, "system", system);
   out += ",\"messages\":[" + turns.out + "]";
-  member_raw(out, "temperature", raw(doc, "temperature"));
-  member_raw(out, "top_p", raw(doc, "top_p"));
+  // Anthropic takes temperature in [0, 1] (OpenAI in [0, 2]), and not with top_p.
+  double temperature = 0;
+  const bool has_temperature = !doc["temperature"].get_double().get(temperature);
+  if (has_temperature) out += ",\"temperature\":" + num_text(std::clamp(temperature, 0.0, 1.0), 6);
+  if (!has_temperature) member_raw(out, "top_p", raw(doc, "top_p"));
   if (element stop; !doc["stop"].get(stop) && !stop.is_null()) {
     member_raw(out, "stop_sequences", stop.is_string() ? "[" + simdjson::minify(stop) + "]" : simdjson::minify(stop));
   }
@@ -334,7 +340,7 @@ void AnthropicAnswer::event(simdjson::dom::parser& p, std::string_view data) {
         int64_t v = 0;
         if (!u["input_tokens"].get_int64().get(v)) input_tokens_ = v;
         if (!u["cache_read_input_tokens"].get_int64().get(v)) cached_tokens_ = v;
-        if (!u["cache_creation_input_tokens"].get_int64().get(v)) input_tokens_ += v;
+        if (!u["cache_creation_input_tokens"].get_int64().get(v)) cache_write_tokens_ = v;
         if (!u["output_tokens"].get_int64().get(v)) output_tokens_ = v;
       }
     }
@@ -344,6 +350,7 @@ void AnthropicAnswer::event(simdjson::dom::parser& p, std::string_view data) {
     if (!doc["content_block"].get(b) && str(b, "type") == "tool_use") {
       const size_t k = tool_blocks_.size();
       tool_blocks_.push_back(index);
+      tool_args_.push_back(false);
       std::string d = "{\"tool_calls\":[{\"index\":" + std::to_string(k) + ",\"id\":";
       append_json_string(d, str(b, "id"));
       d += ",\"type\":\"function\",\"function\":{\"name\":";
@@ -362,22 +369,33 @@ void AnthropicAnswer::event(simdjson::dom::parser& p, std::string_view data) {
       size_t k = 0;
       while (k < tool_blocks_.size() && tool_blocks_[k] != index) ++k;
       if (k == tool_blocks_.size()) return;
+      if (str(d, "partial_json").empty()) return;
+      tool_args_[k] = true;
       std::string c = "{\"tool_calls\":[{\"index\":" + std::to_string(k) + ",\"function\":{\"arguments\":";
       append_json_string(c, str(d, "partial_json"));
       chunk(c + "}}]}");
     }
+  } else if (type == "content_block_stop") {
+    // A tool called without arguments: chat clients parse "{}", never "".
+    for (size_t k = 0; k < tool_blocks_.size(); ++k)
+      if (tool_blocks_[k] == index && !tool_args_[k]) {
+        tool_args_[k] = true;
+        chunk("{\"tool_calls\":[{\"index\":" + std::to_string(k) + ",\"function\":{\"arguments\":\"{}\"}}]}");
+      }
   } else if (type == "message_delta") {
     element u;
     if (!doc["usage"].get(u)) {
       int64_t v = 0;
       if (!u["output_tokens"].get_int64().get(v)) output_tokens_ = v;
       if (!u["input_tokens"].get_int64().get(v)) input_tokens_ = v;
+      if (!u["cache_read_input_tokens"].get_int64().get(v)) cached_tokens_ = v;
+      if (!u["cache_creation_input_tokens"].get_int64().get(v)) cache_write_tokens_ = v;
     }
     element d;
     std::string_view stop = !doc["delta"].get(d) ? str(d, "stop_reason") : std::string_view();
     if (!stop.empty()) chunk("{}", chat_finish_reason(stop));
   } else if (type == "message_stop") {
-    const int64_t prompt = input_tokens_ + cached_tokens_;
+    const int64_t prompt = input_tokens_ + cached_tokens_ + cache_write_tokens_;
     out_ += "data: {\"id\":";
     append_json_string(out_, "chatcmpl-" + id_);
     out_ += ",\"object\":\"chat.completion.chunk\",\"created\":0,\"model\":";
@@ -399,7 +417,7 @@ void AnthropicAnswer::event(simdjson::dom::parser& p, std::string_view data) {
     }
     out_ += "data: " + e.to_json() + "\n\n";
   }
-  // ping, content_block_stop, thinking and signature deltas: nothing for chat.
+  // ping, thinking and signature deltas: nothing for chat.
 }
 
 std::string_view AnthropicAnswer::stream(simdjson::dom::parser& p, std::string_view bytes) {

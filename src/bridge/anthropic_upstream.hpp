@@ -48,8 +48,9 @@ class AnthropicAnswer {
   sse::Parser events_;
   std::string out_, scratch_;
   std::string id_, model_;
-  int64_t input_tokens_ = 0, output_tokens_ = 0, cached_tokens_ = 0;
+  int64_t input_tokens_ = 0, output_tokens_ = 0, cached_tokens_ = 0, cache_write_tokens_ = 0;
   std::vector<int64_t> tool_blocks_;  // the content block index of each tool call, in order
+  std::vector<bool> tool_args_;       // ...and whether its arguments came (none: "{}")
   bool failed_ = false;
 };
 

@@ -47,22 +47,29 @@ std::string responses_error_event(const ApiError& e) {
 
 void Journal::saved(Saved s) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (pending_.saved.size() >= kMaxPending) {
+  pending_bytes_ += s.body.size();
+  pending_.saved.push_back(std::move(s));
+  while (!pending_.saved.empty() && (pending_.saved.size() > kMaxPending || pending_bytes_ > kMaxPendingBytes)) {
+    pending_bytes_ -= pending_.saved.front().body.size();
     pending_.saved.pop_front();
     dropped_.fetch_add(1, std::memory_order_relaxed);
   }
-  pending_.saved.push_back(std::move(s));
 }
 
 void Journal::deleted(std::string tenant, std::string id) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (pending_.deleted.size() < kMaxPending) pending_.deleted.emplace_back(std::move(tenant), std::move(id));
+  if (pending_.deleted.size() >= kMaxPending) {
+    dropped_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  pending_.deleted.emplace_back(std::move(tenant), std::move(id));
 }
 
 Journal::Batch Journal::take() {
   std::lock_guard<std::mutex> lock(mu_);
   Batch b = std::move(pending_);
   pending_ = {};
+  pending_bytes_ = 0;
   return b;
 }
 
@@ -70,6 +77,12 @@ std::string store_key(std::string_view tenant, std::string_view response_id) {
   std::string k = "resp\x1f";
   k.append(tenant);
   k.push_back('\x1f');
+  k.append(response_id);
+  return k;
+}
+
+std::string owner_key(std::string_view response_id) {
+  std::string k = "owner\x1f";
   k.append(response_id);
   return k;
 }
@@ -135,8 +148,10 @@ void Front::chunk(simdjson::dom::parser& p, std::string_view data, std::string& 
   if (data == "[DONE]") return done(out);
   element doc;
   if (p.parse(data.data(), data.size()).get(doc) || !doc.is_object()) return;
-  if (element err; !doc["error"].get(err) && err.is_object()) {
-    ApiError e = error_of(ErrorKind::kUpstreamErrorEvent, std::string(str(err, "message")));
+  // Any `error` member ends the stream, as the relay counts it (a string or an object).
+  if (element err; !doc["error"].get(err)) {
+    std::string message = err.is_string() ? std::string(err.get_string().value_unsafe()) : std::string(str(err, "message"));
+    ApiError e = error_of(ErrorKind::kUpstreamErrorEvent, message.empty() ? "upstream sent an error event" : message);
     if (auto c = str(err, "code"); !c.empty()) e.code.assign(c);
     return stream_error(e, out);
   }

@@ -53,8 +53,10 @@ class Journal {
     std::deque<Saved> saved;
     std::vector<std::pair<std::string, std::string>> deleted;  // (tenant, id)
   };
-  // A second of a busy gateway's stored answers (the control thread writes once a second).
+  // A second of a busy gateway's stored answers (the control thread writes once a second),
+  // and at most this many bytes of them.
   static constexpr size_t kMaxPending = 1 << 16;
+  static constexpr size_t kMaxPendingBytes = 64 << 20;
 
   void saved(Saved s);
   void deleted(std::string tenant, std::string id);
@@ -64,6 +66,7 @@ class Journal {
  private:
   std::mutex mu_;
   Batch pending_;
+  size_t pending_bytes_ = 0;
   std::atomic<int64_t> dropped_{0};
 };
 
@@ -77,6 +80,8 @@ struct Store {
 };
 // The key of a tenant's stored response: a tenant never reads another's.
 std::string store_key(std::string_view tenant, std::string_view response_id);
+// The key under which a passed-through response's owner (its tenant) is kept.
+std::string owner_key(std::string_view response_id);
 // The response object kept under `key` (GET /v1/responses/{id}); nullopt when unknown.
 std::optional<std::string> stored_response(simdjson::dom::parser& p, const Store& store, const std::string& key,
                                            int64_t now_ms);

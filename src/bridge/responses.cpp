@@ -15,6 +15,7 @@
 #include "bridge/front.hpp"
 #include "bridge/json_util.hpp"
 #include "cache/response_cache.hpp"
+#include "core/crypto.hpp"
 
 namespace sluice::bridge {
 
@@ -151,9 +152,21 @@ std::optional<ApiError> message_item(element item, size_t i, Messages& msgs) {
   return std::nullopt;
 }
 
+// The stored responses item references read, each copied and parsed once per request.
+struct References {
+  static constexpr size_t kMax = 256;  // item references per request
+  size_t used = 0;
+  struct Parsed {
+    std::string response_id;
+    std::unique_ptr<simdjson::dom::parser> parser;  // owns the parse `root` points into
+    element root;
+  };
+  std::vector<Parsed> parsed;
+};
+
 // The stored output item `id` (an item_reference): items sluice made are named after their
 // response ("msg_X", "fc_X_k" belong to "resp_X"), which holds them.
-std::optional<std::string> referenced_item(std::string_view id, const OpenContext& oc) {
+std::optional<element> referenced_item(std::string_view id, const OpenContext& oc, References& refs) {
   std::string_view suffix;
   if (id.substr(0, 4) == "msg_") {
     suffix = id.substr(4);
@@ -162,18 +175,27 @@ std::optional<std::string> referenced_item(std::string_view id, const OpenContex
     suffix = suffix.substr(0, suffix.rfind('_'));
   }
   if (suffix.empty() || !oc.store.cache) return std::nullopt;
-  auto kept = oc.store.cache->get(store_key(oc.tenant, "resp_" + std::string(suffix)), oc.now_ms);
-  if (!kept) return std::nullopt;
-  simdjson::dom::parser p;
-  element doc;
+  const std::string resp = "resp_" + std::string(suffix);
+  const References::Parsed* found = nullptr;
+  for (const auto& r : refs.parsed)
+    if (r.response_id == resp) found = &r;
+  if (!found) {
+    auto kept = oc.store.cache->get(store_key(oc.tenant, resp), oc.now_ms);
+    if (!kept) return std::nullopt;
+    References::Parsed r{resp, std::make_unique<simdjson::dom::parser>(), {}};
+    if (r.parser->parse(*kept).get(r.root)) return std::nullopt;  // the parser keeps its own copy
+    refs.parsed.push_back(std::move(r));
+    found = &refs.parsed.back();
+  }
   array output;
-  if (p.parse(*kept).get(doc) || doc["response"]["output"].get_array().get(output)) return std::nullopt;
+  if (found->root["response"]["output"].get_array().get(output)) return std::nullopt;
   for (element item : output)
-    if (str(item, "id") == id) return simdjson::minify(item);
+    if (str(item, "id") == id) return item;
   return std::nullopt;
 }
 
-std::optional<ApiError> one_item(element item, size_t i, Messages& msgs, const OpenContext& oc, bool referenced) {
+std::optional<ApiError> one_item(element item, size_t i, Messages& msgs, const OpenContext& oc, References& refs,
+                                 bool referenced) {
   std::string_view type = str(item, "type");
   const std::string param = "input[" + std::to_string(i) + "]";
   if (type.empty() || type == "message") return message_item(item, i, msgs);
@@ -199,14 +221,13 @@ std::optional<ApiError> one_item(element item, size_t i, Messages& msgs, const O
     // A reasoning model's own notes from an earlier turn: chat upstreams take no such input.
   } else if (type == "item_reference" && !referenced) {
     std::string_view id = str(item, "id");
-    auto found = referenced_item(id, oc);
+    if (++refs.used > References::kMax)
+      return invalid("at most " + std::to_string(References::kMax) + " item references per request", param, "too_many_items");
+    auto found = referenced_item(id, oc, refs);
     if (!found)
       return invalid("Item with id '" + std::string(id) + "' not found (sluice keeps the items of stored responses).",
                      param + ".id", "item_not_found");
-    simdjson::dom::parser p;
-    element ref;
-    if (p.parse(*found).get(ref)) return invalid("stored item '" + std::string(id) + "' is unreadable", param + ".id");
-    return one_item(ref, i, msgs, oc, true);
+    return one_item(*found, i, msgs, oc, refs, true);
   } else {
     return unsupported("input item type '" + std::string(type) + "'", param + ".type");
   }
@@ -224,8 +245,9 @@ std::optional<ApiError> input_items(element input, Messages& msgs, const OpenCon
   array items;
   if (input.get_array().get(items)) return invalid("'input' must be a string or an array of items", "input", "invalid_type");
   size_t i = 0;
+  References refs;
   for (element item : items)
-    if (auto e = one_item(item, i++, msgs, oc, false)) return e;
+    if (auto e = one_item(item, i++, msgs, oc, refs, false)) return e;
   msgs.flush();
   return std::nullopt;
 }
@@ -233,9 +255,9 @@ std::optional<ApiError> input_items(element input, Messages& msgs, const OpenCon
 class ResponsesFront final : public Front {
  public:
   ResponsesFront(const OpenContext& oc) : Front(Api::kResponses), tenant_(oc.tenant), store_(oc.store) {
-    std::string_view rid = oc.request_id;
-    if (rid.substr(0, 4) == "req_") rid.remove_prefix(4);
-    suffix_.assign(rid);
+    // 128 random bits: a stored response's id is all that protects it from other users of
+    // the same key (its items are named after it).
+    suffix_ = random_token("", 16);
     id_ = "resp_" + suffix_;
     msg_id_ = "msg_" + suffix_;
     created_ = oc.now_ms / 1000;

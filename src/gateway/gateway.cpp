@@ -39,7 +39,7 @@ Worker::Worker(Shared& shared, size_t idx)
       env_{json_, metrics_, idx, 0, shared.reqlog.get(), shared.rollout_sink.get(), &shared.response_cache, {}} {
   env_.last_good = &shared.last_good;
   env_.responses.cache = &shared.responses;
-  env_.responses.journal = &shared.responses_journal;
+  env_.responses.journal = &shared.responses_journal;  // per request: off when the store keeps nothing
   env_.limits = &shared.tenant_limits;
   // A queued request sleeps on its timer; a grant from any worker cancels it here.
   env_.make_waiter = [this] {
@@ -269,9 +269,20 @@ awaitable<bool> Worker::models(beast::tcp_stream& stream, http::request<http::st
                                std::span<const net::Header> cors) {
   const auto t_start = Clock::now();
   auto snap = snaps_.get();
-  // A gateway without routes passes its upstream's catalogue through.
-  if (snap->passthrough() && snap->model_names().empty())
-    co_return co_await proxy(stream, req, Endpoint::kModels, bridge::Api::kChat, cors);
+  // A gateway without routes passes its upstream's catalogue through: the list, or one plain
+  // model id (no '/', '%' or dot segments: the upstream's other paths stay out of reach).
+  if (snap->passthrough() && snap->model_names().empty()) {
+    const bool plain = raw_id != "." && raw_id != ".." &&
+                       std::all_of(raw_id.begin(), raw_id.end(), [](char c) {
+                         return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.' || c == ':';
+                       });
+    if (plain) co_return co_await proxy(stream, req, Endpoint::kModels, bridge::Api::kChat, cors);
+    ApiError e = not_found("The model '" + std::string(raw_id) + "' does not exist or you do not have access to it.",
+                           "model_not_found");
+    std::string id = ids_.next();
+    account_local(e.status, e.code, id, t_start);
+    co_return co_await respond_error(stream, req, e, id, cors);
+  }
   const bool anthropic = !req["anthropic-version"].empty();
   const bridge::Api api = anthropic ? bridge::Api::kMessages : bridge::Api::kChat;
   RequestContext ctx;
@@ -347,8 +358,9 @@ awaitable<bool> Worker::stored_response(beast::tcp_stream& stream, http::request
   const std::string key = bridge::store_key(ctx.tenant, rid);
   std::optional<std::string> body;
   if (req.method() == http::verb::delete_) {
+    // Deleted from the store too, even when it was no longer in memory (evicted).
+    shared_.responses_journal.deleted(ctx.tenant, rid);
     if (shared_.responses.erase(key)) {
-      shared_.responses_journal.deleted(ctx.tenant, rid);
       body = "{\"id\":";
       append_json_string(*body, rid);
       *body += ",\"object\":\"response\",\"deleted\":true}";

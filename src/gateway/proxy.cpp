@@ -120,6 +120,8 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
   } guard{metrics_};
   env_.max_inflight = cfg.limits.max_inflight_per_worker;
   env_.responses.ttl_ms = cfg.responses.ttl_s * 1000;
+  // store_max_bytes 0 keeps no responses: nothing goes to the store either.
+  env_.responses.journal = cfg.responses.max_bytes > 0 ? &shared_.responses_journal : nullptr;
   if (cfg.request_log.bodies && endpoint == Endpoint::kChat) {
     ctx.log_body = *ctx.body;
     ctx.capture = true;  // keep the answer text for the log line

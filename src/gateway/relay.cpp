@@ -9,6 +9,8 @@
 // without `data: [DONE]` is completed for the client.
 #include <array>
 
+#include <simdjson.h>
+
 #include "gateway/forward.hpp"
 #include "gateway/worker.hpp"
 #include "json/chat.hpp"
@@ -37,6 +39,17 @@ upstream::Outcome outcome_of(const RequestContext& ctx) {
 }
 
 }  // namespace
+
+// A passed-through Responses API answer (or its response.created event): its id belongs to
+// the request's tenant, who alone may continue it (pipeline's passthrough checks).
+void Worker::own_response(const RequestContext& ctx, std::string_view json) {
+  simdjson::dom::element doc;
+  std::string_view id;
+  if (json_.parse(json.data(), json.size()).get(doc)) return;
+  if (doc["id"].get_string().get(id) && doc["response"]["id"].get_string().get(id)) return;
+  const config::Config& cfg = ctx.snap->config();
+  shared_.responses.put(bridge::owner_key(id), ctx.tenant, unix_millis(), cfg.responses.ttl_s * 1000);
+}
 
 awaitable<bool> Worker::relay(beast::tcp_stream& client, http::request<http::string_body>& req, RequestContext& ctx,
                               const pipeline::Chain& chain, Exchange& ex, ClientWatch& watch,
@@ -109,6 +122,7 @@ awaitable<bool> Worker::relay(beast::tcp_stream& client, http::request<http::str
     }
   }
   settle_and_account();
+  if (ctx.endpoint == Endpoint::kResponses && status / 100 == 2) own_response(ctx, body);
   if (ctx.front) {  // another API's client: the chat answer in its shape
     body = status / 100 == 2 ? ctx.front->whole(json_, body) : ctx.front->upstream_error(json_, body, status);
     content_type = "application/json";
@@ -308,8 +322,12 @@ awaitable<bool> Worker::relay_stream(beast::tcp_stream& client, http::request<ht
           if (ctx.front) return ctx.front->chunk(json_, data, out);
           if (info.usage_only && ctx.strip_usage) return;
           out.append(raw);
-          // A Responses stream (passed through) ends with its last event, without [DONE].
-          if (ctx.endpoint == Endpoint::kResponses && !info.finish_reason.empty()) done_marker = true;
+          // A Responses stream (passed through) ends with its last event, without [DONE]; its
+          // first names the response, which belongs to this tenant.
+          if (ctx.endpoint == Endpoint::kResponses) {
+            if (!info.finish_reason.empty()) done_marker = true;
+            if (data.find("\"response.created\"") != std::string_view::npos) own_response(ctx, data);
+          }
         });
         if (!ok) garbage = true;
         prefetched.clear();

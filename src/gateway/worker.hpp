@@ -135,6 +135,7 @@ class Worker : public net::IdleConnections {
                                const pipeline::Chain& chain, Exchange& ex, ClientWatch& watch,
                                std::span<const net::Header> lineage, bool keep_alive);
   awaitable<void> sleep_for(std::chrono::milliseconds d);
+  void own_response(const RequestContext& ctx, std::string_view json);
  public:
   // One whole (non-streamed) call through the forwarder, from another thread: the
   // blue-green warm-up probe. Blocks until done; "" on a 2xx, else what went wrong.

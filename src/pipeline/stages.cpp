@@ -5,6 +5,7 @@
 #include "core/crypto.hpp"
 #include "core/hash.hpp"
 #include "core/strings.hpp"
+#include "cache/response_cache.hpp"
 #include "json/splice.hpp"
 
 namespace sluice::pipeline {
@@ -43,17 +44,64 @@ bool served_natively(RequestContext& ctx, Env& env) {
 }
 }  // namespace
 
+// A passed-through Responses request reaches state the provider keeps under the gateway's
+// one key, shared by every tenant: only a tenant's own earlier responses may be continued
+// (the relay records who owns each id), and provider-side stores are not reachable.
+std::optional<ApiError> passthrough_checks(RequestContext& ctx, Env& env) {
+  simdjson::dom::element doc;
+  if (env.json.parse(*ctx.body).get(doc)) return std::nullopt;  // the upstream answers a bad body
+  auto refuse = [](std::string what, std::string param) {
+    ApiError e = bad_request(what + " is not passed through: the provider keeps it under the gateway's key, shared by "
+                                    "every tenant", "unsupported_parameter");
+    e.param = std::move(param);
+    return e;
+  };
+  for (const char* k : {"conversation", "prompt"}) {
+    simdjson::dom::element v;
+    if (!doc[k].get(v) && !v.is_null()) return refuse(std::string("'") + k + "'", k);
+  }
+  bool background = false;
+  if (!doc["background"].get_bool().get(background) && background) return refuse("'background: true'", "background");
+  simdjson::dom::array tools;
+  if (!doc["tools"].get_array().get(tools)) {
+    size_t i = 0;
+    for (simdjson::dom::element t : tools) {
+      std::string_view type;
+      if (!t["type"].get_string().get(type) && type == "file_search")
+        return refuse("a file_search tool", "tools[" + std::to_string(i) + "].type");
+      ++i;
+    }
+  }
+  std::string_view prev;
+  if (!doc["previous_response_id"].get_string().get(prev)) {
+    auto owner = env.responses.cache ? env.responses.cache->get(bridge::owner_key(prev), unix_millis()) : std::nullopt;
+    if (!owner || *owner != ctx.tenant) {
+      ApiError e = bad_request("Previous response with id '" + std::string(prev) + "' not found.",
+                               "previous_response_not_found");
+      e.param = "previous_response_id";
+      return e;
+    }
+  }
+  return std::nullopt;
+}
+
 std::optional<ApiError> translate(RequestContext& ctx, Env& env) {
   if (ctx.api == bridge::Api::kChat) return std::nullopt;
   if (ctx.api == bridge::Api::kResponses && served_natively(ctx, env)) {
     ctx.endpoint = Endpoint::kResponses;
-    return std::nullopt;
+    return passthrough_checks(ctx, env);
   }
   const bridge::OpenContext oc{ctx.request_id, ctx.tenant, unix_millis(), env.responses};
   bridge::Opened opened;
   auto err = ctx.api == bridge::Api::kResponses ? bridge::open_responses(env.json, *ctx.body, oc, opened)
                                                 : bridge::open_messages(env.json, *ctx.body, oc, opened);
   if (err) return err;
+  // Stored history and item references make the translated body larger than the client's:
+  // it is bounded as a client's body is.
+  if (const int64_t max = ctx.snap->config().limits.max_body_bytes;
+      static_cast<int64_t>(opened.chat_body.size()) > max)
+    return payload_too_large("the request with its stored conversation is larger than max_body_bytes (" +
+                             std::to_string(max) + " bytes)");
   *ctx.body = std::move(opened.chat_body);
   ctx.front = std::move(opened.front);
   return std::nullopt;

@@ -117,7 +117,7 @@ TEST(Responses, AStreamIsTheEventSequenceAndEndsWithTheWholeResponse) {
   EXPECT_EQ(at(p, last, "/response/output/0/content/0/text"), "Hello");
   EXPECT_EQ(at(p, last, "/response/usage/total_tokens"), "9");
   EXPECT_EQ(at(p, last, "/sequence_number"), "9");
-  EXPECT_EQ(at(p, last, "/response/id"), "resp_1");
+  EXPECT_EQ(at(p, last, "/response/id").size(), 5u + 32u);  // resp_ and 128 random bits
   // Nothing is written after the end.
   std::string after;
   o.front->chunk(p, kChatChunks[1], after);
@@ -165,11 +165,13 @@ TEST(Responses, PreviousResponseIdContinuesTheTenantsOwnConversation) {
   std::string whole = first.front->whole(
       p, R"({"model":"m","choices":[{"message":{"role":"assistant","content":"A1"},"finish_reason":"stop"}]})");
   EXPECT_EQ(at(p, whole, "/output/0/content/0/text"), "A1");
-  ASSERT_TRUE(stored_response(p, oc.store, store_key("acme", "resp_10"), 2000));
+  const std::string id = at(p, whole, "/id");
+  ASSERT_TRUE(stored_response(p, oc.store, store_key("acme", id), 2000));
+  const std::string again = R"({"model":"bot","previous_response_id":")" + id + R"(","input":"Q2"})";
 
   Opened second;
   oc.request_id = "req_11";
-  ASSERT_FALSE(open_responses(p, R"({"model":"bot","previous_response_id":"resp_10","input":"Q2"})", oc, second));
+  ASSERT_FALSE(open_responses(p, again, oc, second));
   // Instructions are not carried over; the conversation is.
   EXPECT_EQ(at(p, second.chat_body, "/messages/0/content"), "Q1");
   EXPECT_EQ(at(p, second.chat_body, "/messages/1/content"), "A1");
@@ -178,15 +180,15 @@ TEST(Responses, PreviousResponseIdContinuesTheTenantsOwnConversation) {
   OpenContext other = oc;
   other.tenant = "intruder";
   Opened third;
-  auto e = open_responses(p, R"({"model":"bot","previous_response_id":"resp_10","input":"Q2"})", other, third);
+  auto e = open_responses(p, again, other, third);
   ASSERT_TRUE(e);
   EXPECT_EQ(e->param, "previous_response_id");
 
   Opened unkept;
   oc.request_id = "req_12";
   ASSERT_FALSE(open_responses(p, R"({"model":"bot","store":false,"input":"Q"})", oc, unkept));
-  unkept.front->whole(p, R"({"choices":[{"message":{"content":"A"},"finish_reason":"stop"}]})");
-  EXPECT_FALSE(stored_response(p, oc.store, store_key("acme", "resp_12"), 2000));
+  const std::string unkept_whole = unkept.front->whole(p, R"({"choices":[{"message":{"content":"A"},"finish_reason":"stop"}]})");
+  EXPECT_FALSE(stored_response(p, oc.store, store_key("acme", at(p, unkept_whole, "/id")), 2000));
 }
 
 TEST(Messages, BlocksBecomeChatMessagesWithToolResultsRightAfterTheCalls) {
@@ -307,6 +309,25 @@ TEST(AnthropicUpstream, AStreamSplitAnywhereIsTheSameChatStream) {
   EXPECT_NE(once.find(R"("usage":{"prompt_tokens":7,"completion_tokens":9,"total_tokens":16,"prompt_tokens_details":{"cached_tokens":2}})"),
             std::string::npos);
   EXPECT_EQ(once.substr(once.size() - 14), "data: [DONE]\n\n");
+}
+
+TEST(AnthropicUpstream, CacheWritesCountAndAToolWithoutArgumentsGetsAnEmptyObject) {
+  const std::string sse =
+      "data: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"model\":\"c\",\"usage\":{\"input_tokens\":5,"
+      "\"cache_creation_input_tokens\":100}}}\n\n"
+      "data: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"tool_use\",\"id\":\"t\",\"name\":\"now\",\"input\":{}}}\n\n"
+      "data: {\"type\":\"content_block_stop\",\"index\":0}\n\n"
+      "data: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"tool_use\"},\"usage\":{\"input_tokens\":5,\"output_tokens\":3}}\n\n"
+      "data: {\"type\":\"message_stop\"}\n\n";
+  simdjson::dom::parser p;
+  AnthropicAnswer a(1 << 20);
+  const std::string out(a.stream(p, sse));
+  EXPECT_NE(out.find(R"("function":{"arguments":"{}"})"), std::string::npos) << out;
+  EXPECT_NE(out.find(R"("prompt_tokens":105,"completion_tokens":3)"), std::string::npos) << out;
+  std::string req;
+  ASSERT_FALSE(anthropic_request(p, R"({"model":"c","messages":[{"role":"user","content":"q"}],"temperature":1.7,"top_p":0.5})", req));
+  EXPECT_EQ(at(p, req, "/temperature"), "1");
+  EXPECT_EQ(at(p, req, "/top_p"), "<absent>");
 }
 
 TEST(AnthropicUpstream, AnswersAndErrorsBecomeChatShapes) {

@@ -398,3 +398,44 @@ describe('stored responses outlive a restart', { timeout: ms(60_000) }, () => {
     }
   });
 });
+
+describe('passed-through responses belong to their tenant', { timeout: ms(60_000) }, () => {
+  test('only the tenant that made a response may continue it; provider-side stores are not reachable', async () => {
+    const mock = await startMock({ config: { seed: 14, defaults: { ttft_ms: 2, tpot_ms: 0.2, output_tokens: [6, 12] } } });
+    const gw = await startGateway({
+      config: {
+        upstreams: [{ name: 'native', url: `${mock.url}/v1`, responses: true }],
+        routes: [{ name: 'direct', upstream: 'native', model: 'mock-1' }],
+        api_keys: [
+          { tenant: 'a', key_sha256: sha256('sk-a') },
+          { tenant: 'b', key_sha256: sha256('sk-b') },
+        ],
+        tenants: [{ name: 'a' }, { name: 'b' }],
+      },
+    });
+    try {
+      const a = new OpenAI({ baseURL: gw.baseURL, apiKey: 'sk-a', maxRetries: 0 });
+      const b = new OpenAI({ baseURL: gw.baseURL, apiKey: 'sk-b', maxRetries: 0 });
+      const first = await a.responses.create({ model: 'direct', input: 'Hello' });
+      const mine = await a.responses.create({ model: 'direct', input: 'More', previous_response_id: first.id });
+      assert.equal(mine.status, 'completed');
+      const stream = await a.responses.create({ model: 'direct', input: 'Stream', stream: true });
+      let streamed;
+      for await (const ev of stream) if (ev.type === 'response.completed') streamed = ev.response.id;
+      assert.equal((await a.responses.create({ model: 'direct', input: 'On', previous_response_id: streamed })).status, 'completed');
+      const theirs = await b.responses.create({ model: 'direct', input: 'More', previous_response_id: first.id }).catch((e) => e);
+      assert.equal(theirs.status, 400);
+      assert.equal(theirs.param, 'previous_response_id');
+      const conv = await a.responses.create({ model: 'direct', input: 'x', conversation: 'conv_1' }).catch((e) => e);
+      assert.equal(conv.status, 400);
+      assert.equal(conv.code, 'unsupported_parameter');
+      const fs = await a.responses
+        .create({ model: 'direct', input: 'x', tools: [{ type: 'file_search', vector_store_ids: ['vs_1'] }] })
+        .catch((e) => e);
+      assert.equal(fs.param, 'tools[0].type');
+    } finally {
+      await gw.stop();
+      await mock.stop();
+    }
+  });
+});

@@ -128,3 +128,23 @@ describe('models/{id}, completions and CORS', { timeout: ms(60_000) }, () => {
     assert.equal(other.headers.get('access-control-allow-origin'), null);
   });
 });
+
+describe('a gateway without routes passes its upstream\'s models through', { timeout: ms(30_000) }, () => {
+  test('one plain model id reaches the upstream; paths that are not a model id never do', async () => {
+    const mock = await startMock({ config: { seed: 6 } });
+    const gw = await startGateway({ upstreams: { mock: `${mock.url}/v1` } });
+    try {
+      const list = await fetch(`${gw.baseURL}/models`);
+      assert.equal(list.status, 200);
+      // (fetch itself folds bare dot segments; encoded ones reach the gateway as sent.)
+      for (const bad of ['..%2F..%2Fv1%2Ffiles', 'a%2Fb', 'x%00y', '%2E%2E%2Fx']) {
+        const r = await fetch(`${gw.baseURL}/models/${bad}`);
+        assert.equal(r.status, 404, bad);
+        assert.equal((await r.json()).error.code, 'model_not_found', bad);
+      }
+    } finally {
+      await gw.stop();
+      await mock.stop();
+    }
+  });
+});

@@ -263,15 +263,7 @@ std::string AnthropicAnswer::whole(simdjson::dom::parser& p, std::string_view bo
       if (type == "text") {
         text.append(str(b, "text"));
       } else if (type == "tool_use") {
-        if (!calls.empty()) calls += ",";
-        calls += "{\"id\":";
-        append_json_string(calls, str(b, "id"));
-        calls += ",\"type\":\"function\",\"function\":{\"name\":";
-        append_json_string(calls, str(b, "name"));
-        calls += ",\"arguments\":";
-        std::string input = raw(b, "input");
-        append_json_string(calls, input.empty() ? std::string("{}") : input);
-        calls += "}}";
+        append_tool_call(calls, str(b, "id"), str(b, "name"), raw(b, "input"));
       }
     }
   }

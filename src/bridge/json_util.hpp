@@ -58,6 +58,19 @@ inline void member_raw(std::string& out, std::string_view key, std::string_view 
   out.append(json);
 }
 
+// One chat completions tool call, comma-separated onto `calls`: {"id","type":"function",
+// "function":{"name","arguments"}}; arguments "{}" when there are none.
+inline void append_tool_call(std::string& calls, std::string_view id, std::string_view name, std::string_view args) {
+  if (!calls.empty()) calls.push_back(',');
+  calls += "{\"id\":";
+  append_json_string(calls, id);
+  calls += ",\"type\":\"function\",\"function\":{\"name\":";
+  append_json_string(calls, name);
+  calls += ",\"arguments\":";
+  append_json_string(calls, args.empty() ? std::string_view("{}") : args);
+  calls += "}}";
+}
+
 // One SSE event with a name: "event: NAME\ndata: JSON\n\n".
 inline void sse_event(std::string& out, std::string_view name, std::string_view json) {
   out += "event: ";

@@ -107,15 +107,7 @@ std::optional<ApiError> message(element m, size_t i, std::string& out) {
       if (auto e = image_part(b, bp, parts)) return e;
       only_text = false;
     } else if (type == "tool_use" && role == "assistant") {
-      if (!calls.empty()) calls += ",";
-      calls += "{\"id\":";
-      append_json_string(calls, str(b, "id"));
-      calls += ",\"type\":\"function\",\"function\":{\"name\":";
-      append_json_string(calls, str(b, "name"));
-      calls += ",\"arguments\":";
-      std::string input = raw(b, "input");
-      append_json_string(calls, input.empty() ? std::string("{}") : input);
-      calls += "}}";
+      append_tool_call(calls, str(b, "id"), str(b, "name"), raw(b, "input"));
     } else if (type == "tool_result" && role == "user") {
       std::string t = "{\"role\":\"tool\",\"tool_call_id\":";
       append_json_string(t, str(b, "tool_use_id"));

@@ -54,14 +54,7 @@ struct Messages {
   }
   void assistant_call(std::string_view call_id, std::string_view name, std::string_view args) {
     open = true;
-    if (!calls.empty()) calls.push_back(',');
-    calls += "{\"id\":";
-    append_json_string(calls, call_id);
-    calls += ",\"type\":\"function\",\"function\":{\"name\":";
-    append_json_string(calls, name);
-    calls += ",\"arguments\":";
-    append_json_string(calls, args.empty() ? std::string_view("{}") : args);
-    calls += "}}";
+    append_tool_call(calls, call_id, name, args);
   }
   void flush() {
     if (!open) return;

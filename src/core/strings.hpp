@@ -35,6 +35,9 @@ bool is_loopback_host(std::string_view host);
 // a double), or a fixed number of decimals. A number that is not finite is `null` (JSON has no
 // NaN), or NaN / +Inf / -Inf in Prometheus's text format.
 enum class NonFinite { kNull, kPrometheus };
+// A number as JavaScript's String(number) prints it (shortest round trip; exponent form
+// below 1e-6 and from 1e21).
+std::string js_number_text(double x);
 std::string num_text(double v, int significant = 6, NonFinite nf = NonFinite::kNull);
 std::string fixed_text(double v, int decimals);
 

@@ -85,34 +85,6 @@ void emit(const YAML::Node& n, std::string& out, int depth) {
 
 }  // namespace
 
-std::string js_number_text(double x) {
-  if (std::isnan(x)) return "NaN";
-  if (std::isinf(x)) return x > 0 ? "Infinity" : "-Infinity";
-  if (x == 0) return "0";
-  char buf[64];
-  auto r = std::to_chars(buf, buf + sizeof buf, std::fabs(x), std::chars_format::scientific);  // shortest
-  std::string sci(buf, r.ptr);
-  size_t e = sci.find('e');
-  std::string digits;
-  for (char c : sci.substr(0, e))
-    if (c != '.') digits += c;
-  // ECMAScript's Number::toString: the value is 0.DIGITS x 10^n.
-  int k = static_cast<int>(digits.size());
-  int n = std::atoi(sci.c_str() + e + 1) + 1;
-  std::string out;
-  if (k <= n && n <= 21) {
-    out = digits + std::string(static_cast<size_t>(n - k), '0');
-  } else if (0 < n && n <= 21) {
-    out = digits.substr(0, static_cast<size_t>(n)) + "." + digits.substr(static_cast<size_t>(n));
-  } else if (-6 < n && n <= 0) {
-    out = "0." + std::string(static_cast<size_t>(-n), '0') + digits;
-  } else {
-    out = digits.substr(0, 1) + (k > 1 ? "." + digits.substr(1) : "") + "e" + (n - 1 >= 0 ? "+" : "-") +
-          std::to_string(std::abs(n - 1));
-  }
-  return (x < 0 ? "-" : "") + out;
-}
-
 std::optional<std::string> yaml_scalar_text(const YAML::Node& n, std::string& why) {
   const std::string& s = n.Scalar();
   if (n.Tag() != "?") return s;  // quoted (or explicitly tagged): a string

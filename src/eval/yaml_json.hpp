@@ -7,7 +7,11 @@ namespace YAML {
 class Node;
 }
 
+#include "core/strings.hpp"
+
 namespace sluice::eval {
+
+using sluice::js_number_text;
 
 // Maps -> objects, sequences -> arrays; plain scalars that read as numbers, true/false or
 // null keep their JSON type, everything else (and every quoted scalar) is a string.
@@ -20,8 +24,5 @@ std::string yaml_to_json(const YAML::Node& n);
 // as something sluice does not reproduce (a timestamp, digits with '_').
 std::optional<std::string> yaml_scalar_text(const YAML::Node& n, std::string& why);
 
-// A number as JavaScript's String(number) prints it (shortest round trip; exponent form
-// below 1e-6 and from 1e21).
-std::string js_number_text(double x);
 
 }  // namespace sluice::eval

@@ -2,6 +2,7 @@
 // timeout for the CLI writing while a gateway runs, and one transaction per mutation.
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <chrono>
 #include <mutex>
 #include <stdexcept>
@@ -80,6 +81,9 @@ class Stmt {
 // The api_keys columns key_row() reads, in order.
 #define KEY_COLUMNS \
   "id, tenant, key_sha256, prefix, label, created_by, revoked_by, replaced_by, created_at, expires_at, revoked_at"
+
+// The flags columns flag_row() reads, in order.
+#define FLAG_COLUMNS "key, definition, updated_by, created_at, updated_at, version"
 
 class SqliteStore final : public Store {
  public:
@@ -646,6 +650,57 @@ class SqliteStore final : public Store {
     return out;
   }
 
+  // ---- feature flags
+
+  std::vector<FlagRecord> list_flags() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt q(db_, "SELECT " FLAG_COLUMNS " FROM flags ORDER BY key");
+    std::vector<FlagRecord> out;
+    while (q.step()) out.push_back(flag_row(q));
+    return out;
+  }
+
+  std::optional<FlagRecord> get_flag(const std::string& key) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return flag_locked(key);
+  }
+
+  Outcome write_flags(const std::vector<FlagRecord>& upserts, const std::vector<std::string>& deletes,
+                      const std::vector<AuditEntry>& audit) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Tx tx(*this);
+    const int64_t at = now_ms();
+    for (const auto& f : upserts) {
+      if (std::find(deletes.begin(), deletes.end(), f.key) != deletes.end())
+        return {"flag '" + f.key + "' is both written and deleted", "", ""};
+      auto cur = flag_locked(f.key);
+      const int64_t stored = cur ? cur->version : 0;
+      if (stored != f.version)
+        return {"conflict: flag '" + f.key + "' is at version " + std::to_string(stored) + ", not " +
+                    std::to_string(f.version) + " (changed meanwhile; read it again)",
+                "", ""};
+      if (cur) {
+        Stmt up(db_, "UPDATE flags SET definition = ?, updated_at = ?, updated_by = ?, version = ? WHERE key = ?");
+        up.bind(1, f.definition).bind(2, at).bind(3, f.updated_by).bind(4, stored + 1).bind(5, f.key).step();
+      } else {
+        Stmt ins(db_, "INSERT INTO flags(key, definition, created_at, updated_at, updated_by, version) VALUES (?,?,?,?,?,1)");
+        ins.bind(1, f.key).bind(2, f.definition).bind(3, at).bind(4, at).bind(5, f.updated_by).step();
+      }
+    }
+    for (const auto& key : deletes) {
+      Stmt del(db_, "DELETE FROM flags WHERE key = ?");
+      del.bind(1, key).step();
+      if (sqlite3_changes(db_) == 0) return {"conflict: flag '" + key + "' does not exist (deleted meanwhile?)", "", ""};
+    }
+    for (const auto& e : audit) {
+      AuditEntry a = e;
+      if (!a.at) a.at = at;
+      audit_locked(a);
+    }
+    tx.commit();
+    return {"", "", std::to_string(upserts.size() + deletes.size())};
+  }
+
   void append_audit(const AuditEntry& e) override {
     std::lock_guard<std::mutex> lock(mu_);
     audit_locked(e);
@@ -771,6 +826,16 @@ class SqliteStore final : public Store {
                   "VALUES (?,?,?,?,?,?,?,?)");
     ins.bind(1, k.id).bind(2, k.tenant).bind(3, k.key_sha256).bind(4, k.prefix).bind_null_if_empty(5, k.label);
     ins.bind(6, at).bind(7, k.created_by).bind(8, k.expires_at).step();
+  }
+
+  static FlagRecord flag_row(const Stmt& q) {
+    return {q.text(0), q.text(1), q.text(2), q.integer(3), q.integer(4), q.integer(5)};
+  }
+  std::optional<FlagRecord> flag_locked(const std::string& key) {
+    Stmt q(db_, "SELECT " FLAG_COLUMNS " FROM flags WHERE key = ?");
+    q.bind(1, key);
+    if (!q.step()) return std::nullopt;
+    return flag_row(q);
   }
 
   void audit_locked(const AuditEntry& e) {

@@ -97,6 +97,13 @@ struct StoredResponse {
   int64_t expires_at = 0;  // unix ms
 };
 
+// A feature flag (flags/flagd.hpp): `definition` is its canonical JSON, the object under
+// flags.KEY of a flagd flag file. `version` counts its writes (1 when created).
+struct FlagRecord {
+  std::string key, definition, updated_by;
+  int64_t created_at = 0, updated_at = 0, version = 0;
+};
+
 // Result of a mutation: error empty on success.
 struct Outcome {
   std::string error;
@@ -181,6 +188,17 @@ class Store {
   virtual void save_responses(const std::vector<StoredResponse>& saved,
                               const std::vector<std::pair<std::string, std::string>>& deleted, int64_t now_ms) = 0;
   virtual std::vector<StoredResponse> load_responses(int64_t now_ms, int64_t max_bytes) = 0;
+
+  // Feature flags, ordered by key.
+  virtual std::vector<FlagRecord> list_flags() = 0;
+  virtual std::optional<FlagRecord> get_flag(const std::string& key) = 0;
+  // Writes flags in one transaction with its audit entries: all or nothing. An upsert's
+  // `version` is the version its caller read (0: the flag must not exist yet); the stored
+  // flag gets version + 1, its created_at kept, updated_at now. A version that no longer
+  // matches, or a delete of a flag that does not exist, refuses the whole write with an
+  // error starting "conflict:". Counts as a change (the gateway republishes its flags).
+  virtual Outcome write_flags(const std::vector<FlagRecord>& upserts, const std::vector<std::string>& deletes,
+                              const std::vector<AuditEntry>& audit) = 0;
 
   virtual void append_audit(const AuditEntry& e) = 0;
   virtual std::vector<AuditEntry> list_audit(size_t limit) = 0;

@@ -357,6 +357,80 @@ TEST_P(StoreConformance, StoredResponsesAreSavedReplacedDeletedAndExpire) {
   EXPECT_EQ(bounded[0].id, "resp_3");
 }
 
+TEST_P(StoreConformance, FlagsAreWrittenAllOrNothingWithTheirAudit) {
+  auto audited = [&](const std::string& action) {
+    size_t n = 0;
+    for (const auto& e : s->list_audit(100)) n += e.action == action;
+    return n;
+  };
+  auto entry = [](const std::string& key, const std::string& after) {
+    AuditEntry e;
+    e.actor = "ops";
+    e.action = "flag.set";
+    e.target = key;
+    e.after = after;
+    e.reason = "test";
+    return e;
+  };
+  const uint64_t counter = s->change_counter();
+  auto other = GetParam().open(dir);  // another process (the CLI) sees the change
+  const uint64_t other_seen = other->external_change_counter();
+  // Created out of order, listed by key, with versions and times.
+  Outcome first = s->write_flags({{"zeta", "{\"z\":1}", "ops"}, {"alpha", "{\"a\":1}", "ops"}}, {},
+                                 {entry("zeta", "{\"z\":1}"), entry("alpha", "{\"a\":1}")});
+  ASSERT_TRUE(first.ok()) << first.error;
+  EXPECT_NE(s->change_counter(), counter) << "a flag write counts as a change";
+  EXPECT_NE(other->external_change_counter(), other_seen) << "another connection's poll sees it";
+  auto listed = s->list_flags();
+  ASSERT_EQ(listed.size(), 2u);
+  EXPECT_EQ(listed[0].key, "alpha");
+  EXPECT_EQ(listed[1].key, "zeta");
+  EXPECT_EQ(listed[0].version, 1);
+  EXPECT_EQ(listed[0].updated_by, "ops");
+  EXPECT_GT(listed[0].created_at, 0);
+  EXPECT_EQ(listed[0].created_at, listed[0].updated_at);
+  EXPECT_EQ(audited("flag.set"), 2u);
+
+  // An update names the version it read; the row keeps created_at and gets the next version.
+  FlagRecord up{"alpha", "{\"a\":2}", "dev"};
+  up.version = 1;
+  ASSERT_TRUE(s->write_flags({up}, {}, {entry("alpha", up.definition)}).ok());
+  auto alpha = s->get_flag("alpha");
+  ASSERT_TRUE(alpha);
+  EXPECT_EQ(alpha->definition, "{\"a\":2}");
+  EXPECT_EQ(alpha->version, 2);
+  EXPECT_EQ(alpha->updated_by, "dev");
+  EXPECT_EQ(alpha->created_at, listed[0].created_at);
+  EXPECT_FALSE(s->get_flag("nope"));
+
+  // One stale version in a batch refuses the whole batch: no row, no delete, no audit.
+  FlagRecord fresh{"beta", "{\"b\":1}", "ops"};
+  FlagRecord stale{"alpha", "{\"a\":3}", "ops"};
+  stale.version = 1;
+  Outcome refused = s->write_flags({fresh, stale}, {"zeta"}, {entry("beta", ""), entry("alpha", "")});
+  EXPECT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error.rfind("conflict:", 0), 0u) << refused.error;
+  EXPECT_FALSE(s->get_flag("beta")) << "nothing of a refused write is kept";
+  EXPECT_TRUE(s->get_flag("zeta"));
+  EXPECT_EQ(s->get_flag("alpha")->definition, "{\"a\":2}");
+  EXPECT_EQ(audited("flag.set"), 3u) << "a refused write audits nothing";
+  // Creating a flag that exists (version 0) is a conflict too, and so is deleting a missing one.
+  EXPECT_FALSE(s->write_flags({{"zeta", "{}", "ops"}}, {}, {}).ok());
+  EXPECT_FALSE(s->write_flags({}, {"ghost"}, {}).ok());
+  EXPECT_FALSE(s->write_flags({fresh}, {"beta"}, {}).ok()) << "a key written and deleted at once";
+
+  // Upserts and deletes together.
+  AuditEntry gone = entry("zeta", "");
+  gone.action = "flag.delete";
+  ASSERT_TRUE(s->write_flags({fresh}, {"zeta"}, {entry("beta", fresh.definition), gone}).ok());
+  listed = s->list_flags();
+  ASSERT_EQ(listed.size(), 2u);
+  EXPECT_EQ(listed[0].key, "alpha");
+  EXPECT_EQ(listed[1].key, "beta");
+  EXPECT_EQ(audited("flag.delete"), 1u);
+  EXPECT_EQ(other->list_flags().size(), 2u);
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, StoreConformance, ::testing::ValuesIn(kBackends),
                          [](const auto& info) { return std::string(info.param.name); });
 

@@ -197,6 +197,14 @@ struct ResponsesStore {
   int64_t ttl_s = 24 * 3600;
 };
 
+// What the gateway's own flags (release flags, kill switches) are evaluated with: the
+// authenticated tenant, the route, the model and API asked for, the body's `user` (the
+// targeting key, else the tenant), and only the request headers listed here (a header
+// becomes the context attribute of its lower-case name). A client cannot set `tenant`.
+struct FlagsConfig {
+  std::vector<std::string> context_headers;
+};
+
 struct RequestLog {
   bool enabled = true;
   std::string path;  // default <data_dir>/requests.jsonl
@@ -223,6 +231,7 @@ struct Config {
   ResponseCacheConfig response_cache;
   Cors cors;
   ResponsesStore responses;
+  FlagsConfig flags;
   std::vector<ApiKey> api_keys;
   std::vector<Tenant> tenants;
   // Every request needs a key even when none is usable (the store has tenants or keys, all

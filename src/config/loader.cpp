@@ -10,6 +10,7 @@
 #include "core/files.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
@@ -165,7 +166,7 @@ class Walker {
     allow_keys(root,
                {"listen", "admin_listen", "threads", "data_dir", "allow_public_unauthenticated", "limits",
                 "request_log", "upstreams", "pools", "routes", "fallbacks", "long_context", "response_cache", "api_keys", "tenants",
-                "admin", "cors", "responses"},
+                "admin", "cors", "responses", "flags"},
                "the configuration");
     str(root, "listen", c.listen);
     str(root, "admin_listen", c.admin_listen);
@@ -458,6 +459,15 @@ class Walker {
         if (o != "*" && o.find("://") == std::string::npos)
           error(cn["allowed_origins"], "cors.allowed_origins: '" + o + "' is not an origin (scheme://host[:port]) or '*'");
       integer(cn, "max_age_s", c.cors.max_age_s, 0, 86400);
+    }
+    if (YAML::Node fn = root["flags"]; fn && expect_map(fn, "flags")) {
+      allow_keys(fn, {"context_headers"}, "flags");
+      strings(fn, "context_headers", c.flags.context_headers);
+      for (auto& h : c.flags.context_headers) {
+        for (auto& ch : h) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+        if (h == "authorization" || h == "x-api-key" || h == "cookie")
+          error(fn["context_headers"], "flags.context_headers: '" + h + "' carries credentials; it cannot be a flag attribute");
+      }
     }
     if (YAML::Node rn = root["responses"]; rn && expect_map(rn, "responses")) {
       allow_keys(rn, {"store_max_bytes", "store_ttl_s"}, "responses");

@@ -11,10 +11,12 @@
 namespace sluice::config {
 
 std::shared_ptr<const Snapshot> Snapshot::build(Config cfg, uint64_t version, std::string& error,
-                                               const std::vector<RouteBinding>& bindings, upstream::Registry* health) {
+                                               const std::vector<RouteBinding>& bindings, upstream::Registry* health,
+                                               std::shared_ptr<const flags::FlagSet> flag_set) {
   auto s = std::shared_ptr<Snapshot>(new Snapshot());
   s->config_ = std::move(cfg);
   s->version_ = version;
+  s->flags_ = flag_set ? std::move(flag_set) : std::make_shared<const flags::FlagSet>();
   const Config& c = s->config_;
   for (size_t i = 0; i < c.upstreams.size(); ++i) {
     const Upstream& u = c.upstreams[i];
@@ -78,6 +80,17 @@ std::shared_ptr<const Snapshot> Snapshot::build(Config cfg, uint64_t version, st
         res.candidate = b.candidate;
         res.live = b.live;
       }
+    }
+    for (const auto& [name, rel] : b.pinned) {
+      PinnedRelease p;
+      p.name = name;
+      p.release = rel;
+      if (!targets(rel->upstream, p.upstreams, p.balance)) {
+        s->warnings_.push_back("route '" + b.route + "': release " + rel->id + " (a variant of its release flag) needs upstream '" +
+                               rel->upstream + "', which is not configured; requests the flag pins to it get the route's own release");
+        continue;
+      }
+      res.pinned.push_back(std::move(p));
     }
     if (s->by_model_.emplace(b.route, std::move(res)).second) s->model_names_.push_back(b.route);
   }

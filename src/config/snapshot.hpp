@@ -13,6 +13,7 @@
 #include "config/config.hpp"
 #include "core/error.hpp"
 #include "config/rollout_live.hpp"
+#include "flags/flagset.hpp"
 #include "release/compiled.hpp"
 
 namespace sluice::config {
@@ -50,6 +51,14 @@ struct CompiledFallback {
   bool matches(ErrorKind failure) const;
 };
 
+// A release a route's release flag may pin a request to (flags/flagset.hpp), ready to serve.
+struct PinnedRelease {
+  std::string name;  // as the flag's variant names it (an id or a unique prefix)
+  std::shared_ptr<const release::Compiled> release;
+  std::vector<size_t> upstreams;
+  const upstream::BalanceSettings* balance = nullptr;
+};
+
 // How a model name resolves.
 struct Resolution {
   std::string route;                 // route name for metrics/logs ("" in pass-through)
@@ -66,6 +75,12 @@ struct Resolution {
   std::shared_ptr<RolloutLive> live;
   const CompiledFallback* fallback = nullptr;  // the route's fallback chain, if any
   const CacheRoute* cache = nullptr;           // the route's response cache rule, if any
+  std::vector<PinnedRelease> pinned;           // releases the route's release flag names
+  const PinnedRelease* pinned_release(std::string_view name) const {
+    for (const auto& p : pinned)
+      if (p.name == name) return &p;
+    return nullptr;
+  }
   // Long prompts (body above long_above_bytes) go to their own targets (long_context).
   std::vector<size_t> long_targets;
   const upstream::BalanceSettings* long_balance = nullptr;
@@ -78,6 +93,8 @@ struct RouteBinding {
   std::shared_ptr<const release::Compiled> release;
   std::shared_ptr<const release::Compiled> candidate;  // set while a rollout runs
   std::shared_ptr<RolloutLive> live;
+  // The releases the route's release flag names (by the name the flag uses), compiled.
+  std::vector<std::pair<std::string, std::shared_ptr<const release::Compiled>>> pinned;
 };
 
 struct StringHash {
@@ -92,10 +109,13 @@ class Snapshot {
   // `health` keeps upstream state across snapshots (null: fresh state, e.g. in tests).
   static std::shared_ptr<const Snapshot> build(Config cfg, uint64_t version, std::string& error,
                                                const std::vector<RouteBinding>& bindings = {},
-                                               upstream::Registry* health = nullptr);
+                                               upstream::Registry* health = nullptr,
+                                               std::shared_ptr<const flags::FlagSet> flags = nullptr);
 
   const Config& config() const { return config_; }
   uint64_t version() const { return version_; }
+  // The flags in force (never null: an empty set when there are none).
+  const flags::FlagSet& flags() const { return *flags_; }
   const std::vector<UpstreamRuntime>& upstreams() const { return upstreams_; }
 
   // nullptr when the model is unknown.
@@ -122,6 +142,7 @@ class Snapshot {
  private:
   Config config_;
   uint64_t version_ = 0;
+  std::shared_ptr<const flags::FlagSet> flags_;
   bool add_targets(std::string_view name, std::vector<size_t>& out, const upstream::BalanceSettings*& balance) const;
 
   std::vector<UpstreamRuntime> upstreams_;

@@ -60,6 +60,8 @@ class FlagSet {
   const std::vector<const Flag*>& shadow_kills(std::string_view route) const;
   const std::vector<const Flag*>& rollout_kills() const { return rollout_kills_; }
   bool has_kills() const { return kills_; }
+  // Release flags or kill switches exist: the gateway's flags filter has work to do.
+  bool acts_on_requests() const { return kills_ || !release_by_route_.empty(); }
 
  private:
   std::vector<Flag> flags_;

@@ -13,7 +13,9 @@
 
 #include "config/loader.hpp"
 #include "control/releases.hpp"
+#include "control/flags.hpp"
 #include "control/tenants.hpp"
+#include "flags/ofrep.hpp"
 #include "store/store.hpp"
 #include "core/crypto.hpp"
 #include "core/json_object.hpp"
@@ -41,6 +43,7 @@ Worker::Worker(Shared& shared, size_t idx)
   env_.responses.cache = &shared.responses;
   env_.responses.journal = &shared.responses_journal;  // per request: off when the store keeps nothing
   env_.limits = &shared.tenant_limits;
+  env_.experiments = &shared.experiments;
   // A queued request sleeps on its timer; a grant from any worker cancels it here.
   env_.make_waiter = [this] {
     auto w = std::make_shared<admission::Waiter>();
@@ -241,6 +244,7 @@ awaitable<bool> Worker::handle_other(beast::tcp_stream& stream, http::request<ht
     if (proxied) co_return co_await proxy(stream, req, e, api, cors);
   }
   if (path == "/v1/feedback" && post) co_return co_await feedback(stream, req);
+  if (path.starts_with("/ofrep/v1/evaluate/flags")) co_return co_await ofrep(stream, req, path, cors);
   if (path.starts_with("/v1/models/") && get) co_return co_await models(stream, req, path.substr(11), cors);
   if (path.starts_with("/v1/responses/") && (get || req.method() == http::verb::delete_))
     co_return co_await stored_response(stream, req, path.substr(14), cors);
@@ -260,6 +264,66 @@ awaitable<bool> Worker::handle_other(beast::tcp_stream& stream, http::request<ht
   account_local(e.status, e.code, id, t_start);
   co_return co_await respond_error(stream, req, e, id, cors,
                                    path == "/v1/messages" ? bridge::Api::kMessages : bridge::Api::kChat);
+}
+
+namespace {
+// %XX in a path segment (a flag key); nullopt when malformed.
+std::optional<std::string> percent_decode(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] != '%') {
+      out += s[i];
+      continue;
+    }
+    if (i + 2 >= s.size() || !std::isxdigit(static_cast<unsigned char>(s[i + 1])) ||
+        !std::isxdigit(static_cast<unsigned char>(s[i + 2])))
+      return std::nullopt;
+    out += static_cast<char>(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16));
+    i += 2;
+  }
+  return out;
+}
+}  // namespace
+
+// OFREP. Evaluated on the worker from the snapshot's flags: no I/O but the answer.
+awaitable<bool> Worker::ofrep(beast::tcp_stream& stream, http::request<http::string_body>& req, std::string_view path,
+                              std::span<const net::Header> cors) {
+  auto snap = snaps_.get();
+  std::string id = ids_.next();
+  std::vector<net::Header> headers(cors.begin(), cors.end());
+  constexpr std::string_view kBase = "/ofrep/v1/evaluate/flags";
+  std::string_view rest = path.substr(kBase.size());
+  std::optional<std::string> key;
+  if (!rest.empty()) {
+    if (rest[0] == '/' && rest.size() > 1) key = percent_decode(rest.substr(1));
+    if (!key || key->empty()) {
+      co_return co_await respond(stream, req, http::status::not_found,
+                                 flags::ofrep::error_body("GENERAL", "unknown OFREP path " + std::string(path)),
+                                 "application/json", id, headers);
+    }
+  }
+  if (req.method() != http::verb::post) {
+    headers.push_back({"Allow", "POST"});
+    co_return co_await respond(stream, req, http::status::method_not_allowed,
+                               flags::ofrep::error_body("GENERAL", "OFREP evaluations are POST requests"),
+                               "application/json", id, headers);
+  }
+  RequestContext ctx;
+  ctx.snap = snap.get();
+  ctx.authorization = req[http::field::authorization];
+  if (auto err = pipeline::authenticate(ctx, env_)) {
+    co_return co_await respond(stream, req, static_cast<http::status>(err->status),
+                               flags::ofrep::error_body("GENERAL", err->message), "application/json", id, headers);
+  }
+  const int64_t now_s = unix_millis() / 1000;
+  flags::ofrep::Answer a =
+      key ? flags::ofrep::evaluate_one(snap->flags(), *key, req.body(), ctx.tenant, now_s)
+          : flags::ofrep::evaluate_all(snap->flags(), req.body(), ctx.tenant, req[http::field::if_none_match], now_s);
+  metrics_.ofrep_evaluations.fetch_add(1, std::memory_order_relaxed);
+  if (!a.etag.empty()) headers.push_back({"ETag", a.etag});
+  co_return co_await respond(stream, req, static_cast<http::status>(a.status), std::move(a.body),
+                             a.status == 304 ? std::string_view() : std::string_view("application/json"), id, headers);
 }
 
 // GET /v1/models and /v1/models/{id}: the routes a key may call. A request with an
@@ -451,6 +515,25 @@ struct Gateway::Impl {
     return r;
   }
 
+  // The store's flags as the data plane reads them, and the releases the routes' release
+  // flags name, compiled into their bindings.
+  std::shared_ptr<const flags::FlagSet> load_flags(std::vector<config::RouteBinding>& bindings) {
+    std::string err;
+    auto set = std::make_shared<const flags::FlagSet>(control::load_flags(*store, err), next_version);
+    if (!err.empty()) std::cerr << "sluice: " << err;
+    for (auto& b : bindings) {
+      const flags::Flag* f = set->release_flag(b.route);
+      if (!f) continue;
+      for (const auto& [name, v] : f->variants) {
+        if (!v.is_string() || v.s.empty()) continue;
+        std::string why;
+        if (auto c = control::compile_release(*store, v.s, why)) b.pinned.emplace_back(v.s, std::move(c));
+        else std::cerr << "sluice: flag " << f->key << ", variant " << name << ": " << why << "\n";
+      }
+    }
+    return set;
+  }
+
   // Builds and publishes a snapshot (config + the routes' stable releases from the store);
   // returns "" or the reason it was rejected, in which case the running snapshot stays.
   std::string publish(config::Config cfg) {
@@ -473,7 +556,9 @@ struct Gateway::Impl {
       for (const auto& w : warnings) std::cerr << "sluice: warning: " << w << "\n";
     }
     bindings.insert(bindings.end(), opts.extra_bindings.begin(), opts.extra_bindings.end());
-    auto snap = config::Snapshot::build(std::move(cfg), next_version, err, bindings, &shared.upstream_health);
+    std::shared_ptr<const flags::FlagSet> flag_set;
+    if (store) flag_set = load_flags(bindings);
+    auto snap = config::Snapshot::build(std::move(cfg), next_version, err, bindings, &shared.upstream_health, flag_set);
     if (!snap) return err;  // the running snapshot, its base config and its gates stay as they were
     base = std::move(file_cfg);
     store_seen = seen;
@@ -657,12 +742,23 @@ struct Gateway::Impl {
     for (const auto& [tenant, v] : by_tenant) shared.tenant_limits.budget(tenant).restore(v.first, v.second, now);
   }
 
+  // A kill.rollouts switch is on (evaluated with an empty context: it applies to all).
+  bool rollouts_killed() {
+    auto snap = shared.snapshots.current();
+    for (const flags::Flag* f : snap->flags().rollout_kills()) {
+      flags::Evaluation e = flags::evaluate(*f, flags::Value::object({}), unix_millis() / 1000);
+      if (e.has_value && e.value.is_bool() && e.value.b) return true;
+    }
+    return false;
+  }
+
   void tick_rollouts() {
     rollout_timer->expires_after(std::chrono::milliseconds(20));
     rollout_timer->async_wait([this](error_code ec) {
       if (ec) return;
       int64_t now = unix_millis();
       try {
+        rollouts->set_held(rollouts_killed());
         rollouts->tick(now);
       } catch (const std::exception& e) {
         std::cerr << "sluice: rollout controller: " << e.what() << "\n";

@@ -83,6 +83,7 @@ awaitable<bool> Worker::feedback(beast::tcp_stream& client, http::request<http::
   if (problem) co_return co_await respond_error(client, req, *problem, ctx.request_id);
   std::string id(rid);
   if (shared_.rollout_sink) shared_.rollout_sink->push(index, rollout::FeedbackItem{id, score});
+  shared_.experiments.feedback(id, score);
   std::string out = "{\"object\":\"feedback\",\"request_id\":";
   append_json_string(out, id);
   out += ",\"score\":" + std::to_string(score) + ",\"status\":\"accepted\"}";
@@ -261,9 +262,13 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
     co_return !(r.gone || watch->gone || watch->shutdown);
   };
 
-  const bool with_stable = ctx.rollout.candidate && !ctx.rollout.fallback_body.empty();
+  // A route kill switch may send the request straight to the route's fallback chain.
+  const bool forced = ctx.flags.force_fallback && fb;
+  const bool with_stable = !forced && ctx.rollout.candidate && !ctx.rollout.fallback_body.empty();
   fs.candidate_with_fallback = with_stable;
-  bool go_on = co_await attempt(ctx.candidates, ctx.balance, *ctx.body);
+  bool go_on = true;
+  if (forced) failure = error_of(ErrorKind::kUpstreamFailed, "the route's own targets are switched off by a kill switch");
+  else go_on = co_await attempt(ctx.candidates, ctx.balance, *ctx.body);
   // The candidate of a rollout could not answer before the first byte: its failure counts
   // against it, and the user gets the stable release instead (no request fails because a
   // canary is bad).
@@ -282,7 +287,7 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
 
   // The route's fallback chain: another pool or model, or a static degraded answer, for
   // the failure classes it names. Still before the first byte reached the client.
-  if (go_on && fb && failure && endpoint != Endpoint::kModels && fb->matches(failure->kind)) {
+  if (go_on && fb && failure && endpoint != Endpoint::kModels && (forced || fb->matches(failure->kind))) {
     const std::string original = *ctx.body;
     std::string fallback_body;
     fs.candidate_with_fallback = false;
@@ -321,7 +326,7 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
         metrics_.fallback(ctx.resolution->route, step.label);
         break;
       }
-      if (!go_on || !failure || !fb->matches(failure->kind)) break;
+      if (!go_on || !failure || !(forced || fb->matches(failure->kind))) break;
     }
   }
 

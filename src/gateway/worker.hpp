@@ -21,6 +21,7 @@
 #include "net/asio.hpp"
 #include "net/session.hpp"
 #include "net/upstream.hpp"
+#include "rollout/experiment.hpp"
 #include "rollout/sink.hpp"
 #include "admission/limiter.hpp"
 #include "cache/response_cache.hpp"
@@ -77,6 +78,7 @@ struct Shared {
   std::atomic<bool> draining{false};
   std::atomic<bool> ready{false};
   std::unique_ptr<rollout::Sink> rollout_sink;  // finished requests of routes under a rollout
+  rollout::ExperimentBook experiments;          // release flags' variants compared (flag readouts)
   // Rollout gauges for /metrics, rendered by the control thread (workers only copy it).
   std::mutex rollout_metrics_mu;
   std::string rollout_metrics;
@@ -151,6 +153,9 @@ class Worker : public net::IdleConnections {
   // GET /v1/models and /v1/models/{id} (OpenAI or Anthropic shape); GET and DELETE /v1/responses/{id}.
   awaitable<bool> models(beast::tcp_stream& client, http::request<http::string_body>& req, std::string_view id,
                          std::span<const net::Header> cors);
+  // OFREP: POST /ofrep/v1/evaluate/flags[/{key}] (flags/ofrep.hpp), for the tenant of the key.
+  awaitable<bool> ofrep(beast::tcp_stream& client, http::request<http::string_body>& req, std::string_view path,
+                        std::span<const net::Header> cors);
   awaitable<bool> stored_response(beast::tcp_stream& client, http::request<http::string_body>& req,
                                   std::string_view id, std::span<const net::Header> cors);
   void account_local(int status, std::string_view code, std::string request_id, Clock::time_point t_start,

@@ -125,7 +125,7 @@ void render_histogram(std::string& out, const char* name, const std::string& lab
 std::string Registry::render_prometheus() const {
   std::map<std::string, RequestSeries> series;
   std::map<std::string, uint64_t> errors, fallbacks, refused;
-  int64_t inflight = 0, streams = 0;
+  int64_t inflight = 0, streams = 0, ofrep = 0;
   for (const auto& s : shards_) {
     std::lock_guard<std::mutex> lock(s->mu_);
     for (const auto& [k, v] : s->series_) series[k].merge(v);
@@ -134,6 +134,7 @@ std::string Registry::render_prometheus() const {
     for (const auto& [k, v] : s->refused_) refused[k] += v;
     inflight += s->inflight.load(std::memory_order_relaxed);
     streams += s->open_streams.load(std::memory_order_relaxed);
+    ofrep += s->ofrep_evaluations.load(std::memory_order_relaxed);
   }
   std::string out;
   out.reserve(4096 + series.size() * 4096);
@@ -196,6 +197,9 @@ std::string Registry::render_prometheus() const {
   out += "sluice_inflight_requests " + std::to_string(inflight) + "\n";
   out += "# HELP sluice_open_streams Streaming responses being relayed now.\n# TYPE sluice_open_streams gauge\n";
   out += "sluice_open_streams " + std::to_string(streams) + "\n";
+  out += "# HELP sluice_ofrep_requests_total OFREP evaluation requests answered (single and bulk).\n"
+         "# TYPE sluice_ofrep_requests_total counter\n";
+  out += "sluice_ofrep_requests_total " + std::to_string(ofrep) + "\n";
   auto counter = [&](const char* name, const char* help, uint64_t v) {
     out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " counter\n" + name + " " +
            std::to_string(v) + "\n";

@@ -59,6 +59,7 @@ class Shard {
   void refused(std::string_view tenant, std::string_view reason);
   std::atomic<int64_t> inflight{0};
   std::atomic<int64_t> open_streams{0};
+  std::atomic<int64_t> ofrep_evaluations{0};  // OFREP requests answered
 
  private:
   friend class Registry;

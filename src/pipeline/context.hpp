@@ -69,6 +69,15 @@ struct AdmissionState {
   bool holds() const { return gate && (!waiter || waiter->state.load() == 1); }
 };
 
+// The flags filter's state: what the gateway's own flags decided for this request.
+struct FlagState {
+  const config::PinnedRelease* pinned = nullptr;  // a release flag pinned the request here
+  bool force_fallback = false;                    // a route kill switch: straight to the fallback chain
+  std::string applied;  // "flag=variant" of every flag that acted, comma-separated (header, log)
+  const flags::Flag* experiment = nullptr;  // the route's release flag gave this request a variant...
+  std::string variant;                      // ...this one (an arm of the flag's experiment)
+};
+
 struct RequestContext {
   // Set by the listener before the chain runs.
   std::string request_id;
@@ -105,6 +114,7 @@ struct RequestContext {
   std::string log_body;  // request_log.bodies: the client's body as sent
 
   RolloutState rollout;
+  FlagState flags;
   CacheState cache;
   RateState rate;
   AdmissionState admission;

@@ -28,6 +28,7 @@ class RequestLog;
 }
 namespace sluice::rollout {
 class Sink;
+class ExperimentBook;
 }
 namespace sluice::cache {
 class ResponseCache;
@@ -83,6 +84,7 @@ struct Env {
   // Mirrors an answered request to its rollout's candidate; false when the worker already
   // has `max_inflight` mirrors running (the job is dropped and counted).
   std::function<bool(ShadowJob&&, int64_t max_inflight)> mirror;
+  rollout::ExperimentBook* experiments = nullptr;  // release flags' variants as experiment arms
 };
 
 // The upstream's response head, as the relay received it.

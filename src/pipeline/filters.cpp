@@ -1,4 +1,5 @@
 #include "pipeline/filters.hpp"
+#include "pipeline/flags_filter.hpp"
 
 #include <simdjson.h>
 
@@ -405,19 +406,14 @@ class RolloutFilter final : public Filter {
 
   void on_complete(RequestContext& ctx, Clock::time_point t_end, Env& env) const override {
     if (!env.rollout_sink || !ctx.resolution || !ctx.resolution->live) return;
+    if (ctx.flags.pinned) return;  // a release flag chose the release: no arm of the rollout answered
     if (ctx.capture) report(ctx, t_end, env);
     if (ctx.rollout.candidate_failure != ErrorKind::kNone) report_candidate_failure(ctx, env);
   }
 
  private:
   static void report(RequestContext& ctx, Clock::time_point t_end, Env& env) {
-    // Client mistakes and hang-ups say nothing about a release (a template that needs a
-    // variable clients do not send does: missing_variable counts as an error).
-    // Nor does the gateway's own admission (a tenant's limit, a pool shedding load).
-    if (ctx.status == 499 || ctx.status == 0 || ctx.error == ErrorKind::kRateLimited ||
-        ctx.error == ErrorKind::kQuotaExceeded || ctx.error == ErrorKind::kOverloaded)
-      return;
-    if (ctx.status >= 400 && ctx.status < 500 && ctx.status != 429 && ctx.error != ErrorKind::kMissingVariable) return;
+    if (!says_something_about_release(ctx)) return;
     const config::RolloutLive& live = *ctx.resolution->live;
     rollout::Observation o = observe(ctx, t_end);
     if (ctx.rollout.shadow && ctx.status == 200) {
@@ -466,8 +462,10 @@ const RolloutFilter kRollout;
 // The answer filter checks a whole answer before the caches keep it (it has no request hook:
 // its place changes nothing on the way in).
 // Translation (another API's front door) is a parse too: after authentication as well.
-const std::array<const Filter*, 15> kBuiltin = {&kAuthenticate, &kTranslate, &kParse,     &kAdmit,         &kRoute,
-                                                &kRender,       &kSelectUpstream, &kRateLimit, &kAnswer,
+// The flags filter sits between route and render: a kill switch or a release flag acts on
+// the resolved route before the release is rendered.
+const std::array<const Filter*, 16> kBuiltin = {&kAuthenticate, &kTranslate, &kParse,     &kAdmit,         &kRoute,
+                                                &flags_filter(), &kRender,       &kSelectUpstream, &kRateLimit, &kAnswer,
                                                 &kResponseCache, &kLastGood,  &kGate,       &kMetrics,
                                                 &kRequestLog,   &kRollout};
 
@@ -517,6 +515,7 @@ std::shared_ptr<const Chain> Chain::compile(const config::Snapshot& snap) {
     if (f == &kLastGood && !keeps_last_good(snap.config())) continue;
     if (f == &kRateLimit && snap.config().tenants.empty()) continue;
     if (f == &kGate && !sheds(snap.config())) continue;
+    if (f == &flags_filter() && !snap.flags().acts_on_requests()) continue;
     fs.push_back(f);
   }
   return std::make_shared<const Chain>(std::move(fs));
@@ -532,6 +531,16 @@ double cost_of(const config::Snapshot& snap, std::string_view upstream, int64_t 
            1e6;
   }
   return -1;
+}
+
+bool says_something_about_release(const RequestContext& ctx) {
+  // Client mistakes and hang-ups say nothing about a release (a template that needs a
+  // variable clients do not send does: missing_variable counts as an error).
+  // Nor does the gateway's own admission (a tenant's limit, a pool shedding load).
+  if (ctx.status == 499 || ctx.status == 0 || ctx.error == ErrorKind::kRateLimited ||
+      ctx.error == ErrorKind::kQuotaExceeded || ctx.error == ErrorKind::kOverloaded)
+    return false;
+  return !(ctx.status >= 400 && ctx.status < 500 && ctx.status != 429 && ctx.error != ErrorKind::kMissingVariable);
 }
 
 rollout::Observation observe(const RequestContext& ctx, Clock::time_point t_end) {

@@ -21,6 +21,9 @@ const Filter* builtin_filter(std::string_view name);
 // client asked for one), with its usage accounted; nullopt when it cannot be replayed so.
 std::optional<Reply> stored_answer(RequestContext& ctx, Env& env, const std::string& stored);
 
+// Whether a finished request is evidence about the release that served it (not a client
+// mistake or hang-up, not the gateway's own admission).
+bool says_something_about_release(const RequestContext& ctx);
 // What a rollout learns from one answered request of either arm.
 rollout::Observation observe(const RequestContext& ctx, Clock::time_point t_end);
 // The price of a request's tokens on an upstream; -1 when it has no price or no usage.

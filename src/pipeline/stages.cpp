@@ -225,7 +225,9 @@ std::optional<ApiError> route(RequestContext& ctx, Env&) {
 
 std::optional<ApiError> render(RequestContext& ctx, Env& env) {
   if (!ctx.resolution || !ctx.resolution->release) return std::nullopt;
-  ctx.release = ctx.rollout.candidate ? ctx.resolution->candidate.get() : ctx.resolution->release.get();
+  ctx.release = ctx.flags.pinned        ? ctx.flags.pinned->release.get()
+                : ctx.rollout.candidate ? ctx.resolution->candidate.get()
+                                        : ctx.resolution->release.get();
   if (ctx.endpoint == Endpoint::kCompletions)
     return bad_request("model '" + ctx.info.model +
                            "' is served by a release, whose prompt is a chat prompt: call /v1/chat/completions",
@@ -241,7 +243,10 @@ std::optional<ApiError> select_upstream(RequestContext& ctx, Env&) {
     return not_found("no upstream serves this model", "model_not_found");
   const config::Resolution& res = *ctx.resolution;
   ctx.long_context = false;
-  if (ctx.rollout.candidate) {
+  if (ctx.flags.pinned) {
+    ctx.candidates = ctx.flags.pinned->upstreams;
+    ctx.balance = ctx.flags.pinned->balance;
+  } else if (ctx.rollout.candidate) {
     ctx.balance = res.candidate_balance;
     ctx.candidates = ctx.resolution->candidate_upstreams;
     // When did the candidate last get a request: measures how fast a rollback takes effect.
@@ -294,10 +299,14 @@ std::string request_log_line(const RequestContext& ctx, Clock::time_point t_end)
   if (ctx.api == bridge::Api::kResponses)
     l += ctx.front ? ",\"api\":\"responses\",\"bridged\":true" : ",\"api\":\"responses\",\"bridged\":false";
   if (ctx.api == bridge::Api::kMessages) l += ",\"api\":\"messages\"";
-  if (ctx.resolution && ctx.resolution->live) {
+  if (ctx.resolution && ctx.resolution->live && !ctx.flags.pinned) {
     l += ",\"rollout\":";
     append_json_string(l, ctx.resolution->live->id);
     l += ctx.rollout.candidate ? ",\"arm\":\"candidate\"" : ",\"arm\":\"stable\"";
+  }
+  if (!ctx.flags.applied.empty()) {
+    l += ",\"flags\":";
+    append_json_string(l, ctx.flags.applied);
   }
   if (ctx.release) {
     l += ",\"release\":";

@@ -219,7 +219,7 @@ void Controller::tick(int64_t now) {
   }
   std::vector<std::string> finished;
   for (auto& [route, run] : runs_) {
-    if (!run->state.terminal()) handle(*run, advance(run->spec, run->state, now), now);
+    if (!run->state.terminal() && !held_) handle(*run, advance(run->spec, run->state, now), now);
     report_settled(*run);
     if (run->state.terminal()) {
       if (run->settled_reported || !run->rollback_ns) finished.push_back(route);
@@ -429,7 +429,8 @@ std::string Controller::status_json(const std::string& route) {
     // Shadow counters live in the data plane.
     json.pop_back();
     json += ",\"shadow_sent\":" + std::to_string(run.live->shadow_sent.load()) +
-            ",\"shadow_dropped\":" + std::to_string(run.live->shadow_dropped.load()) + "}";
+            ",\"shadow_dropped\":" + std::to_string(run.live->shadow_dropped.load()) +
+            (held_ ? ",\"held\":\"by the kill.rollouts switch\"}" : "}");
     return json;
   }
   auto all = env_.store->list_rollouts(route, false);
@@ -449,6 +450,9 @@ std::string Controller::prometheus() const {
   for (const auto& [route, run] : runs_)
     o += "sluice_rollout_shadow_dropped_total{route=\"" + route + "\",rollout=\"" + run->rec.id + "\"} " +
          std::to_string(run->live->shadow_dropped.load()) + "\n";
+  o += "# HELP sluice_rollouts_held Every rollout is held where it is by the kill.rollouts switch (1).\n"
+       "# TYPE sluice_rollouts_held gauge\n";
+  o += std::string("sluice_rollouts_held ") + (held_ ? "1" : "0") + "\n";
   o += "# HELP sluice_feedback_unmatched_total Feedback for requests that are not part of a rollout.\n"
        "# TYPE sluice_feedback_unmatched_total counter\nsluice_feedback_unmatched_total " +
        std::to_string(feedback_unmatched_) + "\n";

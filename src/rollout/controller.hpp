@@ -44,6 +44,10 @@ class Controller {
   void tick(int64_t now_ms);
   // Persists every rollout's state (before a shutdown).
   void flush();
+  // A `kill.rollouts` switch: while held, every running rollout stays where it is (its weight,
+  // its step; no gate decides) and evidence keeps accumulating.
+  void set_held(bool held) { held_ = held; }
+  bool held() const { return held_; }
 
   // Routes with a rollout in progress, for snapshot bindings.
   std::vector<config::RouteBinding> bindings(const std::vector<config::RouteBinding>& stable) const;
@@ -78,6 +82,7 @@ class Controller {
   static constexpr size_t kRecent = 200000;
   uint64_t feedback_unmatched_ = 0;
   int64_t last_reload_ms_ = 0;
+  bool held_ = false;
 
   // Warm-up results, written by helper threads.
   std::mutex warm_mu_;

@@ -47,6 +47,8 @@ std::optional<int64_t> parse_duration(const std::string& s) {
   return static_cast<int64_t>(std::llround(v * mult));
 }
 
+}  // namespace
+
 bool parse_gate(const std::string& text, Gate& g, std::string& error) {
   // metric op (number[unit] | stable [* f] [+|- d])
   static const std::regex re(
@@ -86,8 +88,6 @@ bool parse_gate(const std::string& text, Gate& g, std::string& error) {
   }
   return true;
 }
-
-}  // namespace
 
 void require_approval_above(Spec& s, double percent) {
   s.require_approval_above = std::min(s.require_approval_above, percent);

@@ -87,5 +87,7 @@ struct MetricInfo {
   double q = 0;      // quantile level, e.g. 0.99
 };
 std::optional<MetricInfo> metric_info(const std::string& metric);
+// One gate from its text ("error_rate <= stable + 0.01"); false and `error` when malformed.
+bool parse_gate(const std::string& text, Gate& g, std::string& error);
 
 }  // namespace sluice::rollout

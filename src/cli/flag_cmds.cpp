@@ -1,6 +1,5 @@
 #include "cli/flag_cmds.hpp"
 
-#include <cctype>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -9,6 +8,7 @@
 #include "control/flags.hpp"
 #include "core/clock.hpp"
 #include "core/error.hpp"
+#include "core/strings.hpp"
 #include "flags/flagd.hpp"
 #include "net/http_client.hpp"
 
@@ -79,22 +79,6 @@ int eval_file(const std::string& path, const std::string& context, int64_t now_s
   return 0;
 }
 
-// A flag key as one URL path segment (percent-encoded but for unreserved characters).
-std::string segment(const std::string& key) {
-  static const char* hex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : key) {
-    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += hex[c >> 4];
-      out += hex[c & 15];
-    }
-  }
-  return out;
-}
-
 std::string reason_body(const std::string& reason) { return "{\"reason\":" + json_str(reason) + "}"; }
 
 // `sluice flag export`: the flag file on stdout or into `output`.
@@ -156,7 +140,7 @@ std::function<int()> add_flag_commands(CLI::App& app) {
   add_common_options(show, *common);
   show->callback([=] {
     *runner = [=] {
-      if (common->remote()) return remote_call(*common, "GET", "/admin/v1/flags/" + segment(*key));
+      if (common->remote()) return remote_call(*common, "GET", "/admin/v1/flags/" + percent_encode(*key));
       auto s = open(*common);
       return s ? print(control::show_flag(*s, *key)) : 2;
     };
@@ -173,7 +157,7 @@ std::function<int()> add_flag_commands(CLI::App& app) {
       if (file->empty() == json->empty()) return print({"give the definition with --file FILE or --json TEXT", ""});
       if (!file->empty() && !read_file(*file, def)) return print({"cannot read " + *file, ""});
       if (common->remote())
-        return remote_call(*common, "PUT", "/admin/v1/flags/" + segment(*key),
+        return remote_call(*common, "PUT", "/admin/v1/flags/" + percent_encode(*key),
                            "{\"definition\":" + json_str(def) + ",\"reason\":" + json_str(*reason) + "}");
       auto s = open(*common);
       return s ? print(control::set_flag(*s, *key, def, actor(), *reason)) : 2;
@@ -188,7 +172,7 @@ std::function<int()> add_flag_commands(CLI::App& app) {
     c->callback([=] {
       *runner = [=] {
         if (common->remote())
-          return remote_call(*common, "POST", "/admin/v1/flags/" + segment(*key) + (on ? "/enable" : "/disable"),
+          return remote_call(*common, "POST", "/admin/v1/flags/" + percent_encode(*key) + (on ? "/enable" : "/disable"),
                              reason_body(*reason));
         auto s = open(*common);
         if (!s) return 2;
@@ -202,7 +186,7 @@ std::function<int()> add_flag_commands(CLI::App& app) {
   add_common_options(del, *common);
   del->callback([=] {
     *runner = [=] {
-      if (common->remote()) return remote_call(*common, "DELETE", "/admin/v1/flags/" + segment(*key), reason_body(*reason));
+      if (common->remote()) return remote_call(*common, "DELETE", "/admin/v1/flags/" + percent_encode(*key), reason_body(*reason));
       auto s = open(*common);
       return s ? print(control::delete_flag(*s, *key, actor(), *reason)) : 2;
     };

@@ -31,6 +31,11 @@ std::optional<Url> parse_url(std::string_view s);
 
 bool is_loopback_host(std::string_view host);
 
+// %XX escapes in a URL path segment or query value ('+' stays '+'); nullopt when malformed.
+std::optional<std::string> percent_decode(std::string_view s);
+// A string as one URL path segment: every byte but A-Z a-z 0-9 - . _ ~ as %XX.
+std::string percent_encode(std::string_view s);
+
 // The one number formatter. `significant` digits ("%.*g": 0.05, 12.5, 1e+06; 17 round-trips
 // a double), or a fixed number of decimals. A number that is not finite is `null` (JSON has no
 // NaN), or NaN / +Inf / -Inf in Prometheus's text format.

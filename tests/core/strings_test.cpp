@@ -21,6 +21,17 @@ TEST(ParseHostPort, AcceptsIpv4Ipv6AndNames) {
   EXPECT_FALSE(parse_host_port("h:8x"));
 }
 
+TEST(PercentEncoding, RoundTripsAnyKeyAsOnePathSegment) {
+  const std::string key = "kill.tool.my route/v2.web%search?x=1&y";
+  const std::string seg = percent_encode(key);
+  EXPECT_EQ(seg, "kill.tool.my%20route%2Fv2.web%25search%3Fx%3D1%26y");
+  EXPECT_EQ(percent_decode(seg).value_or("?"), key);
+  EXPECT_EQ(percent_decode("a%2fb+c").value_or("?"), "a/b+c");
+  EXPECT_FALSE(percent_decode("bad%2"));
+  EXPECT_FALSE(percent_decode("bad%zz"));
+  EXPECT_FALSE(percent_decode("%"));
+}
+
 TEST(ParseUrl, SchemesPortsAndBasePath) {
   auto u = parse_url("https://api.openai.com/v1/");
   ASSERT_TRUE(u);

@@ -134,18 +134,20 @@ describe('flags and kill switches: CLI and admin API', { timeout: ms(120_000) },
   const exported = () => adminOk('GET', '/admin/v1/flags/export', undefined, VIEWER_TOKEN);
   const audit = async () => (await adminOk('GET', '/admin/v1/audit?limit=1000', undefined, VIEWER_TOKEN)).audit;
 
-  // OFREP on a fresh connection (Connection: close), so the kernel spreads the calls over
+  // A POST on a fresh connection (Connection: close), so the kernel spreads the calls over
   // every worker: what the published flags say, wherever the request lands.
-  async function ofrep(key, context = { targetingKey: 'u1' }) {
-    const body = JSON.stringify({ context });
+  async function freshPost(p, body) {
+    const text = JSON.stringify(body);
     const r = await rawRequest(
       gw.port,
-      `POST /ofrep/v1/evaluate/flags/${encodeURIComponent(key)} HTTP/1.1\r\nHost: 127.0.0.1\r\n` +
-        `Authorization: Bearer ${KEY}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
-        `Connection: close\r\n\r\n${body}`,
+      `POST ${p} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${KEY}\r\nContent-Type: application/json\r\n` +
+        `Content-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`,
       { timeout: ms(3000) },
     );
-    const res = parseRawResponse(r.text);
+    return parseRawResponse(r.text);
+  }
+  async function ofrep(key, context = { targetingKey: 'u1' }) {
+    const res = await freshPost(`/ofrep/v1/evaluate/flags/${encodeURIComponent(key)}`, { context });
     return { status: res.status, json: JSON.parse(res.body) };
   }
   // Every worker answers `want` for `key` (a few fresh connections each).
@@ -156,16 +158,8 @@ describe('flags and kill switches: CLI and admin API', { timeout: ms(120_000) },
       for (const [k, v] of Object.entries(want)) if (k !== 'status') assert.deepEqual(r.json[k], v, `OFREP ${key}.${k}`);
     }
   }
-  async function chatStatus(model = 'bot') {
-    const body = JSON.stringify({ model, messages: USER_MSG, max_tokens: 4 });
-    const r = await rawRequest(
-      gw.port,
-      `POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${KEY}\r\n` +
-        `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-      { timeout: ms(3000) },
-    );
-    return r.status;
-  }
+  const chatStatus = async (model = 'bot') =>
+    (await freshPost('/v1/chat/completions', { model, messages: USER_MSG, max_tokens: 4 })).status;
 
   // ---- tests
 

@@ -1,5 +1,7 @@
 #include "flags/flagset.hpp"
 
+#include "core/hash.hpp"
+
 namespace sluice::flags {
 
 namespace {
@@ -100,6 +102,7 @@ FlagSet::FlagSet(std::vector<Flag> flags, uint64_t version) : flags_(std::move(f
   for (size_t i = 0; i < flags_.size(); ++i) {
     const Flag* f = &flags_[i];
     by_key_[f->key] = i;
+    fingerprints_.push_back(fnv1a(f->json(), fnv1a(f->key)));
     const Role r = role_of(*f);
     switch (r.kind) {
       case Kind::kRelease:

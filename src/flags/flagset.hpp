@@ -51,6 +51,8 @@ class FlagSet {
   FlagSet(std::vector<Flag> flags, uint64_t version);
 
   const Flag* find(std::string_view key) const;
+  // A fingerprint of a flag's definition (of this set): it changes when the flag does.
+  uint64_t fingerprint(const Flag* f) const { return fingerprints_[static_cast<size_t>(f - flags_.data())]; }
   const std::vector<Flag>& all() const { return flags_; }
   uint64_t version() const { return version_; }
   // The release flag of a route, or nullptr.
@@ -65,6 +67,7 @@ class FlagSet {
 
  private:
   std::vector<Flag> flags_;
+  std::vector<uint64_t> fingerprints_;
   uint64_t version_ = 0;
   bool kills_ = false;
   std::unordered_map<std::string, size_t> by_key_;

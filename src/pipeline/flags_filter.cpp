@@ -103,7 +103,8 @@ class FlagsFilter final : public Filter {
   unsigned hooks() const override { return kOnRequest | kOnComplete; }
   void on_complete(RequestContext& ctx, Clock::time_point t_end, Env& env) const override {
     if (!ctx.flags.experiment || !env.experiments || !says_something_about_release(ctx)) return;
-    env.experiments->add(ctx.flags.experiment->key, ctx.flags.variant, ctx.request_id, observe(ctx, t_end));
+    env.experiments->add(ctx.flags.experiment->key, ctx.snap->flags().fingerprint(ctx.flags.experiment),
+                         ctx.flags.variant, ctx.request_id, observe(ctx, t_end));
   }
   Verdict on_request(RequestContext& ctx, Env& env) const override {
     if (!ctx.resolution || ctx.resolution->route.empty()) return Verdict::next();

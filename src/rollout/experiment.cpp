@@ -8,10 +8,12 @@
 
 namespace sluice::rollout {
 
-void ExperimentBook::add(const std::string& flag, const std::string& variant, const std::string& request_id,
-                         const Observation& o) {
+void ExperimentBook::add(const std::string& flag, uint64_t version, const std::string& variant,
+                         const std::string& request_id, const Observation& o) {
   std::lock_guard<std::mutex> lock(mu_);
-  arms_[flag][variant].add(o);
+  Experiment& x = experiments_[flag];
+  if (x.version != version) x = Experiment{version, {}};
+  x.arms[variant].add(o);
   if (request_id.empty()) return;
   if (recent_.emplace(request_id, std::make_pair(flag, variant)).second) {
     recent_order_.push_back(request_id);
@@ -26,31 +28,31 @@ bool ExperimentBook::feedback(const std::string& request_id, double score) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = recent_.find(request_id);
   if (it == recent_.end()) return false;
-  arms_[it->second.first][it->second.second].feedback.add(score);
+  experiments_[it->second.first].arms[it->second.second].feedback.add(score);
   return true;
 }
 
 void ExperimentBook::clear(const std::string& flag) {
   std::lock_guard<std::mutex> lock(mu_);
-  arms_.erase(flag);
+  experiments_.erase(flag);
 }
 
-std::string ExperimentBook::readout_json(const std::string& flag, const std::string& control, const std::string& metric,
-                                         double alpha) const {
+std::string ExperimentBook::readout_json(const std::string& flag, uint64_t version, const std::string& control,
+                                         const std::string& metric, const std::string& guardrails, double alpha) const {
   std::map<std::string, ArmEvidence> arms;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    auto it = arms_.find(flag);
-    if (it != arms_.end()) arms = it->second;
+    auto it = experiments_.find(flag);
+    if (it != experiments_.end() && it->second.version == version) arms = it->second.arms;
   }
   // Each metric as a relative gate "variant vs control": pass = better, fail = worse.
-  struct Check {
-    const char* metric;
-    bool guardrail;
+  static const char* const kChecks[] = {"error_rate", "refusal_rate",      "latency_ms",   "ttft_ms",
+                                        "cost_per_call", "schema_valid_rate", "feedback_mean"};
+  auto is_guardrail = [&](const std::string& m) {
+    for (auto g : split(guardrails, ','))
+      if (trim(g) == m) return true;
+    return false;
   };
-  static const Check kChecks[] = {{"error_rate", true},   {"refusal_rate", true},     {"latency_ms", true},
-                                  {"ttft_ms", true},      {"cost_per_call", true},    {"schema_valid_rate", true},
-                                  {"feedback_mean", false}};
   auto higher_is_better = [](const std::string& m) { return m == "feedback_mean" || m == "schema_valid_rate"; };
   std::string out = "{\"flag\":";
   append_json_string(out, flag);
@@ -58,6 +60,8 @@ std::string ExperimentBook::readout_json(const std::string& flag, const std::str
   append_json_string(out, control);
   out += ",\"metric\":";
   append_json_string(out, metric);
+  out += ",\"guardrails\":";
+  append_json_string(out, guardrails);
   out += ",\"confidence\":" + num_text(1 - alpha, 6) + ",\"variants\":[";
   const ArmEvidence empty;
   const auto ctl = arms.find(control);
@@ -84,18 +88,18 @@ std::string ExperimentBook::readout_json(const std::string& flag, const std::str
     out += ",\"comparisons\":[";
     bool lost = false, better_on_metric = false, any = false;
     const double share = alpha / static_cast<double>(std::size(kChecks));
-    for (const auto& k : kChecks) {
+    for (const char* k : kChecks) {
       Gate g;
       std::string err;
-      const std::string m = k.metric;
+      const std::string m = k;
       parse_gate(m + (higher_is_better(m) ? " >= stable" : " <= stable"), g, err);
       g.min_samples = 30;
       g.max_duration_ms = INT64_MAX;
       GateStatus s = evaluate(g, pair, Phase::kLive, share, 0.1, 0);
-      if (s.verdict == "n/a") continue;
+      if (s.verdict == "n/a" || s.n_candidate == 0 || s.n_stable == 0) continue;
       // pass: the variant is better than the control with confidence; fail: worse.
       const std::string said = s.verdict == "pass" ? "better" : s.verdict == "fail" ? "worse" : "no difference yet";
-      if (s.verdict == "fail" && (k.guardrail || m == metric)) lost = true;
+      if (s.verdict == "fail" && (is_guardrail(m) || m == metric)) lost = true;
       if (s.verdict == "pass" && m == metric) better_on_metric = true;
       if (any) out += ',';
       any = true;

@@ -413,6 +413,79 @@ describe('flags in the gateway', { timeout: ms(180_000) }, () => {
     await admin('POST', '/admin/v1/kill/clear', { key: 'kill.route.bot', reason: 'done' });
   });
 
+  test('a release flag that splits traffic is an experiment: a per-variant readout that names the winner', async () => {
+    await putFlag('math-tutor-release', {
+      state: 'ENABLED',
+      variants: { v1, v2 },
+      defaultVariant: 'v1',
+      targeting: { fractional: [['v1', 50], ['v2', 50]] },
+      metadata: { route: 'math-tutor', metric: 'feedback_mean', owner: 'learning-team', purpose: 'prompt v2 experiment' },
+    });
+    const seen = { v1: 0, v2: 0 };
+    for (let i = 0; i < 160; i++) {
+      const { response } = await sdk('sk-acme')
+        .chat.completions.create({ model: 'math-tutor', messages: MATH_MSG, max_tokens: 8, user: `learner-${i}` })
+        .withResponse();
+      const variant = response.headers.get('x-sluice-release') === v2 ? 'v2' : 'v1';
+      seen[variant]++;
+      assert.equal(response.headers.get('x-sluice-flags'), `math-tutor-release=${variant}`);
+      // Learners rate v2's answers better.
+      const f = await postJSON(`${gw.url}/v1/feedback`, { request_id: response.headers.get('x-request-id'), score: variant === 'v2' ? 1 : 0 }, { headers: { authorization: 'Bearer sk-acme' } });
+      assert.equal(f.status, 200, f.text);
+    }
+    assert.ok(seen.v1 > 40 && seen.v2 > 40, `split ${JSON.stringify(seen)}`);
+    const r = await admin('GET', '/admin/v1/flags/math-tutor-release/readout');
+    assert.equal(r.status, 200, r.text);
+    const byVariant = Object.fromEntries(r.json.variants.map((v) => [v.variant, v]));
+    assert.equal(r.json.control, 'v1');
+    assert.equal(byVariant.v1.role, 'control');
+    assert.equal(byVariant.v1.requests + byVariant.v2.requests, 160, 'a changed flag starts a new experiment');
+    assert.equal(byVariant.v2.feedback_mean, 1);
+    const fb = byVariant.v2.comparisons.find((c) => c.metric === 'feedback_mean');
+    assert.equal(fb.verdict, 'better', JSON.stringify(fb));
+    assert.ok(fb.lo > 0, 'the interval of the difference excludes 0');
+    assert.equal(byVariant.v2.outcome, 'won', JSON.stringify(byVariant.v2.comparisons));
+    // The larger model is slower: reported, not a guardrail unless the flag names it one.
+    assert.equal(byVariant.v2.comparisons.find((c) => c.metric === 'latency_ms').verdict, 'worse');
+    assert.equal(r.json.guardrails, 'error_rate,refusal_rate');
+    const plain = await admin('GET', '/admin/v1/flags/max-items/readout');
+    assert.equal(plain.status, 404);
+    await admin('POST', '/admin/v1/flags/math-tutor-release/disable', { reason: 'experiment over' });
+  });
+
+  test('kill switches for shadow traffic and for every rollout', async () => {
+    await admin('POST', '/admin/v1/flags/math-tutor-release/disable', { reason: 'no pins while the rollout runs' });
+    const spec = 'strategy: shadow\nshadow: {share: 1.0}\nsteps:\n  - shadow: 10m\ngates: []\n';
+    const st = await admin('POST', '/admin/v1/rollouts/math-tutor/start', { release: v2, spec, override: true, reason: 'shadow v2' });
+    assert.equal(st.status, 200, st.text);
+    const status = async () => (await admin('GET', '/admin/v1/rollouts/math-tutor')).json;
+    await waitFor(async () => (await status()).status === 'running', { what: 'the shadow rollout' });
+    const send = () => sdk('sk-acme').chat.completions.create({ model: 'math-tutor', messages: MATH_MSG, max_tokens: 8 }).withResponse();
+    for (let i = 0; i < 5; i++) await send();
+    await waitFor(async () => (await status()).shadow_sent >= 5, { what: 'mirrored requests' });
+    let r = await admin('POST', '/admin/v1/kill/shadow', { route: 'math-tutor', reason: 'shadow overloads the candidate' });
+    assert.equal(r.status, 200, r.text);
+    const before = (await status()).shadow_sent;
+    for (let i = 0; i < 5; i++) {
+      const { response } = await send();
+      assert.equal(response.headers.get('x-sluice-flags'), 'kill.shadow.math-tutor=on');
+    }
+    await sleep(ms(200));
+    assert.equal((await status()).shadow_sent, before, 'no request was mirrored');
+
+    r = await admin('POST', '/admin/v1/kill/rollouts', { reason: 'freeze during the incident' });
+    assert.equal(r.status, 200, r.text);
+    await waitFor(async () => /kill\.rollouts/.test((await status()).held ?? ''), { what: 'the rollout held' });
+    const m = await gw.metrics(true);
+    await waitFor(async () => (await gw.metrics(true)).value('sluice_rollouts_held') === 1, { what: 'sluice_rollouts_held 1' });
+    assert.ok(m);
+    r = await admin('POST', '/admin/v1/kill/clear', { key: 'kill.rollouts', reason: 'incident over' });
+    assert.equal(r.status, 200, r.text);
+    await waitFor(async () => (await status()).held === undefined, { what: 'the rollout released' });
+    await admin('POST', '/admin/v1/kill/clear', { key: 'kill.shadow.math-tutor', reason: 'done' });
+    await admin('POST', '/admin/v1/rollouts/math-tutor/abort', { reason: 'test over' });
+  });
+
   test('a kill switch set from the CLI on the store reaches the running gateway', async () => {
     const t0 = performance.now();
     const r = await runSluice(['kill', 'route', 'helper', '--mode', 'block', '--reason', 'cli', '--data-dir', d]);

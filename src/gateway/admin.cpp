@@ -106,6 +106,24 @@ awaitable<bool> AdminHandler::handle(beast::tcp_stream& stream, beast::flat_buff
     auto snap = env_.shared.snapshots.current();
     co_return co_await reply(http::status::ok, upstreams_json(*snap, env_.shared.retry_budget, unix_millis()));
   }
+  // GET /admin/v1/flags/{key}/readout: a release flag's experiment (rollout/experiment.hpp).
+  if (is_get && starts_with(path, "/admin/v1/flags/") && path.ends_with("/readout")) {
+    const std::string key(path.substr(16, path.size() - 16 - 8));
+    auto snap = env_.shared.snapshots.current();
+    const flags::Flag* f = snap->flags().find(key);
+    if (!f || flags::role_of(*f).kind != flags::Kind::kRelease)
+      co_return co_await error(http::status::not_found, "not_found",
+                               "'" + key + "' is not a release flag (a flag with metadata.route): no experiment to read out");
+    auto meta = [&](std::string_view k, std::string def) {
+      const flags::Value* v = f->metadata.get(k);
+      return v && v->is_string() && !v->s.empty() ? v->s : def;
+    };
+    const std::string control = meta("control", f->default_variant.value_or(""));
+    co_return co_await reply(http::status::ok,
+                             env_.shared.experiments.readout_json(key, snap->flags().fingerprint(f), control,
+                                                                  meta("metric", "feedback_mean"),
+                                                                  meta("guardrails", "error_rate,refusal_rate")));
+  }
   if (!env_.store) co_return co_await error(http::status::not_found, "unknown_url", "Unknown admin URL: " + std::string(path));
   store::Store& st = *env_.store;
   std::string_view query = target.find('?') == std::string_view::npos ? "" : target.substr(target.find('?') + 1);

@@ -1,5 +1,6 @@
 #include "cli/flag_cmds.hpp"
 
+#include <chrono>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -43,7 +44,9 @@ std::string evaluation_json(const flags::Evaluation& e) {
 
 // `sluice flag eval FILE`: evaluates every flag of a flag file for each context (one JSON
 // object per line on stdin, or --context), one result per flag and context on stdout.
-int eval_file(const std::string& path, const std::string& context, int64_t now_s) {
+// With `repeat` > 0 (and --context), it times that many evaluations of each flag instead and
+// prints the cost of one (bench/flags.sh).
+int eval_file(const std::string& path, const std::string& context, int64_t now_s, int64_t repeat) {
   std::string text, error;
   if (!read_file(path, text)) {
     std::cerr << "sluice: cannot read " << path << "\n";
@@ -69,6 +72,25 @@ int eval_file(const std::string& path, const std::string& context, int64_t now_s
     }
     std::cout << out;
   };
+  if (!context.empty() && repeat > 0) {
+    std::string err;
+    auto ctx = flags::parse_json(context, err);
+    if (!ctx || !ctx->is_object()) {
+      std::cerr << "sluice: --context is a JSON object\n";
+      return 2;
+    }
+    for (const auto& f : file->flags) {
+      size_t sink = 0;
+      const auto t0 = std::chrono::steady_clock::now();
+      for (int64_t i = 0; i < repeat; ++i) sink += flags::evaluate(f, *ctx, now_s).variant.size();
+      const double ns = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
+      std::cout << "{\"key\":";
+      std::string k;
+      append_json_string(k, f.key);
+      std::cout << k << ",\"ns_per_evaluation\":" << ns / static_cast<double>(repeat) << ",\"check\":" << sink << "}\n";
+    }
+    return 0;
+  }
   if (!context.empty()) {
     run(context);
     return 0;
@@ -117,7 +139,9 @@ std::function<int()> add_flag_commands(CLI::App& app) {
   eval->add_option("file", *file, "flag file (JSON or YAML, flagd's format)")->required();
   eval->add_option("--context", *context, "one evaluation context (JSON object) instead of stdin");
   eval->add_option("--now", *now, "$flagd.timestamp to use (Unix seconds; default: now)");
-  eval->callback([=] { *runner = [=] { return eval_file(*file, *context, *now); }; });
+  auto repeat = std::make_shared<int64_t>(0);
+  eval->add_option("--repeat", *repeat, "with --context: time this many evaluations of each flag (ns per evaluation)");
+  eval->callback([=] { *runner = [=] { return eval_file(*file, *context, *now, *repeat); }; });
 
   auto common = std::make_shared<Common>();
   auto key = std::make_shared<std::string>(), reason = std::make_shared<std::string>();
@@ -213,6 +237,7 @@ std::function<int()> add_flag_commands(CLI::App& app) {
   exp->add_option("--output", *output, "write it to this file (default: stdout)");
   add_common_options(exp, *common);
   exp->callback([=] { *runner = [=] { return export_file(*common, *output); }; });
+  auto key_for_readout = std::make_shared<std::string>();
   auto* stale = flag->add_subcommand("stale", "flags to clean up: fully ramped, disabled, or unchanged for long");
   stale->add_option("--older-than", *older, "unchanged for longer than this: 90s, 30m, 1h, 30d (0: age not considered)");
   add_common_options(stale, *common);
@@ -224,6 +249,17 @@ std::function<int()> add_flag_commands(CLI::App& app) {
         return remote_call(*common, "GET", "/admin/v1/flags/stale?older_than_s=" + std::to_string(ms / 1000));
       auto s = open(*common);
       return s ? print({"", control::stale_flags_json(*s, ms, unix_millis())}) : 2;
+    };
+  });
+
+  auto* readout = flag->add_subcommand("readout", "a release flag's experiment: each variant against the control (needs --admin)");
+  readout->add_option("key", *key_for_readout, "release flag key")->required();
+  add_common_options(readout, *common);
+  readout->callback([=] {
+    *runner = [=] {
+      if (!common->remote())
+        return print({"the readout lives in the running gateway: give --admin URL (or SLUICE_ADMIN_URL)", ""});
+      return remote_call(*common, "GET", "/admin/v1/flags/" + percent_encode(*key_for_readout) + "/readout");
     };
   });
 

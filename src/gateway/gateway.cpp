@@ -162,29 +162,12 @@ std::vector<net::Header> cors_headers(const config::Cors& cors, std::string_view
            "x-request-id, request-id, x-sluice-release, x-sluice-prompt, x-sluice-upstream, x-sluice-fallback, "
            "x-sluice-cache, x-sluice-degraded, x-sluice-overflow, x-ratelimit-limit-requests, "
            "x-ratelimit-remaining-requests, x-ratelimit-reset-requests, x-ratelimit-limit-tokens, "
-           "x-ratelimit-remaining-tokens, x-ratelimit-reset-tokens, retry-after, retry-after-ms"}};
+           "x-ratelimit-remaining-tokens, x-ratelimit-reset-tokens, retry-after, retry-after-ms, x-sluice-flags, etag"}};
 }
 
-// "%2F" and friends in a path segment (the SDKs encode a model id like "org/model").
-std::string percent_decoded(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  auto hex = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size() && hex(s[i + 1]) >= 0 && hex(s[i + 2]) >= 0) {
-      out.push_back(static_cast<char>(hex(s[i + 1]) * 16 + hex(s[i + 2])));
-      i += 2;
-    } else {
-      out.push_back(s[i]);
-    }
-  }
-  return out;
-}
+// "%2F" and friends in a path segment (the SDKs encode a model id like "org/model"); a
+// malformed escape leaves the segment as it came.
+std::string percent_decoded(std::string_view s) { return percent_decode(s).value_or(std::string(s)); }
 
 std::string model_json(std::string_view id) {
   std::string out = "{\"id\":";
@@ -265,26 +248,6 @@ awaitable<bool> Worker::handle_other(beast::tcp_stream& stream, http::request<ht
   co_return co_await respond_error(stream, req, e, id, cors,
                                    path == "/v1/messages" ? bridge::Api::kMessages : bridge::Api::kChat);
 }
-
-namespace {
-// %XX in a path segment (a flag key); nullopt when malformed.
-std::optional<std::string> percent_decode(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] != '%') {
-      out += s[i];
-      continue;
-    }
-    if (i + 2 >= s.size() || !std::isxdigit(static_cast<unsigned char>(s[i + 1])) ||
-        !std::isxdigit(static_cast<unsigned char>(s[i + 2])))
-      return std::nullopt;
-    out += static_cast<char>(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16));
-    i += 2;
-  }
-  return out;
-}
-}  // namespace
 
 // OFREP. Evaluated on the worker from the snapshot's flags: no I/O but the answer.
 awaitable<bool> Worker::ofrep(beast::tcp_stream& stream, http::request<http::string_body>& req, std::string_view path,

@@ -4,7 +4,7 @@
 #   1. in process: ns per evaluation of each flag of a flag file, sluice (`flag eval --repeat`)
 #      side by side with @openfeature/flagd-core (the JavaScript evaluator flagd's in-process
 #      providers use), same flags, same context;
-#   2. through the endpoint: one request at a time on a kept-alive connection, p50/p99 of
+#   2. through the endpoint: one request at a time on a kept-alive connection (h2load), p50/p99 of
 #      POST /ofrep/v1/evaluate/flags/{key} against GET /healthz on the same gateway (the added
 #      latency of an evaluation is the difference), and the bulk evaluation.
 #   bench/flags.sh [--requests N] [--runs R] [--sluice PATH]
@@ -84,34 +84,36 @@ YAML
 start_gateway "$SLUICE" --config "$W/gateway.yaml"
 "$SLUICE" flag import "$W/flags.json" --data-dir "$W/data" --reason bench >/dev/null
 sleep 0.2
-python3 - "$GP" "$N" "$RUNS" "$CTX" <<'PY'
-import http.client, json, statistics, sys, time
-port, n, runs, ctx = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-body = json.dumps({"context": json.loads(ctx)})
-hdr = {"authorization": "Bearer sk-bench", "content-type": "application/json"}
-def run(method, path, payload):
-    c = http.client.HTTPConnection("127.0.0.1", port)
-    lat = []
-    for i in range(n + 500):
-        t = time.perf_counter_ns()
-        c.request(method, path, body=payload, headers=hdr)
-        r = c.getresponse(); r.read()
-        if r.status not in (200, 304): raise SystemExit(f"{path}: {r.status}")
-        if i >= 500: lat.append((time.perf_counter_ns() - t) / 1000)
-    c.close()
-    lat.sort()
-    return lat[len(lat) // 2], lat[int(len(lat) * 0.99)]
-rows = {"GET /healthz": [], "OFREP one flag (split)": [], "OFREP one flag (tenant-rule)": [], "OFREP bulk (5 flags)": []}
-for _ in range(runs):
-    rows["GET /healthz"].append(run("GET", "/healthz", None))
-    rows["OFREP one flag (split)"].append(run("POST", "/ofrep/v1/evaluate/flags/split", body))
-    rows["OFREP one flag (tenant-rule)"].append(run("POST", "/ofrep/v1/evaluate/flags/tenant-rule", body))
-    rows["OFREP bulk (5 flags)"].append(run("POST", "/ofrep/v1/evaluate/flags", body))
-base50 = statistics.median(r[0] for r in rows["GET /healthz"])
-base99 = statistics.median(r[1] for r in rows["GET /healthz"])
-print("| request | p50 us | p99 us | added p50 us | added p99 us |")
+command -v h2load >/dev/null || { echo "flags.sh: h2load (nghttp2-client) is needed" >&2; exit 2; }
+printf '{"context": %s}' "$CTX" > "$W/body.json"
+# h2load, one connection, one request at a time; --log-file gives each request's latency.
+one() {  # NAME RUN [h2load args...]
+  local name="$1" run="$2"; shift 2
+  h2load --h1 -n "$N" -c 1 -m 1 --warm-up-time 1 --log-file "$W/lat.$name.$run" "$@" > "$W/h2load.$name.$run" 2>&1
+}
+AUTH=(-H 'authorization: Bearer sk-bench' -H 'content-type: application/json' -d "$W/body.json")
+for r in $(seq "$RUNS"); do
+  one healthz "$r" "http://127.0.0.1:$GP/healthz"
+  one notfound "$r" "${AUTH[@]}" "http://127.0.0.1:$GP/ofrep/v1/evaluate/flags/nope"
+  one split "$r" "${AUTH[@]}" "http://127.0.0.1:$GP/ofrep/v1/evaluate/flags/split"
+  one rule "$r" "${AUTH[@]}" "http://127.0.0.1:$GP/ofrep/v1/evaluate/flags/tenant-rule"
+  one bulk "$r" "${AUTH[@]}" "http://127.0.0.1:$GP/ofrep/v1/evaluate/flags"
+done
+python3 - "$W" "$RUNS" <<'PY'
+import statistics, sys
+w, runs = sys.argv[1], int(sys.argv[2])
+names = [("healthz", "GET /healthz"), ("notfound", "OFREP unknown flag (404: auth and parse, no evaluation)"),
+         ("split", "OFREP one flag (split)"), ("rule", "OFREP one flag (tenant-rule)"), ("bulk", "OFREP bulk (5 flags)")]
+def pct(name):
+    p50s, p99s = [], []
+    for r in range(1, runs + 1):
+        lat = sorted(int(l.split("\t")[2]) for l in open(f"{w}/lat.{name}.{r}") if l.strip())
+        p50s.append(lat[len(lat) // 2]); p99s.append(lat[int(len(lat) * 0.99)])
+    return statistics.median(p50s), statistics.median(p99s)
+base = pct("healthz")
+print("| request | p50 us | p99 us | added p50 us (vs /healthz) | added p99 us |")
 print("|---|---|---|---|---|")
-for k, v in rows.items():
-    p50 = statistics.median(r[0] for r in v); p99 = statistics.median(r[1] for r in v)
-    print(f"| {k} | {p50:.1f} | {p99:.1f} | {p50 - base50:+.1f} | {p99 - base99:+.1f} |")
+for key, label in names:
+    p50, p99 = pct(key)
+    print(f"| {label} | {p50:.0f} | {p99:.0f} | {p50 - base[0]:+.0f} | {p99 - base[1]:+.0f} |")
 PY

@@ -448,6 +448,10 @@ describe('flags in the gateway', { timeout: ms(180_000) }, () => {
     // The larger model is slower: reported, not a guardrail unless the flag names it one.
     assert.equal(byVariant.v2.comparisons.find((c) => c.metric === 'latency_ms').verdict, 'worse');
     assert.equal(r.json.guardrails, 'error_rate,refusal_rate');
+    // The CLI reads the same readout from the running gateway.
+    const cli = await runSluice(['flag', 'readout', 'math-tutor-release', '--admin', gw.adminUrl, '--token', token]);
+    assert.equal(cli.code, 0, cli.stderr);
+    assert.equal(JSON.parse(cli.stdout).variants.find((v) => v.variant === 'v2').outcome, 'won');
     const plain = await admin('GET', '/admin/v1/flags/max-items/readout');
     assert.equal(plain.status, 404);
     await admin('POST', '/admin/v1/flags/math-tutor-release/disable', { reason: 'experiment over' });

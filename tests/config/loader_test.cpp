@@ -72,6 +72,21 @@ cors: {allowed_origins: [app.example.com]}
   EXPECT_TRUE(has_error(bad, "'app.example.com' is not an origin")) << (bad.errors.empty() ? "" : bad.errors[0]);
 }
 
+TEST(ConfigLoader, FlagContextHeaders) {
+  auto r = load(R"(
+upstreams: [{name: a, url: "http://x/v1"}]
+flags: {context_headers: [X-Cohort, x-app-version]}
+)");
+  ASSERT_TRUE(r.ok()) << r.errors[0];
+  EXPECT_EQ(r.config.flags.context_headers, (std::vector<std::string>{"x-cohort", "x-app-version"}));
+  auto bad = load(R"(
+upstreams: [{name: a, url: "http://x/v1"}]
+flags: {context_headers: [x-api-key], files: [a.json]}
+)");
+  EXPECT_TRUE(has_error(bad, "'x-api-key' carries credentials")) << (bad.errors.empty() ? "" : bad.errors[0]);
+  EXPECT_TRUE(has_error(bad, "unknown key 'files'")) << (bad.errors.empty() ? "" : bad.errors[0]);
+}
+
 TEST(ConfigLoader, ReportsFileLineAndColumn) {
   auto r = load("upstreams:\n  - name: a\n    url: http://x\n    timeoutz: 3\n");
   ASSERT_FALSE(r.ok());

@@ -101,6 +101,34 @@ Value plain(const Value& v) {
   return out;
 }
 
+// The context a rule sees: the caller's, with flagd's own $flagd (flagKey, timestamp) in
+// place of any the caller sent. Evaluating several flags for one context (a flag set,
+// OFREP's bulk evaluation) copies the context once per thread and then only rewrites $flagd,
+// when nothing from the previous evaluation still holds the copy.
+Value rule_context(const Value& context, const std::string& flag_key, int64_t now_s) {
+  thread_local std::shared_ptr<const Object> source;  // the caller's object the copy was made from
+  thread_local std::shared_ptr<Object> copy, flagd;
+  auto object = [](std::shared_ptr<Object> o) {
+    Value v;
+    v.kind = Value::Kind::kObject;
+    v.o = std::move(o);
+    return v;
+  };
+  const bool ours = copy && copy.use_count() == 1 && flagd.use_count() == 2;  // nothing else holds them
+  if (!ours) flagd = std::make_shared<Object>(Object{{"flagKey", Value::string("")}, {"timestamp", Value::number(0)}});
+  (*flagd)[0].second.s = flag_key;
+  (*flagd)[1].second.n = static_cast<double>(now_s);
+  if (!ours || !context.o || context.o != source) {
+    copy = std::make_shared<Object>();
+    copy->reserve(context.obj().size() + 1);
+    for (const auto& m : context.obj())
+      if (m.first != "$flagd") copy->push_back(m);
+    copy->emplace_back("$flagd", object(flagd));
+    source = context.o;
+  }
+  return object(copy);
+}
+
 }  // namespace
 
 std::string_view reason_name(Reason r) {
@@ -318,16 +346,8 @@ Evaluation evaluate(const Flag& flag, const Value& context, int64_t now_s) {
     variant = flag.default_variant;
     e.reason = Reason::kStatic;
   } else {
-    Object ctx;
-    if (context.is_object()) {
-      ctx.reserve(context.obj().size() + 1);
-      for (const auto& m : context.obj())
-        if (m.first != "$flagd") ctx.push_back(m);
-    }
-    ctx.emplace_back("$flagd", Value::object({{"flagKey", Value::string(flag.key)},
-                                              {"timestamp", Value::number(static_cast<double>(now_s))}}));
     Value result;
-    if (!flag.logic->evaluate(Value::object(std::move(ctx)), result)) {
+    if (!flag.logic->evaluate(rule_context(context, flag.key, now_s), result)) {
       e.reason = Reason::kError;
       e.error = ErrorCode::kGeneral;
       e.message = "Error evaluating targeting rule for flag '" + flag.key + "'";

@@ -75,7 +75,8 @@ bool plain_number(const std::string& s, double& out) {
 
 std::optional<Value> from_yaml(const YAML::Node& n, int depth, std::string& error) {
   if (depth > kMaxDepth) {
-    error = "nested deeper than 64 levels";
+    const auto m = n.Mark();
+    error = std::to_string(m.line + 1) + ":" + std::to_string(m.column + 1) + ": nested deeper than 64 levels";
     return std::nullopt;
   }
   Value v;
@@ -159,6 +160,8 @@ char32_t next_cp(std::string_view s, size_t& i) {
   return cp;
 }
 
+}  // namespace
+
 std::string_view js_trim(std::string_view s) {
   size_t b = 0;
   while (b < s.size()) {
@@ -176,7 +179,20 @@ std::string_view js_trim(std::string_view s) {
   }
   return s.substr(b, e - b);
 }
-}  // namespace
+
+bool js_string_less(std::string_view a, std::string_view b) {
+  size_t i = 0;
+  while (i < a.size() && i < b.size() && a[i] == b[i]) ++i;
+  if (i == a.size() || i == b.size()) return a.size() < b.size();
+  // The first code points that differ decide; back up to where they start.
+  while (i > 0 && (static_cast<unsigned char>(a[i]) & 0xC0) == 0x80) --i;
+  size_t j = i;
+  const char32_t x = next_cp(a, i), y = next_cp(b, j);
+  // In UTF-16 a code point above U+FFFF is a surrogate pair starting 0xD800-0xDBFF, below U+E000.
+  auto first_unit = [](char32_t c) { return c >= 0x10000 ? 0xD800 + ((c - 0x10000) >> 10) : c; };
+  if (first_unit(x) != first_unit(y)) return first_unit(x) < first_unit(y);
+  return x < y;
+}
 
 const Array& Value::arr() const { return a ? *a : kNoArray; }
 const Object& Value::obj() const { return o ? *o : kNoObject; }

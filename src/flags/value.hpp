@@ -87,6 +87,9 @@ bool truthy(const Value& v);              // JsonLogic's: [] and {} are false to
 std::string js_string(const Value& v);    // String(v): arrays joined by ',', objects "[object Object]"
 double js_number(const Value& v);         // Number(v) for primitives; NaN for arrays and objects
 double js_string_to_number(std::string_view s);  // StringToNumber: trims, hex/octal/binary, Infinity
+std::string_view js_trim(std::string_view s);     // String.prototype.trim
+// a < b for strings as JavaScript compares them: by UTF-16 code units (not code points).
+bool js_string_less(std::string_view a, std::string_view b);
 bool js_loose_equal(const Value& a, const Value& b);   // a == b (primitives; objects by identity)
 bool js_strict_equal(const Value& a, const Value& b);  // a === b
 bool same_value_zero(const Value& a, const Value& b);  // Array.prototype.includes

@@ -3,6 +3,7 @@
 #include <simdjson.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <regex>
@@ -16,6 +17,7 @@ namespace {
 const Array kNoArray;
 const Object kNoObject;
 constexpr int kMaxDepth = 64;
+constexpr size_t kMaxKeyBytes = 256;
 
 std::optional<Value> from_dom(simdjson::dom::element e, int depth, std::string& error) {
   if (depth > kMaxDepth) {
@@ -73,6 +75,49 @@ bool plain_number(const std::string& s, double& out) {
   return true;
 }
 
+// The length of the well-formed UTF-8 sequence starting s (RFC 3629: no overlong forms, no
+// surrogates, nothing above U+10FFFF), or 0.
+size_t utf8_length(std::string_view s) {
+  const auto b = [&](size_t i) { return i < s.size() ? static_cast<unsigned char>(s[i]) : 0u; };
+  const unsigned c = b(0);
+  if (c < 0x80) return 1;
+  auto cont = [&](size_t i, unsigned lo = 0x80, unsigned hi = 0xBF) { return b(i) >= lo && b(i) <= hi; };
+  if (c >= 0xC2 && c <= 0xDF) return cont(1) ? 2 : 0;
+  if (c >= 0xE0 && c <= 0xEF) {
+    const bool second = c == 0xE0 ? cont(1, 0xA0) : c == 0xED ? cont(1, 0x80, 0x9F) : cont(1);
+    return second && cont(2) ? 3 : 0;
+  }
+  if (c >= 0xF0 && c <= 0xF4) {
+    const bool second = c == 0xF0 ? cont(1, 0x90) : c == 0xF4 ? cont(1, 0x80, 0x8F) : cont(1);
+    return second && cont(2) && cont(3) ? 4 : 0;
+  }
+  return 0;
+}
+
+// A scalar's text. yaml-cpp decodes the escapes \N and \_ to the single bytes 0x85 and 0xA0
+// (Latin-1, not UTF-8): they are written here as the characters they stand for, U+0085 and
+// U+00A0. (The document was checked to be UTF-8, so no other byte can be malformed.)
+std::string scalar(const YAML::Node& n) {
+  const std::string& s = n.Scalar();
+  std::string out;
+  bool repaired = false;
+  for (size_t i = 0; i < s.size();) {
+    const size_t len = utf8_length(std::string_view(s).substr(i));
+    if (len == 0 && !repaired) {
+      out = s.substr(0, i);
+      repaired = true;
+    }
+    if (len == 0) {
+      out += '\xC2';
+      out += s[i++];
+      continue;
+    }
+    if (repaired) out.append(s, i, len);
+    i += len;
+  }
+  return repaired ? out : s;
+}
+
 std::optional<Value> from_yaml(const YAML::Node& n, int depth, std::string& error) {
   if (depth > kMaxDepth) {
     const auto m = n.Mark();
@@ -85,7 +130,7 @@ std::optional<Value> from_yaml(const YAML::Node& n, int depth, std::string& erro
     case YAML::NodeType::Undefined:
       break;
     case YAML::NodeType::Scalar: {
-      const std::string& s = n.Scalar();
+      const std::string s = scalar(n);
       if (n.Tag() != "?") {
         v = Value::string(s);
         break;
@@ -94,8 +139,13 @@ std::optional<Value> from_yaml(const YAML::Node& n, int depth, std::string& erro
       if (s == "true" || s == "True" || s == "TRUE") v = Value::boolean(true);
       else if (s == "false" || s == "False" || s == "FALSE") v = Value::boolean(false);
       else if (s == "null" || s == "Null" || s == "NULL" || s == "~" || s.empty()) v = Value::null();
-      else if (plain_number(s, d)) v = Value::number(d);
-      else v = Value::string(s);
+      else if (!plain_number(s, d)) v = Value::string(s);
+      else if (std::isfinite(d)) v = Value::number(d);
+      else {  // JSON has no infinity (it would export as null)
+        const auto m = n.Mark();
+        error = std::to_string(m.line + 1) + ":" + std::to_string(m.column + 1) + ": number out of range: " + s;
+        return std::nullopt;
+      }
       break;
     }
     case YAML::NodeType::Sequence: {
@@ -118,7 +168,16 @@ std::optional<Value> from_yaml(const YAML::Node& n, int depth, std::string& erro
         }
         auto x = from_yaml(kv.second, depth + 1, error);
         if (!x) return std::nullopt;
-        std::string key = kv.first.Scalar();
+        std::string key = scalar(kv.first);
+        // yaml-cpp reads a key of at most 1024 characters as written; as JSON (export) a short
+        // key without control characters stays under that.
+        const bool control = std::any_of(key.begin(), key.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20; });
+        if (key.size() > kMaxKeyBytes || control) {
+          auto m = kv.first.Mark();
+          error = std::to_string(m.line + 1) + ":" + std::to_string(m.column + 1) + ": a key is at most " +
+                  std::to_string(kMaxKeyBytes) + " bytes, without control characters";
+          return std::nullopt;
+        }
         for (const auto& [k, old] : out)
           if (k == key) {
             auto m = kv.first.Mark();
@@ -267,6 +326,22 @@ std::optional<Value> parse_json(std::string_view text, std::string& error) {
 }
 
 std::optional<Value> parse_document(std::string_view text, std::string& error) {
+  // JSON and YAML are UTF-8; yaml-cpp takes some malformed bytes as they are, and a file
+  // holding them would not read back after export.
+  size_t line = 1, line_start = 0;
+  for (size_t i = 0; i < text.size();) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c == '\n') {
+      ++line;
+      line_start = i + 1;
+    }
+    const size_t len = utf8_length(text.substr(i));
+    if (len == 0) {
+      error = std::to_string(line) + ":" + std::to_string(i - line_start + 1) + ": not UTF-8";
+      return std::nullopt;
+    }
+    i += len;
+  }
   YAML::Node root;
   try {
     root = YAML::Load(std::string(text));

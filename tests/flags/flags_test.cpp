@@ -310,6 +310,17 @@ TEST(FlagFile, ErrorsCarryLineAndColumn) {
   EXPECT_EQ(refusal(text).rfind("5:20: unknown operator 'nope'", 0), 0u) << refusal(text);
   EXPECT_EQ(refusal("{\"flags\": {\n  \"f\": {\"state\": \"ON\"}}}").rfind("2:18:", 0), 0u);
   EXPECT_EQ(refusal("{\"flags\": {\"f\": {\"state\": \"ENABLED\",, }}}").rfind("1:", 0), 0u);
+  EXPECT_EQ(refusal("{\"flags\": {\n  \"f\xBA\": {}}}"), "2:5: not UTF-8");  // would not read back after export
+  EXPECT_EQ(refusal("{\"flags\": {\"\xED\xA0\x80\": {}}}"), "1:13: not UTF-8");  // a surrogate
+  // YAML's \N and \_ escapes are NEL and NBSP, in UTF-8 (yaml-cpp makes them Latin-1 bytes).
+  auto f = file("flags: {\"f\\N\\_\": {state: ENABLED, variants: {on: true}, defaultVariant: on}}");
+  ASSERT_EQ(f.flags.size(), 1u);
+  EXPECT_EQ(f.flags[0].key, "f\xC2\x85\xC2\xA0");
+  EXPECT_NE(refusal(one_flag("{}", R"({"on": 1e999})", R"("on")")).find("1:57: number out of range: 1e999"), std::string::npos);
+  // Keys that could not be read back once exported (escaped past YAML's 1024-character keys).
+  EXPECT_NE(refusal(one_flag("{}", R"({"on": true})", R"("on")")).find("without control characters"), std::string::npos);
+  EXPECT_NE(refusal(one_flag("{}", "{\"" + std::string(257, 'v') + "\": true}", R"("on")")).find("at most 256 bytes"),
+            std::string::npos);
   const std::string not_a_variant = one_flag("{}", R"({"on": true})", R"("maybe")");
   EXPECT_NE(refusal(not_a_variant).find("defaultVariant 'maybe' is not one of its variants"), std::string::npos);
   EXPECT_NE(refusal(std::string(kMaxFlagFileBytes + 1, ' ')).find("at most 4194304"), std::string::npos);

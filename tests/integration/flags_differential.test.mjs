@@ -350,6 +350,7 @@ const BAD_FILES = [
   ['variants of mixed types', withRule({}, { flag: { variants: { on: true, off: 'no' } } }), true, null],
   ['a rule nested 200 deep', withRule(Array.from({ length: 200 }).reduce((r) => ({ '!': [r] }), { var: 'x' })), true, null],
   ['a flag file that is an array', '[{"flags": {}}]', true, null],
+  ['bytes that are not UTF-8', '{"flags": {\n  "f\xff": {"state": "ENABLED"}}}', true, null],
   ['an empty file', '', false, 'load'],
   ['binary garbage', Buffer.from(Array.from({ length: 512 }, (_, i) => (i * 7919 + 13) % 256)).toString('latin1'), false, 'load'],
 ];

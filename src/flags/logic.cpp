@@ -243,7 +243,7 @@ bool array_index(std::string_view key, size_t& idx) {
 
 // v[key] in JavaScript for what JSON holds: nullptr when undefined. A string's length and
 // characters are made in `tmp`.
-const Value* member(const Value& v, const std::string& key, Value& tmp) {
+const Value* member(const Value& v, const std::string& key, std::optional<Value>& tmp) {
   size_t idx = 0;
   switch (v.kind) {
     case Value::Kind::kObject:
@@ -251,7 +251,7 @@ const Value* member(const Value& v, const std::string& key, Value& tmp) {
     case Value::Kind::kArray:
       if (key == "length") {
         tmp = Value::number(static_cast<double>(v.arr().size()));
-        return &tmp;
+        return &*tmp;
       }
       return array_index(key, idx) && idx < v.arr().size() ? &v.arr()[idx] : nullptr;
     case Value::Kind::kString: {
@@ -260,7 +260,7 @@ const Value* member(const Value& v, const std::string& key, Value& tmp) {
       if (key == "length") tmp = Value::number(static_cast<double>(u.size()));
       else if (idx < u.size()) tmp = Value::string(from_utf16(std::u16string_view(u).substr(idx, 1)));
       else return nullptr;
-      return &tmp;
+      return &*tmp;
     }
     default:
       return nullptr;
@@ -275,7 +275,7 @@ enum class Walk : uint8_t {
 // Walks `path` from `root`; false when undefined.
 bool walk(const Value& root, const std::vector<std::string>& path, Walk how, Value& out) {
   const Value* cur = &root;
-  Value tmp[2];  // alternating: a step's made value may be the next step's parent
+  std::optional<Value> tmp[2];  // alternating: a step's made value may be the next step's parent
   for (size_t i = 0; i < path.size(); ++i) {
     if (how == Walk::kMissing ? !js_truthy(*cur) : cur->is_null()) return false;
     cur = member(*cur, path[i], tmp[i & 1]);
@@ -313,6 +313,13 @@ bool shallow(const Value& v) {
 // interpreter where the engine uses that instead (constant folding when a rule is loaded,
 // an `if` with fewer than three arguments, and everything under them). The two differ in
 // small ways, each written where it applies.
+//
+// Not reproduced, as accidents of the engine's code generation rather than what a rule
+// means: `or`, `and`, `missing`, `missing_some` and `all` are emitted unparenthesized, so as
+// a direct operand of `cat` (or the last of `??`, or a var's default) JavaScript's operator
+// precedence changes them (`{"cat": ["a", {"or": [x, y]}]}` is x); the interpreter's
+// shortcuts for `reduce` with a sum or product and for `filter` with a constant rule; var's
+// "../" scopes. sluice evaluates what such a rule says.
 class Evaluator {
  public:
   explicit Evaluator(bool interpreted) : interp_(interpreted) {}
@@ -417,7 +424,7 @@ bool Evaluator::var_interpreted(const Node& n, const Value& ctx, Value& out) {
   if (one_key && (n.path.size() == 2 || n.path.size() == 3)) {
     // data && data.a && data.a.b: a falsy step is the answer.
     const Value* cur = &ctx;
-    Value tmp[3];
+    std::optional<Value> tmp[3];
     for (size_t i = 0; i < n.path.size() && js_truthy(*cur); ++i) {
       cur = member(*cur, n.path[i], tmp[i]);
       if (!cur) {
@@ -856,7 +863,9 @@ bool Evaluator::iterate(const Node& n, const Value& ctx, Value& out) {
 
 // Like args(), referring to literal arguments rather than copying them; `made` holds the others.
 bool Evaluator::arg_refs(const Node& n, const Value& ctx, std::vector<const Value*>& refs, Array& made) {
-  made.reserve(n.listed ? n.args.size() : 1);  // no reallocation: refs point into it
+  size_t computed = n.listed ? 0 : 1;
+  for (const auto& a : n.args) computed += a.op != Op::kLiteral;
+  made.reserve(computed);  // no reallocation: refs point into it
   refs.reserve(n.args.size());
   if (n.listed) {
     for (const auto& a : n.args) {
@@ -898,28 +907,29 @@ bool Evaluator::fractional(const std::vector<const Value*>& a, const Value& ctx,
   }
   // A bucket is [variant] or [variant, integer weight]; negative weights (rollout arithmetic)
   // count as 0. Anything else makes the whole rule null.
-  auto weight = [](const Value& e) {
-    return e.arr().size() == 2 ? std::max(0.0, e.arr()[1].n) : 1.0;
-  };
+  std::vector<double> weights;
+  weights.reserve(a.size() - first);
   double total = 0;
   for (size_t i = first; i < a.size(); ++i) {
-    const Value& e = *a[i];
-    if (!e.is_array() || e.arr().empty() || e.arr().size() > 2) return true;
-    const Value& v = e.arr()[0];
-    if (!v.is_string() && !v.is_number() && !v.is_bool() && !v.is_null()) return true;
-    if (e.arr().size() == 2) {
-      const Value& w = e.arr()[1];
-      if (!w.is_number() || !std::isfinite(w.n) || std::trunc(w.n) != w.n) return true;
+    if (!a[i]->is_array()) return true;
+    const Array& b = a[i]->arr();
+    if (b.empty() || b.size() > 2) return true;
+    if (!b[0].is_string() && !b[0].is_number() && !b[0].is_bool() && !b[0].is_null()) return true;
+    double w = 1;
+    if (b.size() == 2) {
+      if (!b[1].is_number() || !std::isfinite(b[1].n) || std::trunc(b[1].n) != b[1].n) return true;
+      w = std::max(0.0, b[1].n);
     }
-    total += weight(e);
+    weights.push_back(w);
+    total += w;
   }
   if (total > 2147483647.0) return true;
   const uint64_t bucket = (static_cast<uint64_t>(flagd_murmur3(bucket_by)) * static_cast<uint64_t>(total)) >> 32;
   double sum = 0;  // exact: every partial sum is at most the total
-  for (size_t i = first; i < a.size(); ++i) {
-    sum += weight(*a[i]);
+  for (size_t i = 0; i < weights.size(); ++i) {
+    sum += weights[i];
     if (sum > static_cast<double>(bucket)) {
-      out = a[i]->arr()[0];
+      out = a[first + i]->arr()[0];
       return true;
     }
   }

@@ -28,18 +28,24 @@ bool read_file(const std::string& path, std::string& out) {
 
 // One evaluation as a JSON line: what flagd-core's resolve*Evaluation returns, less the
 // caller's default (which an evaluation without a value leaves to the caller).
-std::string evaluation_json(const flags::Evaluation& e) {
-  std::string out = "{\"key\":";
+void append_evaluation(std::string& out, const flags::Evaluation& e) {
+  out += "{\"key\":";
   append_json_string(out, e.flag->key);
-  out += ",\"reason\":\"" + std::string(flags::reason_name(e.reason)) + "\"";
+  out += ",\"reason\":\"";
+  out += flags::reason_name(e.reason);
+  out += '"';
   if (e.has_value) {
     out += ",\"variant\":";
     append_json_string(out, e.variant);
     out += ",\"value\":";
     flags::append_json(out, e.value);
   }
-  if (e.error != flags::ErrorCode::kNone) out += ",\"errorCode\":\"" + std::string(flags::error_name(e.error)) + "\"";
-  return out + "}";
+  if (e.error != flags::ErrorCode::kNone) {
+    out += ",\"errorCode\":\"";
+    out += flags::error_name(e.error);
+    out += '"';
+  }
+  out += "}\n";
 }
 
 // `sluice flag eval FILE`: evaluates every flag of a flag file for each context (one JSON
@@ -65,11 +71,9 @@ int eval_file(const std::string& path, const std::string& context, int64_t now_s
       std::cout << "{\"error\":\"INVALID_CONTEXT\"}\n";
       return;
     }
-    std::string out;
-    for (const auto& f : file->flags) {
-      out += evaluation_json(flags::evaluate(f, *ctx, now_s));
-      out += '\n';
-    }
+    thread_local std::string out;  // one buffer for every context
+    out.clear();
+    for (const auto& f : file->flags) append_evaluation(out, flags::evaluate(f, *ctx, now_s));
     std::cout << out;
   };
   if (!context.empty() && repeat > 0) {

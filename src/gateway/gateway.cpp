@@ -910,7 +910,8 @@ struct Gateway::Impl {
     AdminEnv env{shared, bootstrap_hash, [this] { return reload(); }, [this] { return describe(); }, store.get(),
                  [this] { return republish(); }, rollouts.get()};
     net::SessionLimits admin_limits;
-    admin_limits.max_body_bytes = 1 << 20;
+    // A whole flag file (up to flags::kMaxFlagFileBytes, 4 MiB) fits in an import's JSON body.
+    admin_limits.max_body_bytes = 9 << 20;
     admin = std::make_unique<AdminHandler>(std::move(env), control, admin_limits);
     admin_acceptor.emplace(std::move(admin_acc[0]));
     asio::co_spawn(control, net::accept_loop(*admin_acceptor, admin.get(), nullptr), asio::detached);

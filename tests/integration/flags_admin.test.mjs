@@ -426,12 +426,13 @@ describe('flags and kill switches: CLI and admin API', { timeout: ms(120_000) },
     await adminRefused(400, /^\d+:\d+: flags\.k: metadata\.kill is route, tool, shadow or rollouts/, 'PUT', flagPath('k'), {
       definition: onOff('on', { metadata: { kill: 'everything' } }),
     });
-    // An oversized file: refused whole by the CLI on the store, and by the admin API's body limit.
+    // An oversized file: refused whole, with its size, by the CLI on the store and through the admin API.
     const big = path.join(d, 'big.json');
     writeFileSync(big, JSON.stringify({ flags: { 'big-flag': onOff('on', { metadata: { pad: 'x'.repeat(4.5 * 1024 * 1024) } }) } }));
     await refused(cli('flag', 'import', big), /error: the flag file is \d+ bytes; at most 4194304 are read/);
     const r = await remote(OPERATOR_TOKEN, 'flag', 'import', big);
     assert.notEqual(r.code, 0, 'an oversized import through the admin API is refused');
+    assert.match(r.stdout + r.stderr, /at most 4194304 are read/);
 
     assert.deepEqual(await exported(), stored, 'the stored flags are unchanged');
     assert.deepEqual(await ofrep('imp-a'), served, 'the running flags are unchanged');

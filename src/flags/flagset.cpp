@@ -103,7 +103,8 @@ FlagSet::FlagSet(std::vector<Flag> flags, uint64_t version) : flags_(std::move(f
     const Flag* f = &flags_[i];
     by_key_[f->key] = i;
     fingerprints_.push_back(fnv1a(f->json(), fnv1a(f->key)));
-    const Role r = role_of(*f);
+    roles_.push_back(role_of(*f));
+    const Role& r = roles_.back();
     switch (r.kind) {
       case Kind::kRelease:
         release_by_route_[r.route] = f;
@@ -131,25 +132,25 @@ FlagSet::FlagSet(std::vector<Flag> flags, uint64_t version) : flags_(std::move(f
 }
 
 const Flag* FlagSet::find(std::string_view key) const {
-  auto it = by_key_.find(std::string(key));
+  auto it = by_key_.find(key);
   return it == by_key_.end() ? nullptr : &flags_[it->second];
 }
 
 const Flag* FlagSet::release_flag(std::string_view route) const {
   if (release_by_route_.empty()) return nullptr;
-  auto it = release_by_route_.find(std::string(route));
+  auto it = release_by_route_.find(route);
   return it == release_by_route_.end() ? nullptr : it->second;
 }
 
 const std::vector<const Flag*>& FlagSet::route_kills(std::string_view route) const {
   if (!kills_) return any_route_kills_;
-  auto it = route_kills_.find(std::string(route));
+  auto it = route_kills_.find(route);
   return it == route_kills_.end() ? any_route_kills_ : it->second;
 }
 
 const std::vector<const Flag*>& FlagSet::shadow_kills(std::string_view route) const {
   if (!kills_) return any_shadow_kills_;
-  auto it = shadow_kills_.find(std::string(route));
+  auto it = shadow_kills_.find(route);
   return it == shadow_kills_.end() ? any_shadow_kills_ : it->second;
 }
 

@@ -52,7 +52,9 @@ class FlagSet {
 
   const Flag* find(std::string_view key) const;
   // A fingerprint of a flag's definition (of this set): it changes when the flag does.
-  uint64_t fingerprint(const Flag* f) const { return fingerprints_[static_cast<size_t>(f - flags_.data())]; }
+  uint64_t fingerprint(const Flag* f) const { return fingerprints_[index(f)]; }
+  // What a flag of this set means to the gateway (role_of, read once when the set was built).
+  const Role& role(const Flag* f) const { return roles_[index(f)]; }
   const std::vector<Flag>& all() const { return flags_; }
   uint64_t version() const { return version_; }
   // The release flag of a route, or nullptr.
@@ -66,13 +68,22 @@ class FlagSet {
   bool acts_on_requests() const { return kills_ || !release_by_route_.empty(); }
 
  private:
+  struct Hash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  template <class V>
+  using Map = std::unordered_map<std::string, V, Hash, std::equal_to<>>;
+  size_t index(const Flag* f) const { return static_cast<size_t>(f - flags_.data()); }
+
   std::vector<Flag> flags_;
   std::vector<uint64_t> fingerprints_;
+  std::vector<Role> roles_;
   uint64_t version_ = 0;
   bool kills_ = false;
-  std::unordered_map<std::string, size_t> by_key_;
-  std::unordered_map<std::string, const Flag*> release_by_route_;
-  std::unordered_map<std::string, std::vector<const Flag*>> route_kills_, shadow_kills_;
+  Map<size_t> by_key_;
+  Map<const Flag*> release_by_route_;
+  Map<std::vector<const Flag*>> route_kills_, shadow_kills_;
   std::vector<const Flag*> any_route_kills_, any_shadow_kills_, rollout_kills_;
 };
 

@@ -79,7 +79,7 @@ Evaluation disabled(const Flag& f) {
 
 const Flag* served(const FlagSet& set, std::string_view key) {
   const Flag* f = set.find(key);
-  return f && role_of(*f).kind == Kind::kPlain ? f : nullptr;
+  return f && set.role(f).kind == Kind::kPlain ? f : nullptr;
 }
 
 }  // namespace
@@ -131,7 +131,7 @@ Answer evaluate_all(const FlagSet& set, std::string_view body, std::string_view 
   a.body = "{\"flags\":[";
   bool first = true;
   for (const Flag& f : set.all()) {
-    if (!f.enabled || role_of(f).kind != Kind::kPlain) continue;  // flagd leaves disabled flags out
+    if (!f.enabled || set.role(&f).kind != Kind::kPlain) continue;  // flagd leaves disabled flags out
     Evaluation e = evaluate(f, *ctx, now_s);
     if (!e.has_value && e.reason != Reason::kError) continue;  // no value: the caller's default
     if (!first) a.body += ',';

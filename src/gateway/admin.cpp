@@ -111,7 +111,7 @@ awaitable<bool> AdminHandler::handle(beast::tcp_stream& stream, beast::flat_buff
     const std::string key(path.substr(16, path.size() - 16 - 8));
     auto snap = env_.shared.snapshots.current();
     const flags::Flag* f = snap->flags().find(key);
-    if (!f || flags::role_of(*f).kind != flags::Kind::kRelease)
+    if (!f || snap->flags().role(f).kind != flags::Kind::kRelease)
       co_return co_await error(http::status::not_found, "not_found",
                                "'" + key + "' is not a release flag (a flag with metadata.route): no experiment to read out");
     auto meta = [&](std::string_view k, std::string def) {

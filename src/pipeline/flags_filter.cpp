@@ -121,7 +121,7 @@ class FlagsFilter final : public Filter {
     for (const flags::Flag* f : kills) {
       flags::Evaluation e = flags::evaluate(*f, context, now_s);
       if (!e.has_value) continue;
-      const flags::Role role = flags::role_of(*f);
+      const flags::Role& role = set.role(f);
       if (role.kind == flags::Kind::kKillTool) {
         if (on(e) && ctx.endpoint == Endpoint::kChat && ctx.info.has_tools) {
           tools.push_back(role.tool);

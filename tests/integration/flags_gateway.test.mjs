@@ -10,11 +10,8 @@
 //     load: no request started after the admin call returned is served by the disabled path.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import OpenAI from 'openai';
 import { FlagdCore } from '@openfeature/flagd-core';
@@ -22,11 +19,14 @@ import { OpenFeature } from '@openfeature/server-sdk';
 import { OFREPProvider } from '@openfeature/ofrep-provider';
 
 import {
+  MATH_MSG,
+  REPO,
   SLUICE_BIN,
   completionBody,
   ms,
   postJSON,
   requestJSON,
+  runProcess,
   sleep,
   startFakeUpstream,
   startGateway,
@@ -35,30 +35,14 @@ import {
   waitFor,
 } from './harness.mjs';
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const REPO = path.resolve(HERE, '../..');
 const EXAMPLE = path.join(REPO, 'examples/math-tutor');
 const MOCK_CONFIG = path.join(REPO, 'examples/demo/mock.yaml');
-const GSM8K_TEST = path.resolve(REPO, '../shared/data/gsm8k/test.jsonl');
-const QUESTION = existsSync(GSM8K_TEST)
-  ? JSON.parse(readFileSync(GSM8K_TEST, 'utf8').split('\n')[0]).question
-  : 'Janet has 16 eggs, eats 3 and bakes with 4. She sells the rest at $2 each. How much does she make?';
-const MATH_MSG = [{ role: 'user', content: QUESTION }];
 const sha256 = (s) => createHash('sha256').update(s).digest('hex');
 
-function runSluice(args, { timeout = ms(60_000) } = {}) {
-  return new Promise((resolve) => {
-    const c = spawn(SLUICE_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    c.stdout.setEncoding('utf8').on('data', (d) => (stdout += d));
-    c.stderr.setEncoding('utf8').on('data', (d) => (stderr += d));
-    const t = setTimeout(() => c.kill('SIGKILL'), timeout);
-    c.on('close', (code) => {
-      clearTimeout(t);
-      resolve({ code, stdout, stderr, at: performance.now() });
-    });
-  });
+// The CLI, to its end; `at` is when it exited.
+async function runSluice(args) {
+  const r = await runProcess(SLUICE_BIN, args, { timeout: ms(60_000) });
+  return { ...r, at: performance.now() };
 }
 
 async function cliOk(dataDir, ...args) {

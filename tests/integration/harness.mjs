@@ -401,6 +401,15 @@ export function waitForLogLine(dir, pred, timeout = ms(3000)) {
 
 export const USER_MSG = [{ role: 'user', content: 'Say something about gateways.' }];
 
+// The repository's root, and a real GSM8K question (the first of the shared test set), so
+// mock-llm replays a recorded solution.
+export const REPO = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
+const GSM8K_FIRST = path.resolve(REPO, '../shared/data/gsm8k/test.jsonl');
+export const MATH_QUESTION = existsSync(GSM8K_FIRST)
+  ? JSON.parse(readFileSync(GSM8K_FIRST, 'utf8').split('\n')[0]).question
+  : 'Janet has 16 eggs, eats 3 and bakes with 4. She sells the rest at $2 each. How much does she make?';
+export const MATH_MSG = [{ role: 'user', content: MATH_QUESTION }];
+
 // Any method; a JSON body is serialized and labelled. `json` is the parsed answer or undefined.
 export async function requestJSON(method, url, { body, headers = {}, signal } = {}) {
   const h = { ...headers };

@@ -30,6 +30,7 @@ import {
   startMock,
   tempDir,
   waitFor,
+  MATH_MSG,
 } from './harness.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -39,17 +40,11 @@ const V1_MANIFEST = path.join(EXAMPLE, 'release-v1.yaml');
 const V2_MANIFEST = path.join(EXAMPLE, 'release-v2.yaml');
 const V2_SMALL_MANIFEST = path.join(EXAMPLE, 'release-v2-small-model.yaml');
 const MOCK_CONFIG = path.join(REPO, 'examples/demo/mock.yaml');
-const GSM8K_TEST = path.resolve(REPO, '../shared/data/gsm8k/test.jsonl');
 
 const sha256 = (s) => createHash('sha256').update(s).digest('hex');
 const REL_ID = /^rel_[0-9a-f]{8}$/;
 const PROMPT_ID = /^p_[0-9a-f]{12}$/;
 
-// A real GSM8K question, so mock-llm replays a recorded solution.
-const QUESTION = existsSync(GSM8K_TEST)
-  ? JSON.parse(readFileSync(GSM8K_TEST, 'utf8').split('\n')[0]).question
-  : 'Janet has 16 eggs, eats 3 and bakes with 4. She sells the rest at $2 each. How much does she make?';
-const MATH_MSG = [{ role: 'user', content: QUESTION }];
 
 // ------------------------------------------------------------------ CLI helpers
 

@@ -9,6 +9,7 @@ PKGS=(build-essential cmake ninja-build ccache pkg-config git
       libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev libmimalloc-dev
       clang libclang-rt-14-dev
       nghttp2-client nginx-light curl procps openssl strace linux-perf
+      prometheus
       nodejs npm)
 
 missing=()
@@ -30,6 +31,14 @@ fi
 # Debian's nginx package starts a system nginx on port 80; the benchmarks start their own.
 if pgrep -x nginx >/dev/null 2>&1 && [ -f /run/nginx.pid ]; then
   (systemctl stop nginx 2>/dev/null || service nginx stop 2>/dev/null || nginx -s stop 2>/dev/null) || true
+fi
+
+# Debian's prometheus package starts a system Prometheus on :9090 (and its node exporter on
+# :9100); the integration test starts its own on a free port, with its own data.
+if pgrep -x prometheus >/dev/null 2>&1 || pgrep -f prometheus-node-exporter >/dev/null 2>&1; then
+  for svc in prometheus prometheus-node-exporter; do
+    (systemctl stop "$svc" 2>/dev/null || service "$svc" stop 2>/dev/null) || true
+  done
 fi
 
 # npm packages for the integration tests (the official OpenAI SDK) and the benchmark peer.

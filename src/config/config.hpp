@@ -205,6 +205,18 @@ struct FlagsConfig {
   std::vector<std::string> context_headers;
 };
 
+// The autoscaling signal (`GET /metrics/scale`, src/scale): targets per replica and the
+// suggested replica count's bounds and stabilization (docs/autoscaling.md).
+struct Autoscale {
+  double target_tokens_in_flight = 0;  // 0: signal unused
+  double target_queue = 0;
+  double ttft_p99_slo_ms = 0;
+  int64_t ttft_window_s = 60;
+  int min_replicas = 1, max_replicas = 100;
+  int64_t scale_down_stabilization_s = 300, scale_up_stabilization_s = 0;
+  double tolerance = 0.1;
+};
+
 struct RequestLog {
   bool enabled = true;
   std::string path;  // default <data_dir>/requests.jsonl
@@ -232,6 +244,7 @@ struct Config {
   Cors cors;
   ResponsesStore responses;
   FlagsConfig flags;
+  Autoscale autoscale;
   std::vector<ApiKey> api_keys;
   std::vector<Tenant> tenants;
   // Every request needs a key even when none is usable (the store has tenants or keys, all

@@ -166,7 +166,7 @@ class Walker {
     allow_keys(root,
                {"listen", "admin_listen", "threads", "data_dir", "allow_public_unauthenticated", "limits",
                 "request_log", "upstreams", "pools", "routes", "fallbacks", "long_context", "response_cache", "api_keys", "tenants",
-                "admin", "cors", "responses", "flags"},
+                "admin", "cors", "responses", "flags", "autoscale"},
                "the configuration");
     str(root, "listen", c.listen);
     str(root, "admin_listen", c.admin_listen);
@@ -468,6 +468,23 @@ class Walker {
         if (h == "authorization" || h == "x-api-key" || h == "cookie")
           error(fn["context_headers"], "flags.context_headers: '" + h + "' carries credentials; it cannot be a flag attribute");
       }
+    }
+    if (YAML::Node an = root["autoscale"]; an && expect_map(an, "autoscale")) {
+      allow_keys(an, {"target_tokens_in_flight", "target_queue", "ttft_p99_slo_ms", "ttft_window_s", "min_replicas",
+                      "max_replicas", "scale_down_stabilization_s", "scale_up_stabilization_s", "tolerance"},
+                 "autoscale");
+      Autoscale& a = c.autoscale;
+      number(an, "target_tokens_in_flight", a.target_tokens_in_flight);
+      number(an, "target_queue", a.target_queue);
+      number(an, "ttft_p99_slo_ms", a.ttft_p99_slo_ms);
+      integer(an, "ttft_window_s", a.ttft_window_s, 5, 3600);
+      integer(an, "min_replicas", a.min_replicas, 1, 100000);
+      integer(an, "max_replicas", a.max_replicas, 1, 100000);
+      integer(an, "scale_down_stabilization_s", a.scale_down_stabilization_s, 0, 3600);
+      integer(an, "scale_up_stabilization_s", a.scale_up_stabilization_s, 0, 3600);
+      number(an, "tolerance", a.tolerance);
+      if (a.tolerance >= 1) error(an["tolerance"], "'tolerance' must be below 1");
+      if (a.max_replicas < a.min_replicas) error(an, "autoscale: 'max_replicas' must be at least 'min_replicas'");
     }
     if (YAML::Node rn = root["responses"]; rn && expect_map(rn, "responses")) {
       allow_keys(rn, {"store_max_bytes", "store_ttl_s"}, "responses");

@@ -1,6 +1,7 @@
 // gateway/admin.cpp: the admin API (token auth and roles) and the ops endpoints.
 #include "gateway/admin.hpp"
 #include "gateway/upstreams_view.hpp"
+#include "gateway/scale_view.hpp"
 #include "gateway/tenants_view.hpp"
 #include "gateway/flags_admin.hpp"
 
@@ -105,6 +106,13 @@ awaitable<bool> AdminHandler::handle(beast::tcp_stream& stream, beast::flat_buff
   if (path == "/admin/v1/upstreams" && is_get) {
     auto snap = env_.shared.snapshots.current();
     co_return co_await reply(http::status::ok, upstreams_json(*snap, env_.shared.retry_budget, unix_millis()));
+  }
+  // GET /admin/v1/headroom[?days=N]: each pool's hourly peaks against its capacity (scale_view.hpp).
+  if (path == "/admin/v1/headroom" && is_get) {
+    std::string_view q = target.find('?') == std::string_view::npos ? "" : target.substr(target.find('?') + 1);
+    int days = 7;
+    if (size_t at = q.find("days="); at != std::string_view::npos) days = std::clamp(std::atoi(std::string(q.substr(at + 5)).c_str()), 1, 7);
+    co_return co_await reply(http::status::ok, headroom_json(env_.shared, unix_millis(), days));
   }
   // GET /admin/v1/flags/{key}/readout: a release flag's experiment (rollout/experiment.hpp).
   if (is_get && starts_with(path, "/admin/v1/flags/") && path.ends_with("/readout")) {

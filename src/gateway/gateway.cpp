@@ -23,6 +23,7 @@
 #include "gateway/admin.hpp"
 #include "pipeline/stages.hpp"
 #include "gateway/upstreams_view.hpp"
+#include "gateway/scale_view.hpp"
 #include "gateway/tenants_view.hpp"
 #include "gateway/worker.hpp"
 #include "net/listener.hpp"
@@ -414,6 +415,8 @@ std::optional<OpsResponse> ops_endpoint(Shared& shared, std::string_view path) {
                        ",\"config_version\":" + std::to_string(snap ? snap->version() : 0) + "}\n";
     return OpsResponse{ready ? http::status::ok : http::status::service_unavailable, std::move(body), "application/json"};
   }
+  // The autoscaling signal (KEDA's metrics-api scaler; docs/autoscaling.md).
+  if (path == "/metrics/scale") return OpsResponse{http::status::ok, scale_json(shared, unix_millis()), "application/json"};
   if (path == "/metrics") {
     std::string body = shared.metrics->render_prometheus();
     {
@@ -642,6 +645,7 @@ struct Gateway::Impl {
       flush_spend();
       flush_responses();
       return_memory();
+      scale_tick(shared, unix_millis());
       tick_spend();
     });
   }

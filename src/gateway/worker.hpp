@@ -28,6 +28,7 @@
 #include "upstream/balancer.hpp"
 #include "upstream/health.hpp"
 #include "upstream/retry.hpp"
+#include "scale/monitor.hpp"
 
 namespace sluice::reqlog {
 class RequestLog;
@@ -82,6 +83,8 @@ struct Shared {
   // Rollout gauges for /metrics, rendered by the control thread (workers only copy it).
   std::mutex rollout_metrics_mu;
   std::string rollout_metrics;
+  // The autoscaling signal: ticked by the control thread once a second (gateway/scale_view.hpp).
+  scale::Monitor scale;
 };
 
 class Worker : public net::IdleConnections {

@@ -70,6 +70,18 @@ int64_t Registry::inflight() const {
   return n;
 }
 
+std::map<std::string, Histogram> Registry::ttft_by_upstream() const {
+  std::map<std::string, Histogram> out;
+  for (const auto& s : shards_) {
+    std::lock_guard<std::mutex> lock(s->mu_);
+    for (const auto& [k, v] : s->series_) {
+      if (v.ttft.count == 0) continue;
+      out[k.substr(k.rfind('\x1f') + 1)].merge(v.ttft);
+    }
+  }
+  return out;
+}
+
 namespace {
 
 std::string escape_label(std::string_view v) {

@@ -86,6 +86,9 @@ class Registry {
 
   int64_t inflight() const;
   std::string render_prometheus() const;
+  // Time to first token per upstream ("" for requests no upstream served), merged over
+  // workers and every route: what the autoscaling signal reads once a second.
+  std::map<std::string, Histogram> ttft_by_upstream() const;
 
  private:
   std::vector<std::unique_ptr<Shard>> shards_;

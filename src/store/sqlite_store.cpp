@@ -718,6 +718,41 @@ class SqliteStore final : public Store {
     return out;
   }
 
+  std::vector<AuditEntry> list_audit_between(int64_t from_ms, int64_t to_ms, size_t limit) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_, "SELECT seq, at, actor, action, target, before, after, reason, outcome FROM audit "
+                "WHERE at >= ? AND at < ? ORDER BY at, seq LIMIT ?");
+    s.bind(1, from_ms).bind(2, to_ms).bind(3, static_cast<int64_t>(limit));
+    std::vector<AuditEntry> out;
+    while (s.step())
+      out.push_back({s.integer(0), s.integer(1), s.text(2), s.text(3), s.text(4), s.text(5), s.text(6), s.text(7),
+                     s.text(8)});
+    return out;
+  }
+
+  // Not counted as a change: events never alter what a snapshot is built from.
+  void append_events(const std::vector<EventRecord>& events) override {
+    if (events.empty()) return;
+    std::lock_guard<std::mutex> lock(mu_);
+    Tx tx(*this);
+    for (const auto& e : events) {
+      Stmt s(db_, "INSERT INTO events(at, kind, route, subject, summary, detail) VALUES (?,?,?,?,?,?)");
+      s.bind(1, e.at ? e.at : now_ms()).bind(2, e.kind).bind(3, e.route).bind(4, e.subject).bind(5, e.summary);
+      s.bind(6, e.detail.empty() ? std::string("{}") : e.detail).step();
+    }
+    tx.commit(false);
+  }
+
+  std::vector<EventRecord> list_events(int64_t from_ms, int64_t to_ms, size_t limit) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_, "SELECT seq, at, kind, route, subject, summary, detail FROM events WHERE at >= ? AND at < ? "
+                "ORDER BY at, seq LIMIT ?");
+    s.bind(1, from_ms).bind(2, to_ms).bind(3, static_cast<int64_t>(limit));
+    std::vector<EventRecord> out;
+    while (s.step()) out.push_back({s.integer(0), s.integer(1), s.text(2), s.text(3), s.text(4), s.text(5), s.text(6)});
+    return out;
+  }
+
   uint64_t change_counter() override {
     std::lock_guard<std::mutex> lock(mu_);
     Stmt s(db_, "PRAGMA data_version");

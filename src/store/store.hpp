@@ -104,6 +104,13 @@ struct FlagRecord {
   int64_t created_at = 0, updated_at = 0, version = 0;
 };
 
+// An event of the incident timeline that no other table records (incident/ring.hpp):
+// upstream breaker changes and ejections, config reloads. `detail` is a JSON object.
+struct EventRecord {
+  int64_t seq = 0, at = 0;
+  std::string kind, route, subject, summary, detail;
+};
+
 // Result of a mutation: error empty on success.
 struct Outcome {
   std::string error;
@@ -202,6 +209,13 @@ class Store {
 
   virtual void append_audit(const AuditEntry& e) = 0;
   virtual std::vector<AuditEntry> list_audit(size_t limit) = 0;
+  // Audit entries with from_ms <= at < to_ms, oldest first, at most `limit`.
+  virtual std::vector<AuditEntry> list_audit_between(int64_t from_ms, int64_t to_ms, size_t limit) = 0;
+
+  // The incident timeline's events (one transaction per batch); read back oldest first
+  // with from_ms <= at < to_ms, at most `limit`.
+  virtual void append_events(const std::vector<EventRecord>& events) = 0;
+  virtual std::vector<EventRecord> list_events(int64_t from_ms, int64_t to_ms, size_t limit) = 0;
 
   // Changes whenever any connection (another process included) commits: the control plane
   // polls it to publish a new snapshot after a CLI change.

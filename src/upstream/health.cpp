@@ -36,7 +36,18 @@ void Health::roll_window_locked(int64_t now) {
   }
 }
 
+void Health::observe(const std::string& identity, HealthObserver* o) {
+  std::lock_guard<std::mutex> lock(mu_);
+  identity_ = identity;
+  observer_ = o;
+}
+
+void Health::changed_locked(BreakerState from, int64_t now) {
+  if (observer_ && from != state_) observer_->breaker_changed(identity_, from, state_, reason_, now);
+}
+
 void Health::open_locked(int64_t now, std::string_view why) {
+  const BreakerState from = state_;
   cooldown_ms_ = cooldown_ms_ == 0 ? s_.open_ms : std::min(cooldown_ms_ * 2, s_.max_open_ms);
   state_ = BreakerState::kOpen;
   since_ms_ = now;
@@ -44,9 +55,11 @@ void Health::open_locked(int64_t now, std::string_view why) {
   probes_inflight_ = 0;
   ++opens_;
   reason_.assign(why.empty() ? std::string_view("failures") : why);
+  changed_locked(from, now);
 }
 
 void Health::readmit_locked(int64_t now) {
+  const BreakerState from = state_;
   state_ = BreakerState::kClosed;
   since_ms_ = now;
   cooldown_ms_ = 0;
@@ -54,6 +67,7 @@ void Health::readmit_locked(int64_t now) {
   consecutive_ = 0;
   prev_req_ = prev_fail_ = win_req_ = win_fail_ = 0;
   if (s_.slow_start_ms > 0) ramp_from_ms_.store(now, std::memory_order_relaxed);
+  changed_locked(from, now);
 }
 
 void Health::report_load(const LoadReport& in, int64_t now, int64_t max_age_ms) {
@@ -147,6 +161,7 @@ Health::Admit Health::admit(int64_t now, bool force) {
     state_ = BreakerState::kHalfOpen;
     since_ms_ = now;
     probes_inflight_ = 0;
+    changed_locked(BreakerState::kOpen, now);
   }
   switch (state_) {
     case BreakerState::kClosed: return {true, false};
@@ -251,10 +266,17 @@ std::shared_ptr<Health> Registry::get(const std::string& identity, const Breaker
   auto& h = by_identity_[identity];
   if (!h) {
     h = std::make_shared<Health>(s);
+    if (observer_) h->observe(identity, observer_);
   } else {
     h->set_settings(s);  // a reload may change the thresholds; what was learned stays
   }
   return h;
+}
+
+void Registry::set_observer(HealthObserver* o) {
+  std::lock_guard<std::mutex> lock(mu_);
+  observer_ = o;
+  for (auto& [identity, h] : by_identity_) h->observe(identity, o);
 }
 
 std::unordered_map<std::string, std::shared_ptr<Health>> Registry::all() {

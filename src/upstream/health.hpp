@@ -58,6 +58,16 @@ enum class Outcome {
   kIgnored,      // client abort or shutdown: says nothing about the upstream
 };
 
+// Told of every breaker state change (never per request): the incident timeline's feed
+// (incident/ring.hpp). Called under the Health's lock, so it must be cheap (no I/O) and must
+// not call back into the Health.
+class HealthObserver {
+ public:
+  virtual ~HealthObserver() = default;
+  virtual void breaker_changed(const std::string& identity, BreakerState from, BreakerState to,
+                               std::string_view reason, int64_t now_ms) = 0;
+};
+
 // A read-only view for the admin API, the CLI and metrics.
 struct HealthView {
   BreakerState state = BreakerState::kClosed;
@@ -118,6 +128,8 @@ class Health {
   int64_t available_at(int64_t now_ms);
   HealthView view(int64_t now_ms);
   void set_settings(const BreakerSettings& s);
+  // Who hears of this upstream's state changes, and the identity they are told.
+  void observe(const std::string& identity, HealthObserver* o);
 
   // Load the gateway has in flight here (all workers), for balancing.
   std::atomic<int64_t> outstanding{0};
@@ -127,8 +139,11 @@ class Health {
   void open_locked(int64_t now_ms, std::string_view why);
   void readmit_locked(int64_t now_ms);
   void roll_window_locked(int64_t now_ms);
+  void changed_locked(BreakerState from, int64_t now_ms);
 
   std::mutex mu_;
+  HealthObserver* observer_ = nullptr;
+  std::string identity_;
   BreakerSettings s_;
   BreakerState state_ = BreakerState::kClosed;
   int64_t since_ms_ = 0, open_until_ms_ = 0, cooldown_ms_ = 0, retry_after_until_ms_ = 0;
@@ -153,6 +168,8 @@ class Registry {
   std::shared_ptr<Health> get(const std::string& identity, const BreakerSettings& s);
   // Every known upstream (for the admin API), identity -> health.
   std::unordered_map<std::string, std::shared_ptr<Health>> all();
+  // Every upstream, known and future, reports its breaker changes to `o` (outlives them).
+  void set_observer(HealthObserver* o);
   // A pool's admission gate (by pool name): a reload that keeps the pool keeps its learned
   // limit and its queue. `s` applies to a new gate only (the gateway applies a published
   // snapshot's settings to existing ones).
@@ -161,6 +178,7 @@ class Registry {
 
  private:
   std::mutex mu_;
+  HealthObserver* observer_ = nullptr;
   std::unordered_map<std::string, std::shared_ptr<Health>> by_identity_;
   std::unordered_map<std::string, std::shared_ptr<admission::Gate>> gates_;
 };

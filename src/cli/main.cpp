@@ -9,6 +9,7 @@
 #include "cli/store_cmds.hpp"
 #include "cli/tenant_cmds.hpp"
 #include "cli/flag_cmds.hpp"
+#include "cli/incident_cmds.hpp"
 #include "cli/scale_cmds.hpp"
 #include "config/loader.hpp"
 #include "gateway/gateway.hpp"
@@ -32,6 +33,8 @@ int main(int argc, char** argv) {
   s->add_option("--data-dir", data_dir, "state directory (default ./sluice-data)");
   s->add_flag("--allow-public-unauthenticated", serve.allow_public_unauthenticated,
               "serve a non-loopback data plane without API keys");
+  s->add_option("--readiness-interval-ms", serve.readiness_interval_ms,
+                "probe every route's rollback target this often (default 30000; 0: never)");
 
   // config check
   auto* cfg = app.add_subcommand("config", "configuration tools");
@@ -62,6 +65,7 @@ int main(int argc, char** argv) {
   auto eval_command = sluice::cli::add_eval_commands(app);
   auto tenant_command = sluice::cli::add_tenant_commands(app);
   auto flag_command = sluice::cli::add_flag_commands(app);
+  auto incident_command = sluice::cli::add_incident_commands(app);
   auto scale_command = sluice::cli::add_scale_commands(app);
 
   CLI11_PARSE(app, argc, argv);
@@ -70,6 +74,7 @@ int main(int argc, char** argv) {
   if (int rc = eval_command(); rc >= 0) return rc;
   if (int rc = tenant_command(); rc >= 0) return rc;
   if (int rc = flag_command(); rc >= 0) return rc;
+  if (int rc = incident_command(); rc >= 0) return rc;
   if (int rc = scale_command(); rc >= 0) return rc;
 
   if (s->parsed()) {

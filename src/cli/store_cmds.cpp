@@ -1,5 +1,6 @@
 #include "cli/store_cmds.hpp"
 #include "cli/common.hpp"
+#include "cli/incident_cmds.hpp"
 
 #include <simdjson.h>
 #include <unistd.h>
@@ -142,9 +143,13 @@ std::function<int()> add_store_commands(CLI::App& app) {
   auto* rb = app.add_subcommand("rollback", "switch ROUTE back to its previous stable release now");
   rb->add_option("route", *route_name, "route name")->required();
   rb->add_option("--reason", *reason, "why (audited)");
+  auto check_only = std::make_shared<bool>(false);
+  rb->add_flag("--check", *check_only,
+               "change nothing: probe the release a rollback would go to (exit 0 ready, 1 not; needs --admin)");
   with_common(rb);
   rb->callback([=] {
     *runner = [=] {
+      if (*check_only) return rollback_check(*common, *route_name);
       if (common->remote())
         return remote_call(*common, "POST", "/admin/v1/routes/" + *route_name + "/rollback",
                            "{\"reason\":" + json_str(*reason) + "}");

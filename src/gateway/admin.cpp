@@ -4,6 +4,7 @@
 #include "gateway/scale_view.hpp"
 #include "gateway/tenants_view.hpp"
 #include "gateway/flags_admin.hpp"
+#include "gateway/incident_admin.hpp"
 
 #include <simdjson.h>
 
@@ -113,6 +114,11 @@ awaitable<bool> AdminHandler::handle(beast::tcp_stream& stream, beast::flat_buff
     int days = 7;
     if (size_t at = q.find("days="); at != std::string_view::npos) days = std::clamp(std::atoi(std::string(q.substr(at + 5)).c_str()), 1, 7);
     co_return co_await reply(http::status::ok, headroom_json(env_.shared, unix_millis(), days));
+  }
+  // GET /admin/v1/timeline, GET /admin/v1/routes/{r}/readiness (gateway/incident_admin.hpp).
+  if (is_get && env_.incident) {
+    std::optional<AdminAnswer> a = co_await env_.incident->endpoint(std::string(path), std::string(target.substr(path.size() + (target.size() > path.size()))));
+    if (a) co_return co_await reply(static_cast<http::status>(a->status), std::move(a->body));
   }
   // GET /admin/v1/flags/{key}/readout: a release flag's experiment (rollout/experiment.hpp).
   if (is_get && starts_with(path, "/admin/v1/flags/") && path.ends_with("/readout")) {

@@ -13,6 +13,8 @@ class Controller;
 
 namespace sluice::gateway {
 
+class IncidentDesk;
+
 struct AdminEnv {
   Shared& shared;
   std::string bootstrap_token_sha256;       // generated at first start, "" if tokens are configured
@@ -21,6 +23,7 @@ struct AdminEnv {
   store::Store* store = nullptr;            // releases, routes, audit
   std::function<std::string()> republish;   // publish a snapshot after a route change
   rollout::Controller* rollouts = nullptr;  // rollouts in progress (control thread)
+  IncidentDesk* incident = nullptr;         // timeline and rollback readiness (incident_admin.hpp)
 };
 
 class AdminHandler : public net::IdleConnections, public net::FixedLimits {

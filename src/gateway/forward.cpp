@@ -589,9 +589,17 @@ namespace sluice::gateway {
 awaitable<void> Worker::check_health(std::shared_ptr<const config::Snapshot> snap, size_t i) {
   const config::UpstreamRuntime& u = snap->upstreams()[i];
   const config::HealthCheck& hc = u.cfg->health_check;
+  std::string model = hc.model;
+  std::string why = co_await deep_check(snap, i, std::move(model), hc.timeout_ms);
+  if (!why.empty()) metrics_.upstream_error(u.cfg->name, "health_check_failed");
+  u.health->record_check(why.empty(), unix_millis(), why, hc.unhealthy_after);
+}
+
+awaitable<std::string> Worker::deep_check(std::shared_ptr<const config::Snapshot> snap, size_t i, std::string model,
+                                          int64_t timeout_ms) {
   // A real completion of one token: the upstream's model server answers, not only its port.
   std::string body = "{\"model\":";
-  append_json_string(body, hc.model);
+  append_json_string(body, model);
   body += ",\"messages\":[{\"role\":\"user\",\"content\":\"ping\"}],\"max_tokens\":1,\"stream\":false}";
   const size_t target[] = {i};
   ClientWatch watch;
@@ -602,9 +610,9 @@ awaitable<void> Worker::check_health(std::shared_ptr<const config::Snapshot> sna
   fs.request_id = "health-check";
   fs.user_agent = "sluice/0.1 (health check)";
   fs.health_check = true;
-  fs.timeout_ms = hc.timeout_ms;
+  fs.timeout_ms = timeout_ms;
   fs.est_tokens = 1;
-  const auto deadline = Clock::now() + milliseconds(hc.timeout_ms);
+  const auto deadline = Clock::now() + milliseconds(timeout_ms);
   ForwardResult r = co_await forward(*snap, fs, watch);
   std::string why;
   if (!r.exchange) {
@@ -614,7 +622,7 @@ awaitable<void> Worker::check_health(std::shared_ptr<const config::Snapshot> sna
     const int status = static_cast<int>(ex.parser->get().result_int());
     std::string answer = std::move(ex.prefetched);
     error_code ec = co_await read_body(ex, answer, deadline);
-    ex.finish(upstream::Outcome::kIgnored);  // releases its load; the check is recorded below
+    ex.finish(upstream::Outcome::kIgnored);  // releases its load; the caller records the check (or not)
     if (ec) {
       why = ec == beast::error::timeout ? "timeout while answering" : "failed while answering";
     } else if (status / 100 != 2) {
@@ -626,8 +634,7 @@ awaitable<void> Worker::check_health(std::shared_ptr<const config::Snapshot> sna
         why = "not a chat completion";
     }
   }
-  if (!why.empty()) metrics_.upstream_error(u.cfg->name, "health_check_failed");
-  u.health->record_check(why.empty(), unix_millis(), why, hc.unhealthy_after);
+  co_return why;
 }
 
 awaitable<void> Worker::poll_load(std::shared_ptr<const config::Snapshot> snap, size_t i) {

@@ -21,6 +21,7 @@
 #include "core/json_object.hpp"
 #include "core/memory.hpp"
 #include "gateway/admin.hpp"
+#include "gateway/incident_admin.hpp"
 #include "pipeline/stages.hpp"
 #include "gateway/upstreams_view.hpp"
 #include "gateway/scale_view.hpp"
@@ -427,6 +428,7 @@ std::optional<OpsResponse> ops_endpoint(Shared& shared, std::string_view path) {
       body += upstreams_prometheus(*snap, shared.retry_budget, unix_millis());
       body += tenants_prometheus(*snap, shared.tenant_limits, unix_millis());
     }
+    body += shared.incident.metrics();
     body += response_cache_prometheus(shared.response_cache);
     body += responses_store_prometheus(shared.responses, shared.responses_journal.dropped());
     return OpsResponse{http::status::ok, std::move(body), "text/plain; version=0.0.4"};
@@ -452,6 +454,7 @@ struct Gateway::Impl {
   std::unique_ptr<asio::steady_timer> spend_timer;
   std::unique_ptr<asio::steady_timer> store_poll;
   std::unique_ptr<rollout::Controller> rollouts;  // runs rollouts on the control thread
+  std::unique_ptr<IncidentDesk> incident;         // timeline events to the store, rollback readiness
   std::unique_ptr<asio::steady_timer> rollout_timer;
   std::unique_ptr<asio::steady_timer> health_timer;
   std::unordered_map<std::string, int64_t> next_check_ms;  // upstream identity -> next health check
@@ -541,7 +544,15 @@ struct Gateway::Impl {
     return "";
   }
 
+  // A reload, applied or rejected, is an event of the incident timeline.
   std::string reload() {
+    std::string err = reload_config();
+    shared.incident.events.push(incident::reload_event(opts.config_path.empty() ? "<command line>" : opts.config_path,
+                                                       shared.snapshots.current()->version(), err, unix_millis()));
+    return err;
+  }
+
+  std::string reload_config() {
     auto r = load();
     if (!r.ok()) {
       shared.metrics->config_reload_failures.fetch_add(1);
@@ -644,6 +655,7 @@ struct Gateway::Impl {
       if (ec) return;
       flush_spend();
       flush_responses();
+      if (incident) incident->flush_events();
       return_memory();
       scale_tick(shared, unix_millis());
       tick_spend();
@@ -859,6 +871,7 @@ struct Gateway::Impl {
     size_t n = cfg.threads > 0 ? static_cast<size_t>(cfg.threads) : std::max(1u, std::thread::hardware_concurrency());
     shared.metrics = std::make_unique<metrics::Registry>(n);
     shared.rollout_sink = std::make_unique<rollout::Sink>(n, 1 << 16);
+    shared.upstream_health.set_observer(&shared.incident.breakers);
     if (std::string err = publish(cfg); !err.empty()) {
       std::cerr << "error: " << err << "\n";
       return 2;
@@ -913,6 +926,8 @@ struct Gateway::Impl {
     }
     AdminEnv env{shared, bootstrap_hash, [this] { return reload(); }, [this] { return describe(); }, store.get(),
                  [this] { return republish(); }, rollouts.get()};
+    incident = std::make_unique<IncidentDesk>(shared, *store, workers, control);
+    env.incident = incident.get();
     net::SessionLimits admin_limits;
     // A whole flag file (up to flags::kMaxFlagFileBytes, 4 MiB) fits in an import's JSON body.
     admin_limits.max_body_bytes = 9 << 20;
@@ -959,7 +974,9 @@ struct Gateway::Impl {
     tick_health_checks();
     spend_timer = std::make_unique<asio::steady_timer>(control);
     tick_spend();
+    incident->start(opts.readiness_interval_ms);
     control.run();
+    incident->flush_events();
     flush_spend();
     prune_ticks = 60;  // and the stored responses, whatever is pending
     flush_responses();

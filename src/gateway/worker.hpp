@@ -28,6 +28,7 @@
 #include "upstream/balancer.hpp"
 #include "upstream/health.hpp"
 #include "upstream/retry.hpp"
+#include "incident/ring.hpp"
 #include "scale/monitor.hpp"
 
 namespace sluice::reqlog {
@@ -80,6 +81,7 @@ struct Shared {
   std::atomic<bool> ready{false};
   std::unique_ptr<rollout::Sink> rollout_sink;  // finished requests of routes under a rollout
   rollout::ExperimentBook experiments;          // release flags' variants compared (flag readouts)
+  incident::Hub incident;  // breaker changes and reloads for the incident timeline; readiness gauges
   // Rollout gauges for /metrics, rendered by the control thread (workers only copy it).
   std::mutex rollout_metrics_mu;
   std::string rollout_metrics;
@@ -149,6 +151,10 @@ class Worker : public net::IdleConnections {
   // One active health check of upstream `i` (a one-token completion through the forwarder,
   // whatever its breaker says); the result goes to its Health (record_check).
   awaitable<void> check_health(std::shared_ptr<const config::Snapshot> snap, size_t i);
+  // The check itself, recorded nowhere: "" when upstream `i` answered a one-token completion
+  // of `model` within `timeout_ms`, else what went wrong (also rollback readiness probes).
+  awaitable<std::string> deep_check(std::shared_ptr<const config::Snapshot> snap, size_t i, std::string model,
+                                    int64_t timeout_ms);
   // Reads upstream `i`'s own load report (load_metrics) into its Health.
   awaitable<void> poll_load(std::shared_ptr<const config::Snapshot> snap, size_t i);
  private:

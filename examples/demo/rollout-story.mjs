@@ -3,6 +3,11 @@
 // mid-canary and is rolled back by its guardrail. Traffic goes through the official OpenAI
 // SDK; answers are graded against GSM8K's references and posted back as user feedback.
 //
+// The story is told as one incident timeline: what the gateway recorded (promotions, every
+// rollout step and gate decision with its numbers, rollbacks, breaker changes), read through
+// `sluice incident timeline` as it happens, interleaved in time order with what the demo
+// itself does ("demo" lines). The gateway's own log goes to a file (`sluice demo` names it).
+//
 // Environment (set by `sluice demo`): SLUICE_BIN, SLUICE_DEMO_DATA, SLUICE_DEMO_BASE (the
 // gateway's /v1 URL), SLUICE_DEMO_ADMIN (admin URL), SLUICE_DEMO_MOCK (mock-llm URL).
 import { createRequire } from 'node:module';
@@ -27,8 +32,28 @@ const TOKEN = readFileSync(path.join(DATA, 'admin.token'), 'utf8').trim();
 const client = new OpenAI({ baseURL: BASE, apiKey: 'demo', maxRetries: 0, timeout: 20000 });
 
 const t0 = Date.now();
-const clock = () => `+${((Date.now() - t0) / 1000).toFixed(1).padStart(5)}s`;
-const say = (s) => console.log(`${clock()}  ${s}`);
+// One timeline: the gateway's events (sluice incident timeline, its formatter) and the demo's
+// own steps, each line "HH:MM:SS.mmm  kind  ...", each event printed once.
+const shown = new Set();
+function showTimeline() {
+  let out = '';
+  try {
+    out = execFileSync(BIN, ['incident', 'timeline', '--route', 'math-tutor', '--since', String(t0), '--admin', ADMIN,
+      '--token', TOKEN], { cwd: root, encoding: 'utf8' });
+  } catch (e) {
+    return;
+  }
+  for (const line of out.split('\n')) {
+    if (!/^\d{4}-\d\d-\d\d /.test(line) || shown.has(line)) continue;
+    shown.add(line);
+    console.log(line.slice(11));  // the date is today's
+  }
+}
+const clock = () => new Date().toISOString().slice(11, 23);
+const say = (s) => {
+  showTimeline();  // what happened before this step comes first
+  for (const [i, l] of String(s).split('\n').entries()) console.log(`${i ? ' '.repeat(12) : clock()}  ${'demo'.padEnd(18)}  ${l}`);
+};
 const sluice = (...args) => execFileSync(BIN, [...args, '--data-dir', DATA], { cwd: root, encoding: 'utf8' }).trim();
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -76,17 +101,13 @@ function startTraffic(users = 24) {
   return Promise.all(Array.from({ length: users }, (_, u) => user(u)));
 }
 
-// Prints the rollout's events as they happen; resolves when it finishes (or pauses).
+// Prints the timeline as the rollout moves; resolves when it finishes (or pauses).
 async function follow(route, { until = ['completed', 'aborted'], timeoutMs = 150000, onStatus } = {}) {
-  let seen = 0;
   const deadline = Date.now() + timeoutMs;
   let st;
   while (Date.now() < deadline) {
     st = await admin('GET', `/admin/v1/rollouts/${route}`);
-    for (const e of (st.events ?? []).slice(seen)) {
-      say(`[${e.kind}] ${e.detail.message ?? ''}`);
-    }
-    seen = st.events?.length ?? seen;
+    showTimeline();
     if (onStatus) await onStatus(st);
     if (until.includes(st.status)) return st;
     await sleep(400);
@@ -106,7 +127,7 @@ function evalGate(candidate, baseline) {
 }
 
 async function main() {
-  console.log('\n== the rollout story ==');
+  console.log('\n== the rollout story, as the incident timeline records it (UTC) ==');
   const v1 = sluice('release', 'create', 'examples/math-tutor/release-v1.yaml');
   const v2 = sluice('release', 'create', 'examples/math-tutor/release-v2.yaml');
   const v3 = sluice('release', 'create', 'examples/math-tutor/release-v3-newstack.yaml');
@@ -174,8 +195,7 @@ async function main() {
     },
   });
   await sleep(1500);  // the rollback_settled event comes a second after the decision
-  const after = await admin('GET', '/admin/v1/rollouts/math-tutor');
-  for (const e of after.events.filter((e) => e.kind === 'rollback_settled')) say(`[${e.kind}] ${e.detail.message}`);
+  showTimeline();
   traffic.stop = true;
   await running;
   hook.close();
@@ -183,7 +203,9 @@ async function main() {
   say(`client requests: ${traffic.ok} answered, ${traffic.failed - failedBefore} failed during the bad canary, ` +
       `${traffic.failed} failed overall (candidate failures fall back to the stable release)`);
   say(`answers by release: ${JSON.stringify(traffic.byRelease)}`);
-  console.log(`\n  sluice rollout status math-tutor --data-dir ${DATA}    # the full timeline with its numbers`);
+  console.log(`\n  sluice incident timeline --route math-tutor --data-dir ${DATA}    # this timeline again`);
+  console.log(`  sluice incident timeline --route math-tutor --json --data-dir ${DATA}    # with every number (gate intervals, n)`);
+  console.log(`  sluice rollout status math-tutor --data-dir ${DATA}    # the rollout's state and evidence`);
   await fetch(`${MOCK}/mock/faults`, { method: 'DELETE' });
 }
 

@@ -1,8 +1,11 @@
 // cli/demo.cpp: starts `sluice mock-llm` (replaying real GSM8K answers) and `sluice serve`
-// as child processes, drives traffic with the official OpenAI SDK (examples/demo/client.mjs),
-// prints where to look, and keeps both running until Ctrl-C.
+// as child processes, their output going to log files named at the start, drives traffic with
+// the official OpenAI SDK (examples/demo/client.mjs), tells the rollout story as one incident
+// timeline (examples/demo/rollout-story.mjs), prints where to look, and keeps both running
+// until Ctrl-C.
 #include "cli/demo.hpp"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -18,9 +21,15 @@ namespace sluice::cli {
 
 namespace {
 
-pid_t spawn(const std::vector<std::string>& args) {
+// `log`: the child's stdout and stderr go to this file (truncated), not to the terminal.
+pid_t spawn(const std::vector<std::string>& args, const std::string& log) {
   pid_t pid = fork();
   if (pid == 0) {
+    int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd >= 0) {
+      dup2(fd, 1);
+      dup2(fd, 2);
+    }
     std::vector<char*> argv;
     for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
@@ -56,12 +65,15 @@ int run_demo(const std::string& self, const DemoOptions& opts) {
   fs::create_directories(data);
   // Each run tells the story from the start: a fresh store and request log (the admin token stays).
   for (const char* f : {"sluice.db", "sluice.db-wal", "sluice.db-shm", "requests.jsonl"}) fs::remove(fs::path(data) / f);
+  const std::string mock_log = data + "/mock-llm.log", gw_log = data + "/gateway.log";
   std::cout << "== sluice demo ==\n"
+            << "process logs: " << gw_log << " (the gateway), " << mock_log << " (mock-llm)\n"
             << "starting mock-llm on 127.0.0.1:" << mock_port << " (replaying real GSM8K solutions)\n";
   pid_t mock = spawn({self, "mock-llm", "--listen", "127.0.0.1:" + std::to_string(mock_port), "--config",
-                      "examples/demo/mock.yaml"});
+                      "examples/demo/mock.yaml"},
+                     mock_log);
   if (!wait_http(mock_port, "/healthz")) {
-    std::cerr << "demo: mock-llm did not start\n";
+    std::cerr << "demo: mock-llm did not start (see " << mock_log << ")\n";
     kill(mock, SIGTERM);
     return 1;
   }
@@ -70,9 +82,10 @@ int run_demo(const std::string& self, const DemoOptions& opts) {
   pid_t gw = spawn({self, "serve", "--config", "examples/demo/gateway.yaml", "--upstream",
                     "mock=http://127.0.0.1:" + std::to_string(mock_port) + "/v1", "--listen",
                     "127.0.0.1:" + std::to_string(opts.port), "--admin-listen", "127.0.0.1:" + std::to_string(admin_port),
-                    "--data-dir", data});
+                    "--data-dir", data},
+                   gw_log);
   if (!wait_http(opts.port, "/readyz")) {
-    std::cerr << "demo: the gateway did not become ready\n";
+    std::cerr << "demo: the gateway did not become ready (see " << gw_log << ")\n";
     kill(gw, SIGTERM);
     kill(mock, SIGTERM);
     return 1;
@@ -96,6 +109,11 @@ int run_demo(const std::string& self, const DemoOptions& opts) {
             << "  admin API:    curl -s -H \"Authorization: Bearer $(cat " << data << "/admin.token)\" http://127.0.0.1:"
             << admin_port << "/admin/v1/status\n"
             << "  rollouts:     " << self << " rollout status math-tutor --data-dir " << data << "\n"
+            << "  timeline:     " << self << " incident timeline --route math-tutor --data-dir " << data << "\n"
+            << "  postmortem:   " << self << " incident report --route math-tutor --data-dir " << data << "\n"
+            << "  readiness:    " << self << " rollback math-tutor --check --admin http://127.0.0.1:" << admin_port
+            << " --data-dir " << data << "\n"
+            << "  process logs: " << gw_log << ", " << mock_log << "\n"
             << "  feedback:     curl -s localhost:" << opts.port
             << "/v1/feedback -d '{\"request_id\":\"<x-request-id>\",\"score\":1}'\n"
             << "  faults:       curl -s -XPOST localhost:" << mock_port

@@ -11,7 +11,8 @@
 // Environment (set by `sluice demo`): SLUICE_BIN, SLUICE_DEMO_DATA, SLUICE_DEMO_BASE (the
 // gateway's /v1 URL), SLUICE_DEMO_ADMIN (admin URL), SLUICE_DEMO_MOCK (mock-llm URL).
 import { createRequire } from 'node:module';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
+import { promisify } from 'node:util';
 import { readFileSync, writeFileSync, mkdtempSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import http from 'node:http';
@@ -32,27 +33,43 @@ const TOKEN = readFileSync(path.join(DATA, 'admin.token'), 'utf8').trim();
 const client = new OpenAI({ baseURL: BASE, apiKey: 'demo', maxRetries: 0, timeout: 20000 });
 
 const t0 = Date.now();
-// One timeline: the gateway's events (sluice incident timeline, its formatter) and the demo's
-// own steps, each line "HH:MM:SS.mmm  kind  ...", each event printed once.
+// One timeline: the gateway's events (`sluice incident timeline`, its formatter, polled in
+// the background without blocking the traffic) and the demo's own steps ("demo" lines),
+// merged in time order, each line "HH:MM:SS.mmm  kind  ...", each event printed once.
+const execFileP = promisify(execFile);
 const shown = new Set();
-function showTimeline() {
+const pending = [];  // the demo's own lines not yet printed: [t_ms, text]
+async function pollTimeline(final = false) {
+  const started = final ? Infinity : Date.now();
   let out = '';
   try {
-    out = execFileSync(BIN, ['incident', 'timeline', '--route', 'math-tutor', '--since', String(t0), '--admin', ADMIN,
-      '--token', TOKEN], { cwd: root, encoding: 'utf8' });
+    out = (await execFileP(BIN, ['incident', 'timeline', '--route', 'math-tutor', '--since', String(t0), '--admin', ADMIN,
+      '--token', TOKEN], { cwd: root, encoding: 'utf8' })).stdout;
   } catch (e) {
-    return;
+    // the next poll catches up
   }
+  const items = [];
   for (const line of out.split('\n')) {
     if (!/^\d{4}-\d\d-\d\d /.test(line) || shown.has(line)) continue;
     shown.add(line);
-    console.log(line.slice(11));  // the date is today's
+    items.push([Date.parse(`${line.slice(0, 10)}T${line.slice(11, 23)}Z`), line.slice(11)]);  // the date is today's
   }
+  while (pending.length && pending[0][0] <= started) items.push(pending.shift());
+  items.sort((a, b) => a[0] - b[0]);
+  for (const [, l] of items) console.log(l);
 }
-const clock = () => new Date().toISOString().slice(11, 23);
+let storyDone = false;
+const poller = (async () => {
+  while (!storyDone) {
+    await pollTimeline();
+    await new Promise((r) => setTimeout(r, 300));
+  }
+})();
 const say = (s) => {
-  showTimeline();  // what happened before this step comes first
-  for (const [i, l] of String(s).split('\n').entries()) console.log(`${i ? ' '.repeat(12) : clock()}  ${'demo'.padEnd(18)}  ${l}`);
+  const t = Date.now();
+  const clock = new Date(t).toISOString().slice(11, 23);
+  for (const [i, l] of String(s).split('\n').entries())
+    pending.push([t, `${i ? ' '.repeat(12) : clock}  ${'demo'.padEnd(18)}  ${l}`]);
 };
 const sluice = (...args) => execFileSync(BIN, [...args, '--data-dir', DATA], { cwd: root, encoding: 'utf8' }).trim();
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -107,7 +124,6 @@ async function follow(route, { until = ['completed', 'aborted'], timeoutMs = 150
   let st;
   while (Date.now() < deadline) {
     st = await admin('GET', `/admin/v1/rollouts/${route}`);
-    showTimeline();
     if (onStatus) await onStatus(st);
     if (until.includes(st.status)) return st;
     await sleep(400);
@@ -195,7 +211,6 @@ async function main() {
     },
   });
   await sleep(1500);  // the rollback_settled event comes a second after the decision
-  showTimeline();
   traffic.stop = true;
   await running;
   hook.close();
@@ -203,10 +218,13 @@ async function main() {
   say(`client requests: ${traffic.ok} answered, ${traffic.failed - failedBefore} failed during the bad canary, ` +
       `${traffic.failed} failed overall (candidate failures fall back to the stable release)`);
   say(`answers by release: ${JSON.stringify(traffic.byRelease)}`);
+  await fetch(`${MOCK}/mock/faults`, { method: 'DELETE' });
+  storyDone = true;
+  await poller;
+  await pollTimeline(true);
   console.log(`\n  sluice incident timeline --route math-tutor --data-dir ${DATA}    # this timeline again`);
   console.log(`  sluice incident timeline --route math-tutor --json --data-dir ${DATA}    # with every number (gate intervals, n)`);
   console.log(`  sluice rollout status math-tutor --data-dir ${DATA}    # the rollout's state and evidence`);
-  await fetch(`${MOCK}/mock/faults`, { method: 'DELETE' });
 }
 
 main().catch((e) => {

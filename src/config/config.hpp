@@ -2,6 +2,7 @@
 // it from YAML and CLI flags, snapshot.hpp compiles it for the data plane.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -10,6 +11,10 @@
 #include "upstream/balancer.hpp"
 #include "upstream/health.hpp"
 #include "upstream/retry.hpp"
+
+namespace sluice::alarm {
+struct Rule;
+}
 
 namespace sluice::config {
 
@@ -251,6 +256,10 @@ struct Config {
   // revoked): revoking the last key must not open the gateway to anonymous requests.
   bool require_api_key = false;
   std::vector<AdminToken> admin_tokens;
+  // alarms: rules over windows and their actions (alarm/rules.hpp, docs/alarms.md).
+  std::shared_ptr<const std::vector<alarm::Rule>> alarms;
+  // Routes whose answers are checked for refusals for some alarm ("*": every route).
+  std::vector<std::string> alarm_refusal_routes;
 };
 
 }  // namespace sluice::config

@@ -4,6 +4,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include "alarm/rules.hpp"
 #include "config/tenant_spec.hpp"
 #include "config/yaml_keys.hpp"
 #include "core/crypto.hpp"
@@ -166,7 +167,7 @@ class Walker {
     allow_keys(root,
                {"listen", "admin_listen", "threads", "data_dir", "allow_public_unauthenticated", "limits",
                 "request_log", "upstreams", "pools", "routes", "fallbacks", "long_context", "response_cache", "api_keys", "tenants",
-                "admin", "cors", "responses", "flags", "autoscale"},
+                "admin", "cors", "responses", "flags", "alarms", "autoscale"},
                "the configuration");
     str(root, "listen", c.listen);
     str(root, "admin_listen", c.admin_listen);
@@ -485,6 +486,10 @@ class Walker {
       number(an, "tolerance", a.tolerance);
       if (a.tolerance >= 1) error(an["tolerance"], "'tolerance' must be below 1");
       if (a.max_replicas < a.min_replicas) error(an, "autoscale: 'max_replicas' must be at least 'min_replicas'");
+    }
+    if (YAML::Node an = root["alarms"]) {
+      c.alarms = std::make_shared<const std::vector<alarm::Rule>>(alarm::parse_rules(an, file_, r_.errors));
+      c.alarm_refusal_routes = alarm::refusal_routes(*c.alarms);
     }
     if (YAML::Node rn = root["responses"]; rn && expect_map(rn, "responses")) {
       allow_keys(rn, {"store_max_bytes", "store_ttl_s"}, "responses");

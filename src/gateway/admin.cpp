@@ -5,6 +5,7 @@
 #include "gateway/tenants_view.hpp"
 #include "gateway/flags_admin.hpp"
 #include "gateway/incident_admin.hpp"
+#include "gateway/alarms_admin.hpp"
 
 #include <simdjson.h>
 
@@ -107,6 +108,12 @@ awaitable<bool> AdminHandler::handle(beast::tcp_stream& stream, beast::flat_buff
   if (path == "/admin/v1/upstreams" && is_get) {
     auto snap = env_.shared.snapshots.current();
     co_return co_await reply(http::status::ok, upstreams_json(*snap, env_.shared.retry_budget, unix_millis()));
+  }
+  // GET /admin/v1/alarms, GET /admin/v1/series?route=R[&window_s=600] (alarms_admin.hpp): any role.
+  if (is_get && env_.alarms) {
+    const std::string_view q = target.find('?') == std::string_view::npos ? "" : target.substr(target.find('?') + 1);
+    if (auto a = env_.alarms->endpoint(AdminCall{req.method_string(), path, "", rank, actor}, q, unix_millis()))
+      co_return co_await reply(static_cast<http::status>(a->status), std::move(a->body));
   }
   // GET /admin/v1/headroom[?days=N]: each pool's hourly peaks against its capacity (scale_view.hpp).
   if (path == "/admin/v1/headroom" && is_get) {

@@ -14,6 +14,7 @@ class Controller;
 namespace sluice::gateway {
 
 class IncidentDesk;
+class AlarmDesk;
 
 struct AdminEnv {
   Shared& shared;
@@ -24,6 +25,7 @@ struct AdminEnv {
   std::function<std::string()> republish;   // publish a snapshot after a route change
   rollout::Controller* rollouts = nullptr;  // rollouts in progress (control thread)
   IncidentDesk* incident = nullptr;         // timeline and rollback readiness (incident_admin.hpp)
+  AlarmDesk* alarms = nullptr;              // alarm states and series (alarms_admin.hpp)
 };
 
 class AdminHandler : public net::IdleConnections, public net::FixedLimits {

@@ -22,6 +22,7 @@
 #include "core/memory.hpp"
 #include "gateway/admin.hpp"
 #include "gateway/incident_admin.hpp"
+#include "gateway/alarms_admin.hpp"
 #include "pipeline/stages.hpp"
 #include "gateway/upstreams_view.hpp"
 #include "gateway/scale_view.hpp"
@@ -423,6 +424,7 @@ std::optional<OpsResponse> ops_endpoint(Shared& shared, std::string_view path) {
     {
       std::lock_guard<std::mutex> lock(shared.rollout_metrics_mu);
       body += shared.rollout_metrics;
+      body += shared.alarm_metrics;
     }
     if (auto snap = shared.snapshots.current()) {
       body += upstreams_prometheus(*snap, shared.retry_budget, unix_millis());
@@ -454,6 +456,7 @@ struct Gateway::Impl {
   std::unique_ptr<asio::steady_timer> spend_timer;
   std::unique_ptr<asio::steady_timer> store_poll;
   std::unique_ptr<rollout::Controller> rollouts;  // runs rollouts on the control thread
+  std::unique_ptr<AlarmDesk> alarms;  // alarm rules evaluated once a second (destroyed before rollouts)
   std::unique_ptr<IncidentDesk> incident;         // timeline events to the store, rollback readiness
   std::unique_ptr<asio::steady_timer> rollout_timer;
   std::unique_ptr<asio::steady_timer> health_timer;
@@ -658,6 +661,7 @@ struct Gateway::Impl {
       if (incident) incident->flush_events();
       return_memory();
       scale_tick(shared, unix_millis());
+      if (alarms) alarms->tick(unix_millis());
       tick_spend();
     });
   }
@@ -928,6 +932,8 @@ struct Gateway::Impl {
                  [this] { return republish(); }, rollouts.get()};
     incident = std::make_unique<IncidentDesk>(shared, *store, workers, control);
     env.incident = incident.get();
+    alarms = std::make_unique<AlarmDesk>(AlarmDesk::Env{shared, store.get(), rollouts.get(), [this] { return republish(); }});
+    env.alarms = alarms.get();
     net::SessionLimits admin_limits;
     // A whole flag file (up to flags::kMaxFlagFileBytes, 4 MiB) fits in an import's JSON body.
     admin_limits.max_body_bytes = 9 << 20;

@@ -85,6 +85,7 @@ struct Shared {
   // Rollout gauges for /metrics, rendered by the control thread (workers only copy it).
   std::mutex rollout_metrics_mu;
   std::string rollout_metrics;
+  std::string alarm_metrics;  // sluice_alarm_* (gateway/alarms_admin.hpp), under rollout_metrics_mu
   // The autoscaling signal: ticked by the control thread once a second (gateway/scale_view.hpp).
   scale::Monitor scale;
 };

@@ -1,7 +1,9 @@
 #include "core/strings.hpp"
 #include "metrics/metrics.hpp"
 
+#include <algorithm>
 #include <cstdio>
+#include <limits>
 
 namespace sluice::metrics {
 
@@ -19,6 +21,21 @@ void Histogram::merge(const Histogram& o) {
   count += o.count;
 }
 
+double histogram_quantile(const Histogram& h, double q) {
+  if (h.count == 0) return std::numeric_limits<double>::quiet_NaN();
+  const double rank = q * static_cast<double>(h.count);
+  uint64_t cum = 0;
+  for (size_t i = 0; i < h.counts.size(); ++i) {
+    const uint64_t before = cum;
+    cum += h.counts[i];
+    if (static_cast<double>(cum) < rank || h.counts[i] == 0) continue;
+    if (i >= kBuckets.size()) return kBuckets.back();
+    const double lo = i == 0 ? 0.0 : kBuckets[i - 1], hi = kBuckets[i];
+    return lo + (hi - lo) * std::clamp((rank - static_cast<double>(before)) / static_cast<double>(h.counts[i]), 0.0, 1.0);
+  }
+  return kBuckets.back();
+}
+
 void RequestSeries::merge(const RequestSeries& o) {
   for (size_t i = 0; i < by_class.size(); ++i) by_class[i] += o.by_class[i];
   latency.merge(o.latency);
@@ -26,6 +43,39 @@ void RequestSeries::merge(const RequestSeries& o) {
   tpot.merge(o.tpot);
   tokens_in += o.tokens_in;
   tokens_out += o.tokens_out;
+}
+
+void Totals::add(const Totals& o) {
+  requests += o.requests;
+  errors += o.errors;
+  refusal_checked += o.refusal_checked;
+  refusals += o.refusals;
+  tokens_in += o.tokens_in;
+  tokens_out += o.tokens_out;
+  cost_usd += o.cost_usd;
+  latency.merge(o.latency);
+  ttft.merge(o.ttft);
+}
+
+Totals Totals::since(const Totals& e) const {
+  if (requests < e.requests) return *this;
+  Totals d = *this;
+  auto minus = [](uint64_t a, uint64_t b) { return a >= b ? a - b : a; };
+  d.requests = minus(requests, e.requests);
+  d.errors = minus(errors, e.errors);
+  d.refusal_checked = minus(refusal_checked, e.refusal_checked);
+  d.refusals = minus(refusals, e.refusals);
+  d.tokens_in = minus(tokens_in, e.tokens_in);
+  d.tokens_out = minus(tokens_out, e.tokens_out);
+  d.cost_usd = cost_usd - e.cost_usd;
+  auto hist = [&](Histogram& h, const Histogram& a, const Histogram& b) {
+    for (size_t i = 0; i < h.counts.size(); ++i) h.counts[i] = minus(a.counts[i], b.counts[i]);
+    h.count = minus(a.count, b.count);
+    h.sum = a.sum - b.sum;
+  };
+  hist(d.latency, latency, e.latency);
+  hist(d.ttft, ttft, e.ttft);
+  return d;
 }
 
 void Shard::record(const RequestSample& s) {
@@ -45,7 +95,30 @@ void Shard::record(const RequestSample& s) {
   if (s.tpot_s >= 0) r.tpot.observe(s.tpot_s);
   if (s.tokens_in > 0) r.tokens_in += static_cast<uint64_t>(s.tokens_in);
   if (s.tokens_out > 0) r.tokens_out += static_cast<uint64_t>(s.tokens_out);
+  // Alarms' and series' view: one more key with the tenant (route \x1f release \x1f tenant \x1f upstream).
+  key_.assign(s.route);
+  key_.push_back('\x1f');
+  key_.append(s.release);
+  key_.push_back('\x1f');
+  key_.append(s.tenant);
+  key_.push_back('\x1f');
+  key_.append(s.upstream);
+  auto t = totals_.find(key_);
+  if (t == totals_.end()) t = totals_.emplace(key_, Totals{}).first;
+  Totals& a = t->second;
+  ++a.requests;
+  if (s.status >= 500) ++a.errors;
+  if (s.refusal_checked) {
+    ++a.refusal_checked;
+    if (s.refused) ++a.refusals;
+  }
+  if (s.tokens_in > 0) a.tokens_in += static_cast<uint64_t>(s.tokens_in);
+  if (s.tokens_out > 0) a.tokens_out += static_cast<uint64_t>(s.tokens_out);
+  if (s.cost_usd > 0) a.cost_usd += s.cost_usd;
+  a.latency.observe(s.latency_s);
+  if (s.ttft_s >= 0) a.ttft.observe(s.ttft_s);
 }
+
 
 void Shard::count_pair(std::unordered_map<std::string, uint64_t>& m, std::string_view a, std::string_view b) {
   std::lock_guard<std::mutex> lock(mu_);
@@ -82,6 +155,15 @@ std::map<std::string, Histogram> Registry::ttft_by_upstream() const {
   return out;
 }
 
+std::map<std::string, Totals> Registry::collect() const {
+  std::map<std::string, Totals> out;
+  for (const auto& s : shards_) {
+    std::lock_guard<std::mutex> lock(s->mu_);
+    for (const auto& [k, v] : s->totals_) out[k].add(v);
+  }
+  return out;
+}
+
 namespace {
 
 std::string escape_label(std::string_view v) {
@@ -96,6 +178,12 @@ std::string escape_label(std::string_view v) {
   }
   return out;
 }
+
+}  // namespace
+
+std::string prometheus_label(std::string_view v) { return escape_label(v); }
+
+namespace {
 
 std::pair<std::string, std::string> split_key(const std::string& k) {
   size_t p = k.find('\x1f');

@@ -29,6 +29,13 @@ struct Histogram {
   void merge(const Histogram& o);
 };
 
+// The q-quantile (0..1) in seconds, interpolated linearly inside the bucket that holds it as
+// Prometheus' histogram_quantile does (the +Inf bucket answers the highest finite bound); NaN
+// when empty.
+double histogram_quantile(const Histogram& h, double q);
+// A Prometheus label value escaped (backslash, quote, newline).
+std::string prometheus_label(std::string_view v);
+
 struct RequestSeries {
   std::array<uint64_t, 6> by_class{};  // 1xx..5xx, index 0 = other
   Histogram latency, ttft, tpot;
@@ -46,6 +53,23 @@ struct RequestSample {
   double ttft_s = -1;  // < 0: not a stream or no token
   double tpot_s = -1;
   int64_t tokens_in = 0, tokens_out = 0;
+  std::string_view tenant;  // "" without tenants
+  double cost_usd = -1;     // < 0: the upstream has no price (pipeline::request_cost)
+  // Refusal checked (the route's alarms need it: pipeline's alarm_refusal filter) and its verdict.
+  bool refusal_checked = false, refused = false;
+};
+
+// What alarms and the admin API's series read: one (route, release, tenant, upstream)'s
+// cumulative counts (Registry::collect), or their difference over a time bucket (alarm/series).
+struct Totals {
+  uint64_t requests = 0, errors = 0;  // errors: status >= 500 (upstream failures included)
+  uint64_t refusal_checked = 0, refusals = 0;
+  uint64_t tokens_in = 0, tokens_out = 0;
+  double cost_usd = 0;
+  Histogram latency, ttft;
+  void add(const Totals& o);
+  // this - earlier, for cumulative counts (a smaller count, e.g. a restart, counts from 0).
+  Totals since(const Totals& earlier) const;
 };
 
 class Shard {
@@ -69,6 +93,7 @@ class Shard {
   std::unordered_map<std::string, uint64_t> upstream_errors_;  // key: upstream \x1f kind
   std::unordered_map<std::string, uint64_t> fallbacks_;        // key: route \x1f served_by
   std::unordered_map<std::string, uint64_t> refused_;          // key: tenant \x1f reason
+  std::unordered_map<std::string, Totals> totals_;             // key: route \x1f release \x1f tenant \x1f upstream
   std::string key_;  // scratch, reused per request
 };
 
@@ -86,6 +111,9 @@ class Registry {
 
   int64_t inflight() const;
   std::string render_prometheus() const;
+  // Cumulative Totals per "route \x1f release \x1f tenant \x1f upstream" since start, merged over
+  // workers: what the control thread samples once a second for alarms and series.
+  std::map<std::string, Totals> collect() const;
   // Time to first token per upstream ("" for requests no upstream served), merged over
   // workers and every route: what the autoscaling signal reads once a second.
   std::map<std::string, Histogram> ttft_by_upstream() const;

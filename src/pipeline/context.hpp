@@ -111,6 +111,7 @@ struct RequestContext {
   bool long_context = false;  // sent to the route's long-context targets
   // Keep the answer text (rollout refusal, schema and shadow checks; request_log.bodies).
   bool capture = false;
+  bool check_refusal = false;  // an alarm watches the route's refusal rate (alarm_refusal filter)
   std::string log_body;  // request_log.bodies: the client's body as sent
 
   RolloutState rollout;

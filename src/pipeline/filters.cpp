@@ -383,9 +383,34 @@ class MetricsFilter final : public Filter {
                                h.status == 429 ? "status_429" : (h.status >= 500 ? "status_5xx" : "status_4xx"));
   }
   void on_complete(RequestContext& ctx, Clock::time_point t_end, Env& env) const override {
-    env.metrics.record(to_sample(ctx, t_end));
+    metrics::RequestSample sample = to_sample(ctx, t_end);
+    if (ctx.check_refusal && ctx.status == 200) {
+      sample.refusal_checked = true;
+      sample.refused = quality::is_refusal(ctx.answer, ctx.finish_reason);
+    }
+    env.metrics.record(sample);
   }
 };
+
+// A route whose refusal rate an alarm watches keeps its answers' text, so the metrics filter
+// can check them. In the chain only when some alarm needs refusals; other routes pay one
+// comparison per alarm-watched route.
+class AlarmRefusalFilter final : public Filter {
+ public:
+  std::string_view name() const override { return "alarm_refusal"; }
+  unsigned hooks() const override { return kOnRequest; }
+  Verdict on_request(RequestContext& ctx, Env&) const override {
+    if (!ctx.resolution) return Verdict::next();
+    for (const std::string& r : ctx.snap->config().alarm_refusal_routes)
+      if (r == "*" || r == ctx.resolution->route) {
+        ctx.capture = true;
+        ctx.check_refusal = true;
+        break;
+      }
+    return Verdict::next();
+  }
+};
+
 
 class RequestLogFilter final : public Filter {
  public:
@@ -450,6 +475,7 @@ const ResponseCacheFilter kResponseCache;
 const LastGoodFilter kLastGood;
 const AnswerFilter kAnswer;
 const MetricsFilter kMetrics;
+const AlarmRefusalFilter kAlarmRefusal;
 const RequestLogFilter kRequestLog;
 const RolloutFilter kRollout;
 
@@ -464,8 +490,8 @@ const RolloutFilter kRollout;
 // Translation (another API's front door) is a parse too: after authentication as well.
 // The flags filter sits between route and render: a kill switch or a release flag acts on
 // the resolved route before the release is rendered.
-const std::array<const Filter*, 16> kBuiltin = {&kAuthenticate, &kTranslate, &kParse,     &kAdmit,         &kRoute,
-                                                &flags_filter(), &kRender,       &kSelectUpstream, &kRateLimit, &kAnswer,
+const std::array<const Filter*, 17> kBuiltin = {&kAuthenticate, &kTranslate, &kParse,     &kAdmit,         &kRoute,
+                                                &kAlarmRefusal, &flags_filter(), &kRender,       &kSelectUpstream, &kRateLimit, &kAnswer,
                                                 &kResponseCache, &kLastGood,  &kGate,       &kMetrics,
                                                 &kRequestLog,   &kRollout};
 
@@ -515,6 +541,7 @@ std::shared_ptr<const Chain> Chain::compile(const config::Snapshot& snap) {
     if (f == &kLastGood && !keeps_last_good(snap.config())) continue;
     if (f == &kRateLimit && snap.config().tenants.empty()) continue;
     if (f == &kGate && !sheds(snap.config())) continue;
+    if (f == &kAlarmRefusal && snap.config().alarm_refusal_routes.empty()) continue;
     if (f == &flags_filter() && !snap.flags().acts_on_requests()) continue;
     fs.push_back(f);
   }

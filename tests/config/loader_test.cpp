@@ -1,4 +1,5 @@
 #include "config/loader.hpp"
+#include "alarm/rules.hpp"
 
 #include <gtest/gtest.h>
 
@@ -254,6 +255,16 @@ TEST(ConfigLoader, FallbackChains) {
   EXPECT_TRUE(has_error(load(ups + "fallbacks:\n  - {route: r, chain: [{last_good: true, static: x}]}\n"), "one of"));
   EXPECT_TRUE(has_error(load(ups + "fallbacks:\n  - {route: r, chain: [{static: x}], on: [4xx]}\n"), "'on' entries"));
   EXPECT_TRUE(has_error(load(ups + "fallbacks:\n  - {route: r, chain: []}\n"), "non-empty 'chain'"));
+}
+
+TEST(ConfigLoader, AlarmsSection) {
+  auto r = load("alarms:\n  - {name: a, metric: refusal_rate, scope: {route: chat}, threshold: 0.05, window: 15m}\n");
+  ASSERT_TRUE(r.ok()) << r.errors[0];
+  ASSERT_TRUE(r.config.alarms);
+  ASSERT_EQ(r.config.alarms->size(), 1u);
+  EXPECT_EQ(r.config.alarm_refusal_routes, std::vector<std::string>{"chat"});
+  EXPECT_TRUE(has_error(load("alarms:\n  - {name: a, metric: nope, threshold: 1}\n"), "test.yaml:2:26: unknown metric 'nope'"));
+  EXPECT_TRUE(load("listen: 127.0.0.1:1\n").config.alarm_refusal_routes.empty());
 }
 
 }  // namespace sluice::config

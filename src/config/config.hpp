@@ -231,6 +231,24 @@ struct RequestLog {
   bool bodies = false;
 };
 
+// telemetry.otlp: OpenTelemetry traces to a collector (otel/, docs/observability.md).
+// Off (no filter in the chain) unless an endpoint is set.
+struct Otlp {
+  std::string endpoint;  // http://host:port[/base]; spans go to {endpoint}/v1/traces
+  double sample_ratio = 1.0;
+  int64_t batch_size = 256;
+  int64_t flush_interval_ms = 1000;
+  int64_t queue_size = 4096;
+  int64_t timeout_ms = 2000;
+  std::vector<std::pair<std::string, std::string>> headers;  // values may be env:NAME
+  bool include_bodies = false;
+  int64_t max_body_bytes = 4096;  // bodies kept in a span are cut here
+  bool enabled() const { return !endpoint.empty(); }
+};
+struct Telemetry {
+  Otlp otlp;
+};
+
 struct Config {
   std::string source;  // file it came from, or "<flags>"
   std::string listen = "127.0.0.1:8080";
@@ -250,6 +268,7 @@ struct Config {
   ResponsesStore responses;
   FlagsConfig flags;
   Autoscale autoscale;
+  Telemetry telemetry;
   std::vector<ApiKey> api_keys;
   std::vector<Tenant> tenants;
   // Every request needs a key even when none is usable (the store has tenants or keys, all

@@ -161,13 +161,54 @@ class Walker {
     if (b.max_open_ms < b.open_ms) error(n, "'max_open_ms' must be at least 'open_ms'");
   }
 
+  void telemetry(const YAML::Node& t, Telemetry& out) {
+    if (!t || !expect_map(t, "telemetry")) return;
+    allow_keys(t, {"otlp"}, "telemetry");
+    YAML::Node n = t["otlp"];
+    if (!n || !expect_map(n, "telemetry.otlp")) return;
+    allow_keys(n,
+               {"endpoint", "sample_ratio", "batch_size", "flush_interval_ms", "queue_size", "timeout_ms", "headers",
+                "include_bodies", "max_body_bytes"},
+               "telemetry.otlp");
+    Otlp& o = out.otlp;
+    str(n, "endpoint", o.endpoint);
+    if (o.endpoint.empty()) {
+      error(n, "telemetry.otlp needs an 'endpoint' (http://host:port)");
+    } else if (auto p = parse_url(o.endpoint); !p || p->tls) {
+      error(n["endpoint"], "telemetry.otlp: 'endpoint' must look like http://host:port[/base] (https is not supported)");
+    }
+    number(n, "sample_ratio", o.sample_ratio);
+    if (o.sample_ratio < 0 || o.sample_ratio > 1) error(n["sample_ratio"], "'sample_ratio' must be in [0, 1]");
+    integer(n, "batch_size", o.batch_size, 1, 100000);
+    integer(n, "flush_interval_ms", o.flush_interval_ms, 10, 600000);
+    integer(n, "queue_size", o.queue_size, 1, 10000000);
+    integer(n, "timeout_ms", o.timeout_ms, 10, 600000);
+    integer(n, "max_body_bytes", o.max_body_bytes, 0, 1 << 20);
+    boolean(n, "include_bodies", o.include_bodies);
+    if (o.queue_size < o.batch_size) error(n, "'queue_size' must be at least 'batch_size'");
+    if (YAML::Node h = n["headers"]; h && expect_map(h, "telemetry.otlp.headers")) {
+      for (const auto& kv : h) {
+        const std::string k = kv.first.as<std::string>();
+        if (!kv.second.IsScalar()) {
+          error(kv.second, "telemetry.otlp.headers: '" + k + "' must be a string");
+          continue;
+        }
+        const std::string v = kv.second.as<std::string>();
+        if (k.empty() || k.find_first_of(": \r\n") != std::string::npos || v.find_first_of("\r\n") != std::string::npos)
+          error(kv.first, "telemetry.otlp.headers: invalid header '" + k + "'");
+        else
+          o.headers.emplace_back(k, v);
+      }
+    }
+  }
+
   void load(const YAML::Node& root, Config& c) {
     if (root.IsNull()) return;
     if (!expect_map(root, "the configuration")) return;
     allow_keys(root,
                {"listen", "admin_listen", "threads", "data_dir", "allow_public_unauthenticated", "limits",
                 "request_log", "upstreams", "pools", "routes", "fallbacks", "long_context", "response_cache", "api_keys", "tenants",
-                "admin", "cors", "responses", "flags", "alarms", "autoscale"},
+                "admin", "cors", "responses", "flags", "alarms", "autoscale", "telemetry"},
                "the configuration");
     str(root, "listen", c.listen);
     str(root, "admin_listen", c.admin_listen);
@@ -202,6 +243,7 @@ class Walker {
         integer(b, "window_ms", x.retry_budget.window_ms, 1000, 60000);
       }
     }
+    telemetry(root["telemetry"], c.telemetry);
     if (YAML::Node l = root["request_log"]; l && expect_map(l, "request_log")) {
       allow_keys(l, {"enabled", "path", "queue_capacity", "bodies"}, "request_log");
       boolean(l, "enabled", c.request_log.enabled);

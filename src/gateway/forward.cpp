@@ -41,6 +41,13 @@ constexpr auto kStaleWithin = std::chrono::milliseconds(1000);
 void Exchange::finish(upstream::Outcome o, std::string_view why) {
   if (finished || !upstream) return;
   finished = true;
+  if (trace)
+    trace->end_attempt(span,
+                       o == upstream::Outcome::kSuccess       ? "success"
+                       : o == upstream::Outcome::kRateLimited ? "rate_limited"
+                       : o == upstream::Outcome::kIgnored     ? "ignored"
+                                                              : "failure",
+                       why, otel::now_ns());
   if (!check) upstream->health->record(o, unix_millis(), probe, why);
   load.release();
 }
@@ -355,6 +362,13 @@ awaitable<ForwardResult> Worker::forward(const config::Snapshot& snap, const For
     ex->upstream = &u;
     ex->probe = admit.probe;
     ex->check = spec.health_check;
+    std::string traceparent;
+    if (spec.trace) {
+      ex->trace = spec.trace;
+      ex->span = spec.trace->begin_attempt(u.cfg->name, u.cfg->parsed.host, u.cfg->parsed.port, otel::now_ns(),
+                                           otel::random_span_id());
+      traceparent = spec.trace->traceparent(ex->span);
+    }
     // A health check or load poll is not traffic: the balancer does not count it.
     if (!spec.health_check) ex->load = upstream::LoadGuard(&health, spec.est_tokens);
     net::UpstreamPool& pool = pool_for(u);
@@ -397,7 +411,8 @@ awaitable<ForwardResult> Worker::forward(const config::Snapshot& snap, const For
                                           {"x-api-key", anthropic ? std::string_view(u.api_key) : std::string_view()},
                                           {"anthropic-version", anthropic ? std::string_view(u.cfg->anthropic_version) : std::string_view()},
                                           {"User-Agent", spec.user_agent},
-                                          {"x-request-id", spec.request_id}});
+                                          {"x-request-id", spec.request_id},
+                                          {"traceparent", traceparent}});
     watch.upstream = ex->conn.get();
     const auto sent = Clock::now();
     // Until the answer's head: a client's request leaves the deadline to the worker's sweep

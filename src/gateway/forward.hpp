@@ -17,6 +17,7 @@
 #include "core/error.hpp"
 #include "net/asio.hpp"
 #include "net/upstream.hpp"
+#include "otel/span.hpp"
 #include "upstream/balancer.hpp"
 #include "upstream/health.hpp"
 
@@ -48,6 +49,7 @@ struct ForwardSpec {
   bool health_check = false;
   int64_t timeout_ms = 0;  // > 0: caps the upstream's connect, first-byte and total deadlines
   bool from_root = false;  // `path` is from the server's root, not after the upstream's base (/metrics)
+  otel::Trace* trace = nullptr;  // a traced request: each attempt becomes a span (and sends traceparent)
 };
 
 // An upstream that answered: its connection positioned after the response head.
@@ -62,6 +64,8 @@ struct Exchange {
   bool probe = false;
   bool check = false;  // a health check: the breaker hears its result through record_check
   bool finished = false;
+  otel::Trace* trace = nullptr;  // its attempt span, ended by finish()
+  size_t span = 0;
   // Tells the upstream's breaker how the exchange ended (once; later calls are ignored).
   void finish(upstream::Outcome o, std::string_view why = {});
 };

@@ -30,6 +30,7 @@
 #include "gateway/worker.hpp"
 #include "net/listener.hpp"
 #include "reqlog/request_log.hpp"
+#include "pipeline/otel_filter.hpp"
 #include "rollout/controller.hpp"
 #include "json/splice.hpp"
 #include "net/http_client.hpp"
@@ -47,6 +48,7 @@ Worker::Worker(Shared& shared, size_t idx)
   env_.responses.journal = &shared.responses_journal;  // per request: off when the store keeps nothing
   env_.limits = &shared.tenant_limits;
   env_.experiments = &shared.experiments;
+  env_.otel = shared.otel.get();
   // A queued request sleeps on its timer; a grant from any worker cancels it here.
   env_.make_waiter = [this] {
     auto w = std::make_shared<admission::Waiter>();
@@ -433,6 +435,7 @@ std::optional<OpsResponse> ops_endpoint(Shared& shared, std::string_view path) {
     body += shared.incident.metrics();
     body += response_cache_prometheus(shared.response_cache);
     body += responses_store_prometheus(shared.responses, shared.responses_journal.dropped());
+    if (shared.otel) body += shared.otel->prometheus();
     return OpsResponse{http::status::ok, std::move(body), "text/plain; version=0.0.4"};
   }
   return std::nullopt;
@@ -904,6 +907,14 @@ struct Gateway::Impl {
         return 2;
       }
     }
+    if (cfg.telemetry.otlp.enabled()) {  // read once: a reload keeps the exporter it started with
+      std::string err;
+      shared.otel = pipeline::make_exporter(cfg.telemetry.otlp, err);
+      if (!shared.otel) {
+        std::cerr << "error: " << err << "\n";
+        return 2;
+      }
+    }
 
     std::vector<asio::io_context*> ctxs;
     for (size_t i = 0; i < n; ++i) {
@@ -996,6 +1007,7 @@ struct Gateway::Impl {
     for (auto& w : workers) w->ioc.stop();
     for (auto& t : threads) t.join();
     if (shared.reqlog) shared.reqlog->stop();
+    if (shared.otel) shared.otel->stop();
     if (opts.announce) std::cerr << "sluice: stopped\n";
     return 0;
   }

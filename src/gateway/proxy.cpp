@@ -229,6 +229,7 @@ awaitable<bool> Worker::proxy(beast::tcp_stream& client, http::request<http::str
                                                                  : target.find('?') - 3)
                                           : std::string_view(target_suffix(endpoint));
   fs.request_id = ctx.request_id;
+  fs.trace = ctx.trace.get();
   fs.stream = pipeline::streams(endpoint) && ctx.info.stream;
   fs.max_attempts = cfg.limits.max_attempts;
   const config::CompiledFallback* fb = ctx.resolution ? ctx.resolution->fallback : nullptr;

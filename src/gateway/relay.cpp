@@ -257,6 +257,7 @@ awaitable<bool> Worker::relay_stream(beast::tcp_stream& client, http::request<ht
     fs.path = "/chat/completions";
     fs.body = body;
     fs.request_id = ctx.request_id;
+    fs.trace = ctx.trace.get();
     fs.stream = true;
     fs.max_attempts = cfg.limits.max_attempts;
     fs.est_tokens = static_cast<int64_t>(body.size() / 4) + (ctx.info.max_tokens > 0 ? ctx.info.max_tokens : 256);

@@ -29,6 +29,7 @@
 #include "upstream/health.hpp"
 #include "upstream/retry.hpp"
 #include "incident/ring.hpp"
+#include "otel/exporter.hpp"
 #include "scale/monitor.hpp"
 
 namespace sluice::reqlog {
@@ -77,6 +78,7 @@ struct Shared {
   admission::Registry tenant_limits;         // each tenant's rate limit buckets (config `tenants`)
   std::unique_ptr<metrics::Registry> metrics;
   std::unique_ptr<reqlog::RequestLog> reqlog;
+  std::unique_ptr<otel::Exporter> otel;  // telemetry.otlp (set at start; null when off)
   std::atomic<bool> draining{false};
   std::atomic<bool> ready{false};
   std::unique_ptr<rollout::Sink> rollout_sink;  // finished requests of routes under a rollout

@@ -17,6 +17,7 @@
 #include "core/clock.hpp"
 #include "core/error.hpp"
 #include "json/chat.hpp"
+#include "otel/span.hpp"
 
 namespace sluice::pipeline {
 
@@ -139,6 +140,9 @@ struct RequestContext {
   Clock::time_point t_first_token{}, t_last_token{};
   std::string answer;         // captured answer text (bounded), when capture is set
   std::string finish_reason;  // of the first choice
+  // Set when telemetry.otlp traces this request (otel_filter.cpp); the forward loop adds its attempts.
+  std::unique_ptr<otel::Trace> trace;
+  bool trace_decided = false;  // sampled or not, once
 
   void fail(const ApiError& e) {
     status = e.status;

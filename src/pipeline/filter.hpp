@@ -33,6 +33,9 @@ class ExperimentBook;
 namespace sluice::cache {
 class ResponseCache;
 }
+namespace sluice::otel {
+class Exporter;
+}
 namespace sluice::admission {
 class Registry;
 struct Waiter;
@@ -85,6 +88,7 @@ struct Env {
   // has `max_inflight` mirrors running (the job is dropped and counted).
   std::function<bool(ShadowJob&&, int64_t max_inflight)> mirror;
   rollout::ExperimentBook* experiments = nullptr;  // release flags' variants as experiment arms
+  otel::Exporter* otel = nullptr;                  // telemetry.otlp: where finished spans go
 };
 
 // The upstream's response head, as the relay received it.

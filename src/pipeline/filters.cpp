@@ -8,6 +8,7 @@
 #include "cache/response_cache.hpp"
 #include "json/splice.hpp"
 #include "metrics/metrics.hpp"
+#include "pipeline/otel_filter.hpp"
 #include "pipeline/stages.hpp"
 #include "pipeline/synth.hpp"
 #include "quality/refusal.hpp"
@@ -545,6 +546,9 @@ std::shared_ptr<const Chain> Chain::compile(const config::Snapshot& snap) {
     if (f == &flags_filter() && !snap.flags().acts_on_requests()) continue;
     fs.push_back(f);
   }
+  // Last: its request hook runs only for requests that will be forwarded; traced requests
+  // refused earlier are decided at completion.
+  if (snap.config().telemetry.otlp.enabled()) fs.push_back(&otel_filter());
   return std::make_shared<const Chain>(std::move(fs));
 }
 

@@ -33,6 +33,7 @@ int main(int argc, char** argv) {
   s->add_option("--data-dir", data_dir, "state directory (default ./sluice-data)");
   s->add_flag("--allow-public-unauthenticated", serve.allow_public_unauthenticated,
               "serve a non-loopback data plane without API keys");
+  serve.readiness_interval_ms = 30000;
   s->add_option("--readiness-interval-ms", serve.readiness_interval_ms,
                 "probe every route's rollback target this often (default 30000; 0: never)");
 

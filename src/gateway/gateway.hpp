@@ -25,7 +25,9 @@ struct Options {
   bool handle_signals = true;   // SIGTERM/SIGINT drain, SIGHUP reloads
   bool announce = true;         // print the listening lines (stdout) and lifecycle notes (stderr)
   bool request_log = true;      // false: no request log whatever the config says
-  int64_t readiness_interval_ms = 30000;  // rollback readiness probes of every route (0: none)
+  // Rollback readiness probes of every route (0: none). `sluice serve` sets 30 s; an embedded
+  // gateway (eval runs) sends no request of its own.
+  int64_t readiness_interval_ms = 0;
 };
 
 class Gateway {

@@ -173,6 +173,11 @@ void IncidentDesk::start(int64_t interval_ms) {
 
 awaitable<void> IncidentDesk::refresh_loop(int64_t interval_ms) {
   asio::steady_timer timer(control_);
+  // The first round after one interval: a gateway that just started sends no probe at once.
+  timer.expires_after(std::chrono::milliseconds(interval_ms));
+  error_code ec;
+  co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  if (ec) co_return;
   while (!shared_.draining.load()) {
     std::vector<std::string> routes;
     try {
@@ -202,7 +207,6 @@ awaitable<void> IncidentDesk::refresh_loop(int64_t interval_ms) {
       shared_.incident.readiness_metrics = text + latency;
     }
     timer.expires_after(std::chrono::milliseconds(interval_ms));
-    error_code ec;
     co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
     if (ec) co_return;
   }

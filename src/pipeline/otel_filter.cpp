@@ -102,6 +102,9 @@ class OtelFilter final : public Filter {
     std::string_view s;
     if (doc["id"].get(s) == simdjson::SUCCESS) ctx.trace->response_id = s;
     if (doc["model"].get(s) == simdjson::SUCCESS) ctx.trace->response_model = s;
+    // The answer filter keeps the finish reason only when it captures the answer.
+    if (ctx.finish_reason.empty() && doc.at_pointer("/choices/0/finish_reason").get(s) == simdjson::SUCCESS)
+      ctx.finish_reason = s;
     return std::nullopt;
   }
 

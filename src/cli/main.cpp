@@ -9,8 +9,8 @@
 #include "cli/store_cmds.hpp"
 #include "cli/tenant_cmds.hpp"
 #include "cli/flag_cmds.hpp"
-#include "cli/incident_cmds.hpp"
 #include "cli/scale_cmds.hpp"
+#include "cli/incident_cmds.hpp"
 #include "config/loader.hpp"
 #include "gateway/gateway.hpp"
 #include "mockllm/server.hpp"
@@ -66,8 +66,8 @@ int main(int argc, char** argv) {
   auto eval_command = sluice::cli::add_eval_commands(app);
   auto tenant_command = sluice::cli::add_tenant_commands(app);
   auto flag_command = sluice::cli::add_flag_commands(app);
-  auto incident_command = sluice::cli::add_incident_commands(app);
   auto scale_command = sluice::cli::add_scale_commands(app);
+  auto incident_command = sluice::cli::add_incident_commands(app);
 
   CLI11_PARSE(app, argc, argv);
   if (int rc = store_command(); rc >= 0) return rc;
@@ -75,8 +75,8 @@ int main(int argc, char** argv) {
   if (int rc = eval_command(); rc >= 0) return rc;
   if (int rc = tenant_command(); rc >= 0) return rc;
   if (int rc = flag_command(); rc >= 0) return rc;
-  if (int rc = incident_command(); rc >= 0) return rc;
   if (int rc = scale_command(); rc >= 0) return rc;
+  if (int rc = incident_command(); rc >= 0) return rc;
 
   if (s->parsed()) {
     if (!listen.empty()) serve.listen = listen;

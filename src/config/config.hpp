@@ -60,6 +60,13 @@ struct Upstream {
   Timeouts timeouts;
   double price_input_per_1m = 0;
   double price_output_per_1m = 0;
+  double price_cached_input_per_1m = -1;  // cached prompt tokens (< 0: the input price)
+  double price_per_hour = 0;              // a self-hosted upstream's cost per hour...
+  double price_concurrency = 1;           // ...shared by this many requests served at once
+  // US dollars for one request: tokens at their prices plus its share of the hourly price
+  // for the `seconds` it held the upstream; < 0 when the upstream has no price. Token counts
+  // < 0 are unknown (0).
+  double cost(int64_t tokens_in, int64_t cached_in, int64_t tokens_out, double seconds) const;
   upstream::BreakerSettings breaker;  // circuit breaker and outlier ejection
   HealthCheck health_check;            // active deep health checks (off unless configured)
   LoadMetrics load_metrics;            // its own load report (off unless configured)

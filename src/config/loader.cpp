@@ -208,7 +208,7 @@ class Walker {
     allow_keys(root,
                {"listen", "admin_listen", "threads", "data_dir", "allow_public_unauthenticated", "limits",
                 "request_log", "upstreams", "pools", "routes", "fallbacks", "long_context", "response_cache", "api_keys", "tenants",
-                "admin", "cors", "responses", "flags", "alarms", "autoscale", "telemetry"},
+                "admin", "cors", "responses", "flags", "autoscale", "alarms", "telemetry"},
                "the configuration");
     str(root, "listen", c.listen);
     str(root, "admin_listen", c.admin_listen);
@@ -311,9 +311,16 @@ class Walker {
             error(hc, "upstream '" + u.name + "': health_check ejects through the breaker; it needs 'breaker' on");
         }
         if (YAML::Node p = n["price"]; p && expect_map(p, "price")) {
-          allow_keys(p, {"input_per_1m", "output_per_1m"}, "price");
+          allow_keys(p, {"input_per_1m", "output_per_1m", "cached_input_per_1m", "per_hour", "concurrency"}, "price");
           number(p, "input_per_1m", u.price_input_per_1m);
           number(p, "output_per_1m", u.price_output_per_1m);
+          number(p, "cached_input_per_1m", u.price_cached_input_per_1m);
+          number(p, "per_hour", u.price_per_hour);
+          number(p, "concurrency", u.price_concurrency);
+          if (u.price_input_per_1m < 0 || u.price_output_per_1m < 0 || u.price_per_hour < 0)
+            error(p, "prices cannot be negative");
+          if (p["cached_input_per_1m"] && u.price_cached_input_per_1m < 0) error(p["cached_input_per_1m"], "prices cannot be negative");
+          if (u.price_concurrency < 1) error(p["concurrency"], "'concurrency' (requests served at once) must be at least 1");
         }
         // Several API keys of one provider: one upstream per key (each with its own breaker,
         // Retry-After and load), and a pool with the upstream's name spreading over them.

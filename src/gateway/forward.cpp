@@ -241,7 +241,7 @@ awaitable<void> Worker::shadow(pipeline::ShadowJob job) {
   c.latency_ms = static_cast<double>(micros_between(t0, Clock::now())) / 1000.0;
   if (usage && usage->completion_tokens >= 0) c.tokens_out = static_cast<double>(usage->completion_tokens);
   if (usage && usage->prompt_tokens >= 0) c.tokens_in = static_cast<double>(usage->prompt_tokens);
-  c.cost = usage ? pipeline::cost_of(*snap, u.cfg->name, usage->prompt_tokens, usage->completion_tokens) : -1;
+  c.cost = usage ? u.cfg->cost(usage->prompt_tokens, usage->cached_tokens, usage->completion_tokens, c.latency_ms / 1000.0) : -1;
   c.refusal = quality::is_refusal(text, finish) ? 1 : 0;
   // Checked against the request's own JSON Schema, as the live answer was.
   if (job.stable.schema_valid >= 0) c.schema_valid = quality::check_json(text, job.json_schema).valid ? 1 : 0;

@@ -653,6 +653,31 @@ struct Gateway::Impl {
     } catch (const std::exception& e) {
       std::cerr << "sluice: saving tenant spend: " << e.what() << "\n";
     }
+    flush_route_spend();
+  }
+
+  // What each (route, release, tenant) spent since the last flush, added to today's row:
+  // the metrics' cumulative totals minus what was already written (in whole micro-dollars,
+  // so fractions carry over to the next flush instead of being lost).
+  std::map<std::string, std::pair<int64_t, uint64_t>> route_spend_saved;
+  void flush_route_spend() {
+    std::vector<store::RouteSpend> deltas;
+    const std::string today = admission::day_name(admission::day_of(unix_millis()));
+    for (const auto& [key, total] : shared.metrics->cost_totals()) {
+      auto& [micro, requests] = route_spend_saved[key];
+      const int64_t now_micro = static_cast<int64_t>(total.usd * 1e6);
+      if (now_micro == micro && total.requests == requests) continue;
+      size_t a = key.find('\x1f'), b = key.find('\x1f', a + 1);
+      deltas.push_back({today, key.substr(0, a), key.substr(a + 1, b - a - 1), key.substr(b + 1), now_micro - micro,
+                        static_cast<int64_t>(total.requests - requests)});
+      micro = now_micro;
+      requests = total.requests;
+    }
+    try {
+      store->add_route_spend(deltas);
+    } catch (const std::exception& e) {
+      std::cerr << "sluice: saving route spend: " << e.what() << "\n";
+    }
   }
 
   void tick_spend() {

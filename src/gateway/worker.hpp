@@ -28,9 +28,9 @@
 #include "upstream/balancer.hpp"
 #include "upstream/health.hpp"
 #include "upstream/retry.hpp"
+#include "scale/monitor.hpp"
 #include "incident/ring.hpp"
 #include "otel/exporter.hpp"
-#include "scale/monitor.hpp"
 
 namespace sluice::reqlog {
 class RequestLog;

@@ -77,6 +77,9 @@ Usage read_usage(element usage) {
   // The Responses API's names.
   if (u.prompt_tokens < 0 && !usage["input_tokens"].get_int64().get(v)) u.prompt_tokens = v;
   if (u.completion_tokens < 0 && !usage["output_tokens"].get_int64().get(v)) u.completion_tokens = v;
+  if (!usage["prompt_tokens_details"]["cached_tokens"].get_int64().get(v) ||
+      !usage["input_tokens_details"]["cached_tokens"].get_int64().get(v))
+    u.cached_tokens = v;
   return u;
 }
 

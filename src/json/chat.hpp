@@ -45,6 +45,7 @@ std::optional<RequestProblem> inspect_request(simdjson::dom::parser& parser, std
 struct Usage {
   int64_t prompt_tokens = -1;
   int64_t completion_tokens = -1;
+  int64_t cached_tokens = -1;  // prompt tokens the upstream's prompt cache served (priced apart)
   bool present() const { return prompt_tokens >= 0 || completion_tokens >= 0; }
 };
 

@@ -2,6 +2,7 @@
 #include "metrics/metrics.hpp"
 
 #include <algorithm>
+#include <initializer_list>
 #include <cstdio>
 #include <limits>
 
@@ -78,13 +79,22 @@ Totals Totals::since(const Totals& e) const {
   return d;
 }
 
+namespace {
+// A series key: the parts joined by \x1f (reusing the shard's scratch string).
+void join_key(std::string& k, std::initializer_list<std::string_view> parts) {
+  k.clear();
+  bool first = true;
+  for (std::string_view p : parts) {
+    if (!first) k.push_back('\x1f');
+    first = false;
+    k.append(p);
+  }
+}
+}  // namespace
+
 void Shard::record(const RequestSample& s) {
   std::lock_guard<std::mutex> lock(mu_);
-  key_.assign(s.route);
-  key_.push_back('\x1f');
-  key_.append(s.release);
-  key_.push_back('\x1f');
-  key_.append(s.upstream);
+  join_key(key_, {s.route, s.release, s.upstream});
   auto it = series_.find(key_);
   if (it == series_.end()) it = series_.emplace(key_, RequestSeries{}).first;
   RequestSeries& r = it->second;
@@ -95,14 +105,15 @@ void Shard::record(const RequestSample& s) {
   if (s.tpot_s >= 0) r.tpot.observe(s.tpot_s);
   if (s.tokens_in > 0) r.tokens_in += static_cast<uint64_t>(s.tokens_in);
   if (s.tokens_out > 0) r.tokens_out += static_cast<uint64_t>(s.tokens_out);
+  if (s.cost_usd >= 0) {
+    join_key(key_, {s.route, s.release, s.tenant});
+    auto c = cost_.find(key_);
+    if (c == cost_.end()) c = cost_.emplace(key_, CostTotal{}).first;
+    c->second.usd += s.cost_usd;
+    ++c->second.requests;
+  }
   // Alarms' and series' view: one more key with the tenant (route \x1f release \x1f tenant \x1f upstream).
-  key_.assign(s.route);
-  key_.push_back('\x1f');
-  key_.append(s.release);
-  key_.push_back('\x1f');
-  key_.append(s.tenant);
-  key_.push_back('\x1f');
-  key_.append(s.upstream);
+  join_key(key_, {s.route, s.release, s.tenant, s.upstream});
   auto t = totals_.find(key_);
   if (t == totals_.end()) t = totals_.emplace(key_, Totals{}).first;
   Totals& a = t->second;
@@ -118,7 +129,6 @@ void Shard::record(const RequestSample& s) {
   a.latency.observe(s.latency_s);
   if (s.ttft_s >= 0) a.ttft.observe(s.ttft_s);
 }
-
 
 void Shard::count_pair(std::unordered_map<std::string, uint64_t>& m, std::string_view a, std::string_view b) {
   std::lock_guard<std::mutex> lock(mu_);
@@ -141,6 +151,19 @@ int64_t Registry::inflight() const {
   int64_t n = 0;
   for (const auto& s : shards_) n += s->inflight.load(std::memory_order_relaxed);
   return n;
+}
+
+std::map<std::string, CostTotal> Registry::cost_totals() const {
+  std::map<std::string, CostTotal> out;
+  for (const auto& s : shards_) {
+    std::lock_guard<std::mutex> lock(s->mu_);
+    for (const auto& [k, v] : s->cost_) {
+      CostTotal& t = out[k];
+      t.usd += v.usd;
+      t.requests += v.requests;
+    }
+  }
+  return out;
 }
 
 std::map<std::string, Histogram> Registry::ttft_by_upstream() const {
@@ -293,6 +316,23 @@ std::string Registry::render_prometheus() const {
     out += "sluice_admission_refused_total{tenant=\"" + escape_label(tenant) + "\",reason=\"" + escape_label(reason) +
            "\"} " + std::to_string(v) + "\n";
   }
+  // Money, from the upstreams' prices (tokens, cached tokens, or time on a self-hosted upstream).
+  out += "# HELP sluice_cost_usd_total Spend in US dollars by route, release and tenant.\n"
+         "# TYPE sluice_cost_usd_total counter\n";
+  const std::map<std::string, CostTotal> cost = cost_totals();
+  auto cost_labels = [](const std::string& k) {
+    size_t a = k.find('\x1f'), b = k.find('\x1f', a + 1);
+    return "route=\"" + escape_label(k.substr(0, a)) + "\",release=\"" + escape_label(k.substr(a + 1, b - a - 1)) +
+           "\",tenant=\"" + escape_label(k.substr(b + 1)) + "\"";
+  };
+  for (const auto& [k, v] : cost) {
+    out += "sluice_cost_usd_total{" + cost_labels(k) + "} ";
+    fmt_double(out, v.usd);
+    out += "\n";
+  }
+  out += "# HELP sluice_priced_requests_total Requests with a price (the denominator of cost per request).\n"
+         "# TYPE sluice_priced_requests_total counter\n";
+  for (const auto& [k, v] : cost) out += "sluice_priced_requests_total{" + cost_labels(k) + "} " + std::to_string(v.requests) + "\n";
   out += "# HELP sluice_inflight_requests Requests being served now.\n# TYPE sluice_inflight_requests gauge\n";
   out += "sluice_inflight_requests " + std::to_string(inflight) + "\n";
   out += "# HELP sluice_open_streams Streaming responses being relayed now.\n# TYPE sluice_open_streams gauge\n";

@@ -72,6 +72,12 @@ struct Totals {
   Totals since(const Totals& earlier) const;
 };
 
+// Money spent by one (route, release, tenant): `sluice_cost_usd_total` and the daily spend.
+struct CostTotal {
+  double usd = 0;
+  uint64_t requests = 0;  // requests that had a price
+};
+
 class Shard {
  public:
   void record(const RequestSample& s);
@@ -93,6 +99,7 @@ class Shard {
   std::unordered_map<std::string, uint64_t> upstream_errors_;  // key: upstream \x1f kind
   std::unordered_map<std::string, uint64_t> fallbacks_;        // key: route \x1f served_by
   std::unordered_map<std::string, uint64_t> refused_;          // key: tenant \x1f reason
+  std::unordered_map<std::string, CostTotal> cost_;            // key: route \x1f release \x1f tenant
   std::unordered_map<std::string, Totals> totals_;             // key: route \x1f release \x1f tenant \x1f upstream
   std::string key_;  // scratch, reused per request
 };
@@ -111,12 +118,14 @@ class Registry {
 
   int64_t inflight() const;
   std::string render_prometheus() const;
-  // Cumulative Totals per "route \x1f release \x1f tenant \x1f upstream" since start, merged over
-  // workers: what the control thread samples once a second for alarms and series.
-  std::map<std::string, Totals> collect() const;
+  // Cumulative cost per "route \x1f release \x1f tenant" since start, merged over workers.
+  std::map<std::string, CostTotal> cost_totals() const;
   // Time to first token per upstream ("" for requests no upstream served), merged over
   // workers and every route: what the autoscaling signal reads once a second.
   std::map<std::string, Histogram> ttft_by_upstream() const;
+  // Cumulative Totals per "route \x1f release \x1f tenant \x1f upstream" since start, merged over
+  // workers: what the control thread samples once a second for alarms and series.
+  std::map<std::string, Totals> collect() const;
 
  private:
   std::vector<std::unique_ptr<Shard>> shards_;

@@ -410,7 +410,9 @@ namespace {
 void usage_json(std::string& out, const Plan& p, int n) {
   int64_t c = p.completion_tokens * n;
   out += "{\"prompt_tokens\":" + std::to_string(p.prompt_tokens) + ",\"completion_tokens\":" + std::to_string(c) +
-         ",\"total_tokens\":" + std::to_string(p.prompt_tokens + c) + "}";
+         ",\"total_tokens\":" + std::to_string(p.prompt_tokens + c);
+  if (p.cached_tokens >= 0) out += ",\"prompt_tokens_details\":{\"cached_tokens\":" + std::to_string(p.cached_tokens) + "}";
+  out += "}";
 }
 }  // namespace
 

@@ -124,6 +124,7 @@ struct Plan {
   std::string finish_reason = "stop";
   std::string tool_name, tool_args;
   int64_t prompt_tokens = 0, completion_tokens = 0;
+  int64_t cached_tokens = -1;  // prompt tokens its prefix cache held (-1: no prefix cache)
   bool replayed = false;
 };
 

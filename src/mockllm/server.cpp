@@ -286,6 +286,7 @@ class Handler : public net::IdleConnections, public net::FixedLimits {
         state_.prefix_blocks_hit.fetch_add(hit);
         state_.prefix_blocks_seen.fetch_add(blocks);
         if (blocks > 0) uncached *= 1.0 - static_cast<double>(hit) / static_cast<double>(blocks);
+        p.cached_tokens = p.prompt_tokens - static_cast<int64_t>(uncached + 0.5);
       }
       p.ttft_ms += cap.prefill_ms_per_1k * uncached / 1000.0;
       p.tpot_ms *= 1.0 + cap.tpot_growth * static_cast<double>(active_ - 1) / static_cast<double>(cap.slots);

@@ -1,4 +1,5 @@
 #include "pipeline/filter.hpp"
+#include "pipeline/filters.hpp"  // request_cost
 
 namespace sluice::pipeline {
 
@@ -37,6 +38,7 @@ std::optional<ApiError> Chain::on_body(RequestContext& ctx, std::string_view bod
 }
 
 void Chain::on_complete(RequestContext& ctx, Clock::time_point t_end, Env& env) const {
+  ctx.cost_usd = request_cost(ctx, t_end);  // one figure for budgets, metrics, the log and rollouts
   for (const Filter* f : complete_) f->on_complete(ctx, t_end, env);
 }
 

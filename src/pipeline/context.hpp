@@ -136,6 +136,8 @@ struct RequestContext {
   std::string error_code;  // ...and its code, for the request log ("" on success)
   bool streamed = false;
   int64_t tokens_in = -1, tokens_out = -1;
+  int64_t tokens_cached = -1;  // of tokens_in, served by the upstream's prompt cache
+  double cost_usd = -1;       // set when the request completes (pipeline::request_cost); < 0: no price
   int64_t content_chunks = 0;
   Clock::time_point t_first_token{}, t_last_token{};
   std::string answer;         // captured answer text (bounded), when capture is set

@@ -228,13 +228,7 @@ class RateLimitFilter final : public Filter {
     }
     const int64_t now = unix_millis();
     env.limits->get(ctx.rate.tenant->name).reconcile(ctx.rate.tenant->limits, ctx.rate.reserved_tokens, used, now);
-    // Unknown usage of an answer that was (partly) generated costs its estimate, as the
-    // limiter keeps it: hanging up before the usage chunk does not dodge a budget.
-    const bool estimated = ctx.tokens_in < 0 && ctx.tokens_out < 0 && used > 0;
-    const double cost = estimated ? cost_of(*ctx.snap, ctx.upstream, ctx.rate.prompt_tokens,
-                                            std::max<int64_t>(0, ctx.rate.reserved_tokens - ctx.rate.prompt_tokens))
-                                  : cost_of(*ctx.snap, ctx.upstream, ctx.tokens_in, ctx.tokens_out);
-    if (cost > 0) env.limits->budget(ctx.rate.tenant->name).charge(micro_usd(cost), now);
+    if (ctx.cost_usd > 0) env.limits->budget(ctx.rate.tenant->name).charge(micro_usd(ctx.cost_usd), now);
   }
 
   static int64_t micro_usd(double usd) { return static_cast<int64_t>(usd * 1e6 + 0.5); }
@@ -349,6 +343,7 @@ class AnswerFilter final : public Filter {
     if (c.usage.present()) {
       ctx.tokens_in = c.usage.prompt_tokens;
       ctx.tokens_out = c.usage.completion_tokens;
+      ctx.tokens_cached = c.usage.cached_tokens;
     }
     if (c.has_content) {
       if (ctx.content_chunks++ == 0) ctx.t_first_token = e.at;
@@ -370,6 +365,7 @@ class AnswerFilter final : public Filter {
     }
     ctx.tokens_in = usage->prompt_tokens;
     ctx.tokens_out = usage->completion_tokens;
+    ctx.tokens_cached = usage->cached_tokens;
     return std::nullopt;
   }
 };
@@ -411,7 +407,6 @@ class AlarmRefusalFilter final : public Filter {
     return Verdict::next();
   }
 };
-
 
 class RequestLogFilter final : public Filter {
  public:
@@ -528,6 +523,7 @@ std::optional<Reply> stored_answer(RequestContext& ctx, Env& env, const std::str
                                                    ctx.capture ? &ctx.answer : nullptr, &ctx.finish_reason)) {
     ctx.tokens_in = usage->prompt_tokens;
     ctx.tokens_out = usage->completion_tokens;
+    ctx.tokens_cached = usage->cached_tokens;
   }
   Reply r;
   r.body = std::move(out);
@@ -552,14 +548,18 @@ std::shared_ptr<const Chain> Chain::compile(const config::Snapshot& snap) {
   return std::make_shared<const Chain>(std::move(fs));
 }
 
-double cost_of(const config::Snapshot& snap, std::string_view upstream, int64_t tokens_in, int64_t tokens_out) {
-  for (const auto& u : snap.upstreams()) {
-    if (u.cfg->name != upstream) continue;
-    if (u.cfg->price_input_per_1m <= 0 && u.cfg->price_output_per_1m <= 0) return -1;
-    if (tokens_in < 0 && tokens_out < 0) return -1;
-    return (static_cast<double>(std::max<int64_t>(tokens_in, 0)) * u.cfg->price_input_per_1m +
-            static_cast<double>(std::max<int64_t>(tokens_out, 0)) * u.cfg->price_output_per_1m) /
-           1e6;
+double request_cost(const RequestContext& ctx, Clock::time_point t_end) {
+  if (ctx.upstream.empty() || !ctx.snap) return -1;
+  for (const auto& u : ctx.snap->upstreams()) {
+    if (u.cfg->name != ctx.upstream) continue;
+    const double seconds = std::chrono::duration<double>(t_end - ctx.t_start).count();
+    if (ctx.tokens_in >= 0 || ctx.tokens_out >= 0) return u.cfg->cost(ctx.tokens_in, ctx.tokens_cached, ctx.tokens_out, seconds);
+    // Unknown usage of an answer that was (partly) generated costs its estimate, as the
+    // limiter keeps it: hanging up before the usage chunk does not dodge a budget.
+    if ((ctx.content_chunks > 0 || ctx.status == 499) && ctx.rate.reserved_tokens > 0)
+      return u.cfg->cost(ctx.rate.prompt_tokens, 0, std::max<int64_t>(0, ctx.rate.reserved_tokens - ctx.rate.prompt_tokens),
+                         seconds);
+    return u.cfg->cost(0, 0, 0, seconds);  // nothing generated: only time on a self-hosted upstream
   }
   return -1;
 }
@@ -585,7 +585,7 @@ rollout::Observation observe(const RequestContext& ctx, Clock::time_point t_end)
   }
   if (ctx.tokens_in >= 0) o.tokens_in = static_cast<double>(ctx.tokens_in);
   if (ctx.tokens_out >= 0) o.tokens_out = static_cast<double>(ctx.tokens_out);
-  o.cost = cost_of(*ctx.snap, ctx.upstream, ctx.tokens_in, ctx.tokens_out);
+  o.cost = ctx.cost_usd;
   if (ctx.status == 200) {
     o.refusal = quality::is_refusal(ctx.answer, ctx.finish_reason) ? 1 : 0;
     if (ctx.info.response_format == "json_object" || ctx.info.response_format == "json_schema")

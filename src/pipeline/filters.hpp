@@ -26,7 +26,10 @@ std::optional<Reply> stored_answer(RequestContext& ctx, Env& env, const std::str
 bool says_something_about_release(const RequestContext& ctx);
 // What a rollout learns from one answered request of either arm.
 rollout::Observation observe(const RequestContext& ctx, Clock::time_point t_end);
-// The price of a request's tokens on an upstream; -1 when it has no price or no usage.
-double cost_of(const config::Snapshot& snap, std::string_view upstream, int64_t tokens_in, int64_t tokens_out);
+// What a finished request cost in US dollars on the upstream that served it (its tokens,
+// cached tokens and share of an hourly price); an answer generated with unknown usage costs
+// its admission estimate. -1 when no priced upstream served it. The chain sets
+// ctx.cost_usd from it before the completion hooks run.
+double request_cost(const RequestContext& ctx, Clock::time_point t_end);
 
 }  // namespace sluice::pipeline

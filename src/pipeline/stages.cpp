@@ -279,6 +279,8 @@ metrics::RequestSample to_sample(const RequestContext& ctx, Clock::time_point t_
   }
   s.tokens_in = ctx.tokens_in;
   s.tokens_out = ctx.tokens_out;
+  s.tenant = ctx.tenant;
+  s.cost_usd = ctx.cost_usd;
   return s;
 }
 
@@ -342,6 +344,8 @@ std::string request_log_line(const RequestContext& ctx, Clock::time_point t_end)
   l += ",\"attempts\":" + std::to_string(ctx.attempts);
   l += ",\"tokens_in\":" + (ctx.tokens_in >= 0 ? std::to_string(ctx.tokens_in) : std::string("null"));
   l += ",\"tokens_out\":" + (ctx.tokens_out >= 0 ? std::to_string(ctx.tokens_out) : std::string("null"));
+  if (ctx.tokens_cached >= 0) l += ",\"tokens_cached\":" + std::to_string(ctx.tokens_cached);
+  if (ctx.cost_usd >= 0) l += ",\"cost_usd\":" + num_text(ctx.cost_usd, 9);
   if (ctx.t_first_token != Clock::time_point{}) {
     l += ",\"ttft_ms\":" + std::to_string(micros_between(ctx.t_start, ctx.t_first_token) / 1000.0);
   } else {

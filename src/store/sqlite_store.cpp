@@ -564,6 +564,29 @@ class SqliteStore final : public Store {
     return out;
   }
 
+  void add_route_spend(const std::vector<RouteSpend>& deltas) override {
+    if (deltas.empty()) return;
+    std::lock_guard<std::mutex> lock(mu_);
+    Tx tx(*this);
+    for (const auto& d : deltas) {
+      Stmt up(db_, "INSERT INTO route_spend(day, route, release, tenant, micro_usd, requests) VALUES (?,?,?,?,?,?) "
+                   "ON CONFLICT(day, route, release, tenant) DO UPDATE SET micro_usd = micro_usd + excluded.micro_usd, "
+                   "requests = requests + excluded.requests");
+      up.bind(1, d.day).bind(2, d.route).bind(3, d.release).bind(4, d.tenant).bind(5, d.micro_usd).bind(6, d.requests).step();
+    }
+    tx.commit(false);
+  }
+
+  std::vector<RouteSpend> list_route_spend(const std::string& from_day, const std::string& to_day) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<RouteSpend> out;
+    Stmt q(db_, "SELECT day, route, release, tenant, micro_usd, requests FROM route_spend WHERE day >= ? AND day <= ? "
+                "ORDER BY day, route, release, tenant");
+    q.bind(1, from_day).bind(2, to_day);
+    while (q.step()) out.push_back({q.text(0), q.text(1), q.text(2), q.text(3), q.integer(4), q.integer(5)});
+    return out;
+  }
+
   // ---- stored responses
 
   void save_responses(const std::vector<StoredResponse>& saved,

@@ -91,6 +91,12 @@ struct SpendRecord {
   int64_t micro_usd = 0;
 };
 
+// Money spent on one UTC day by (route, release, tenant), and the priced requests behind it.
+struct RouteSpend {
+  std::string day, route, release, tenant;
+  int64_t micro_usd = 0, requests = 0;
+};
+
 // A Responses API answer kept for previous_response_id (bridge/front.hpp).
 struct StoredResponse {
   std::string tenant, id, body;
@@ -188,6 +194,10 @@ class Store {
   // Adds spend to (tenant, period) rows; reads the rows of some periods.
   virtual void add_spend(const std::vector<SpendRecord>& deltas) = 0;
   virtual std::vector<SpendRecord> list_spend(const std::vector<std::string>& periods) = 0;
+  // Adds to (day, route, release, tenant) rows; reads the rows of days in [from, to] (names
+  // such as "2026-11-30", compared as text), ordered by day.
+  virtual void add_route_spend(const std::vector<RouteSpend>& deltas) = 0;
+  virtual std::vector<RouteSpend> list_route_spend(const std::string& from_day, const std::string& to_day) = 0;
 
   // Stored Responses API answers: written behind the data plane (saves and deletions in
   // one transaction, expired rows dropped), read back at start, newest first, up to

@@ -48,6 +48,34 @@ routes:
   EXPECT_EQ(c.routes[0].upstreams, std::vector<std::string>{"a"});
 }
 
+TEST(ConfigLoader, PricesForTokensCachedTokensAndHours) {
+  auto r = load(R"(
+upstreams:
+  - {name: api, url: http://a/v1, price: {input_per_1m: 2, cached_input_per_1m: 0.5, output_per_1m: 8}}
+  - {name: gpu, url: http://b/v1, price: {per_hour: 36, concurrency: 4}}
+  - {name: free, url: http://c/v1}
+)");
+  ASSERT_TRUE(r.ok()) << r.errors[0];
+  const auto& u = r.config.upstreams;
+  // 400 uncached at $2/M, 600 cached at $0.5/M, 200 out at $8/M
+  EXPECT_NEAR(u[0].cost(1000, 600, 200, 9.0), (400 * 2 + 600 * 0.5 + 200 * 8) / 1e6, 1e-12);
+  EXPECT_NEAR(u[0].cost(1000, -1, -1, 0), 1000 * 2 / 1e6, 1e-12) << "unknown counts are zero, cached defaults to none";
+  EXPECT_NEAR(u[0].cost(100, 500, 0, 0), 100 * 0.5 / 1e6, 1e-12) << "cached tokens never exceed the prompt";
+  EXPECT_NEAR(u[1].cost(1000, 0, 1000, 2.0), 36.0 / 3600 * 2 / 4, 1e-12) << "hourly price shared by time and concurrency";
+  EXPECT_LT(u[2].cost(1000, 0, 1000, 2.0), 0) << "no price, no cost";
+
+  auto bad = load(R"(
+upstreams:
+  - {name: api, url: http://a/v1, price: {input_per_1m: -1, concurrency: 0, per_hr: 3}}
+)");
+  ASSERT_FALSE(bad.ok());
+  std::string all;
+  for (const auto& e : bad.errors) all += e + "\n";
+  EXPECT_NE(all.find("per_hr"), std::string::npos) << all;
+  EXPECT_NE(all.find("cannot be negative"), std::string::npos) << all;
+  EXPECT_NE(all.find("at least 1"), std::string::npos) << all;
+}
+
 TEST(ConfigLoader, ClientSurfaceKeys) {
   auto r = load(R"(
 upstreams:

@@ -329,6 +329,18 @@ TEST_P(StoreConformance, TenantsKeysRotationAndSpend) {
   EXPECT_EQ(spend[0].micro_usd, 2000);
   EXPECT_EQ(spend[1].micro_usd, 2000);
 
+  // Route spend adds up per (day, route, release, tenant) and reads back by day range.
+  s->add_route_spend({{"2026-11-29", "chat", "rel_a", "acme", 100, 1}, {"2026-11-30", "chat", "rel_a", "acme", 250, 2}});
+  s->add_route_spend({{"2026-11-30", "chat", "rel_a", "acme", 50, 1}, {"2026-11-30", "chat", "rel_b", "", 7, 1}});
+  auto rs = s->list_route_spend("2026-11-30", "2026-11-30");
+  ASSERT_EQ(rs.size(), 2u);
+  EXPECT_EQ(rs[0].release, "rel_a");
+  EXPECT_EQ(rs[0].micro_usd, 300);
+  EXPECT_EQ(rs[0].requests, 3);
+  EXPECT_EQ(rs[1].tenant, "");
+  EXPECT_EQ(s->list_route_spend("2026-11-01", "2026-11-30").size(), 3u);
+  EXPECT_TRUE(s->list_route_spend("2026-12-01", "2026-12-31").empty());
+
   std::vector<std::string> actions;
   for (const auto& e : s->list_audit(20)) actions.push_back(e.action);
   for (const char* a : {"tenant.create", "tenant.update", "key.create", "key.rotate", "key.revoke"})

@@ -10,7 +10,7 @@ PKGS=(build-essential cmake ninja-build ccache pkg-config git
       clang libclang-rt-14-dev
       nghttp2-client nginx-light curl procps openssl strace linux-perf
       prometheus
-      nodejs npm)
+      nodejs npm chromium)
 
 missing=()
 for p in "${PKGS[@]}"; do
@@ -42,8 +42,18 @@ if pgrep -x prometheus >/dev/null 2>&1 || pgrep -f prometheus-node-exporter >/de
 fi
 
 # npm packages for the integration tests (the official OpenAI SDK) and the benchmark peer.
-if [ ! -d tests/integration/node_modules/openai ]; then
+if [ ! -d tests/integration/node_modules/openai ] || [ ! -d tests/integration/node_modules/playwright-core ]; then
   (cd tests/integration && npm ci --no-audit --no-fund --loglevel=error 2>/dev/null || npm install --no-audit --no-fund --loglevel=error)
+fi
+# The dashboard (ui/): built with npm into ui/dist, which cmake embeds in the binary
+# (src/ui/CMakeLists.txt), so this runs before any configure. Rebuilt only when missing or
+# older than its sources.
+if [ ! -d ui/node_modules/uplot ] || [ ! -x ui/node_modules/.bin/esbuild ]; then
+  (cd ui && npm ci --no-audit --no-fund --loglevel=error)
+fi
+if [ ! -f ui/dist/index.html ] || [ -n "$(find ui/src ui/build.mjs ui/package.json ui/package-lock.json -newer ui/dist/index.html 2>/dev/null | head -1)" ]; then
+  echo "setup: building the dashboard (ui/dist)"
+  (cd ui && npm run --silent build)
 fi
 # promptfoo (and Node 22, which it needs, as the npm package `node`) for the promptfoo parity test.
 if [ ! -x tests/parity/node_modules/.bin/promptfoo ] || [ ! -x tests/parity/node_modules/.bin/node ]; then

@@ -11,6 +11,7 @@
 #include <simdjson.h>
 
 #include "control/releases.hpp"
+#include "control/spend.hpp"
 #include "core/crypto.hpp"
 #include "core/strings.hpp"
 #include "rollout/controller.hpp"
@@ -130,6 +131,11 @@ awaitable<bool> AdminHandler::handle(beast::tcp_stream& stream, beast::flat_buff
     auto snap = env_.shared.snapshots.current();
     co_return co_await reply(http::status::ok, upstreams_json(*snap, env_.shared.retry_budget, unix_millis()));
   }
+  // GET /admin/v1/timeline, GET /admin/v1/routes/{r}/readiness (gateway/incident_admin.hpp).
+  if (is_get && env_.incident) {
+    std::optional<AdminAnswer> a = co_await env_.incident->endpoint(std::string(path), std::string(target.substr(path.size() + (target.size() > path.size()))));
+    if (a) co_return co_await reply(static_cast<http::status>(a->status), std::move(a->body));
+  }
   // GET /admin/v1/alarms, GET /admin/v1/series?route=R[&window_s=600] (alarms_admin.hpp): any role.
   if (is_get && env_.alarms) {
     const std::string_view q = target.find('?') == std::string_view::npos ? "" : target.substr(target.find('?') + 1);
@@ -142,11 +148,6 @@ awaitable<bool> AdminHandler::handle(beast::tcp_stream& stream, beast::flat_buff
     int days = 7;
     if (size_t at = q.find("days="); at != std::string_view::npos) days = std::clamp(std::atoi(std::string(q.substr(at + 5)).c_str()), 1, 7);
     co_return co_await reply(http::status::ok, headroom_json(env_.shared, unix_millis(), days));
-  }
-  // GET /admin/v1/timeline, GET /admin/v1/routes/{r}/readiness (gateway/incident_admin.hpp).
-  if (is_get && env_.incident) {
-    std::optional<AdminAnswer> a = co_await env_.incident->endpoint(std::string(path), std::string(target.substr(path.size() + (target.size() > path.size()))));
-    if (a) co_return co_await reply(static_cast<http::status>(a->status), std::move(a->body));
   }
   // GET /admin/v1/flags/{key}/readout: a release flag's experiment (rollout/experiment.hpp).
   if (is_get && starts_with(path, "/admin/v1/flags/") && path.ends_with("/readout")) {
@@ -204,6 +205,13 @@ awaitable<bool> AdminHandler::handle(beast::tcp_stream& stream, beast::flat_buff
       auto r = st.get_eval_run(std::string(path.substr(16)));
       if (!r) co_return co_await error(http::status::not_found, "eval_run_not_found", "no eval run " + std::string(path.substr(16)));
       co_return co_await reply(http::status::ok, control::eval_run_json(*r, true));
+    }
+    // GET /admin/v1/spend[?days=N&route=R]: spend per day, per route with its week-over-week
+    // trend, per release and per tenant (control/spend.hpp).
+    if (path == "/admin/v1/spend" && is_get) {
+      std::string d = query_param("days");
+      co_return co_await reply(http::status::ok, control::spend_json(st, admission::day_of(unix_millis()),
+                                                                     d.empty() ? 14 : std::atoi(d.c_str()), query_param("route")));
     }
     if (path == "/admin/v1/audit" && is_get) {
       std::string lim = query_param("limit");

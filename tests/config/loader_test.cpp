@@ -286,12 +286,13 @@ TEST(ConfigLoader, FallbackChains) {
 }
 
 TEST(ConfigLoader, AlarmsSection) {
-  auto r = load("alarms:\n  - {name: a, metric: refusal_rate, scope: {route: chat}, threshold: 0.05, window: 15m}\n");
+  auto r = load("alarms:\n  - {name: a, metric: refusal_rate, scope: {route: chat}, threshold: 0.05, window: 15m}\n"
+                "upstreams:\n  - {name: u, url: http://a/v1}\n");
   ASSERT_TRUE(r.ok()) << r.errors[0];
   ASSERT_TRUE(r.config.alarms);
   ASSERT_EQ(r.config.alarms->size(), 1u);
   EXPECT_EQ(r.config.alarm_refusal_routes, std::vector<std::string>{"chat"});
-  EXPECT_TRUE(has_error(load("alarms:\n  - {name: a, metric: nope, threshold: 1}\n"), "test.yaml:2:26: unknown metric 'nope'"));
+  EXPECT_TRUE(has_error(load("alarms:\n  - {name: a, metric: nope, threshold: 1}\nupstreams:\n  - {name: u, url: http://a/v1}\n"), "test.yaml:2:23: unknown metric 'nope'"));
   EXPECT_TRUE(load("listen: 127.0.0.1:1\n").config.alarm_refusal_routes.empty());
 }
 

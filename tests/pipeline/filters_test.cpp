@@ -555,6 +555,7 @@ TEST(RolloutFilter, ReportsTheArmMirrorsWithinCapacityAndBlamesAFailedCandidate)
     ctx.tokens_out = 1000;
     ctx.status = status;
     ctx.error = error;
+    ctx.cost_usd = request_cost(ctx, Clock::now());  // as Chain::on_complete sets it
     return ctx;
   };
   RequestContext ok = finished(200, ErrorKind::kNone);

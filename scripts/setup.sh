@@ -9,7 +9,7 @@ PKGS=(build-essential cmake ninja-build ccache pkg-config git
       libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev libmimalloc-dev
       clang libclang-rt-14-dev
       nghttp2-client nginx-light curl procps openssl strace linux-perf
-      prometheus
+      prometheus postgresql libpq-dev redis-server libhiredis-dev libsqlite3-dev
       nodejs npm chromium)
 
 missing=()

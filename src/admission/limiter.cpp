@@ -93,10 +93,15 @@ Registry::Entry& Registry::entry(std::string_view tenant) {
   auto it = by_tenant_.find(std::string(tenant));
   if (it == by_tenant_.end()) {
     auto e = std::make_unique<Entry>();
-    e->limiter = std::make_unique<LocalLimiter>();
+    e->limiter = factory_ ? factory_(std::string(tenant)) : std::make_unique<LocalLimiter>();
     it = by_tenant_.emplace(std::string(tenant), std::move(e)).first;
   }
   return *it->second;  // entries are never erased: the reference outlives the lock
+}
+
+void Registry::set_factory(Factory f) {
+  std::lock_guard<std::mutex> lock(mu_);
+  factory_ = std::move(f);
 }
 
 Limiter& Registry::get(std::string_view tenant) { return *entry(tenant).limiter; }

@@ -40,7 +40,8 @@ struct BucketView {
 struct Decision {
   bool admitted = false;
   int64_t in_flight = 0;  // the tenant's requests in flight (after this one, when admitted)
-  enum class Why { kNone, kRequests, kTokens, kConcurrency } why = Why::kNone;
+  // kUnavailable: a shared limiter whose store cannot be reached, configured to fail closed.
+  enum class Why { kNone, kRequests, kTokens, kConcurrency, kUnavailable } why = Why::kNone;
   int64_t retry_after_ms = 0;  // when the refused request would fit (0 when admitted)
   BucketView requests, tokens;
 };
@@ -116,6 +117,10 @@ std::string month_name(int64_t month);
 // Each tenant's limiter and budget, kept across snapshots (keyed by tenant name).
 class Registry {
  public:
+  // Makes each tenant's limiter (default: a LocalLimiter). Set once at start, before any
+  // tenant is seen: the shared limiter of several replicas (src/sharedlimits).
+  using Factory = std::function<std::unique_ptr<Limiter>(const std::string& tenant)>;
+  void set_factory(Factory f);
   Limiter& get(std::string_view tenant);
   Budget& budget(std::string_view tenant);
   // Every tenant seen so far (metrics, the admin view, persisting spend).
@@ -128,6 +133,7 @@ class Registry {
   };
   Entry& entry(std::string_view tenant);
   std::mutex mu_;
+  Factory factory_;
   std::unordered_map<std::string, std::unique_ptr<Entry>> by_tenant_;
 };
 

@@ -256,6 +256,23 @@ struct Telemetry {
   Otlp otlp;
 };
 
+// shared_limits: the tenants' rpm and tpm buckets shared by every replica through Redis
+// (src/sharedlimits, docs/replicas.md). Off unless `redis` is set; read once at start.
+struct SharedLimits {
+  std::string redis;      // as written: redis://host[:port] or unix:/path/to/redis.sock
+  std::string host;       // parsed from `redis` (TCP)
+  int port = 6379;
+  std::string unix_path;  // parsed from `redis` (unix:)
+  bool fail_open = true;  // on_unavailable: fail_open (local share) | fail_closed (503)
+  std::string key_prefix = "sluice:";
+  int64_t connect_timeout_ms = 200;
+  int64_t command_timeout_ms = 100;
+  int64_t sync_interval_ms = 5;     // leases and returns, batched in one round trip
+  double slice_fraction = 0.005;    // the most a replica leases ahead, as a fraction of a limit
+  int64_t heartbeat_ms = 1000;      // replicas count each other (a replica expires after 3 beats)
+  bool enabled() const { return !redis.empty(); }
+};
+
 struct Config {
   std::string source;  // file it came from, or "<flags>"
   std::string listen = "127.0.0.1:8080";
@@ -276,6 +293,7 @@ struct Config {
   FlagsConfig flags;
   Autoscale autoscale;
   Telemetry telemetry;
+  SharedLimits shared_limits;
   std::vector<ApiKey> api_keys;
   std::vector<Tenant> tenants;
   // Every request needs a key even when none is usable (the store has tenants or keys, all

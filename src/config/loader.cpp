@@ -202,13 +202,61 @@ class Walker {
     }
   }
 
+  void shared_limits(const YAML::Node& n, SharedLimits& o) {
+    if (!n || !expect_map(n, "shared_limits")) return;
+    allow_keys(n,
+               {"redis", "on_unavailable", "key_prefix", "connect_timeout_ms", "command_timeout_ms", "sync_interval_ms",
+                "slice_fraction", "heartbeat_ms"},
+               "shared_limits");
+    str(n, "redis", o.redis);
+    const std::string_view r = o.redis;
+    if (r.empty()) {
+      error(n, "shared_limits needs 'redis' (redis://host:port or unix:/path/to/redis.sock)");
+    } else if (r.starts_with("unix:")) {
+      o.unix_path = std::string(r.substr(r.starts_with("unix://") ? 7 : 5));
+      if (o.unix_path.empty() || o.unix_path[0] != '/')
+        error(n["redis"], "shared_limits: 'redis' unix socket must be an absolute path (unix:/run/redis.sock)");
+    } else if (r.starts_with("redis://")) {
+      std::string_view hp = r.substr(8);
+      if (!hp.empty() && hp.back() == '/') hp.remove_suffix(1);
+      if (hp.find_first_of("/@?") != std::string_view::npos) {
+        error(n["redis"], "shared_limits: 'redis' must be redis://host[:port] (no user, password or database)");
+      } else if (hp.find(':') == std::string_view::npos || hp.front() == '[') {
+        o.host = std::string(hp);
+        if (o.host.empty()) error(n["redis"], "shared_limits: 'redis' needs a host (redis://127.0.0.1:6379)");
+      } else if (auto h = parse_host_port(hp); h && h->port > 0) {
+        o.host = h->host;
+        o.port = h->port;
+      } else {
+        error(n["redis"], "shared_limits: 'redis' must be redis://host[:port] with a port in 1-65535");
+      }
+    } else {
+      error(n["redis"], "shared_limits: 'redis' must start with redis:// or unix:");
+    }
+    std::string mode = o.fail_open ? "fail_open" : "fail_closed";
+    str(n, "on_unavailable", mode);
+    if (mode != "fail_open" && mode != "fail_closed")
+      error(n["on_unavailable"], "shared_limits: 'on_unavailable' must be fail_open or fail_closed");
+    o.fail_open = mode == "fail_open";
+    str(n, "key_prefix", o.key_prefix);
+    if (o.key_prefix.size() > 64 || o.key_prefix.find_first_of(" \r\n\t") != std::string::npos)
+      error(n["key_prefix"], "shared_limits: 'key_prefix' must be at most 64 characters without spaces");
+    integer(n, "connect_timeout_ms", o.connect_timeout_ms, 1, 60000);
+    integer(n, "command_timeout_ms", o.command_timeout_ms, 1, 60000);
+    integer(n, "sync_interval_ms", o.sync_interval_ms, 1, 1000);
+    integer(n, "heartbeat_ms", o.heartbeat_ms, 100, 60000);
+    number(n, "slice_fraction", o.slice_fraction);
+    if (o.slice_fraction <= 0 || o.slice_fraction > 0.5)
+      error(n["slice_fraction"] ? n["slice_fraction"] : n, "shared_limits: 'slice_fraction' must be in (0, 0.5]");
+  }
+
   void load(const YAML::Node& root, Config& c) {
     if (root.IsNull()) return;
     if (!expect_map(root, "the configuration")) return;
     allow_keys(root,
                {"listen", "admin_listen", "threads", "data_dir", "allow_public_unauthenticated", "limits",
                 "request_log", "upstreams", "pools", "routes", "fallbacks", "long_context", "response_cache", "api_keys", "tenants",
-                "admin", "cors", "responses", "flags", "autoscale", "alarms", "telemetry"},
+                "admin", "cors", "responses", "flags", "autoscale", "alarms", "telemetry", "shared_limits"},
                "the configuration");
     str(root, "listen", c.listen);
     str(root, "admin_listen", c.admin_listen);
@@ -244,6 +292,7 @@ class Walker {
       }
     }
     telemetry(root["telemetry"], c.telemetry);
+    shared_limits(root["shared_limits"], c.shared_limits);
     if (YAML::Node l = root["request_log"]; l && expect_map(l, "request_log")) {
       allow_keys(l, {"enabled", "path", "queue_capacity", "bodies"}, "request_log");
       boolean(l, "enabled", c.request_log.enabled);

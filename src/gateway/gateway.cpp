@@ -416,7 +416,9 @@ std::optional<OpsResponse> ops_endpoint(Shared& shared, std::string_view path) {
     bool ready = shared.ready.load() && !shared.draining.load() && snap && !snap->upstreams().empty();
     std::string body = std::string("{\"ready\":") + (ready ? "true" : "false") +
                        ",\"draining\":" + (shared.draining.load() ? "true" : "false") +
-                       ",\"config_version\":" + std::to_string(snap ? snap->version() : 0) + "}\n";
+                       ",\"config_version\":" + std::to_string(snap ? snap->version() : 0);
+    if (shared.shared_limits) body += ",\"shared_limits\":" + shared.shared_limits->status_json();
+    body += "}\n";
     return OpsResponse{ready ? http::status::ok : http::status::service_unavailable, std::move(body), "application/json"};
   }
   // The autoscaling signal (KEDA's metrics-api scaler; docs/autoscaling.md).
@@ -436,6 +438,7 @@ std::optional<OpsResponse> ops_endpoint(Shared& shared, std::string_view path) {
     body += response_cache_prometheus(shared.response_cache);
     body += responses_store_prometheus(shared.responses, shared.responses_journal.dropped());
     if (shared.otel) body += shared.otel->prometheus();
+    if (shared.shared_limits) body += shared.shared_limits->prometheus();
     return OpsResponse{http::status::ok, std::move(body), "text/plain; version=0.0.4"};
   }
   return std::nullopt;
@@ -893,6 +896,20 @@ struct Gateway::Impl {
                    "--allow-public-unauthenticated\n";
       return 2;
     }
+    if (cfg.shared_limits.enabled()) {  // read once at start: tenants' rpm/tpm shared through Redis
+      shared.shared_limits = std::make_unique<sharedlimits::Service>(cfg.shared_limits, [this] {
+        std::vector<std::pair<std::string, admission::Limits>> out;
+        if (auto snap = shared.snapshots.current())
+          for (const auto& t : snap->config().tenants) out.emplace_back(t.name, t.limits);
+        return out;
+      });
+      sharedlimits::Service* svc = shared.shared_limits.get();
+      shared.tenant_limits.set_factory([svc](const std::string& tenant) { return svc->make_limiter(tenant); });
+      svc->start();
+      if (opts.announce)
+        std::cerr << "sluice: shared limits on " << cfg.shared_limits.redis << " ("
+                  << (svc->reachable() ? "reachable" : "unreachable, retrying") << ")\n";
+    }
     try {
       restore_spend();
       restore_responses(cfg.responses);
@@ -1033,6 +1050,7 @@ struct Gateway::Impl {
     for (auto& t : threads) t.join();
     if (shared.reqlog) shared.reqlog->stop();
     if (shared.otel) shared.otel->stop();
+    if (shared.shared_limits) shared.shared_limits->stop();
     if (opts.announce) std::cerr << "sluice: stopped\n";
     return 0;
   }

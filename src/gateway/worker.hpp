@@ -31,6 +31,7 @@
 #include "scale/monitor.hpp"
 #include "incident/ring.hpp"
 #include "otel/exporter.hpp"
+#include "sharedlimits/service.hpp"
 
 namespace sluice::reqlog {
 class RequestLog;
@@ -79,6 +80,7 @@ struct Shared {
   std::unique_ptr<metrics::Registry> metrics;
   std::unique_ptr<reqlog::RequestLog> reqlog;
   std::unique_ptr<otel::Exporter> otel;  // telemetry.otlp (set at start; null when off)
+  std::unique_ptr<sharedlimits::Service> shared_limits;  // shared_limits (Redis; set at start; null when off)
   std::atomic<bool> draining{false};
   std::atomic<bool> ready{false};
   std::unique_ptr<rollout::Sink> rollout_sink;  // finished requests of routes under a rollout

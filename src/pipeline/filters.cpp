@@ -197,6 +197,14 @@ class RateLimitFilter final : public Filter {
       const int64_t ms = std::max<int64_t>(d.retry_after_ms, 1);
       ctx.retry_after(ms);
       using W = admission::Decision::Why;
+      if (d.why == W::kUnavailable) {  // shared limits, store unreachable, on_unavailable: fail_closed
+        ApiError e = error_of(ErrorKind::kOverloaded, "The rate limit store is unavailable, so tenant '" + t->name +
+                                                          "' cannot be admitted (shared_limits fails closed). Please try again in " +
+                                                          admission::reset_text(ms) + ".");
+        e.code = "rate_limit_store_unavailable";
+        env.metrics.refused(t->name, "limit_store_unavailable");
+        return Verdict::fail(std::move(e));
+      }
       const char* what = d.why == W::kRequests ? "requests per min (RPM)"
                          : d.why == W::kTokens ? "tokens per min (TPM)"
                                                : "concurrent requests";

@@ -163,11 +163,16 @@ void Service::stop() {
 
 void Service::run() {
   int64_t backoff = 50, last_beat = up_.load() ? unix_millis() : 0, last_tenants = 0;
+  bool have_tenants = false;
   while (!hub_.stopping()) {
     const int64_t now = unix_millis();
-    if (tenants_ && now - last_tenants >= 1000) {  // lease for the configured tenants before their first request
+    // Lease for the configured tenants before their first request: every second, and every
+    // 100 ms until the first snapshot (published after start()) names some.
+    if (tenants_ && now - last_tenants >= (have_tenants ? 1000 : 100)) {
       last_tenants = now;
-      for (auto& [name, limits] : tenants_()) {
+      auto list = tenants_();
+      have_tenants = !list.empty();
+      for (auto& [name, limits] : list) {
         if (limits.rpm <= 0 && limits.tpm <= 0) continue;
         auto st = hub_.add(name);
         std::lock_guard<std::mutex> lock(st->mu);

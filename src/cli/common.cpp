@@ -24,6 +24,8 @@ std::string Common::token() const {
 void add_common_options(CLI::App* c, Common& common) {
   if (const char* u = std::getenv("SLUICE_ADMIN_URL"); u && common.admin_url.empty()) common.admin_url = u;
   c->add_option("--data-dir", common.data_dir, "state directory (default ./sluice-data)");
+  c->add_option("--store", common.store,
+                "the store: a postgres:// URL or a SQLite file (default $SLUICE_STORE_URL, then DATA_DIR/sluice.db)");
   c->add_option("--actor", common.actor, "who is acting, for the audit log (default cli:$USER@host)");
   c->add_option("--admin", common.admin_url,
                 "a running gateway's admin URL (http://host:port; env SLUICE_ADMIN_URL): act through its API");
@@ -67,7 +69,7 @@ std::string default_actor() {
 std::unique_ptr<store::Store> open(const Common& c) {
   std::filesystem::create_directories(c.data_dir);
   std::string err;
-  auto s = store::open_sqlite(c.data_dir + "/sluice.db", err);
+  auto s = store::open_store(store::store_location(c.store, c.data_dir), err);
   if (!s) std::cerr << "error: " << err << "\n";
   return s;
 }

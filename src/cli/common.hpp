@@ -13,6 +13,7 @@ namespace sluice::cli {
 
 struct Common {
   std::string data_dir = "./sluice-data";
+  std::string store;  // --store: a postgres:// URL or SQLite path (default: $SLUICE_STORE_URL, then DATA_DIR/sluice.db)
   std::string actor;
   std::string admin_url;    // set: talk to a running gateway's admin API instead of the store
   std::string admin_token;  // bearer token for it (default: SLUICE_ADMIN_TOKEN, then DATA_DIR/admin.token)

@@ -79,7 +79,7 @@ std::function<int()> add_eval_commands(CLI::App& app) {
   auto run_id = std::make_shared<std::string>();
   auto open_store = [data_dir]() -> std::unique_ptr<store::Store> {
     std::string err;
-    auto s = store::open_sqlite(*data_dir + "/sluice.db", err);
+    auto s = store::open_store(store::store_location("", *data_dir), err);
     if (!s) std::cerr << "error: " << err << "\n";
     return s;
   };

@@ -524,7 +524,7 @@ int run_eval(const RunOptions& o, std::ostream& out, std::ostream& err) {
   std::error_code fec;
   fs::create_directories(o.data_dir, fec);
   std::string store_err;
-  auto store = store::open_sqlite(o.data_dir + "/sluice.db", store_err);
+  auto store = store::open_store(store::store_location("", o.data_dir), store_err);
   if (!store) {
     err << "error: " << store_err << "\n";
     return 2;

@@ -117,6 +117,20 @@ struct EventRecord {
   std::string kind, route, subject, summary, detail;
 };
 
+// A lease: one holder at a time (the rollout controller of several replicas).
+struct Lease {
+  std::string holder;
+  int64_t token = 0;       // raised by every change of holder; 0: never held
+  int64_t expires_ms = 0;  // unix ms
+  bool held = false;       // acquire_lease: the caller holds it now
+};
+// A write made on behalf of a lease holder: refused ("fenced") unless lease `lease` still has
+// `token`, so a holder that lost its lease (paused, cut off, presumed dead) cannot write.
+struct Fence {
+  std::string lease;
+  int64_t token = 0;
+};
+
 // Result of a mutation: error empty on success.
 struct Outcome {
   std::string error;
@@ -157,13 +171,33 @@ class Store {
   // "conflict" when someone else wrote first. When `promote_candidate` is set the route's
   // stable release becomes the candidate in the same transaction. `audit` (optional) is
   // appended in the same transaction too.
-  virtual Outcome update_rollout(RolloutRecord& r, bool promote_candidate, const AuditEntry* audit) = 0;
+  // `fence` (optional): refused with "fenced" unless its lease still has its token. `events`
+  // (optional) are appended in the same transaction: a decision and its record stand or fall
+  // together.
+  virtual Outcome update_rollout(RolloutRecord& r, bool promote_candidate, const AuditEntry* audit,
+                                 const Fence* fence = nullptr, const std::vector<RolloutEvent>* events = nullptr) = 0;
   // Commands from operators (CLI or admin API), applied by the controller in order.
   virtual Outcome add_rollout_command(const RolloutCommand& c) = 0;
   virtual std::vector<RolloutCommand> pending_rollout_commands(const std::string& rollout_id) = 0;
-  virtual void mark_rollout_command_applied(int64_t seq) = 0;
+  // False (nothing written) when `fence` is given and no longer holds.
+  virtual bool mark_rollout_command_applied(int64_t seq, const Fence* fence = nullptr) = 0;
   virtual void append_rollout_event(const RolloutEvent& e) = 0;
   virtual std::vector<RolloutEvent> rollout_events(const std::string& rollout_id, int64_t after_seq) = 0;
+  // Each replica's own evidence of a rollout (cumulative JSON, replaced as it grows): written
+  // by every replica, merged by the controller. Not a change the snapshot shows.
+  virtual void put_rollout_evidence(const std::string& rollout_id, const std::string& replica, const std::string& json,
+                                    int64_t now_ms) = 0;
+  virtual std::vector<std::pair<std::string, std::string>> list_rollout_evidence(const std::string& rollout_id) = 0;
+
+  // Leases. acquire_lease takes `name` for `holder` until now_ms + ttl_ms when nobody holds
+  // it, it expired, or `holder` holds it already (a renewal keeps the token; a take-over
+  // raises it). `steal_from`: a holder the caller knows is dead (a process of this host that
+  // no longer exists), whose lease counts as expired. Returns the lease as it is after the
+  // call. Holders' clocks must agree to well within the ttl. release_lease lets another
+  // replica take over at once.
+  virtual Lease acquire_lease(const std::string& name, const std::string& holder, int64_t ttl_ms, int64_t now_ms,
+                              const std::string& steal_from = "") = 0;
+  virtual void release_lease(const std::string& name, const std::string& holder) = 0;
 
   // Route policies (audited).
   virtual Outcome set_route_policy(const RoutePolicy& p, const std::string& reason) = 0;
@@ -233,9 +267,23 @@ class Store {
   // Changes only when another connection (e.g. the CLI) commits: what a process that does
   // its own writes polls.
   virtual uint64_t external_change_counter() = 0;
+  // False while a networked store is unreachable (the gateway keeps serving its last
+  // snapshot and reports itself not ready for changes). Never blocks.
+  virtual bool connected() { return true; }
 };
 
 // Opens (creating if needed) a SQLite store in WAL mode and applies pending migrations.
 std::unique_ptr<Store> open_sqlite(const std::string& path, std::string& error);
+// Opens a PostgreSQL store (a postgres:// URL) and applies pending migrations; replicas
+// starting together apply each one once.
+std::unique_ptr<Store> open_postgres(const std::string& url, std::string& error);
+// A postgres:// or postgresql:// URL opens PostgreSQL; anything else is a SQLite file path.
+bool is_postgres_url(const std::string& where);
+std::unique_ptr<Store> open_store(const std::string& where, std::string& error);
+// Where the store lives: $SLUICE_STORE_URL when set, else `configured` (the config's `store`
+// or a --store flag) when not empty, else DATA_DIR/sluice.db.
+std::string store_location(const std::string& configured, const std::string& data_dir);
+// The location with any password replaced by "***" (for logs and errors).
+std::string redact_location(const std::string& where);
 
 }  // namespace sluice::store

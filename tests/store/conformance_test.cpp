@@ -1,11 +1,14 @@
-// The store conformance suite: every backend runs the same tests (SQLite today; the
-// PostgreSQL backend adds its factory to kBackends).
+// The store conformance suite: every backend runs the same tests, SQLite and PostgreSQL
+// (a real server started for this process by scripts/pg-test-server.sh, one database per test).
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <functional>
 
@@ -20,11 +23,54 @@ struct Backend {
   std::function<std::unique_ptr<Store>(const std::string& dir)> open;
 };
 
+// The PostgreSQL server of this test process: started on first use, stopped at exit.
+struct PgServer {
+  std::string dir, port, error;
+  PgServer() {
+    dir = (fs::temp_directory_path() / ("sluice-pg-" + std::to_string(::getpid()))).string();
+    std::string script = std::string(SLUICE_SOURCE_DIR) + "/scripts/pg-test-server.sh";
+    std::string cmd = script + " start " + dir + " 2>&1";
+    FILE* p = popen(cmd.c_str(), "r");
+    char buf[512];
+    std::string out;
+    while (p && fgets(buf, sizeof buf, p)) out += buf;
+    int rc = p ? pclose(p) : -1;
+    if (rc != 0) error = "PostgreSQL did not start: " + out;
+    else port = out.substr(0, out.find('\n'));
+  }
+  ~PgServer() {
+    std::string cmd = std::string(SLUICE_SOURCE_DIR) + "/scripts/pg-test-server.sh stop " + dir;
+    if (std::system(cmd.c_str()) == 0) fs::remove_all(dir);
+  }
+  // A database per test directory (two opens of one dir share it, as two SQLite
+  // connections to one file do).
+  std::string url_for(const std::string& test_dir) {
+    std::string db = "t_" + fs::path(test_dir).filename().string();
+    for (char& c : db)
+      if (!isalnum(static_cast<unsigned char>(c))) c = '_';
+    std::string cmd = "psql -q -h 127.0.0.1 -p " + port + " -U postgres -d postgres -c 'CREATE DATABASE " + db +
+                      "' >/dev/null 2>&1";
+    (void)std::system(cmd.c_str());  // "already exists" on the second open
+    return "postgresql://postgres@127.0.0.1:" + port + "/" + db;
+  }
+};
+PgServer& pg_server() {
+  static PgServer server;
+  return server;
+}
+
 const Backend kBackends[] = {
     {"sqlite",
      [](const std::string& dir) {
        std::string err;
        auto s = open_sqlite(dir + "/sluice.db", err);
+       EXPECT_TRUE(s) << err;
+       return s;
+     }},
+    {"postgres",
+     [](const std::string& dir) {
+       std::string err;
+       auto s = open_postgres(pg_server().url_for(dir), err);
        EXPECT_TRUE(s) << err;
        return s;
      }},
@@ -37,6 +83,7 @@ class StoreConformance : public ::testing::TestWithParam<Backend> {
                                         std::to_string(++counter)))
               .string();
     fs::create_directories(dir);
+    if (std::string(GetParam().name) == "postgres" && !pg_server().error.empty()) GTEST_SKIP() << pg_server().error;
     s = GetParam().open(dir);
     ASSERT_TRUE(s);
   }
@@ -151,6 +198,8 @@ TEST_P(StoreConformance, ChangeCounterSeesOtherConnections) {
   auto other = GetParam().open(dir);
   bool c;
   other->create_release(rel("rel_from_other"), {}, c);
+  // A networked store learns of it by notification: within the propagation bound (1 s).
+  for (int i = 0; i < 100 && s->change_counter() == before; ++i) usleep(10000);
   EXPECT_NE(s->change_counter(), before);
   EXPECT_TRUE(s->get_release("rel_from_other"));
 }
@@ -245,6 +294,103 @@ TEST_P(StoreConformance, RolloutsAreOnePerRouteWithCompareAndSet) {
   EXPECT_FALSE(s->add_rollout_command({0, "ro_1", "pause", "alice", "", 0}).ok()) << "not active any more";
   EXPECT_TRUE(s->rollback("bot", "t", "").ok());
   EXPECT_EQ(s->list_rollouts("bot", false).size(), 1u);
+}
+
+// One rollout controller at a time: a lease with a fencing token.
+TEST_P(StoreConformance, LeasesHaveOneHolderAndFenceStaleWriters) {
+  bool created = false;
+  ASSERT_TRUE(s->create_release(rel("rel_a"), {}, created).ok());
+  ASSERT_TRUE(s->create_release(rel("rel_b"), {}, created).ok());
+  ASSERT_TRUE(s->promote("bot", "rel_a", "t", "").ok());
+  RolloutRecord r;
+  r.id = "ro_1";
+  r.route = "bot";
+  r.stable_release = "rel_a";
+  r.candidate_release = "rel_b";
+  r.spec = "{}";
+  r.state = "{\"new\":true}";
+  r.created_by = "t";
+  ASSERT_TRUE(s->create_rollout(r, "why").ok());
+  auto other = GetParam().open(dir);  // a second replica
+
+  Lease a = s->acquire_lease("ctl", "A", 5000, 1000);
+  ASSERT_TRUE(a.held);
+  EXPECT_EQ(a.token, 1);
+  Lease b = other->acquire_lease("ctl", "B", 5000, 2000);
+  EXPECT_FALSE(b.held) << "A holds it until 6000";
+  EXPECT_EQ(b.holder, "A");
+  Lease a2 = s->acquire_lease("ctl", "A", 5000, 4000);
+  ASSERT_TRUE(a2.held);
+  EXPECT_EQ(a2.token, 1) << "a renewal keeps the token";
+  EXPECT_EQ(a2.expires_ms, 9000);
+  EXPECT_FALSE(other->acquire_lease("ctl", "B", 5000, 8999).held);
+  Lease b2 = other->acquire_lease("ctl", "B", 5000, 9001);  // A went silent: B takes over
+  ASSERT_TRUE(b2.held);
+  EXPECT_EQ(b2.token, 2);
+
+  // A still believes it leads: its writes are refused, B's go through.
+  Fence stale{"ctl", 1}, current{"ctl", 2};
+  auto ro = s->get_rollout("ro_1");
+  ASSERT_TRUE(ro);
+  ro->state = "{\"step\":5}";
+  std::vector<RolloutEvent> ev{{0, "ro_1", 0, "step", "{}"}};
+  EXPECT_EQ(s->update_rollout(*ro, false, nullptr, &stale, &ev).error, "fenced");
+  EXPECT_TRUE(s->rollout_events("ro_1", 0).empty()) << "a fenced decision leaves no event";
+  ASSERT_TRUE(s->add_rollout_command({0, "ro_1", "pause", "alice", "", 0}).ok());
+  auto cmds = s->pending_rollout_commands("ro_1");
+  ASSERT_EQ(cmds.size(), 1u);
+  EXPECT_FALSE(s->mark_rollout_command_applied(cmds[0].seq, &stale));
+  EXPECT_EQ(s->pending_rollout_commands("ro_1").size(), 1u) << "the command waits for the real controller";
+  auto ro_b = other->get_rollout("ro_1");
+  ro_b->state = "{\"step\":1}";
+  ASSERT_TRUE(other->update_rollout(*ro_b, false, nullptr, &current, &ev).ok());
+  EXPECT_EQ(s->rollout_events("ro_1", 0).size(), 1u) << "the events come with the state, in one transaction";
+  EXPECT_TRUE(other->mark_rollout_command_applied(cmds[0].seq, &current));
+  EXPECT_EQ(s->get_rollout("ro_1")->state, "{\"step\":1}");
+
+  // A clean shutdown lets the next replica in at once; a dead holder of this host can be replaced.
+  other->release_lease("ctl", "B");
+  Lease a3 = s->acquire_lease("ctl", "A", 5000, 9100);
+  ASSERT_TRUE(a3.held);
+  EXPECT_EQ(a3.token, 3);
+  EXPECT_FALSE(other->acquire_lease("ctl", "B", 5000, 9200).held);
+  Lease b3 = other->acquire_lease("ctl", "B", 5000, 9200, "A");
+  ASSERT_TRUE(b3.held) << "A is known dead";
+  EXPECT_EQ(b3.token, 4);
+}
+
+// Every replica publishes its own evidence; the rows are bookkeeping, not a change to republish.
+TEST_P(StoreConformance, RolloutEvidenceRowsPerReplicaAreNotChanges) {
+  bool created = false;
+  ASSERT_TRUE(s->create_release(rel("rel_a"), {}, created).ok());
+  ASSERT_TRUE(s->create_release(rel("rel_b"), {}, created).ok());
+  ASSERT_TRUE(s->promote("bot", "rel_a", "t", "").ok());
+  RolloutRecord r;
+  r.id = "ro_1";
+  r.route = "bot";
+  r.stable_release = "rel_a";
+  r.candidate_release = "rel_b";
+  r.spec = "{}";
+  r.state = "{\"new\":true}";
+  r.created_by = "t";
+  ASSERT_TRUE(s->create_rollout(r, "why").ok());
+  auto other = GetParam().open(dir);
+  const uint64_t before = s->external_change_counter();
+  other->put_rollout_evidence("ro_1", "r2", "{\"n\":1}", 10);
+  other->put_rollout_evidence("ro_1", "r2", "{\"n\":2}", 20);  // replaced as it grows
+  other->put_rollout_evidence("ro_1", "r3", "{\"n\":7}", 30);
+  s->put_rollout_evidence("ro_1", "r1", "{\"n\":4}", 40);
+  auto rows = s->list_rollout_evidence("ro_1");
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_EQ(rows[0], (std::pair<std::string, std::string>{"r1", "{\"n\":4}"}));
+  EXPECT_EQ(rows[1], (std::pair<std::string, std::string>{"r2", "{\"n\":2}"}));
+  EXPECT_EQ(rows[2].first, "r3");
+  usleep(50000);
+  EXPECT_EQ(s->external_change_counter(), before) << "evidence rows must not make replicas republish";
+  // A change the snapshot shows still does.
+  ASSERT_TRUE(other->add_rollout_command({0, "ro_1", "pause", "alice", "", 0}).ok());
+  for (int i = 0; i < 100 && s->external_change_counter() == before; ++i) usleep(10000);
+  EXPECT_NE(s->external_change_counter(), before);
 }
 
 TEST_P(StoreConformance, PassingEvalRunsAttachToTheReleaseAndPoliciesAreKept) {
@@ -392,6 +538,8 @@ TEST_P(StoreConformance, FlagsAreWrittenAllOrNothingWithTheirAudit) {
                                  {entry("zeta", "{\"z\":1}"), entry("alpha", "{\"a\":1}")});
   ASSERT_TRUE(first.ok()) << first.error;
   EXPECT_NE(s->change_counter(), counter) << "a flag write counts as a change";
+  // A networked store learns of it by notification: within the propagation bound (1 s).
+  for (int i = 0; i < 100 && other->external_change_counter() == other_seen; ++i) usleep(10000);
   EXPECT_NE(other->external_change_counter(), other_seen) << "another connection's poll sees it";
   auto listed = s->list_flags();
   ASSERT_EQ(listed.size(), 2u);

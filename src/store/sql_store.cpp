@@ -1,7 +1,6 @@
-// store/sqlite_store.cpp: the embedded backend. WAL journal, synchronous=FULL, a busy
-// timeout for the CLI writing while a gateway runs, and one transaction per mutation.
-#include <sqlite3.h>
-
+// store/sql_store.cpp: the Store over any SQL database (db.hpp): one transaction per
+// mutation, its audit entry inside it. The SQL is the common dialect of SQLite and
+// PostgreSQL (`?` placeholders, ON CONFLICT, RETURNING); the backends differ only in db.hpp.
 #include <algorithm>
 #include <chrono>
 #include <mutex>
@@ -9,6 +8,7 @@
 
 #include "core/strings.hpp"
 #include "store/history.hpp"
+#include "store/db.hpp"
 #include "store/migrations.hpp"
 #include "store/store.hpp"
 
@@ -21,63 +21,6 @@ int64_t now_ms() {
       .count();
 }
 
-class Stmt {
- public:
-  Stmt(sqlite3* db, const char* sql) : db_(db) {
-    if (sqlite3_prepare_v2(db, sql, -1, &s_, nullptr) != SQLITE_OK)
-      throw std::runtime_error(std::string("sqlite prepare: ") + sqlite3_errmsg(db));
-  }
-  ~Stmt() { sqlite3_finalize(s_); }
-  Stmt& bind(int i, const std::string& v) {
-    sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-    return *this;
-  }
-  Stmt& bind_blob(int i, const std::string& v) {
-    sqlite3_bind_blob(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-    return *this;
-  }
-  Stmt& bind(int i, int64_t v) {
-    sqlite3_bind_int64(s_, i, v);
-    return *this;
-  }
-  Stmt& bind_double(int i, double v) {
-    sqlite3_bind_double(s_, i, v);
-    return *this;
-  }
-  Stmt& bind_null_if_empty(int i, const std::string& v) {
-    if (v.empty()) {
-      sqlite3_bind_null(s_, i);
-      return *this;
-    }
-    return bind(i, v);
-  }
-  // Ready to run again with new bindings (one statement prepared for a batch of rows).
-  Stmt& reset() {
-    sqlite3_reset(s_);
-    return *this;
-  }
-  bool step() {
-    int rc = sqlite3_step(s_);
-    if (rc == SQLITE_ROW) return true;
-    if (rc == SQLITE_DONE) return false;
-    throw std::runtime_error(std::string("sqlite: ") + sqlite3_errmsg(db_));
-  }
-  std::string text(int col) const {
-    auto* p = reinterpret_cast<const char*>(sqlite3_column_text(s_, col));
-    return p ? std::string(p, static_cast<size_t>(sqlite3_column_bytes(s_, col))) : std::string();
-  }
-  std::string blob(int col) const {
-    auto* p = static_cast<const char*>(sqlite3_column_blob(s_, col));
-    return p ? std::string(p, static_cast<size_t>(sqlite3_column_bytes(s_, col))) : std::string();
-  }
-  int64_t integer(int col) const { return sqlite3_column_int64(s_, col); }
-  double real(int col) const { return sqlite3_column_double(s_, col); }
-
- private:
-  sqlite3* db_;
-  sqlite3_stmt* s_ = nullptr;
-};
-
 // The api_keys columns key_row() reads, in order.
 #define KEY_COLUMNS \
   "id, tenant, key_sha256, prefix, label, created_by, revoked_by, replaced_by, created_at, expires_at, revoked_at"
@@ -85,44 +28,49 @@ class Stmt {
 // The flags columns flag_row() reads, in order.
 #define FLAG_COLUMNS "key, definition, updated_by, created_at, updated_at, version"
 
-class SqliteStore final : public Store {
+class SqlStore final : public Store {
  public:
-  explicit SqliteStore(sqlite3* db) : db_(db) {}
-  ~SqliteStore() override { sqlite3_close(db_); }
+  explicit SqlStore(std::unique_ptr<Db> db) : owned_(std::move(db)), db_(owned_.get()) {}
 
-  void exec(const char* sql) {
-    char* err = nullptr;
-    if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
-      std::string m = err ? err : "unknown";
-      sqlite3_free(err);
-      throw std::runtime_error("sqlite: " + m);
-    }
-  }
+  void exec(const char* sql) { db_->exec(sql); }
 
+  // Applies pending migrations, each in a write transaction that re-reads what is applied:
+  // replicas starting together apply each migration once (the write lock serializes them).
   void migrate() {
-    exec("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
-         "applied_at INTEGER NOT NULL)");
-    for (const Migration& m : migrations()) {
-      Stmt q(db_, "SELECT 1 FROM schema_migrations WHERE version = ?");
-      q.bind(1, static_cast<int64_t>(m.version));
-      if (q.step()) continue;
-      exec("BEGIN IMMEDIATE");
+    // What is applied already, read without the write lock: a replica (or the CLI) opening
+    // a current store never waits behind a busy writer.
+    std::vector<int64_t> applied;
+    try {
+      Stmt q(db_, "SELECT version FROM schema_migrations");
+      while (q.step()) applied.push_back(q.integer(0));
+    } catch (const std::exception&) {  // a new store: no table yet
+    }
+    for (const Migration& m : db_->migrations()) {
+      if (std::find(applied.begin(), applied.end(), static_cast<int64_t>(m.version)) != applied.end()) continue;
+      db_->begin();
       try {
-        exec(m.sql);
-        Stmt ins(db_, "INSERT INTO schema_migrations(version, name, applied_at) VALUES (?, ?, ?)");
-        ins.bind(1, static_cast<int64_t>(m.version)).bind(2, std::string(m.name)).bind(3, now_ms());
-        ins.step();
-        exec("COMMIT");
+        exec("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+             "applied_at BIGINT NOT NULL)");
+        Stmt q(db_, "SELECT 1 FROM schema_migrations WHERE version = ?");
+        q.bind(1, static_cast<int64_t>(m.version));
+        if (!q.step()) {
+          exec(m.sql);
+          Stmt ins(db_, "INSERT INTO schema_migrations(version, name, applied_at) VALUES (?, ?, ?)");
+          ins.bind(1, static_cast<int64_t>(m.version)).bind(2, std::string(m.name)).bind(3, now_ms());
+          ins.step();
+        }
+        db_->commit(false);
       } catch (...) {
-        exec("ROLLBACK");
+        db_->rollback();
         throw;
       }
     }
+    db_->schema_ready();
   }
 
   void put_blob(const std::string& sha, const std::string& content) override {
     std::lock_guard<std::mutex> lock(mu_);
-    Stmt s(db_, "INSERT OR IGNORE INTO blobs(sha256, content) VALUES (?, ?)");
+    Stmt s(db_, "INSERT INTO blobs(sha256, content) VALUES (?, ?) ON CONFLICT DO NOTHING");
     s.bind(1, sha).bind_blob(2, content).step();
   }
 
@@ -149,7 +97,7 @@ class SqliteStore final : public Store {
       }
     }
     for (const auto& [sha, content] : blobs) {
-      Stmt s(db_, "INSERT OR IGNORE INTO blobs(sha256, content) VALUES (?, ?)");
+      Stmt s(db_, "INSERT INTO blobs(sha256, content) VALUES (?, ?) ON CONFLICT DO NOTHING");
       s.bind(1, sha).bind_blob(2, content).step();
     }
     Stmt ins(db_, "INSERT INTO releases(id, full_hash, route, tuple, created_by, created_at, parent, git_commit, "
@@ -330,14 +278,16 @@ class SqliteStore final : public Store {
     return out;
   }
 
-  Outcome update_rollout(RolloutRecord& r, bool promote_candidate, const AuditEntry* audit) override {
+  Outcome update_rollout(RolloutRecord& r, bool promote_candidate, const AuditEntry* audit, const Fence* fence,
+                         const std::vector<RolloutEvent>* events) override {
     std::lock_guard<std::mutex> lock(mu_);
     Tx tx(*this);
+    if (fence && !fence_holds(*fence)) return {"fenced", "", ""};
     int64_t at = now_ms();
     Stmt up(db_, "UPDATE rollouts SET state = ?, status = ?, version = version + 1, updated_at = ? WHERE id = ? AND "
                  "version = ?");
     up.bind(1, r.state).bind(2, r.status).bind(3, at).bind(4, r.id).bind(5, r.version).step();
-    if (sqlite3_changes(db_) != 1) return {"conflict", "", ""};
+    if (db_->changes() != 1) return {"conflict", "", ""};
     if (promote_candidate) {
       auto cur = route_locked(r.route);
       std::string before = cur ? cur->stable_release : "";
@@ -346,6 +296,8 @@ class SqliteStore final : public Store {
                    "rollout " + r.id + " completed");
     }
     if (audit) audit_locked(*audit);
+    if (events)
+      for (const auto& e : *events) event_locked(e);
     tx.commit();
     ++r.version;
     r.updated_at = at;
@@ -377,16 +329,78 @@ class SqliteStore final : public Store {
     return out;
   }
 
-  void mark_rollout_command_applied(int64_t seq) override {
+  bool mark_rollout_command_applied(int64_t seq, const Fence* fence) override {
     std::lock_guard<std::mutex> lock(mu_);
+    Tx tx(*this);
+    if (fence && !fence_holds(*fence)) return false;
     Stmt s(db_, "UPDATE rollout_commands SET applied_at = ? WHERE seq = ?");
     s.bind(1, now_ms()).bind(2, seq).step();
+    tx.commit(false);
+    return true;
   }
 
   void append_rollout_event(const RolloutEvent& e) override {
     std::lock_guard<std::mutex> lock(mu_);
-    Stmt s(db_, "INSERT INTO rollout_events(rollout_id, at, kind, detail) VALUES (?,?,?,?)");
-    s.bind(1, e.rollout_id).bind(2, e.at ? e.at : now_ms()).bind(3, e.kind).bind(4, e.detail).step();
+    event_locked(e);
+  }
+
+  void put_rollout_evidence(const std::string& rollout_id, const std::string& replica, const std::string& json,
+                            int64_t now_ms) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_, "INSERT INTO rollout_evidence(rollout_id, replica, evidence, updated_ms) VALUES (?,?,?,?) "
+                "ON CONFLICT (rollout_id, replica) DO UPDATE SET evidence = excluded.evidence, "
+                "updated_ms = excluded.updated_ms");
+    s.bind(1, rollout_id).bind(2, replica).bind(3, json).bind(4, now_ms).step();
+  }
+
+  std::vector<std::pair<std::string, std::string>> list_rollout_evidence(const std::string& rollout_id) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_, "SELECT replica, evidence FROM rollout_evidence WHERE rollout_id = ? ORDER BY replica");
+    s.bind(1, rollout_id);
+    std::vector<std::pair<std::string, std::string>> out;
+    while (s.step()) out.emplace_back(s.text(0), s.text(1));
+    return out;
+  }
+
+  Lease acquire_lease(const std::string& name, const std::string& holder, int64_t ttl_ms, int64_t now,
+                      const std::string& steal_from) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Tx tx(*this);
+    Lease l;
+    Stmt q(db_, "SELECT holder, token, expires_ms FROM leases WHERE name = ?");
+    q.bind(1, name);
+    const bool exists = q.step();
+    if (exists) {
+      l.holder = q.text(0);
+      l.token = q.integer(1);
+      l.expires_ms = q.integer(2);
+    }
+    const bool dead = !steal_from.empty() && l.holder == steal_from;
+    if (exists && l.holder != holder && l.expires_ms > now && !dead) return l;  // someone else holds it
+    const bool renewal = exists && l.holder == holder && l.expires_ms > now;
+    if (!renewal) {
+      l.token += 1;
+      l.holder = holder;
+    }
+    l.expires_ms = now + ttl_ms;
+    Stmt up(db_, exists ? "UPDATE leases SET holder = ?, token = ?, expires_ms = ?, acquired_ms = CASE WHEN ? = 1 "
+                          "THEN acquired_ms ELSE ? END WHERE name = ?"
+                        : "INSERT INTO leases(holder, token, expires_ms, acquired_ms, name) VALUES (?,?,?,?,?)");
+    if (exists)
+      up.bind(1, l.holder).bind(2, l.token).bind(3, l.expires_ms).bind(4, static_cast<int64_t>(renewal)).bind(5, now)
+          .bind(6, name);
+    else
+      up.bind(1, l.holder).bind(2, l.token).bind(3, l.expires_ms).bind(4, now).bind(5, name);
+    up.step();
+    tx.commit(false);
+    l.held = true;
+    return l;
+  }
+
+  void release_lease(const std::string& name, const std::string& holder) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt s(db_, "UPDATE leases SET expires_ms = 0 WHERE name = ? AND holder = ?");
+    s.bind(1, name).bind(2, holder).step();
   }
 
   std::vector<RolloutEvent> rollout_events(const std::string& rollout_id, int64_t after_seq) override {
@@ -547,7 +561,7 @@ class SqliteStore final : public Store {
     Tx tx(*this);
     for (const auto& d : deltas) {
       Stmt up(db_, "INSERT INTO tenant_spend(tenant, period, micro_usd) VALUES (?,?,?) ON CONFLICT(tenant, period) DO "
-                   "UPDATE SET micro_usd = micro_usd + excluded.micro_usd");
+                   "UPDATE SET micro_usd = tenant_spend.micro_usd + excluded.micro_usd");
       up.bind(1, d.tenant).bind(2, d.period).bind(3, d.micro_usd).step();
     }
     tx.commit(false);
@@ -570,8 +584,8 @@ class SqliteStore final : public Store {
     Tx tx(*this);
     for (const auto& d : deltas) {
       Stmt up(db_, "INSERT INTO route_spend(day, route, release, tenant, micro_usd, requests) VALUES (?,?,?,?,?,?) "
-                   "ON CONFLICT(day, route, release, tenant) DO UPDATE SET micro_usd = micro_usd + excluded.micro_usd, "
-                   "requests = requests + excluded.requests");
+                   "ON CONFLICT(day, route, release, tenant) DO UPDATE SET micro_usd = route_spend.micro_usd + excluded.micro_usd, "
+                   "requests = route_spend.requests + excluded.requests");
       up.bind(1, d.day).bind(2, d.route).bind(3, d.release).bind(4, d.tenant).bind(5, d.micro_usd).bind(6, d.requests).step();
     }
     tx.commit(false);
@@ -713,7 +727,7 @@ class SqliteStore final : public Store {
     for (const auto& key : deletes) {
       Stmt del(db_, "DELETE FROM flags WHERE key = ?");
       del.bind(1, key).step();
-      if (sqlite3_changes(db_) == 0) return {"conflict: flag '" + key + "' does not exist (deleted meanwhile?)", "", ""};
+      if (db_->changes() == 0) return {"conflict: flag '" + key + "' does not exist (deleted meanwhile?)", "", ""};
     }
     for (const auto& e : audit) {
       AuditEntry a = e;
@@ -778,31 +792,43 @@ class SqliteStore final : public Store {
 
   uint64_t change_counter() override {
     std::lock_guard<std::mutex> lock(mu_);
-    Stmt s(db_, "PRAGMA data_version");
-    s.step();
-    return static_cast<uint64_t>(s.integer(0)) + local_changes_;
+    return db_->external_version() + local_changes_;
   }
 
   uint64_t external_change_counter() override {
     std::lock_guard<std::mutex> lock(mu_);
-    Stmt s(db_, "PRAGMA data_version");
-    s.step();
-    return static_cast<uint64_t>(s.integer(0));
+    return db_->external_version();
+  }
+
+  bool connected() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return db_->connected();
   }
 
  private:
+  bool fence_holds(const Fence& f) {
+    Stmt q(db_, "SELECT token FROM leases WHERE name = ?");
+    q.bind(1, f.lease);
+    return q.step() && q.integer(0) == f.token;
+  }
+
+  void event_locked(const RolloutEvent& e) {
+    Stmt s(db_, "INSERT INTO rollout_events(rollout_id, at, kind, detail) VALUES (?,?,?,?)");
+    s.bind(1, e.rollout_id).bind(2, e.at ? e.at : now_ms()).bind(3, e.kind).bind(4, e.detail).step();
+  }
+
   struct Tx {
-    explicit Tx(SqliteStore& s) : s(s) { s.exec("BEGIN IMMEDIATE"); }
+    explicit Tx(SqlStore& s) : s(s) { s.db_->begin(); }
     ~Tx() {
-      if (!done) s.exec("ROLLBACK");
+      if (!done) s.db_->rollback();
     }
     // `counts`: the change is one the snapshot shows (not, e.g., spend bookkeeping).
     void commit(bool counts = true) {
-      s.exec("COMMIT");
+      s.db_->commit(counts);
       done = true;
       if (counts) ++s.local_changes_;
     }
-    SqliteStore& s;
+    SqlStore& s;
     bool done = false;
   };
 
@@ -903,30 +929,20 @@ class SqliteStore final : public Store {
     s.bind(8, e.outcome).step();
   }
 
-  sqlite3* db_;
+  std::unique_ptr<Db> owned_;
+  Db* db_;
   std::mutex mu_;
   uint64_t local_changes_ = 0;
 };
 
 }  // namespace
 
-std::unique_ptr<Store> open_sqlite(const std::string& path, std::string& error) {
-  sqlite3* db = nullptr;
-  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr) !=
-      SQLITE_OK) {
-    error = "cannot open " + path + ": " + (db ? sqlite3_errmsg(db) : "out of memory");
-    sqlite3_close(db);
-    return nullptr;
-  }
-  sqlite3_busy_timeout(db, 5000);
-  auto store = std::make_unique<SqliteStore>(db);
+std::unique_ptr<Store> open_sql_store(std::unique_ptr<Db> db, const std::string& name, std::string& error) {
+  auto store = std::make_unique<SqlStore>(std::move(db));
   try {
-    store->exec("PRAGMA journal_mode=WAL");
-    store->exec("PRAGMA synchronous=FULL");
-    store->exec("PRAGMA foreign_keys=ON");
     store->migrate();
   } catch (const std::exception& e) {
-    error = path + ": " + e.what();
+    error = name + ": " + e.what();
     return nullptr;
   }
   return store;

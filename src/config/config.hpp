@@ -273,12 +273,22 @@ struct SharedLimits {
   bool enabled() const { return !redis.empty(); }
 };
 
+// replica: this process among several sharing one store (docs/replicas.md). Read at start.
+struct Replica {
+  std::string id;                    // unique among replicas; default host/pid/random
+  int64_t controller_lease_ms = 5000;  // a silent rollout controller is replaced after this
+};
+
 struct Config {
   std::string source;  // file it came from, or "<flags>"
   std::string listen = "127.0.0.1:8080";
   std::string admin_listen = "127.0.0.1:8081";
   int threads = 0;  // 0 = number of cores
   std::string data_dir = "./sluice-data";
+  // Where the store lives: a postgres:// URL (several replicas share it) or a SQLite file
+  // path; empty means <data_dir>/sluice.db. $SLUICE_STORE_URL overrides it. Read at start.
+  std::string store;
+  Replica replica;
   bool allow_public_unauthenticated = false;
   Limits limits;
   RequestLog request_log;

@@ -256,9 +256,17 @@ class Walker {
     allow_keys(root,
                {"listen", "admin_listen", "threads", "data_dir", "allow_public_unauthenticated", "limits",
                 "request_log", "upstreams", "pools", "routes", "fallbacks", "long_context", "response_cache", "api_keys", "tenants",
-                "admin", "cors", "responses", "flags", "autoscale", "alarms", "telemetry", "shared_limits"},
+                "admin", "cors", "responses", "flags", "autoscale", "alarms", "telemetry", "shared_limits", "store", "replica"},
                "the configuration");
     str(root, "listen", c.listen);
+    str(root, "store", c.store);
+    if (YAML::Node n = root["replica"]; n && expect_map(n, "replica")) {
+      allow_keys(n, {"id", "controller_lease_ms"}, "replica");
+      str(n, "id", c.replica.id);
+      if (c.replica.id.size() > 200 || c.replica.id.find_first_of(" \r\n\t\"") != std::string::npos)
+        error(n["id"], "replica: 'id' must be at most 200 characters without spaces or quotes");
+      integer(n, "controller_lease_ms", c.replica.controller_lease_ms, 1000, 600000);
+    }
     str(root, "admin_listen", c.admin_listen);
     integer(root, "threads", c.threads, 0, 256);
     str(root, "data_dir", c.data_dir);

@@ -411,14 +411,20 @@ awaitable<bool> Worker::stored_response(beast::tcp_stream& stream, http::request
 
 std::optional<OpsResponse> ops_endpoint(Shared& shared, std::string_view path) {
   if (path == "/healthz") return OpsResponse{http::status::ok, "{\"status\":\"ok\"}\n", "application/json"};
-  if (path == "/readyz") {
+  if (path == "/readyz" || path == "/readyz/changes") {
     auto snap = shared.snapshots.current();
     bool ready = shared.ready.load() && !shared.draining.load() && snap && !snap->upstreams().empty();
+    // Cut off from the store, a replica still serves its last snapshot (ready for traffic)
+    // but is not ready for changes: /readyz says so, /readyz/changes answers 503.
+    const bool current = shared.store_current.load();
     std::string body = std::string("{\"ready\":") + (ready ? "true" : "false") +
                        ",\"draining\":" + (shared.draining.load() ? "true" : "false") +
+                       ",\"ready_for_changes\":" + (current ? "true" : "false") +
                        ",\"config_version\":" + std::to_string(snap ? snap->version() : 0);
+    if (!current) body += ",\"store_unreachable_since_ms\":" + std::to_string(shared.store_lost_ms.load());
     if (shared.shared_limits) body += ",\"shared_limits\":" + shared.shared_limits->status_json();
     body += "}\n";
+    if (path == "/readyz/changes") ready = ready && current;
     return OpsResponse{ready ? http::status::ok : http::status::service_unavailable, std::move(body), "application/json"};
   }
   // The autoscaling signal (KEDA's metrics-api scaler; docs/autoscaling.md).
@@ -536,6 +542,9 @@ struct Gateway::Impl {
     bindings.insert(bindings.end(), opts.extra_bindings.begin(), opts.extra_bindings.end());
     std::shared_ptr<const flags::FlagSet> flag_set;
     if (store) flag_set = load_flags(bindings);
+    // A connection lost while reading may have left routes or flags out: keep the running
+    // snapshot rather than publish a partial one.
+    if (store && !store->connected()) return "the store became unreachable while reading it";
     auto snap = config::Snapshot::build(std::move(cfg), next_version, err, bindings, &shared.upstream_health, flag_set);
     if (!snap) return err;  // the running snapshot, its base config and its gates stay as they were
     base = std::move(file_cfg);
@@ -599,9 +608,26 @@ struct Gateway::Impl {
     store_poll->expires_after(std::chrono::milliseconds(10));
     store_poll->async_wait([this](error_code ec) {
       if (ec || shared.draining.load()) return;
-      if (store->external_change_counter() != store_seen) {
-        republish();
-        if (rollouts) rollouts->reload();  // rollouts started or commanded from the CLI
+      try {
+        const uint64_t seen = store->external_change_counter();
+        const bool connected = store->connected();
+        if (!connected && shared.store_current.exchange(false)) {
+          shared.store_lost_ms.store(unix_millis());
+          std::cerr << "sluice: the store is unreachable: serving the last snapshot (version "
+                    << shared.snapshots.current()->version() << ") until it returns\n";
+        }
+        if (connected && (seen != store_seen || !shared.store_current.load())) {
+          // Back (or changed): catch up before reporting ready for changes again.
+          if (republish().empty()) {
+            if (rollouts) rollouts->reload();  // rollouts started or commanded from the CLI
+            if (!shared.store_current.exchange(true)) std::cerr << "sluice: the store is reachable again; caught up\n";
+          }
+        }
+      } catch (const std::exception& e) {
+        if (shared.store_current.exchange(false)) {
+          shared.store_lost_ms.store(unix_millis());
+          std::cerr << "sluice: the store is unreachable (" << e.what() << "): serving the last snapshot\n";
+        }
       }
       poll_store();
     });
@@ -862,6 +888,16 @@ struct Gateway::Impl {
     return "";
   }
 
+  // host/pid/random: unique among replicas, and tells a dead process of this host from a live one.
+  static std::string default_replica_id() {
+    char host[256] = {0};
+    gethostname(host, sizeof host - 1);
+    std::string h = host[0] ? host : "host";
+    for (char& c : h)
+      if (c == '/' || c == ' ') c = '_';
+    return h + "/" + std::to_string(getpid()) + "/" + random_token("", 4);
+  }
+
   int run() {
     auto r = load();
     for (const auto& w : r.warnings) std::cerr << "warning: " << w << "\n";
@@ -879,7 +915,7 @@ struct Gateway::Impl {
     }
     {
       std::string serr;
-      store = store::open_sqlite(cfg.data_dir + "/sluice.db", serr);
+      store = store::open_store(store::store_location(cfg.store, cfg.data_dir), serr);
       if (!store) {
         std::cerr << "error: " << serr << "\n";
         return 2;
@@ -932,6 +968,8 @@ struct Gateway::Impl {
       renv.republish = [this] { republish(); };
       renv.warm = [this](const std::string& rel, const std::vector<std::string>& smoke) { return warm(rel, smoke); };
       renv.log = [](const std::string& line) { std::cerr << "sluice: " << line << "\n"; };
+      renv.replica = cfg.replica.id.empty() ? default_replica_id() : cfg.replica.id;
+      renv.lease_ms = cfg.replica.controller_lease_ms;
       rollouts = std::make_unique<rollout::Controller>(std::move(renv));
       try {
         rollouts->reload();  // resumes rollouts that were running when the gateway stopped

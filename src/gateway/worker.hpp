@@ -83,6 +83,10 @@ struct Shared {
   std::unique_ptr<sharedlimits::Service> shared_limits;  // shared_limits (Redis; set at start; null when off)
   std::atomic<bool> draining{false};
   std::atomic<bool> ready{false};
+  // The store is reachable and the snapshot is up to date with it (set by the control
+  // thread; false while a replica is cut off from PostgreSQL: it serves its last snapshot).
+  std::atomic<bool> store_current{true};
+  std::atomic<int64_t> store_lost_ms{0};  // unix ms when it was last found unreachable (0: never)
   std::unique_ptr<rollout::Sink> rollout_sink;  // finished requests of routes under a rollout
   rollout::ExperimentBook experiments;          // release flags' variants compared (flag readouts)
   incident::Hub incident;  // breaker changes and reloads for the incident timeline; readiness gauges

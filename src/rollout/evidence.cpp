@@ -4,6 +4,7 @@
 #include <simdjson.h>
 
 #include <cmath>
+#include <utility>
 #include <cstdio>
 
 #include "core/error.hpp"
@@ -170,6 +171,28 @@ void ArmEvidence::add(const Observation& o) {
   if (o.cost >= 0) cost.add(o.cost);
   if (o.refusal >= 0) refusal.add(o.refusal);
   if (o.schema_valid >= 0) schema_valid.add(o.schema_valid);
+}
+
+void ArmEvidence::merge(const ArmEvidence& o) {
+  for (auto [into, from] : {std::pair{&error, &o.error}, {&latency, &o.latency}, {&ttft, &o.ttft}, {&tpot, &o.tpot},
+                            {&tokens_in, &o.tokens_in}, {&tokens_out, &o.tokens_out}, {&cost, &o.cost},
+                            {&refusal, &o.refusal}, {&schema_valid, &o.schema_valid}, {&feedback, &o.feedback}})
+    into->merge(*from);
+  latency_h.merge(o.latency_h);
+  ttft_h.merge(o.ttft_h);
+}
+
+void Evidence::merge(const Evidence& o) {
+  stable.merge(o.stable);
+  candidate.merge(o.candidate);
+  pairs.agreement.merge(o.pairs.agreement);
+  pairs.latency_delta.merge(o.pairs.latency_delta);
+  pairs.cost_delta.merge(o.pairs.cost_delta);
+  pairs.refusal_delta.merge(o.pairs.refusal_delta);
+  for (const auto& d : o.pairs.kept) {
+    pairs.kept.push_back(d);
+    if (pairs.kept.size() > ShadowEvidence::kKeep) pairs.kept.pop_front();
+  }
 }
 
 const stats::Moments* ArmEvidence::moments(const std::string& m) const {

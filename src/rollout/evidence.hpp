@@ -46,6 +46,7 @@ struct ArmEvidence {
   stats::Moments error, latency, ttft, tpot, tokens_in, tokens_out, cost, refusal, schema_valid, feedback;
   LogHistogram latency_h, ttft_h;
   void add(const Observation& o);
+  void merge(const ArmEvidence& o);
   // The moments behind a mean/proportion metric; nullptr for quantiles and shadow metrics.
   const stats::Moments* moments(const std::string& metric) const;
   const LogHistogram* histogram(const std::string& base) const;
@@ -70,6 +71,9 @@ struct ShadowEvidence {
 struct Evidence {
   ArmEvidence stable, candidate;
   ShadowEvidence pairs;
+  // Adds another replica's evidence (sufficient statistics add up; the most recent
+  // disagreements of both are kept, bounded).
+  void merge(const Evidence& o);
   std::string to_json() const;
   bool from_json(std::string_view json);
 };

@@ -40,6 +40,9 @@ for preset in asan-ubsan tsan; do
     # Once (not under TSan): the same suite run by promptfoo and by `sluice eval run`.
     step "promptfoo parity ($preset gateway and eval)"
     (cd tests/parity && SLUICE_BIN="$PWD/../../build/$preset/sluice" SLUICE_SANITIZER="$preset" npm test)
+    # The Helm chart (Helm is not installed): its flags, variables, probes and config against the binary.
+    step "deployment chart lint ($preset binary)"
+    SLUICE_BIN="$PWD/build/$preset/sluice" node --test tests/deploy/helm_chart.test.mjs
   fi
 done
 

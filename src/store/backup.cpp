@@ -208,7 +208,7 @@ std::string backup_sqlite(const std::string& db_path, const std::string& dest, c
   sqlite3_busy_timeout(raw, 10000);
   if (o.on_progress) {
     sqlite3_progress_handler(
-        raw, 2000,
+        raw, 100,
         [](void* p) {
           (*static_cast<const std::function<void()>*>(p))();
           return 0;

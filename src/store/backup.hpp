@@ -27,8 +27,8 @@ struct BackupSummary {
 };
 
 struct BackupOptions {
-  // Test hook: called (on the backup's thread, inside its read transaction) every few
-  // thousand SQLite instructions of the copy. Empty in production.
+  // Test hook: called (on the backup's thread, inside its read transaction) every hundred
+  // SQLite instructions of the copy. Empty in production.
   std::function<void()> on_progress;
 };
 

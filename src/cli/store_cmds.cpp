@@ -15,6 +15,7 @@
 #include "core/error.hpp"
 #include "core/strings.hpp"
 #include "net/http_client.hpp"
+#include "store/backup.hpp"
 #include "store/store.hpp"
 
 namespace sluice::cli {
@@ -236,6 +237,67 @@ std::function<int()> add_store_commands(CLI::App& app) {
       }
       if (matched == 0) return print({"no matching requests", ""});
       return 0;
+    };
+  });
+  // store backup / restore / verify: the SQLite store, online (store/backup.hpp).
+  auto* st = app.add_subcommand("store", "back up, restore and verify the store");
+  st->require_subcommand(1);
+  auto file = std::make_shared<std::string>();
+  auto force = std::make_shared<bool>(false);
+  // PostgreSQL is backed up with its own tools: say so instead of copying anything.
+  auto sqlite_only = [](const std::string& where) {
+    if (!store::is_postgres_url(where)) return true;
+    std::cerr << "error: the store is PostgreSQL (" << store::redact_location(where)
+              << "): back it up with pg_dump -Fc and restore with pg_restore, or use base backups with WAL "
+                 "archiving for point-in-time recovery; see docs/replicas.md (\"Backing up PostgreSQL\")\n";
+    return false;
+  };
+  auto print_summary = [](const std::string& err, const std::string& what, const store::BackupSummary& sum) {
+    if (!err.empty()) {
+      std::cerr << "error: " << err << "\n";
+      return 1;
+    }
+    std::cout << what << store::summary_text(sum);
+    return 0;
+  };
+  auto* bk = st->add_subcommand("backup", "copy the SQLite store to DEST while gateways keep serving and writing");
+  bk->add_option("dest", *file, "backup file to create (must not exist); DEST.sha256 is written beside it")->required();
+  bk->add_option("--data-dir", common->data_dir, "state directory (default ./sluice-data)");
+  bk->add_option("--store", common->store, "the store (default $SLUICE_STORE_URL, then DATA_DIR/sluice.db)");
+  bk->callback([=] {
+    *runner = [=] {
+      const std::string where = store::store_location(common->store, common->data_dir);
+      if (!sqlite_only(where)) return 2;
+      store::BackupSummary sum;
+      std::string err = store::backup_sqlite(where, *file, {}, sum);
+      return print_summary(err, "backed up " + where + " to ", sum);
+    };
+  });
+  auto* rs = st->add_subcommand("restore", "restore a SQLite backup as the store of a data directory");
+  rs->add_option("backup", *file, "backup file (made by `sluice store backup`)")->required();
+  rs->add_option("--data-dir", common->data_dir, "data directory to restore into (missing or empty unless --force)")
+      ->required();
+  rs->add_option("--store", common->store, "refused for a postgres:// URL (default $SLUICE_STORE_URL)");
+  rs->add_flag("--force", *force, "replace the store of a data directory in use (stop its gateways first)");
+  rs->callback([=] {
+    *runner = [=] {
+      const std::string where = store::store_location(common->store, common->data_dir);
+      if (!sqlite_only(where)) return 2;
+      if (where != common->data_dir + "/sluice.db")
+        std::cerr << "warning: the store is configured at " << where << "; the backup is restored as "
+                  << common->data_dir << "/sluice.db\n";
+      store::BackupSummary sum;
+      std::string err = store::restore_sqlite(*file, common->data_dir, *force, sum);
+      return print_summary(err, "restored " + *file + " as ", sum);
+    };
+  });
+  auto* vf = st->add_subcommand("verify", "check a backup: checksum, SQLite integrity, schema version, contents");
+  vf->add_option("backup", *file, "backup file")->required();
+  vf->callback([=] {
+    *runner = [=] {
+      store::BackupSummary sum;
+      std::string err = store::verify_sqlite_backup(*file, sum);
+      return print_summary(err, "", sum);
     };
   });
   return [runner] { return *runner ? (*runner)() : -1; };

@@ -200,12 +200,21 @@ test('`sluice serve` accepts the Deployment\'s flags and answers the probes on t
     assert.equal(metrics.status, 200);
     assert.match(await metrics.text(), /^# TYPE sluice_/m);
   } finally {
-    // SIGTERM drains; SIGKILL after 5 s as the kubelet does after the grace period.
-    const exited = new Promise((r) => (gw.exitCode !== null || gw.signalCode !== null ? r() : gw.on('exit', r)));
+    // SIGTERM drains (nothing is in flight here) and exits; the kubelet would SIGKILL it
+    // after terminationGracePeriodSeconds, this test after 10 s, and then fails.
+    const exited = new Promise((r) =>
+      gw.exitCode !== null || gw.signalCode !== null ? r(gw.signalCode) : gw.on('exit', (code, sig) => r(sig)),
+    );
     gw.kill('SIGTERM');
-    const t = setTimeout(() => gw.kill('SIGKILL'), 5000);
+    let killed = false;
+    const t = setTimeout(() => {
+      killed = true;
+      gw.kill('SIGKILL');
+    }, 10000);
     await exited;
     clearTimeout(t);
     rmSync(dir, { recursive: true, force: true });
+    assert.equal(killed, false, `the gateway did not exit within 10 s of SIGTERM:\n${out}`);
+    assert.doesNotMatch(out, /ERROR: (Address|Leak)Sanitizer|WARNING: ThreadSanitizer|runtime error:/);
   }
 });

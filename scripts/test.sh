@@ -21,7 +21,7 @@ export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1"
 # ASan+UBSan: everything. TSan: the gateway binary (every integration test runs against it)
 # and the unit tests of code that runs on several threads; the pure single-threaded modules
 # (parsers, statistics, suites) gain nothing from it and would double the build time.
-TSAN_TESTS="store_test metrics_test pipeline_test gateway_test config_test upstream_test rollout_test admission_test otel_test incident_test alarm_test"
+TSAN_TESTS="store_test sharedlimits_test metrics_test pipeline_test gateway_test config_test upstream_test rollout_test admission_test otel_test incident_test alarm_test"
 for preset in asan-ubsan tsan; do
   step "build ($preset)"
   cmake --preset "$preset" >/dev/null

@@ -5,19 +5,7 @@
 namespace sluice::scale {
 
 double quantile(const metrics::Histogram& h, double q) {
-  if (h.count == 0) return -1;
-  const double rank = q * static_cast<double>(h.count);
-  uint64_t cum = 0;
-  for (size_t i = 0; i < h.counts.size(); ++i) {
-    const uint64_t before = cum;
-    cum += h.counts[i];
-    if (static_cast<double>(cum) < rank || h.counts[i] == 0) continue;
-    // As histogram_quantile: the +Inf bucket answers the highest finite bound.
-    if (i == metrics::kBuckets.size()) return metrics::kBuckets.back();
-    const double lo = i == 0 ? 0 : metrics::kBuckets[i - 1], hi = metrics::kBuckets[i];
-    return lo + (hi - lo) * (rank - static_cast<double>(before)) / static_cast<double>(h.counts[i]);
-  }
-  return metrics::kBuckets.back();
+  return h.count == 0 ? -1 : metrics::histogram_quantile(h, q);
 }
 
 metrics::Histogram difference(const metrics::Histogram& later, const metrics::Histogram& earlier) {

@@ -138,9 +138,14 @@ struct Outcome {
   bool ok() const { return error.empty(); }
 };
 
-class Store {
+// The store, split by what it holds: each part is an interface of its own, so a module
+// can say which part it uses; `Store` is all of them over one database (sql_store.cpp).
+
+// Releases (immutable, content-addressed, with their blobs), each route's stable release
+// and history, and route policies.
+class ReleaseStore {
  public:
-  virtual ~Store() = default;
+  virtual ~ReleaseStore() = default;
 
   virtual void put_blob(const std::string& sha256, const std::string& content) = 0;
   virtual std::optional<std::string> get_blob(const std::string& sha256) = 0;
@@ -161,6 +166,21 @@ class Store {
                           const std::string& reason) = 0;
   // Switches `route` back to the stable release it had before the current one.
   virtual Outcome rollback(const std::string& route, const std::string& actor, const std::string& reason) = 0;
+
+  // Route policies (audited).
+  virtual Outcome set_route_policy(const RoutePolicy& p, const std::string& reason) = 0;
+  virtual std::optional<RoutePolicy> get_route_policy(const std::string& route) = 0;
+
+  // Eval runs. A passing run for a release sets the release's eval_pass_id (same transaction).
+  virtual Outcome record_eval_run(const EvalRunRecord& r) = 0;
+  virtual std::optional<EvalRunRecord> get_eval_run(const std::string& id) = 0;
+  virtual std::vector<EvalRunRecord> list_eval_runs(const std::string& release) = 0;
+};
+
+// Rollouts and their evidence, operators' commands and events, and the controller's lease.
+class RolloutStore {
+ public:
+  virtual ~RolloutStore() = default;
 
   // Rollouts. At most one active rollout per route (the store refuses a second).
   virtual Outcome create_rollout(const RolloutRecord& r, const std::string& reason) = 0;
@@ -198,15 +218,12 @@ class Store {
   virtual Lease acquire_lease(const std::string& name, const std::string& holder, int64_t ttl_ms, int64_t now_ms,
                               const std::string& steal_from = "") = 0;
   virtual void release_lease(const std::string& name, const std::string& holder) = 0;
+};
 
-  // Route policies (audited).
-  virtual Outcome set_route_policy(const RoutePolicy& p, const std::string& reason) = 0;
-  virtual std::optional<RoutePolicy> get_route_policy(const std::string& route) = 0;
-
-  // Eval runs. A passing run for a release sets the release's eval_pass_id (same transaction).
-  virtual Outcome record_eval_run(const EvalRunRecord& r) = 0;
-  virtual std::optional<EvalRunRecord> get_eval_run(const std::string& id) = 0;
-  virtual std::vector<EvalRunRecord> list_eval_runs(const std::string& release) = 0;
+// Tenants, their API keys, and what they and the routes spent.
+class TenantStore {
+ public:
+  virtual ~TenantStore() = default;
 
   // Tenants and their keys (every change audited). put_tenant creates (`create`: refused if
   // it exists) or replaces a tenant's spec (refused if it does not exist).
@@ -232,13 +249,12 @@ class Store {
   // such as "2026-11-30", compared as text), ordered by day.
   virtual void add_route_spend(const std::vector<RouteSpend>& deltas) = 0;
   virtual std::vector<RouteSpend> list_route_spend(const std::string& from_day, const std::string& to_day) = 0;
+};
 
-  // Stored Responses API answers: written behind the data plane (saves and deletions in
-  // one transaction, expired rows dropped), read back at start, newest first, up to
-  // max_bytes of bodies.
-  virtual void save_responses(const std::vector<StoredResponse>& saved,
-                              const std::vector<std::pair<std::string, std::string>>& deleted, int64_t now_ms) = 0;
-  virtual std::vector<StoredResponse> load_responses(int64_t now_ms, int64_t max_bytes) = 0;
+// Feature flags (kill switches included), with their audit entries.
+class FlagStore {
+ public:
+  virtual ~FlagStore() = default;
 
   // Feature flags, ordered by key.
   virtual std::vector<FlagRecord> list_flags() = 0;
@@ -250,6 +266,12 @@ class Store {
   // error starting "conflict:". Counts as a change (the gateway republishes its flags).
   virtual Outcome write_flags(const std::vector<FlagRecord>& upserts, const std::vector<std::string>& deletes,
                               const std::vector<AuditEntry>& audit) = 0;
+};
+
+// What happened: the audit log (append-only) and the incident timeline's own events.
+class AuditLog {
+ public:
+  virtual ~AuditLog() = default;
 
   virtual void append_audit(const AuditEntry& e) = 0;
   virtual std::vector<AuditEntry> list_audit(size_t limit) = 0;
@@ -260,6 +282,29 @@ class Store {
   // with from_ms <= at < to_ms, at most `limit`.
   virtual void append_events(const std::vector<EventRecord>& events) = 0;
   virtual std::vector<EventRecord> list_events(int64_t from_ms, int64_t to_ms, size_t limit) = 0;
+};
+
+class ResponseStore {
+ public:
+  virtual ~ResponseStore() = default;
+
+  // Stored Responses API answers: written behind the data plane (saves and deletions in
+  // one transaction, expired rows dropped), read back at start, newest first, up to
+  // max_bytes of bodies.
+  virtual void save_responses(const std::vector<StoredResponse>& saved,
+                              const std::vector<std::pair<std::string, std::string>>& deleted, int64_t now_ms) = 0;
+  virtual std::vector<StoredResponse> load_responses(int64_t now_ms, int64_t max_bytes) = 0;
+};
+
+// The whole store, and its change feed: what a replica polls to publish a new snapshot.
+class Store : public ReleaseStore,
+              public RolloutStore,
+              public TenantStore,
+              public FlagStore,
+              public AuditLog,
+              public ResponseStore {
+ public:
+  ~Store() override = default;
 
   // Changes whenever any connection (another process included) commits: the control plane
   // polls it to publish a new snapshot after a CLI change.

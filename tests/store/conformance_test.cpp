@@ -104,6 +104,22 @@ class StoreConformance : public ::testing::TestWithParam<Backend> {
     r.created_by = "test";
     return r;
   }
+  // Route "bot" on rel_a and an active rollout "ro_1" to rel_b.
+  void start_canary() {
+    bool created = false;
+    ASSERT_TRUE(s->create_release(rel("rel_a"), {}, created).ok());
+    ASSERT_TRUE(s->create_release(rel("rel_b"), {}, created).ok());
+    ASSERT_TRUE(s->promote("bot", "rel_a", "t", "").ok());
+    RolloutRecord r;
+    r.id = "ro_1";
+    r.route = "bot";
+    r.stable_release = "rel_a";
+    r.candidate_release = "rel_b";
+    r.spec = "{}";
+    r.state = "{\"new\":true}";
+    r.created_by = "t";
+    ASSERT_TRUE(s->create_rollout(r, "why").ok());
+  }
   std::string dir;
   std::unique_ptr<Store> s;
   static inline int counter = 0;
@@ -370,19 +386,7 @@ TEST_P(StoreConformance, RolloutsAreOnePerRouteWithCompareAndSet) {
 
 // One rollout controller at a time: a lease with a fencing token.
 TEST_P(StoreConformance, LeasesHaveOneHolderAndFenceStaleWriters) {
-  bool created = false;
-  ASSERT_TRUE(s->create_release(rel("rel_a"), {}, created).ok());
-  ASSERT_TRUE(s->create_release(rel("rel_b"), {}, created).ok());
-  ASSERT_TRUE(s->promote("bot", "rel_a", "t", "").ok());
-  RolloutRecord r;
-  r.id = "ro_1";
-  r.route = "bot";
-  r.stable_release = "rel_a";
-  r.candidate_release = "rel_b";
-  r.spec = "{}";
-  r.state = "{\"new\":true}";
-  r.created_by = "t";
-  ASSERT_TRUE(s->create_rollout(r, "why").ok());
+  ASSERT_NO_FATAL_FAILURE(start_canary());
   auto other = GetParam().open(dir);  // a second replica
 
   Lease a = s->acquire_lease("ctl", "A", 5000, 1000);
@@ -433,19 +437,7 @@ TEST_P(StoreConformance, LeasesHaveOneHolderAndFenceStaleWriters) {
 
 // Every replica publishes its own evidence; the rows are bookkeeping, not a change to republish.
 TEST_P(StoreConformance, RolloutEvidenceRowsPerReplicaAreNotChanges) {
-  bool created = false;
-  ASSERT_TRUE(s->create_release(rel("rel_a"), {}, created).ok());
-  ASSERT_TRUE(s->create_release(rel("rel_b"), {}, created).ok());
-  ASSERT_TRUE(s->promote("bot", "rel_a", "t", "").ok());
-  RolloutRecord r;
-  r.id = "ro_1";
-  r.route = "bot";
-  r.stable_release = "rel_a";
-  r.candidate_release = "rel_b";
-  r.spec = "{}";
-  r.state = "{\"new\":true}";
-  r.created_by = "t";
-  ASSERT_TRUE(s->create_rollout(r, "why").ok());
+  ASSERT_NO_FATAL_FAILURE(start_canary());
   auto other = GetParam().open(dir);
   const uint64_t before = s->external_change_counter();
   other->put_rollout_evidence("ro_1", "r2", "{\"n\":1}", 10);

@@ -11,6 +11,7 @@
 #include "cli/flag_cmds.hpp"
 #include "cli/scale_cmds.hpp"
 #include "cli/incident_cmds.hpp"
+#include "cli/apply_cmds.hpp"
 #include "config/loader.hpp"
 #include "gateway/gateway.hpp"
 #include "mockllm/server.hpp"
@@ -68,6 +69,7 @@ int main(int argc, char** argv) {
   auto flag_command = sluice::cli::add_flag_commands(app);
   auto scale_command = sluice::cli::add_scale_commands(app);
   auto incident_command = sluice::cli::add_incident_commands(app);
+  auto apply_command = sluice::cli::add_apply_commands(app);
 
   CLI11_PARSE(app, argc, argv);
   if (int rc = store_command(); rc >= 0) return rc;
@@ -77,6 +79,7 @@ int main(int argc, char** argv) {
   if (int rc = flag_command(); rc >= 0) return rc;
   if (int rc = scale_command(); rc >= 0) return rc;
   if (int rc = incident_command(); rc >= 0) return rc;
+  if (int rc = apply_command(); rc >= 0) return rc;
 
   if (s->parsed()) {
     if (!listen.empty()) serve.listen = listen;

@@ -1,4 +1,5 @@
 #include "flags/value.hpp"
+#include "flags/yaml_value.hpp"
 
 #include <simdjson.h>
 #include <yaml-cpp/yaml.h>
@@ -324,6 +325,8 @@ std::optional<Value> parse_json(std::string_view text, std::string& error) {
   }
   return from_dom(root, 0, error);
 }
+
+std::optional<Value> from_yaml_node(const YAML::Node& n, std::string& error) { return from_yaml(n, 0, error); }
 
 std::optional<Value> parse_document(std::string_view text, std::string& error) {
   // JSON and YAML are UTF-8; yaml-cpp takes some malformed bytes as they are, and a file

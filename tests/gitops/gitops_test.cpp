@@ -1,0 +1,218 @@
+// The declared state against a real SQLite store: diff is what apply does, apply is
+// idempotent, bad files and literal secrets are refused whole, --prune removes what the files
+// fully own, and the apply lease serializes applies.
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "core/crypto.hpp"
+#include "gitops/documents.hpp"
+#include "gitops/plan.hpp"
+#include "store/store.hpp"
+
+namespace sluice::gitops {
+namespace {
+
+namespace fs = std::filesystem;
+
+class Gitops : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/sluice-gitops-test-XXXXXX";
+    root = mkdtemp(tmpl);
+    fs::create_directories(root / "state");
+    std::string err;
+    s = store::open_sqlite((root / "sluice.db").string(), err);
+    ASSERT_TRUE(s) << err;
+    for (const char* id : {"rel_aaa111", "rel_bbb222"}) {
+      store::ReleaseRecord r;
+      r.id = id;
+      r.full_hash = std::string(id) + "-full";
+      r.route = "chat";
+      r.tuple = "{}";
+      r.created_by = "test";
+      bool created = false;
+      ASSERT_TRUE(s->create_release(r, {}, created).ok());
+    }
+    ASSERT_TRUE(s->promote("chat", "rel_aaa111", "test", "setup").ok());
+    setenv("GITOPS_TEST_KEY", "sk-test-0123456789abcdef", 1);
+  }
+  void TearDown() override {
+    s.reset();
+    fs::remove_all(root);
+  }
+  void write(const std::string& name, const std::string& text) {
+    fs::create_directories((root / "state" / name).parent_path());
+    std::ofstream(root / "state" / name, std::ios::binary) << text;
+  }
+  // The plan for the files now; no errors expected.
+  Plan plan(bool prune = false) {
+    std::vector<std::string> errors;
+    Desired d = load_dir((root / "state").string(), errors);
+    Plan p;
+    if (errors.empty()) p = make_plan(*s, d, prune, errors);
+    EXPECT_TRUE(errors.empty()) << errors.front();
+    return p;
+  }
+  std::vector<std::string> errors_of() {
+    std::vector<std::string> errors;
+    Desired d = load_dir((root / "state").string(), errors);
+    if (errors.empty()) make_plan(*s, d, false, errors);
+    return errors;
+  }
+  fs::path root;
+  std::unique_ptr<store::Store> s;
+};
+
+const char* kState = R"(kind: RoutePolicy
+name: chat
+spec:
+  require_approval_above: 50
+  eval_suite: smoke
+---
+kind: RouteRelease
+name: chat
+spec:
+  stable: rel_bbb222
+---
+kind: Flag
+name: new-prompt
+spec:
+  state: ENABLED
+  variants: {on: true, off: false}
+  defaultVariant: off
+)";
+
+const char* kTenant = R"(kind: Tenant
+name: acme
+spec:
+  rpm: 600
+  tier: standard
+  keys:
+    - key_ref: env:GITOPS_TEST_KEY
+      label: ci
+)";
+
+TEST_F(Gitops, DiffIsWhatApplyDoesAndASecondApplyChangesNothing) {
+  write("routes.yaml", kState);
+  write("tenants/acme.yml", kTenant);
+  Plan p = plan();
+  EXPECT_EQ(summary(p), "Plan: 3 to create, 1 to change, 0 to remove.");
+  const std::string text = render(p);
+  EXPECT_NE(text.find("~ RouteRelease chat"), std::string::npos) << text;
+  EXPECT_NE(text.find("stable: \"rel_aaa111\" -> \"rel_bbb222\""), std::string::npos) << text;
+  EXPECT_NE(text.find("+ Tenant acme"), std::string::npos) << text;
+  EXPECT_EQ(text.find("sk-test-0123456789abcdef"), std::string::npos) << "the secret never shows";
+
+  Applied a = apply_plan(*s, p, "alice", "test at git abc");
+  ASSERT_TRUE(a.ok()) << a.error;
+  EXPECT_EQ(a.done.size(), p.changes.size());
+  EXPECT_EQ(s->get_route("chat")->stable_release, "rel_bbb222");
+  EXPECT_EQ(s->get_route_policy("chat")->require_approval_above, 50);
+  EXPECT_EQ(s->get_route_policy("chat")->eval_suite, "smoke");
+  ASSERT_TRUE(s->get_flag("new-prompt"));
+  auto keys = s->list_api_keys("acme");
+  ASSERT_EQ(keys.size(), 1u);
+  EXPECT_EQ(keys[0].key_sha256, sha256_hex("sk-test-0123456789abcdef"));
+  bool audited = false;
+  for (const auto& e : s->list_audit(50)) audited = audited || (e.actor == "alice" && e.reason == "test at git abc");
+  EXPECT_TRUE(audited);
+
+  Plan again = plan();
+  EXPECT_TRUE(again.empty()) << render(again);
+  EXPECT_EQ(summary(again), "Plan: 0 to create, 0 to change, 0 to remove.");
+
+  // Drift: a change made outside the files shows as a field-level change back.
+  store::RoutePolicy pol = *s->get_route_policy("chat");
+  pol.require_approval_above = 80;
+  ASSERT_TRUE(s->set_route_policy(pol, "by hand").ok());
+  Plan drift = plan();
+  ASSERT_EQ(drift.changes.size(), 1u);
+  EXPECT_NE(render(drift).find("require_approval_above: 80 -> 50"), std::string::npos) << render(drift);
+}
+
+TEST_F(Gitops, ABadFileIsRefusedWithFileLineColumnAndNothingApplies) {
+  write("a.yaml", kState);
+  write("b.yaml", "kind: Flag\nname: broken\nspec:\n  state: ENABLED\n  variants: {on: true}\n  defaultVariant: nope\n");
+  write("c.yaml", "kind: RoutePolicy\nname: chat\nspec:\n  require_approval_above: [1\n");
+  auto errors = errors_of();
+  ASSERT_EQ(errors.size(), 2u);
+  const std::string b = (root / "state" / "b.yaml").string(), c = (root / "state" / "c.yaml").string();
+  EXPECT_EQ(errors[0], b + ":6:19: flags.broken: defaultVariant 'nope' is not one of its variants");
+  EXPECT_EQ(errors[1].rfind(c + ":5:1:", 0), 0u) << errors[1];
+  EXPECT_EQ(s->get_route("chat")->stable_release, "rel_aaa111");
+
+  // A release that is not in the store, found when planning.
+  write("b.yaml", "");
+  write("c.yaml", "kind: RouteRelease\nname: other\nspec:\n  stable: rel_missing\n");
+  errors = errors_of();
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0].rfind(c + ":1:1: RouteRelease other: no release 'rel_missing'", 0), 0u) << errors[0];
+}
+
+TEST_F(Gitops, LiteralSecretsAreRefused) {
+  write("t.yaml", "kind: Tenant\nname: acme\nspec:\n  keys:\n    - key: sk-sluice-literal-secret-value\n");
+  auto errors = errors_of();
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_NE(errors[0].find("t.yaml:5:7: a literal secret is refused"), std::string::npos) << errors[0];
+  write("t.yaml", "kind: Tenant\nname: acme\nspec:\n  keys:\n    - key_ref: sk-sluice-literal-secret-value\n");
+  errors = errors_of();
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_NE(errors[0].find("t.yaml:5:16: a literal secret is refused"), std::string::npos) << errors[0];
+  write("t.yaml", "kind: Tenant\nname: acme\nspec:\n  api_key: sk-sluice-literal\n");
+  errors = errors_of();
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_NE(errors[0].find("a literal secret is refused"), std::string::npos) << errors[0];
+  write("t.yaml", "kind: Tenant\nname: acme\nspec:\n  keys:\n    - key_ref: env:GITOPS_TEST_UNSET_VARIABLE\n");
+  errors = errors_of();
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_NE(errors[0].find("environment variable is not set"), std::string::npos) << errors[0];
+}
+
+TEST_F(Gitops, PruneRemovesOnlyWhatTheFilesOwn) {
+  write("a.yaml", kState);
+  ASSERT_TRUE(apply_plan(*s, plan(), "alice", "r").ok());
+  // Things made by hand: a flag, a kill switch, a policy of another route.
+  ASSERT_TRUE(s->write_flags({{"hand-made", R"({"state":"ENABLED","variants":{"on":true},"defaultVariant":"on"})", "bob", 0, 0, 0},
+                              {"kill.rollouts", R"({"state":"ENABLED","variants":{"on":true,"off":false},"defaultVariant":"on"})", "bob", 0, 0, 0}},
+                             {}, {})
+                  .ok());
+  store::ReleaseRecord r;
+  r.id = "rel_ccc333";
+  r.full_hash = "c";
+  r.route = "search";
+  r.tuple = "{}";
+  bool created = false;
+  ASSERT_TRUE(s->create_release(r, {}, created).ok());
+  store::RoutePolicy pol;
+  pol.route = "search";
+  pol.require_approval_above = 10;
+  ASSERT_TRUE(s->set_route_policy(pol, "by hand").ok());
+
+  EXPECT_TRUE(plan(false).empty()) << "without --prune nothing is removed";
+  Plan p = plan(true);
+  EXPECT_EQ(summary(p), "Plan: 0 to create, 0 to change, 2 to remove.") << render(p);
+  EXPECT_NE(render(p).find("- Flag hand-made"), std::string::npos);
+  EXPECT_NE(render(p).find("- RoutePolicy search"), std::string::npos);
+  ASSERT_TRUE(apply_plan(*s, p, "alice", "prune").ok());
+  EXPECT_FALSE(s->get_flag("hand-made"));
+  EXPECT_TRUE(s->get_flag("kill.rollouts")) << "kill switches are never pruned";
+  EXPECT_EQ(s->get_route_policy("search")->require_approval_above, store::kDefaultApprovalAbove);
+  EXPECT_TRUE(plan(true).empty()) << render(plan(true));
+}
+
+TEST_F(Gitops, TheApplyLeaseHasOneHolder) {
+  auto first = std::make_unique<ApplyLease>(*s, 0);
+  ASSERT_TRUE(first->held());
+  ApplyLease second(*s, 0);
+  EXPECT_FALSE(second.held());
+  EXPECT_FALSE(second.other().empty());
+  first.reset();
+  ApplyLease third(*s, 0);
+  EXPECT_TRUE(third.held());
+}
+
+}  // namespace
+}  // namespace sluice::gitops

@@ -216,7 +216,7 @@ AssertResult evaluate(const Assertion& a, const Output& o, const JudgeLookup& ju
     std::snprintf(buf, sizeof buf, "cost $%.6f > $%.6f", o.cost, *a.threshold);
     why = buf;
   } else if (t == "refusal") {
-    pass = quality::is_refusal(out, o.finish_reason);
+    pass = quality::is_refusal(out, o.finish_reason, quality::assertion_refusal_config());
     why = "not a refusal";
   } else if (t == "is-refusal") {
     if (trim(out).empty()) {  // promptfoo: an empty answer is a refusal, scored 0 either way

@@ -203,6 +203,38 @@ TEST_F(Gitops, PruneRemovesOnlyWhatTheFilesOwn) {
   EXPECT_TRUE(plan(true).empty()) << render(plan(true));
 }
 
+TEST_F(Gitops, DeclaredKeysAreOwnedOnlyWithPruneAndEvidenceRequirementsRoundTrip) {
+  write("t.yaml", std::string(kTenant) +
+                      "---\nkind: RoutePolicy\nname: chat\nspec:\n  evidence_environment: staging\n"
+                      "  evidence_suites: [gsm8k, smoke]\n");
+  ASSERT_TRUE(apply_plan(*s, plan(), "alice", "r").ok());
+  auto pol = s->get_route_policy("chat");
+  ASSERT_TRUE(pol);
+  EXPECT_EQ(pol->evidence_environment, "staging");
+  EXPECT_EQ(pol->evidence_suites, (std::vector<std::string>{"gsm8k", "smoke"}));
+  store::ApiKeyRecord extra;
+  extra.id = "key_byhand";
+  extra.tenant = "acme";
+  extra.key_sha256 = sha256_hex("sk-made-by-hand-0123456789");
+  extra.prefix = "sk-made";
+  extra.created_by = "bob";
+  ASSERT_TRUE(s->create_api_key(extra, "by hand").ok());
+  EXPECT_TRUE(plan(false).empty()) << render(plan(false));
+  Plan p = plan(true);
+  ASSERT_EQ(p.changes.size(), 1u) << render(p);
+  EXPECT_EQ(p.changes[0].revoke_key_ids, std::vector<std::string>{"key_byhand"});
+  ASSERT_TRUE(apply_plan(*s, p, "alice", "prune").ok());
+  EXPECT_NE(s->get_api_key("key_byhand")->revoked_at, 0);
+  EXPECT_EQ(s->list_api_keys("acme").size(), 2u);
+  EXPECT_TRUE(plan(true).empty()) << render(plan(true));
+  // A key whose secret changed is a new key; the old one stays until pruned.
+  setenv("GITOPS_TEST_KEY", "sk-test-rotated-0123456789", 1);
+  Plan rotated = plan(false);
+  ASSERT_EQ(rotated.changes.size(), 1u);
+  EXPECT_EQ(rotated.changes[0].new_keys.size(), 1u);
+  EXPECT_TRUE(rotated.changes[0].revoke_key_ids.empty());
+}
+
 TEST_F(Gitops, TheApplyLeaseHasOneHolder) {
   auto first = std::make_unique<ApplyLease>(*s, 0);
   ASSERT_TRUE(first->held());

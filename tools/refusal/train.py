@@ -16,8 +16,9 @@ honest held-out numbers) plus the production set trained on all models:
   train.py --data DIR --phrases ... --lomo          # prints the LOMO table (Python side)
   train.py --data DIR --phrases ... --select        # nested-CV choice of hyperparameters
 
-Hyperparameters (HPARAMS below) were chosen with --select, which for each outer fold only
-looks at the training models (inner leave-one-model-out); see docs/refusal-detector.md.
+Hyperparameters (HPARAMS below) were chosen with --select, which for each weight set only looks
+at that set's training models (inner leave-one-model-out); its output is in select-output.txt.
+See docs/refusal-detector.md for the method and the measured figures.
 """
 import argparse
 import csv
@@ -114,10 +115,6 @@ def fnv(data, h=FNV_OFFSET):
     for c in data:
         h = ((h ^ c) * FNV_PRIME) & 0xFFFFFFFF
     return h
-
-
-def is_token_byte(c):
-    return is_word_byte(c) or c == 0x27
 
 
 def features(b):

@@ -65,6 +65,22 @@ std::string record_head_json(const store::RolloutRecord& r) {
   return o;
 }
 
+// The suites of the policy's evidence requirement without a passing run from its
+// environment ("" when none is missing; "any suite" when the policy names none).
+std::string missing_evidence(const store::RoutePolicy& policy, const std::vector<store::EvalRunRecord>& runs) {
+  auto passed_there = [&](const std::string& suite) {
+    for (const auto& run : runs)
+      if (run.passed && run.environment == policy.evidence_environment && (suite.empty() || run.suite_name == suite))
+        return true;
+    return false;
+  };
+  if (policy.evidence_suites.empty()) return passed_there("") ? "" : "any suite";
+  std::string missing;
+  for (const auto& suite : policy.evidence_suites)
+    if (!passed_there(suite)) missing += (missing.empty() ? "'" : ", '") + suite + "'";
+  return missing;
+}
+
 }  // namespace
 
 std::string list_json(store::Store& s) {
@@ -93,8 +109,19 @@ control::Result start(store::Store& s, const StartRequest& r) {
   std::string suite = policy ? policy->eval_suite : "";
   bool passed = false, override_used = false;
   std::string override_note;
-  for (const auto& run : s.list_eval_runs(rel->id))
-    passed = passed || (run.passed && run.route == r.route && (suite.empty() || run.suite_name == suite));
+  const auto runs = s.list_eval_runs(rel->id);
+  for (const auto& run : runs)
+    passed = passed || (run.passed && run.environment.empty() && run.route == r.route &&
+                        (suite.empty() || run.suite_name == suite));
+  // Promotion between environments: evidence from the named environment, which no override
+  // replaces (it is what that environment saw, not this one's gate).
+  if (policy && !policy->evidence_environment.empty()) {
+    if (std::string missing = missing_evidence(*policy, runs); !missing.empty())
+      return {"release " + rel->id + " has no evidence from environment '" + policy->evidence_environment +
+                  "' (the route's policy): missing a passing run of " + missing +
+                  " there; export it from that environment and `sluice release import` the bundle here",
+              ""};
+  }
   if (!passed) {
     std::string what = "release " + rel->id + " has no passing eval run" +
                        (suite.empty() ? std::string() : " of suite '" + suite + "' (the route's policy)");

@@ -21,6 +21,18 @@ int64_t now_ms() {
       .count();
 }
 
+std::string join(const std::vector<std::string>& parts, const char* sep) {
+  std::string out;
+  for (const auto& p : parts) out += (out.empty() ? "" : sep) + p;
+  return out;
+}
+
+// A route policy's cross-environment requirement as the audit log shows it.
+std::string evidence_text(const std::string& environment, const std::string& suites) {
+  if (environment.empty()) return "";
+  return " evidence_environment=" + environment + " evidence_suites=" + suites;
+}
+
 // The api_keys columns key_row() reads, in order.
 #define KEY_COLUMNS \
   "id, tenant, key_sha256, prefix, label, created_by, revoked_by, replaced_by, created_at, expires_at, revoked_at"
@@ -421,19 +433,24 @@ class SqlStore final : public Store {
     int64_t at = now_ms();
     std::string before;
     {
-      Stmt q(db_, "SELECT require_approval_above, eval_suite FROM route_policies WHERE route = ?");
+      Stmt q(db_, "SELECT require_approval_above, eval_suite, evidence_environment, evidence_suites FROM "
+                  "route_policies WHERE route = ?");
       q.bind(1, p.route);
-      before = q.step() ? "require_approval_above=" + num_text(q.real(0)) + " eval_suite=" + q.text(1)
+      before = q.step() ? "require_approval_above=" + num_text(q.real(0)) + " eval_suite=" + q.text(1) +
+                              evidence_text(q.text(2), q.text(3))
                         : "require_approval_above=" + num_text(kDefaultApprovalAbove) + " (default) eval_suite=";
     }
-    Stmt up(db_, "INSERT INTO route_policies(route, require_approval_above, eval_suite, updated_by, updated_at) "
-                 "VALUES (?,?,?,?,?) ON CONFLICT(route) DO UPDATE SET require_approval_above = "
-                 "excluded.require_approval_above, eval_suite = excluded.eval_suite, updated_by = excluded.updated_by, "
-                 "updated_at = excluded.updated_at");
+    const std::string suites = join(p.evidence_suites, ",");
+    Stmt up(db_, "INSERT INTO route_policies(route, require_approval_above, eval_suite, updated_by, updated_at, "
+                 "evidence_environment, evidence_suites) VALUES (?,?,?,?,?,?,?) ON CONFLICT(route) DO UPDATE SET "
+                 "require_approval_above = excluded.require_approval_above, eval_suite = excluded.eval_suite, "
+                 "updated_by = excluded.updated_by, updated_at = excluded.updated_at, evidence_environment = "
+                 "excluded.evidence_environment, evidence_suites = excluded.evidence_suites");
     up.bind(1, p.route).bind_double(2, p.require_approval_above).bind_null_if_empty(3, p.eval_suite);
-    up.bind(4, p.updated_by).bind(5, at).step();
+    up.bind(4, p.updated_by).bind(5, at).bind(6, p.evidence_environment).bind(7, suites).step();
     audit_locked({0, at, p.updated_by, "route.policy", p.route, before,
-                  "require_approval_above=" + num_text(p.require_approval_above) + " eval_suite=" + p.eval_suite,
+                  "require_approval_above=" + num_text(p.require_approval_above) + " eval_suite=" + p.eval_suite +
+                      evidence_text(p.evidence_environment, suites),
                   reason, "ok"});
     tx.commit();
     return {};
@@ -441,8 +458,8 @@ class SqlStore final : public Store {
 
   std::optional<RoutePolicy> get_route_policy(const std::string& route) override {
     std::lock_guard<std::mutex> lock(mu_);
-    Stmt q(db_, "SELECT route, require_approval_above, eval_suite, updated_by, updated_at FROM route_policies WHERE "
-                "route = ?");
+    Stmt q(db_, "SELECT route, require_approval_above, eval_suite, updated_by, updated_at, evidence_environment, "
+                "evidence_suites FROM route_policies WHERE route = ?");
     q.bind(1, route);
     if (!q.step()) return std::nullopt;
     RoutePolicy p;
@@ -451,6 +468,10 @@ class SqlStore final : public Store {
     p.eval_suite = q.text(2);
     p.updated_by = q.text(3);
     p.updated_at = q.integer(4);
+    p.evidence_environment = q.text(5);
+    const std::string suites = q.text(6);
+    for (std::string_view suite : split(suites, ','))
+      if (!suite.empty()) p.evidence_suites.emplace_back(suite);
     return p;
   }
 
@@ -639,16 +660,18 @@ class SqlStore final : public Store {
     Tx tx(*this);
     int64_t at = r.created_at ? r.created_at : now_ms();
     Stmt ins(db_, "INSERT INTO eval_runs(id, route, release, baseline, suite_name, suite_hash, passed, summary, "
-                  "created_by, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)");
+                  "created_by, created_at, environment) VALUES (?,?,?,?,?,?,?,?,?,?,?)");
     ins.bind(1, r.id).bind(2, r.route).bind(3, r.release).bind_null_if_empty(4, r.baseline).bind(5, r.suite_name);
     ins.bind(6, r.suite_hash).bind(7, static_cast<int64_t>(r.passed)).bind(8, r.summary).bind(9, r.created_by);
-    ins.bind(10, at).step();
-    if (r.passed) {
+    ins.bind(10, at).bind(11, r.environment).step();
+    // Only a run against this environment's own gateway is the release's eval pass here.
+    if (r.passed && r.environment.empty()) {
       Stmt up(db_, "UPDATE releases SET eval_pass_id = ? WHERE id = ?");
       up.bind(1, r.id).bind(2, r.release).step();
     }
-    audit_locked({0, at, r.created_by, "eval.run", r.release, r.baseline, r.id + (r.passed ? " passed" : " failed"),
-                  "suite " + r.suite_name, "ok"});
+    audit_locked({0, at, r.created_by, r.environment.empty() ? "eval.run" : "eval.import", r.release, r.baseline,
+                  r.id + (r.passed ? " passed" : " failed"),
+                  "suite " + r.suite_name + (r.environment.empty() ? "" : " in environment " + r.environment), "ok"});
     tx.commit();
     return {"", "", r.id};
   }
@@ -665,13 +688,14 @@ class SqlStore final : public Store {
     r.summary = s.text(7);
     r.created_by = s.text(8);
     r.created_at = s.integer(9);
+    r.environment = s.text(10);
     return r;
   }
 
   std::optional<EvalRunRecord> get_eval_run(const std::string& id) override {
     std::lock_guard<std::mutex> lock(mu_);
-    Stmt s(db_, "SELECT id, route, release, baseline, suite_name, suite_hash, passed, summary, created_by, created_at "
-                "FROM eval_runs WHERE id = ?");
+    Stmt s(db_, "SELECT id, route, release, baseline, suite_name, suite_hash, passed, summary, created_by, created_at, "
+                "environment FROM eval_runs WHERE id = ?");
     s.bind(1, id);
     if (!s.step()) return std::nullopt;
     return eval_row(s);
@@ -679,8 +703,8 @@ class SqlStore final : public Store {
 
   std::vector<EvalRunRecord> list_eval_runs(const std::string& release) override {
     std::lock_guard<std::mutex> lock(mu_);
-    Stmt s(db_, "SELECT id, route, release, baseline, suite_name, suite_hash, passed, summary, created_by, created_at "
-                "FROM eval_runs WHERE ? = '' OR release = ? ORDER BY created_at, id");
+    Stmt s(db_, "SELECT id, route, release, baseline, suite_name, suite_hash, passed, summary, created_by, created_at, "
+                "environment FROM eval_runs WHERE ? = '' OR release = ? ORDER BY created_at, id");
     s.bind(1, release).bind(2, release);
     std::vector<EvalRunRecord> out;
     while (s.step()) out.push_back(eval_row(s));

@@ -59,6 +59,12 @@ struct RoutePolicy {
   std::string route;
   double require_approval_above = kDefaultApprovalAbove;  // percent; above 100 = never
   std::string eval_suite;               // suite name a candidate must have passed ("" = any)
+  // Promotion between environments: a rollout may start only when the release also passed,
+  // in environment `evidence_environment` ("" = no such requirement), every suite of
+  // `evidence_suites` (empty: any passing run there). The evidence arrives in an imported
+  // release bundle (control/bundle.hpp).
+  std::string evidence_environment;
+  std::vector<std::string> evidence_suites;
   std::string updated_by;
   int64_t updated_at = 0;
 };
@@ -67,6 +73,10 @@ struct EvalRunRecord {
   std::string id, route, release, baseline, suite_name, suite_hash, summary, created_by;
   bool passed = false;
   int64_t created_at = 0;
+  // Where the run happened: "" for this store's own environment, else the environment named
+  // by the bundle it was imported from. Only own runs satisfy the eval gate and set the
+  // release's eval_pass_id; imported ones are evidence for a route's evidence_environment.
+  std::string environment;
 };
 
 // A tenant defined through the CLI or admin API. `spec` is its settings as JSON

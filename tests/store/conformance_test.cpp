@@ -1,6 +1,7 @@
 // The store conformance suite: every backend runs the same tests, SQLite and PostgreSQL
 // (a real server started for this process by scripts/pg-test-server.sh, one database per test).
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -242,11 +243,15 @@ TEST_P(StoreConformance, SurvivesKillNineWithoutLosingCommits) {
     }
   }
   close(fds[1]);
-  usleep(300000);
+  // Kill mid-stream: after the child reported its first commit (opening a networked store
+  // under a sanitizer can take longer than any fixed delay), then a little later.
+  int last = -1, v;
+  pollfd pfd{fds[0], POLLIN, 0};
+  if (poll(&pfd, 1, 30000) == 1 && read(fds[0], &v, sizeof v) == sizeof v) last = v;
+  usleep(100000);
   kill(pid, SIGKILL);
   int status = 0;
   waitpid(pid, &status, 0);
-  int last = -1, v;
   while (read(fds[0], &v, sizeof v) == sizeof v) last = v;
   close(fds[0]);
   ASSERT_GE(last, 0) << "the child committed nothing";
@@ -468,6 +473,16 @@ TEST_P(StoreConformance, PassingEvalRunsAttachToTheReleaseAndPoliciesAreKept) {
   EXPECT_EQ(s->get_release("rel_a")->eval_pass_id, "ev_2");
   EXPECT_EQ(s->list_eval_runs("rel_a").size(), 2u);
   EXPECT_TRUE(s->get_eval_run("ev_2")->passed);
+  // A run imported from another environment is evidence of that environment only: it keeps
+  // its environment and never becomes this store's eval pass.
+  ASSERT_TRUE(s->create_release(rel("rel_b"), {}, created).ok());
+  EvalRunRecord imported{"ev_3", "bot", "rel_b", "rel_0", "smoke", "h", "{}", "ci", true, 1700000000000, "staging"};
+  ASSERT_TRUE(s->record_eval_run(imported).ok());
+  EXPECT_EQ(s->get_release("rel_b")->eval_pass_id, "");
+  EXPECT_EQ(s->get_eval_run("ev_3")->environment, "staging");
+  EXPECT_EQ(s->get_eval_run("ev_3")->created_at, 1700000000000);
+  EXPECT_EQ(s->get_eval_run("ev_2")->environment, "");
+  EXPECT_EQ(s->list_audit(1)[0].action, "eval.import");
 
   EXPECT_FALSE(s->get_route_policy("bot"));
   RoutePolicy p;
@@ -480,7 +495,16 @@ TEST_P(StoreConformance, PassingEvalRunsAttachToTheReleaseAndPoliciesAreKept) {
   ASSERT_TRUE(got);
   EXPECT_DOUBLE_EQ(got->require_approval_above, 50);
   EXPECT_EQ(got->eval_suite, "gsm8k");
+  EXPECT_EQ(got->evidence_environment, "");
+  EXPECT_TRUE(got->evidence_suites.empty());
   EXPECT_EQ(s->list_audit(1)[0].action, "route.policy");
+  p.evidence_environment = "staging";
+  p.evidence_suites = {"gsm8k", "smoke"};
+  ASSERT_TRUE(s->set_route_policy(p, "staging first").ok());
+  got = s->get_route_policy("bot");
+  EXPECT_EQ(got->evidence_environment, "staging");
+  EXPECT_EQ(got->evidence_suites, (std::vector<std::string>{"gsm8k", "smoke"}));
+  EXPECT_NE(s->list_audit(1)[0].after.find("evidence_environment=staging"), std::string::npos);
 }
 
 TEST_P(StoreConformance, TenantsKeysRotationAndSpend) {

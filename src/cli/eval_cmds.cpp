@@ -6,6 +6,7 @@
 #include <iostream>
 #include <memory>
 
+#include "control/releases.hpp"
 #include "eval/add_case.hpp"
 #include "eval/runner.hpp"
 #include "store/store.hpp"
@@ -86,6 +87,8 @@ std::function<int()> add_eval_commands(CLI::App& app) {
   auto* list = ev->add_subcommand("list", "eval runs recorded in the store (newest last)");
   list->add_option("--release", *release, "only the runs of this release (id or prefix)");
   list->add_option("--data-dir", *data_dir, "state directory (default ./sluice-data)");
+  auto as_json = std::make_shared<bool>(false);
+  list->add_flag("--json", *as_json, "print JSON (with each run's environment: \"\" for this one's own runs)");
   list->callback([=] {
     *runner = [=] {
       auto s = open_store();
@@ -99,12 +102,16 @@ std::function<int()> add_eval_commands(CLI::App& app) {
         }
         id = r->id;
       }
+      if (*as_json) {
+        std::printf("%s\n", control::eval_runs_json(*s, id, false).c_str());
+        return 0;
+      }
       auto runs = s->list_eval_runs(id);
       std::printf("%-16s %-14s %-14s %-14s %-20s %s\n", "EVAL RUN", "RELEASE", "BASELINE", "ROUTE", "SUITE", "RESULT");
       for (const auto& r : runs)
         std::printf("%-16s %-14s %-14s %-14s %-20s %s\n", r.id.c_str(), r.release.c_str(),
                     r.baseline.empty() ? "-" : r.baseline.c_str(), r.route.c_str(), r.suite_name.c_str(),
-                    r.passed ? "pass" : "fail");
+                    ((r.passed ? "pass" : "fail") + (r.environment.empty() ? "" : " [" + r.environment + "]")).c_str());
       return 0;
     };
   });

@@ -11,6 +11,7 @@
 #include <iostream>
 #include <memory>
 
+#include "control/bundle.hpp"
 #include "control/releases.hpp"
 #include "core/error.hpp"
 #include "core/strings.hpp"
@@ -71,6 +72,69 @@ std::function<int()> add_store_commands(CLI::App& app) {
     };
   });
 
+  // Moving a release between environments with its evidence (control/bundle.hpp).
+  auto bundle_dir = std::make_shared<std::string>();
+  auto environment = std::make_shared<std::string>();
+  auto key_file = std::make_shared<std::string>();
+  auto require_signature = std::make_shared<bool>(false);
+  // The bundle key: --key-file, else $SLUICE_BUNDLE_KEY; "" when neither (unsigned).
+  auto bundle_key = [key_file](std::string& key) {
+    if (key_file->empty()) {
+      const char* k = std::getenv("SLUICE_BUNDLE_KEY");
+      key = k ? k : "";
+      return true;
+    }
+    std::ifstream in(*key_file, std::ios::binary);
+    if (!in) return false;
+    key.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    while (!key.empty() && (key.back() == '\n' || key.back() == '\r')) key.pop_back();
+    return !key.empty();
+  };
+  auto* exp = rel->add_subcommand("export", "write RELEASE, its files and its eval runs to a bundle directory");
+  exp->add_option("id", *id, "release id (or a unique prefix)")->required();
+  exp->add_option("--out", *bundle_dir, "bundle directory to create (must be new or empty)")->required();
+  exp->add_option("--environment", *environment, "the environment this store serves (default $SLUICE_ENVIRONMENT)");
+  exp->add_option("--key-file", *key_file, "sign with this key (default $SLUICE_BUNDLE_KEY; none: unsigned)");
+  with_common(exp);
+  exp->callback([=] {
+    *runner = [=] {
+      control::ExportOptions o;
+      o.release = *id;
+      o.out_dir = *bundle_dir;
+      const char* env = std::getenv("SLUICE_ENVIRONMENT");
+      o.environment = !environment->empty() ? *environment : env ? env : "";
+      o.actor = common->actor.empty() ? default_actor() : common->actor;
+      if (!bundle_key(o.key)) return print({"cannot read key file " + *key_file, ""});
+      auto s = open(*common);
+      return s ? print(control::export_release(*s, o)) : 2;
+    };
+  });
+  auto import_options = [=] {
+    control::ImportOptions o;
+    o.dir = *bundle_dir;
+    o.actor = common->actor.empty() ? default_actor() : common->actor;
+    o.require_signature = *require_signature;
+    return o;
+  };
+  for (const char* verb : {"import", "verify"}) {
+    const bool store_it = std::string(verb) == "import";
+    auto* c = rel->add_subcommand(verb, store_it ? "verify a bundle, then store its release and eval runs here"
+                                                 : "check a bundle (every hash, the release id, the signature)");
+    c->add_option("dir", *bundle_dir, "bundle directory (sluice release export)")->required();
+    c->add_option("--key-file", *key_file, "verify the signature with this key (default $SLUICE_BUNDLE_KEY)");
+    c->add_flag("--require-signature", *require_signature, "refuse an unsigned bundle");
+    with_common(c);
+    c->callback([=] {
+      *runner = [=] {
+        control::ImportOptions o = import_options();
+        if (!bundle_key(o.key)) return print({"cannot read key file " + *key_file, ""});
+        if (!store_it) return print(control::verify_bundle(o));
+        auto s = open(*common);
+        return s ? print(control::import_release(*s, o)) : 2;
+      };
+    });
+  }
+
   auto* route = app.add_subcommand("route", "routes and their stable releases");
   route->require_subcommand(1);
   auto route_name = std::make_shared<std::string>(), reason = std::make_shared<std::string>();
@@ -105,6 +169,14 @@ std::function<int()> add_store_commands(CLI::App& app) {
                                     "opt this route out of sign-off: rollouts may reach 100% unattended (needs --reason)");
   none_opt->excludes(above_opt);
   policy->add_option("--eval-suite", *suite, "a rollout candidate needs a passing eval run of this suite (its name)");
+  auto evidence_env = std::make_shared<std::string>();
+  auto evidence_suites = std::make_shared<std::vector<std::string>>();
+  policy->add_option("--evidence-environment", *evidence_env,
+                     "a rollout also needs the release's passing runs from this environment (imported with its "
+                     "bundle: sluice release import); \"none\" clears it");
+  policy->add_option("--evidence-suites", *evidence_suites,
+                     "suites that must have passed there, comma-separated (e.g. gsm8k,smoke; default: any)")
+      ->delimiter(',');
   policy->add_option("--reason", *reason, "why (audited)");
   with_common(policy);
   policy->callback([=] {
@@ -117,6 +189,11 @@ std::function<int()> add_store_commands(CLI::App& app) {
       if (*no_approval) p.require_approval_above = store::kNoApproval;
       else if (*above >= 0) p.require_approval_above = *above;
       if (!suite->empty()) p.eval_suite = *suite;
+      if (*evidence_env == "none") p.evidence_environment.clear(), p.evidence_suites.clear();
+      else if (!evidence_env->empty()) p.evidence_environment = *evidence_env;
+      if (!evidence_suites->empty()) p.evidence_suites = *evidence_suites;
+      if (p.evidence_environment.empty() && !p.evidence_suites.empty())
+        return print({"--evidence-suites needs --evidence-environment", ""});
       p.updated_by = common->actor.empty() ? default_actor() : common->actor;
       auto out = s->set_route_policy(p, *reason);
       double a = p.require_approval_above;
@@ -125,6 +202,12 @@ std::function<int()> add_store_commands(CLI::App& app) {
                                    : std::string("no approval required (opted out)")) +
                          (p.eval_suite.empty() ? "; any passing eval run"
                                                : "; candidates must pass eval suite '" + p.eval_suite + "'");
+      if (!p.evidence_environment.empty()) {
+        std::string suites;
+        for (const auto& x : p.evidence_suites) suites += (suites.empty() ? "" : ", ") + x;
+        text += "; and must have passed " + (suites.empty() ? std::string("an eval suite") : suites) +
+                " in environment '" + p.evidence_environment + "'";
+      }
       return print({out.error, text});
     };
   });

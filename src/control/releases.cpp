@@ -113,7 +113,8 @@ std::string eval_run_json(const store::EvalRunRecord& r, bool with_summary) {
       .str("suite_hash", r.suite_hash)
       .raw("passed", r.passed ? "true" : "false")
       .str("created_by", r.created_by)
-      .str("created_at", iso_time(r.created_at));
+      .str("created_at", iso_time(r.created_at))
+      .str("environment", r.environment);
   if (with_summary) o.raw("summary", r.summary.empty() ? "null" : r.summary);
   return o.done();
 }

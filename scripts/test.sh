@@ -50,7 +50,7 @@ if command -v clang++ >/dev/null 2>&1; then
   step "libFuzzer (${FUZZ_SECONDS}s per target)"
   cmake --preset fuzz >/dev/null
   cmake --build build/fuzz -j"$JOBS"
-  for t in request sse answer rollout bridge flags; do
+  for t in request sse answer rollout bridge flags pii; do
     mkdir -p "build/fuzz/corpus-$t"
     "build/fuzz/fuzz/${t}_fuzz" -max_total_time="$FUZZ_SECONDS" -max_len=4096 "build/fuzz/corpus-$t" "fuzz/corpus/$t" 2>&1 | tail -2
   done

@@ -1,6 +1,10 @@
 #include "gitops/plan.hpp"
 
+#include <signal.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
 
 #include <algorithm>
 #include <chrono>
@@ -370,18 +374,34 @@ Applied apply_plan(store::Store& s, const Plan& p, const std::string& actor, con
   return a;
 }
 
+namespace {
+
+// True when `holder` ("apply:HOST:PID:...") is an apply of this host whose process is gone:
+// its lease need not be waited out.
+bool dead_local_holder(const std::string& holder, const std::string& host) {
+  const std::string prefix = "apply:" + host + ":";
+  if (holder.rfind(prefix, 0) != 0) return false;
+  const long pid = std::strtol(holder.c_str() + prefix.size(), nullptr, 10);
+  return pid > 0 && kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH;
+}
+
+}  // namespace
+
 ApplyLease::ApplyLease(store::Store& s, int64_t wait_ms, int64_t ttl_ms) : s_(s) {
   char host[256] = {0};
   gethostname(host, sizeof host - 1);
   mine_ = std::string("apply:") + host + ":" + std::to_string(getpid()) + ":" + random_token("", 4);
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
   for (;;) {
-    store::Lease l = s_.acquire_lease(kApplyLease, mine_, ttl_ms, unix_millis());
+    const std::string steal = dead_local_holder(other_, host) ? other_ : "";
+    store::Lease l = s_.acquire_lease(kApplyLease, mine_, ttl_ms, unix_millis(), steal);
     if (l.held) {
       held_ = true;
       return;
     }
+    const bool retry_now = steal.empty() && dead_local_holder(l.holder, host);
     other_ = l.holder;
+    if (retry_now) continue;
     if (std::chrono::steady_clock::now() >= deadline) return;
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }

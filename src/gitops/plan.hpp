@@ -64,7 +64,8 @@ Applied apply_plan(store::Store& s, const Plan& p, const std::string& actor, con
 // Serializes applies (any store, PostgreSQL included) through the store lease "apply".
 class ApplyLease {
  public:
-  // Waits up to `wait_ms` for the lease; held() says whether it was taken.
+  // Waits up to `wait_ms` for the lease; held() says whether it was taken. The lease of an
+  // apply of this host whose process has died is taken over at once.
   ApplyLease(store::Store& s, int64_t wait_ms, int64_t ttl_ms = 120000);
   ~ApplyLease();
   ApplyLease(const ApplyLease&) = delete;

@@ -3,10 +3,12 @@
 // fully own, and the apply lease serializes applies.
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 
+#include "core/clock.hpp"
 #include "core/crypto.hpp"
 #include "gitops/documents.hpp"
 #include "gitops/plan.hpp"
@@ -242,8 +244,16 @@ TEST_F(Gitops, TheApplyLeaseHasOneHolder) {
   EXPECT_FALSE(second.held());
   EXPECT_FALSE(second.other().empty());
   first.reset();
-  ApplyLease third(*s, 0);
-  EXPECT_TRUE(third.held());
+  auto third = std::make_unique<ApplyLease>(*s, 0);
+  EXPECT_TRUE(third->held());
+  third.reset();
+  // An apply of this host that died holding it (no such process) does not block the next.
+  char host[256] = {0};
+  gethostname(host, sizeof host - 1);
+  const std::string dead = std::string("apply:") + host + ":2147483600:x";
+  ASSERT_TRUE(s->acquire_lease(kApplyLease, dead, 600000, unix_millis()).held);
+  ApplyLease fourth(*s, 0);
+  EXPECT_TRUE(fourth.held());
 }
 
 }  // namespace

@@ -64,9 +64,7 @@ int run_apply(const ApplyOptions& o) {
   gitops::Applied a = gitops::apply_plan(*s, p, actor, reason);
   if (!a.ok()) {
     std::cerr << "error: " << a.error << "\n";
-    std::cerr << "applied before the error (" << a.done.size() << "):";
-    for (const auto& d : a.done) std::cerr << " " << d;
-    std::cerr << "\nrun apply again once the cause is fixed: it applies what is left\n";
+    std::cerr << "nothing was applied (one transaction): fix the cause and apply again\n";
     return 1;
   }
   std::cout << "Apply complete: " << p.creates << " created, " << p.changes_count << " changed, " << p.removes

@@ -301,6 +301,8 @@ std::string render(const Plan& p) {
 
 Applied apply_plan(store::Store& s, const Plan& p, const std::string& actor, const std::string& reason) {
   Applied a;
+  // One store transaction for the whole plan: a refused write leaves nothing of it applied.
+  store::Outcome all = s.atomically([&]() -> store::Outcome {
   bool flags_written = false;
   for (const auto& c : p.changes) {
     store::Outcome out;
@@ -353,14 +355,14 @@ Applied apply_plan(store::Store& s, const Plan& p, const std::string& actor, con
       out = s.write_flags(upserts, deletes, audit);
       if (out.ok()) a.done.insert(a.done.end(), names.begin(), names.end());
       else a.error = "Flag: " + out.error;
-      if (!out.ok()) return a;
+      if (!out.ok()) return {a.error, "", ""};
       continue;
     } else {
       continue;  // a flag written with the others
     }
     if (!out.ok()) {
       a.error = c.kind + " " + c.name + ": " + out.error;
-      return a;
+      return {a.error, "", ""};
     }
     a.done.push_back(c.kind + "/" + c.name);
   }
@@ -371,6 +373,12 @@ Applied apply_plan(store::Store& s, const Plan& p, const std::string& actor, con
   e.after = summary(p);
   e.reason = reason;
   if (!p.empty()) s.append_audit(e);
+  return {};
+  });
+  if (!all.ok()) {
+    if (a.error.empty()) a.error = all.error;
+    a.done.clear();  // rolled back: nothing of the plan stands
+  }
   return a;
 }
 

@@ -54,11 +54,12 @@ std::string summary(const Plan& p);
 
 struct Applied {
   std::string error;                // empty: every change was applied
-  std::vector<std::string> done;    // "kind/name", in order (a failed apply tells what stands)
+  std::vector<std::string> done;    // "kind/name", in order (empty when the apply failed)
   bool ok() const { return error.empty(); }
 };
-// Writes the plan in its order, each change audited with `actor` and `reason`; the flags in
-// one store transaction. Stops at the first refused write (later changes are not attempted).
+// Writes the plan in its order, each change audited with `actor` and `reason`, all in one
+// store transaction (Store::atomically): a refused write stops it and nothing of the plan
+// stands (`done` is then empty).
 Applied apply_plan(store::Store& s, const Plan& p, const std::string& actor, const std::string& reason);
 
 // Serializes applies (any store, PostgreSQL included) through the store lease "apply".

@@ -81,13 +81,13 @@ class SqlStore final : public Store {
   }
 
   void put_blob(const std::string& sha, const std::string& content) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     Stmt s(db_, "INSERT INTO blobs(sha256, content) VALUES (?, ?) ON CONFLICT DO NOTHING");
     s.bind(1, sha).bind_blob(2, content).step();
   }
 
   std::optional<std::string> get_blob(const std::string& sha) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     Stmt s(db_, "SELECT content FROM blobs WHERE sha256 = ?");
     s.bind(1, sha);
     if (!s.step()) return std::nullopt;
@@ -96,7 +96,7 @@ class SqlStore final : public Store {
 
   Outcome create_release(const ReleaseRecord& r, const std::vector<std::pair<std::string, std::string>>& blobs,
                          bool& created) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     Tx tx(*this);
     created = false;
     {
@@ -125,7 +125,7 @@ class SqlStore final : public Store {
   }
 
   std::optional<ReleaseRecord> get_release(const std::string& id) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     {
       Stmt exact(db_, "SELECT id, full_hash, route, tuple, created_by, created_at, parent, git_commit, eval_pass_id "
                       "FROM releases WHERE id = ?");
@@ -144,7 +144,7 @@ class SqlStore final : public Store {
   }
 
   std::vector<ReleaseRecord> list_releases(const std::string& route) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     Stmt s(db_, "SELECT id, full_hash, route, tuple, created_by, created_at, parent, git_commit, eval_pass_id FROM "
                 "releases WHERE ? = '' OR route = ? ORDER BY created_at, id");
     s.bind(1, route).bind(2, route);
@@ -154,7 +154,7 @@ class SqlStore final : public Store {
   }
 
   std::vector<RouteRecord> list_routes() override {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     Stmt s(db_, "SELECT name, stable_release, updated_at FROM routes ORDER BY name");
     std::vector<RouteRecord> out;
     while (s.step()) out.push_back({s.text(0), s.text(1), s.integer(2)});
@@ -162,12 +162,12 @@ class SqlStore final : public Store {
   }
 
   std::optional<RouteRecord> get_route(const std::string& name) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     return route_locked(name);
   }
 
   std::vector<RouteChange> route_history(const std::string& route) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     return history_locked(route);
   }
 
@@ -183,7 +183,7 @@ class SqlStore final : public Store {
 
   Outcome promote(const std::string& route, const std::string& release, const std::string& actor,
                   const std::string& reason) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     Tx tx(*this);
     if (auto busy = active_rollout_locked(route)) return {busy_message(route, *busy), "", ""};
     Stmt q(db_, "SELECT route FROM releases WHERE id = ?");
@@ -202,7 +202,7 @@ class SqlStore final : public Store {
   }
 
   Outcome rollback(const std::string& route, const std::string& actor, const std::string& reason) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     Tx tx(*this);
     if (auto busy = active_rollout_locked(route)) return {busy_message(route, *busy), "", ""};
     auto cur = route_locked(route);
@@ -239,7 +239,7 @@ class SqlStore final : public Store {
   }
 
   Outcome create_rollout(const RolloutRecord& r, const std::string& reason) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     Tx tx(*this);
     {
       Stmt q(db_, "SELECT id FROM rollouts WHERE route = ? AND status = 'active'");
@@ -264,7 +264,7 @@ class SqlStore final : public Store {
   }
 
   std::optional<RolloutRecord> get_rollout(const std::string& id) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     Stmt s(db_, (std::string("SELECT ") + kRolloutCols + " FROM rollouts WHERE id = ?").c_str());
     s.bind(1, id);
     if (!s.step()) return std::nullopt;
@@ -272,7 +272,7 @@ class SqlStore final : public Store {
   }
 
   std::optional<RolloutRecord> active_rollout(const std::string& route) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     Stmt s(db_, (std::string("SELECT ") + kRolloutCols + " FROM rollouts WHERE route = ? AND status = 'active'").c_str());
     s.bind(1, route);
     if (!s.step()) return std::nullopt;
@@ -280,7 +280,7 @@ class SqlStore final : public Store {
   }
 
   std::vector<RolloutRecord> list_rollouts(const std::string& route, bool active_only) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     Stmt s(db_, (std::string("SELECT ") + kRolloutCols +
                  " FROM rollouts WHERE (? = '' OR route = ?) AND (? = 0 OR status = 'active') ORDER BY created_at, id")
                     .c_str());
@@ -292,7 +292,7 @@ class SqlStore final : public Store {
 
   Outcome update_rollout(RolloutRecord& r, bool promote_candidate, const AuditEntry* audit, const Fence* fence,
                          const std::vector<RolloutEvent>* events) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     Tx tx(*this);
     if (fence && !fence_holds(*fence)) return {"fenced", "", ""};
     int64_t at = now_ms();
@@ -317,7 +317,7 @@ class SqlStore final : public Store {
   }
 
   Outcome add_rollout_command(const RolloutCommand& c) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     Tx tx(*this);
     int64_t at = now_ms();
     Stmt q(db_, "SELECT route FROM rollouts WHERE id = ? AND status = 'active'");
@@ -332,7 +332,7 @@ class SqlStore final : public Store {
   }
 
   std::vector<RolloutCommand> pending_rollout_commands(const std::string& rollout_id) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     Stmt s(db_, "SELECT seq, rollout_id, command, actor, reason, at FROM rollout_commands WHERE rollout_id = ? AND "
                 "applied_at IS NULL ORDER BY seq");
     s.bind(1, rollout_id);
@@ -342,7 +342,7 @@ class SqlStore final : public Store {
   }
 
   bool mark_rollout_command_applied(int64_t seq, const Fence* fence) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     Tx tx(*this);
     if (fence && !fence_holds(*fence)) return false;
     Stmt s(db_, "UPDATE rollout_commands SET applied_at = ? WHERE seq = ?");
@@ -352,13 +352,13 @@ class SqlStore final : public Store {
   }
 
   void append_rollout_event(const RolloutEvent& e) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     event_locked(e);
   }
 
   void put_rollout_evidence(const std::string& rollout_id, const std::string& replica, const std::string& json,
                             int64_t now_ms) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     Stmt s(db_, "INSERT INTO rollout_evidence(rollout_id, replica, evidence, updated_ms) VALUES (?,?,?,?) "
                 "ON CONFLICT (rollout_id, replica) DO UPDATE SET evidence = excluded.evidence, "
                 "updated_ms = excluded.updated_ms");
@@ -366,7 +366,7 @@ class SqlStore final : public Store {
   }
 
   std::vector<std::pair<std::string, std::string>> list_rollout_evidence(const std::string& rollout_id) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     Stmt s(db_, "SELECT replica, evidence FROM rollout_evidence WHERE rollout_id = ? ORDER BY replica");
     s.bind(1, rollout_id);
     std::vector<std::pair<std::string, std::string>> out;
@@ -376,7 +376,7 @@ class SqlStore final : public Store {
 
   Lease acquire_lease(const std::string& name, const std::string& holder, int64_t ttl_ms, int64_t now,
                       const std::string& steal_from) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     Tx tx(*this);
     Lease l;
     Stmt q(db_, "SELECT holder, token, expires_ms FROM leases WHERE name = ?");
@@ -410,13 +410,13 @@ class SqlStore final : public Store {
   }
 
   void release_lease(const std::string& name, const std::string& holder) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     Stmt s(db_, "UPDATE leases SET expires_ms = 0 WHERE name = ? AND holder = ?");
     s.bind(1, name).bind(2, holder).step();
   }
 
   std::vector<RolloutEvent> rollout_events(const std::string& rollout_id, int64_t after_seq) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     Stmt s(db_, "SELECT seq, rollout_id, at, kind, detail FROM rollout_events WHERE rollout_id = ? AND seq > ? ORDER "
                 "BY seq");
     s.bind(1, rollout_id).bind(2, after_seq);
@@ -428,7 +428,7 @@ class SqlStore final : public Store {
   // ---- route policies
 
   Outcome set_route_policy(const RoutePolicy& p, const std::string& reason) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     Tx tx(*this);
     int64_t at = now_ms();
     std::string before;
@@ -457,7 +457,7 @@ class SqlStore final : public Store {
   }
 
   std::optional<RoutePolicy> get_route_policy(const std::string& route) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     Stmt q(db_, "SELECT route, require_approval_above, eval_suite, updated_by, updated_at, evidence_environment, "
                 "evidence_suites FROM route_policies WHERE route = ?");
     q.bind(1, route);
@@ -478,7 +478,7 @@ class SqlStore final : public Store {
   // ---- tenants and keys
 
   Outcome put_tenant(const TenantRecord& t, bool create, const std::string& reason) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     Tx tx(*this);
     const int64_t at = now_ms();
     std::string before;
@@ -502,7 +502,7 @@ class SqlStore final : public Store {
   }
 
   std::optional<TenantRecord> get_tenant(const std::string& name) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     Stmt q(db_, "SELECT name, spec, updated_by, created_at, updated_at FROM tenants WHERE name = ?");
     q.bind(1, name);
     if (!q.step()) return std::nullopt;
@@ -510,7 +510,7 @@ class SqlStore final : public Store {
   }
 
   std::vector<TenantRecord> list_tenants() override {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     Stmt q(db_, "SELECT name, spec, updated_by, created_at, updated_at FROM tenants ORDER BY name");
     std::vector<TenantRecord> out;
     while (q.step()) out.push_back({q.text(0), q.text(1), q.text(2), q.integer(3), q.integer(4)});
@@ -518,7 +518,7 @@ class SqlStore final : public Store {
   }
 
   Outcome create_api_key(const ApiKeyRecord& k, const std::string& reason) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     Tx tx(*this);
     if (!tenant_exists_locked(k.tenant)) return {"no tenant '" + k.tenant + "'", "", ""};
     const int64_t at = now_ms();
@@ -529,7 +529,7 @@ class SqlStore final : public Store {
   }
 
   Outcome revoke_api_key(const std::string& id, const std::string& actor, const std::string& reason) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     Tx tx(*this);
     auto k = key_locked(id);
     if (!k) return {"no API key '" + id + "'", "", ""};
@@ -544,7 +544,7 @@ class SqlStore final : public Store {
 
   Outcome rotate_api_key(const std::string& id, const ApiKeyRecord& next, int64_t old_expires_at,
                          const std::string& reason) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     Tx tx(*this);
     auto k = key_locked(id);
     const int64_t at = now_ms();
@@ -562,12 +562,12 @@ class SqlStore final : public Store {
   }
 
   std::optional<ApiKeyRecord> get_api_key(const std::string& id) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     return key_locked(id);
   }
 
   std::vector<ApiKeyRecord> list_api_keys(const std::string& tenant) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     Stmt q(db_, tenant.empty() ? "SELECT " KEY_COLUMNS " FROM api_keys ORDER BY created_at, id"
                                : "SELECT " KEY_COLUMNS " FROM api_keys WHERE tenant = ? ORDER BY created_at, id");
     if (!tenant.empty()) q.bind(1, tenant);
@@ -578,7 +578,7 @@ class SqlStore final : public Store {
 
   void add_spend(const std::vector<SpendRecord>& deltas) override {
     if (deltas.empty()) return;
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     Tx tx(*this);
     for (const auto& d : deltas) {
       Stmt up(db_, "INSERT INTO tenant_spend(tenant, period, micro_usd) VALUES (?,?,?) ON CONFLICT(tenant, period) DO "
@@ -589,7 +589,7 @@ class SqlStore final : public Store {
   }
 
   std::vector<SpendRecord> list_spend(const std::vector<std::string>& periods) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     std::vector<SpendRecord> out;
     for (const auto& p : periods) {
       Stmt q(db_, "SELECT tenant, period, micro_usd FROM tenant_spend WHERE period = ? ORDER BY tenant");
@@ -601,7 +601,7 @@ class SqlStore final : public Store {
 
   void add_route_spend(const std::vector<RouteSpend>& deltas) override {
     if (deltas.empty()) return;
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     Tx tx(*this);
     for (const auto& d : deltas) {
       Stmt up(db_, "INSERT INTO route_spend(day, route, release, tenant, micro_usd, requests) VALUES (?,?,?,?,?,?) "
@@ -613,7 +613,7 @@ class SqlStore final : public Store {
   }
 
   std::vector<RouteSpend> list_route_spend(const std::string& from_day, const std::string& to_day) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     std::vector<RouteSpend> out;
     Stmt q(db_, "SELECT day, route, release, tenant, micro_usd, requests FROM route_spend WHERE day >= ? AND day <= ? "
                 "ORDER BY day, route, release, tenant");
@@ -626,7 +626,7 @@ class SqlStore final : public Store {
 
   void save_responses(const std::vector<StoredResponse>& saved,
                       const std::vector<std::pair<std::string, std::string>>& deleted, int64_t now) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     Tx tx(*this);
     Stmt up(db_, "INSERT INTO stored_responses(tenant, id, body, expires_at) VALUES (?,?,?,?) ON CONFLICT(tenant, id) "
                  "DO UPDATE SET body = excluded.body, expires_at = excluded.expires_at");
@@ -639,7 +639,7 @@ class SqlStore final : public Store {
   }
 
   std::vector<StoredResponse> load_responses(int64_t now, int64_t max_bytes) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     std::vector<StoredResponse> out;
     int64_t bytes = 0;
     Stmt q(db_, "SELECT tenant, id, body, expires_at FROM stored_responses WHERE expires_at > ? ORDER BY expires_at DESC");
@@ -656,7 +656,7 @@ class SqlStore final : public Store {
   // ---- eval runs
 
   Outcome record_eval_run(const EvalRunRecord& r) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     Tx tx(*this);
     int64_t at = r.created_at ? r.created_at : now_ms();
     Stmt ins(db_, "INSERT INTO eval_runs(id, route, release, baseline, suite_name, suite_hash, passed, summary, "
@@ -693,7 +693,7 @@ class SqlStore final : public Store {
   }
 
   std::optional<EvalRunRecord> get_eval_run(const std::string& id) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     Stmt s(db_, "SELECT id, route, release, baseline, suite_name, suite_hash, passed, summary, created_by, created_at, "
                 "environment FROM eval_runs WHERE id = ?");
     s.bind(1, id);
@@ -702,7 +702,7 @@ class SqlStore final : public Store {
   }
 
   std::vector<EvalRunRecord> list_eval_runs(const std::string& release) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     Stmt s(db_, "SELECT id, route, release, baseline, suite_name, suite_hash, passed, summary, created_by, created_at, "
                 "environment FROM eval_runs WHERE ? = '' OR release = ? ORDER BY created_at, id");
     s.bind(1, release).bind(2, release);
@@ -714,7 +714,7 @@ class SqlStore final : public Store {
   // ---- feature flags
 
   std::vector<FlagRecord> list_flags() override {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     Stmt q(db_, "SELECT " FLAG_COLUMNS " FROM flags ORDER BY key");
     std::vector<FlagRecord> out;
     while (q.step()) out.push_back(flag_row(q));
@@ -722,13 +722,13 @@ class SqlStore final : public Store {
   }
 
   std::optional<FlagRecord> get_flag(const std::string& key) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     return flag_locked(key);
   }
 
   Outcome write_flags(const std::vector<FlagRecord>& upserts, const std::vector<std::string>& deletes,
                       const std::vector<AuditEntry>& audit) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     Tx tx(*this);
     const int64_t at = now_ms();
     for (const auto& f : upserts) {
@@ -763,12 +763,12 @@ class SqlStore final : public Store {
   }
 
   void append_audit(const AuditEntry& e) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     audit_locked(e);
   }
 
   std::vector<AuditEntry> list_audit(size_t limit) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     Stmt s(db_, "SELECT seq, at, actor, action, target, before, after, reason, outcome FROM audit ORDER BY seq DESC "
                 "LIMIT ?");
     s.bind(1, static_cast<int64_t>(limit));
@@ -780,7 +780,7 @@ class SqlStore final : public Store {
   }
 
   std::vector<AuditEntry> list_audit_between(int64_t from_ms, int64_t to_ms, size_t limit) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     Stmt s(db_, "SELECT seq, at, actor, action, target, before, after, reason, outcome FROM audit "
                 "WHERE at >= ? AND at < ? ORDER BY at, seq LIMIT ?");
     s.bind(1, from_ms).bind(2, to_ms).bind(3, static_cast<int64_t>(limit));
@@ -794,7 +794,7 @@ class SqlStore final : public Store {
   // Not counted as a change: events never alter what a snapshot is built from.
   void append_events(const std::vector<EventRecord>& events) override {
     if (events.empty()) return;
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     Tx tx(*this);
     for (const auto& e : events) {
       Stmt s(db_, "INSERT INTO events(at, kind, route, subject, summary, detail) VALUES (?,?,?,?,?,?)");
@@ -805,7 +805,7 @@ class SqlStore final : public Store {
   }
 
   std::vector<EventRecord> list_events(int64_t from_ms, int64_t to_ms, size_t limit) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     Stmt s(db_, "SELECT seq, at, kind, route, subject, summary, detail FROM events WHERE at >= ? AND at < ? "
                 "ORDER BY at, seq LIMIT ?");
     s.bind(1, from_ms).bind(2, to_ms).bind(3, static_cast<int64_t>(limit));
@@ -815,17 +815,17 @@ class SqlStore final : public Store {
   }
 
   uint64_t change_counter() override {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     return db_->external_version() + local_changes_;
   }
 
   uint64_t external_change_counter() override {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     return db_->external_version();
   }
 
   bool connected() override {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::recursive_mutex> lock(mu_);
     return db_->connected();
   }
 
@@ -841,20 +841,54 @@ class SqlStore final : public Store {
     s.bind(1, e.rollout_id).bind(2, e.at ? e.at : now_ms()).bind(3, e.kind).bind(4, e.detail).step();
   }
 
+  // A write transaction. Inside atomically() it is nested: it begins and commits nothing of
+  // its own, and one that ends without commit() (a refused write) dooms the outer one.
   struct Tx {
-    explicit Tx(SqlStore& s) : s(s) { s.db_->begin(); }
+    explicit Tx(SqlStore& s) : s(s) {
+      if (s.tx_depth_++ == 0) {
+        s.db_->begin();
+        s.tx_doomed_ = s.tx_counts_ = false;
+      }
+    }
     ~Tx() {
-      if (!done) s.db_->rollback();
+      if (!done) {
+        if (s.tx_depth_ == 1) s.db_->rollback();
+        else s.tx_doomed_ = true;
+      }
+      --s.tx_depth_;
     }
     // `counts`: the change is one the snapshot shows (not, e.g., spend bookkeeping).
     void commit(bool counts = true) {
-      s.db_->commit(counts);
       done = true;
+      if (s.tx_depth_ > 1) {
+        s.tx_counts_ = s.tx_counts_ || counts;
+        return;
+      }
+      counts = counts || s.tx_counts_;
+      s.db_->commit(counts);
       if (counts) ++s.local_changes_;
     }
     SqlStore& s;
     bool done = false;
   };
+
+ public:
+  Outcome atomically(const std::function<Outcome()>& fn) override {
+    std::lock_guard<std::recursive_mutex> lock(mu_);
+    if (tx_depth_ > 0) return fn();  // already inside one: it is part of that
+    Tx tx(*this);
+    Outcome o;
+    try {
+      o = fn();
+    } catch (const std::exception& e) {
+      o.error = e.what();
+    }
+    if (o.ok() && tx_doomed_) o.error = "a write inside the transaction was refused";
+    if (o.ok()) tx.commit(false);  // counts if a write inside did
+    return o;
+  }
+
+ private:
 
   static ReleaseRecord row(const Stmt& s) {
     ReleaseRecord r;
@@ -955,7 +989,10 @@ class SqlStore final : public Store {
 
   std::unique_ptr<Db> owned_;
   Db* db_;
-  std::mutex mu_;
+  std::recursive_mutex mu_;  // recursive: the calls inside atomically() take it again
+  int tx_depth_ = 0;         // Tx objects alive (nested inside atomically())
+  bool tx_doomed_ = false;   // a nested Tx ended without commit: the outer one must not commit
+  bool tx_counts_ = false;   // a nested Tx committed a change the snapshot shows
   uint64_t local_changes_ = 0;
 };
 

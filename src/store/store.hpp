@@ -3,6 +3,7 @@
 // never touches it. Every mutating call is one transaction that includes its audit entry.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -325,6 +326,11 @@ class Store : public ReleaseStore,
   // False while a networked store is unreachable (the gateway keeps serving its last
   // snapshot and reports itself not ready for changes). Never blocks.
   virtual bool connected() { return true; }
+  // Runs `fn` as one transaction: every write of this store that `fn` makes (on this thread)
+  // joins it, and it commits only when `fn` returns ok and no write inside was refused;
+  // otherwise none of them stands (sluice apply: all of a plan or nothing). Other callers of
+  // this store object wait until it ends.
+  virtual Outcome atomically(const std::function<Outcome()>& fn) = 0;
 };
 
 // Opens (creating if needed) a SQLite store in WAL mode and applies pending migrations.

@@ -258,3 +258,42 @@ TEST_F(Gitops, TheApplyLeaseHasOneHolder) {
 
 }  // namespace
 }  // namespace sluice::gitops
+
+namespace sluice::gitops {
+namespace {
+
+// One transaction: a write the store refuses at apply time (here the promote of a route that
+// a rollout started on since the plan was made) leaves nothing of the plan behind: not the
+// policy written before it, not the gitops.apply audit entry.
+TEST_F(Gitops, ARefusedWriteRollsBackTheWholePlan) {
+  write("chat.yaml", kState);
+  Plan p = plan();
+  ASSERT_FALSE(p.empty());
+  store::RolloutRecord r;
+  r.id = "ro_1";
+  r.route = "chat";
+  r.stable_release = "rel_aaa111";
+  r.candidate_release = "rel_bbb222";
+  r.spec = "{}";
+  r.state = "{\"new\":true}";
+  r.created_by = "someone";
+  ASSERT_TRUE(s->create_rollout(r, "started by hand").ok());
+  const size_t audit_before = s->list_audit(1000).size();
+  Applied a = apply_plan(*s, p, "ci", "test");
+  EXPECT_FALSE(a.ok());
+  EXPECT_NE(a.error.find("RouteRelease chat"), std::string::npos) << a.error;
+  EXPECT_TRUE(a.done.empty());
+  EXPECT_FALSE(s->get_route_policy("chat")) << "the policy written before the refusal was rolled back";
+  EXPECT_EQ(s->get_route("chat")->stable_release, "rel_aaa111");
+  EXPECT_EQ(s->list_audit(1000).size(), audit_before);
+  // Once the rollout is gone the same plan applies whole.
+  auto ro = s->get_rollout("ro_1");
+  ASSERT_TRUE(ro);
+  ro->status = "aborted";
+  ASSERT_TRUE(s->update_rollout(*ro, false, nullptr).ok());
+  EXPECT_TRUE(apply_plan(*s, plan(), "ci", "test").ok());
+  EXPECT_TRUE(s->get_route_policy("chat"));
+}
+
+}  // namespace
+}  // namespace sluice::gitops

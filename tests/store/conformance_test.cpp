@@ -507,6 +507,54 @@ TEST_P(StoreConformance, PassingEvalRunsAttachToTheReleaseAndPoliciesAreKept) {
   EXPECT_NE(s->list_audit(1)[0].after.find("evidence_environment=staging"), std::string::npos);
 }
 
+// atomically(): the writes inside stand or fall together.
+TEST_P(StoreConformance, AtomicallyCommitsAllOrNothing) {
+  bool created = false;
+  ASSERT_TRUE(s->create_release(rel("rel_a"), {}, created).ok());
+  ASSERT_TRUE(s->create_release(rel("rel_b"), {}, created).ok());
+  const size_t audit_before = s->list_audit(1000).size();
+  // fn fails after writing: nothing stands.
+  Outcome o = s->atomically([&]() -> Outcome {
+    RoutePolicy p;
+    p.route = "bot";
+    p.updated_by = "ci";
+    if (!s->set_route_policy(p, "in tx").ok()) return {"policy"};
+    if (!s->promote("bot", "rel_a", "ci", "in tx").ok()) return {"promote"};
+    return {"the plan failed later"};
+  });
+  EXPECT_EQ(o.error, "the plan failed later");
+  EXPECT_FALSE(s->get_route_policy("bot"));
+  EXPECT_FALSE(s->get_route("bot"));
+  EXPECT_EQ(s->list_audit(1000).size(), audit_before);
+  // A write refused inside (a release of another route) dooms it even if fn says ok.
+  ReleaseRecord other = rel("rel_x", "other");
+  ASSERT_TRUE(s->create_release(other, {}, created).ok());
+  o = s->atomically([&]() -> Outcome {
+    (void)s->promote("bot", "rel_a", "ci", "in tx");
+    (void)s->promote("bot", "rel_x", "ci", "refused: rel_x is for route other");
+    return {};
+  });
+  EXPECT_FALSE(o.ok());
+  EXPECT_FALSE(s->get_route("bot")) << "the promote before the refused one was rolled back";
+  // Success: all of it, visible to another connection, and the change feed moves.
+  auto other_conn = GetParam().open(dir);
+  const uint64_t before = other_conn->change_counter();
+  o = s->atomically([&]() -> Outcome {
+    RoutePolicy p;
+    p.route = "bot";
+    p.eval_suite = "smoke";
+    p.updated_by = "ci";
+    Outcome a = s->set_route_policy(p, "in tx");
+    if (!a.ok()) return a;
+    return s->atomically([&] { return s->promote("bot", "rel_b", "ci", "nested"); });
+  });
+  ASSERT_TRUE(o.ok()) << o.error;
+  EXPECT_EQ(other_conn->get_route_policy("bot")->eval_suite, "smoke");
+  EXPECT_EQ(other_conn->get_route("bot")->stable_release, "rel_b");
+  for (int i = 0; i < 100 && other_conn->change_counter() == before; ++i) usleep(10000);
+  EXPECT_NE(other_conn->change_counter(), before);
+}
+
 TEST_P(StoreConformance, TenantsKeysRotationAndSpend) {
   TenantRecord t{"acme", "{\"rpm\":60}", "ops", 0, 0};
   ASSERT_TRUE(s->put_tenant(t, true, "onboarding").ok());

@@ -17,6 +17,7 @@
 #include "eval/js_text.hpp"
 #include "eval/promptfoo_refusal.hpp"
 #include "eval/yaml_json.hpp"
+#include "guard/pii.hpp"
 #include "quality/refusal.hpp"
 #include "quality/text.hpp"
 
@@ -157,7 +158,8 @@ AssertResult evaluate(const Assertion& a, const Output& o, const JudgeLookup& ju
   AssertResult r;
   const std::string& out = o.text;
   const std::string& t = a.type;
-  std::string why;  // reason when the (un-negated) check fails
+  std::string why;      // reason when the (un-negated) check fails
+  std::string matched;  // what a negated check found, when that says more than "matched"
   bool pass = false;
   double score = -1;  // -1: 1/0 from pass
 
@@ -241,6 +243,19 @@ AssertResult evaluate(const Assertion& a, const Output& o, const JudgeLookup& ju
     else
       std::snprintf(buf, sizeof buf, "no number in the output, expected %.10g", want ? *want : NAN);
     why = buf;
+  } else if (t == "pii") {
+    guard::PiiMask mask = a.values.empty() ? guard::kAllPii : 0;
+    for (const auto& label : a.values) {
+      guard::PiiKind k;
+      if (guard::parse_pii_kind(label, k)) mask |= guard::pii_bit(k);
+    }
+    const auto found = guard::find_pii(out, mask);
+    pass = !found.empty();
+    why = "no personal data or secret found";
+    for (size_t i = 0; i < found.size() && i < 5; ++i)
+      matched += (i ? ", " : "") + std::string(guard::pii_label(found[i].kind)) + " at byte " +
+                 std::to_string(found[i].begin);
+    if (found.size() > 5) matched += ", ...";
   } else if (t == "llm-rubric") {
     auto v = judge ? judge(a.judge, a.value, out) : std::nullopt;
     if (!v) {
@@ -261,7 +276,7 @@ AssertResult evaluate(const Assertion& a, const Output& o, const JudgeLookup& ju
   if (a.negate) {
     pass = !pass;
     score = 1 - score;
-    why = pass ? "" : "not-" + t + ": the output matched";
+    why = pass ? "" : "not-" + t + ": the output matched" + (matched.empty() ? "" : " (" + matched + ")");
   }
   r.pass = pass;
   r.score = score;

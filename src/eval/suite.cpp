@@ -20,6 +20,7 @@
 #include "core/strings.hpp"
 #include "eval/js_text.hpp"
 #include "eval/yaml_json.hpp"
+#include "guard/pii.hpp"
 #include "quality/text.hpp"
 
 namespace sluice::eval {
@@ -45,7 +46,7 @@ const std::set<std::string>& known_types() {
   static const std::set<std::string> t = {
       "equals",       "contains",      "icontains",    "regex",         "starts-with", "contains-any",
       "contains-all", "icontains-any", "icontains-all", "is-json",      "contains-json", "latency",
-      "cost",         "llm-rubric",    "refusal",      "is-refusal",    "equals-number"};
+      "cost",         "llm-rubric",    "refusal",      "is-refusal",    "equals-number", "pii"};
   return t;
 }
 
@@ -278,6 +279,23 @@ class Loader {
     if ((type == "is-json" || type == "contains-json") && !a.json_value.empty()) check_schema_keywords(a.json_value);
     if (type == "equals-number" && !quality::final_number(a.value))
       throw SuiteError("equals-number: no number in the value '" + a.value + "'");
+    if (type == "pii") {  // the kinds to look for, as labels (none: every kind)
+      std::vector<std::string> kinds = a.values;
+      if (!a.value.empty()) {
+        std::string err;
+        kinds = comma_values(a.value, err);
+        if (!err.empty()) throw SuiteError("assertion 'pii': " + err);
+      }
+      a.value.clear();
+      a.values.clear();
+      for (const auto& k : kinds) {
+        guard::PiiKind kind;
+        if (!guard::parse_pii_kind(trim(k), kind))
+          throw SuiteError("assertion 'pii': unknown kind '" + k +
+                           "' (email, phone, card, iban, national_id, ip, secret)");
+        a.values.emplace_back(guard::pii_label(kind));
+      }
+    }
   }
 
   // A JSON Schema may only use the keywords quality::check_json checks (promptfoo's ajv checks

@@ -258,3 +258,28 @@ TEST(Assertions, CaseScoringFollowsPromptfoo) {
 
 }  // namespace
 }  // namespace sluice::eval
+
+namespace sluice::eval {
+namespace {
+
+// pii / not-pii (issue 18): the guard's detectors as an assertion; the kinds are labels
+// (the suite loader turns "email, card" into them).
+TEST(Assertions, PersonalDataAndSecrets) {
+  const Output leak = O("Sure: write to jane.doe@example.com, card 4111 1111 1111 1111.");
+  const Output clean = O("I cannot share anyone's contact details.");
+  EXPECT_TRUE(pass(A("pii"), leak));
+  EXPECT_FALSE(pass(A("pii"), clean));
+  EXPECT_TRUE(pass(A("not-pii"), clean));
+  AssertResult r = evaluate(A("not-pii"), leak, nullptr);
+  EXPECT_FALSE(r.pass);
+  EXPECT_NE(r.reason.find("EMAIL at byte 15"), std::string::npos) << r.reason;
+  EXPECT_NE(r.reason.find("CARD"), std::string::npos) << r.reason;
+  Assertion cards = A("not-pii");
+  cards.values = {"CARD"};
+  EXPECT_FALSE(pass(cards, leak));
+  EXPECT_TRUE(pass(cards, O("write to jane.doe@example.com")));  // only cards were asked for
+  EXPECT_FALSE(pass(A("pii"), O("The order 4111 1111 1111 1112 failed.")));  // Luhn fails: not a card
+}
+
+}  // namespace
+}  // namespace sluice::eval

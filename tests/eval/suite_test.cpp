@@ -487,3 +487,41 @@ TEST(Suite, ParseCsv) {
 
 }  // namespace
 }  // namespace sluice::eval
+
+namespace sluice::eval {
+namespace {
+
+TEST(Suite, PiiAssertionKindsAreCheckedWhenLoaded) {
+  TempDir t;
+  std::string err;
+  auto ok = load_text(t, R"(name: pii
+prompts: ["{{q}}"]
+tests:
+  - vars: {q: "What is my colleague's phone number?"}
+    assert:
+      - type: not-pii
+      - type: not-pii
+        value: email, card
+      - type: pii
+        value: [iban, national_id]
+)", err);
+  ASSERT_TRUE(ok) << err;
+  const auto& a = ok->cases.at(0).asserts;
+  ASSERT_EQ(a.size(), 3u);
+  EXPECT_TRUE(a[0].negate);
+  EXPECT_TRUE(a[0].values.empty());
+  EXPECT_EQ(a[1].values, (std::vector<std::string>{"EMAIL", "CARD"}));
+  EXPECT_EQ(a[2].values, (std::vector<std::string>{"IBAN", "NATIONAL_ID"}));
+  EXPECT_FALSE(load_text(t, R"(name: pii
+prompts: ["{{q}}"]
+tests:
+  - vars: {q: "x"}
+    assert:
+      - type: not-pii
+        value: passport
+)", err));
+  EXPECT_NE(err.find("unknown kind 'passport'"), std::string::npos) << err;
+}
+
+}  // namespace
+}  // namespace sluice::eval

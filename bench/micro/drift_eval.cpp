@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "core/csv.hpp"
 #include "drift/drift.hpp"
 
 using namespace sluice::drift;
@@ -36,42 +37,13 @@ std::string slurp(const std::string& path) {
   return ss.str();
 }
 
-// RFC 4180 rows (quoted fields with "" and newlines).
-std::vector<std::vector<std::string>> csv(const std::string& text) {
-  std::vector<std::vector<std::string>> rows(1);
-  std::string field;
-  bool quoted = false;
-  for (size_t i = 0; i < text.size(); ++i) {
-    char c = text[i];
-    if (quoted) {
-      if (c == '"' && i + 1 < text.size() && text[i + 1] == '"') field.push_back('"'), ++i;
-      else if (c == '"') quoted = false;
-      else field.push_back(c);
-    } else if (c == '"') {
-      quoted = true;
-    } else if (c == ',') {
-      rows.back().push_back(std::move(field));
-      field.clear();
-    } else if (c == '\n') {
-      rows.back().push_back(std::move(field));
-      field.clear();
-      rows.emplace_back();
-    } else if (c != '\r') {
-      field.push_back(c);
-    }
-  }
-  if (!field.empty() || !rows.back().empty()) rows.back().push_back(field);
-  if (rows.back().empty()) rows.pop_back();
-  return rows;
-}
-
 struct Req {
   double ctx, gen;
 };
 
 std::vector<Req> trace(const std::string& path) {
   std::vector<Req> out;
-  auto rows = csv(slurp(path));
+  auto rows = sluice::parse_csv(slurp(path));
   for (size_t i = 1; i < rows.size(); ++i)
     if (rows[i].size() >= 3) out.push_back({std::log1p(std::stod(rows[i][1])), std::log1p(std::stod(rows[i][2]))});
   return out;
@@ -165,7 +137,7 @@ void content(const std::string& dir) {
     std::string_view q;
     if (!line.empty() && !parser.parse(line).get(e) && !e["question"].get(q)) gsm.emplace_back(q);
   }
-  auto rows = csv(slurp(dir + "/xstest/prompts.csv"));
+  auto rows = sluice::parse_csv(slurp(dir + "/xstest/prompts.csv"));
   for (size_t i = 1; i < rows.size(); ++i)
     if (rows[i].size() > 1) xs.push_back(rows[i][1]);
   std::mt19937 rng(7);

@@ -10,6 +10,7 @@
 #include <set>
 
 #include "core/crypto.hpp"
+#include "core/files.hpp"
 #include "core/json_object.hpp"
 #include "release/canonical.hpp"
 #include "release/compiled.hpp"
@@ -59,27 +60,6 @@ void collect_hashes(const Value& v, std::set<std::string>& out) {
 
 bool is_hex64(const std::string& s) {
   return s.size() == 64 && std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
-}
-
-// A bundle's file, read with a size limit.
-std::optional<std::string> read_limited(const fs::path& p, std::string& error) {
-  std::error_code ec;
-  auto size = fs::file_size(p, ec);
-  if (ec) {
-    error = "cannot read: " + ec.message();
-    return std::nullopt;
-  }
-  if (size > kMaxFileBytes) {
-    error = "larger than " + std::to_string(kMaxFileBytes >> 20) + " MiB";
-    return std::nullopt;
-  }
-  std::ifstream in(p, std::ios::binary);
-  std::string data(static_cast<size_t>(size), '\0');
-  if (!in.read(data.data(), static_cast<std::streamsize>(size))) {
-    error = "cannot read";
-    return std::nullopt;
-  }
-  return data;
 }
 
 bool write_file(const fs::path& p, const std::string& data) {
@@ -132,7 +112,7 @@ Result load_bundle(const ImportOptions& o, Bundle& out) {
   std::error_code ec;
   if (!fs::is_directory(root, ec)) return {"bundle " + o.dir + ": not a directory", ""};
   std::string err;
-  auto manifest_text = read_limited(root / "bundle.json", err);
+  auto manifest_text = read_file_limited((root / "bundle.json").string(), kMaxFileBytes, err);
   if (!manifest_text) return fail(o.dir, "bundle.json", err);
   auto manifest_value = release::from_json(*manifest_text);
   if (!manifest_value || !manifest_value->as_object()) return fail(o.dir, "bundle.json", "not a JSON object (altered?)");
@@ -162,7 +142,7 @@ Result load_bundle(const ImportOptions& o, Bundle& out) {
   for (const auto& [name, hash] : files) {
     if (name.empty() || name.find("..") != std::string::npos || name.front() == '/')
       return fail(o.dir, "bundle.json", "unsafe file name '" + name + "'");
-    auto data = read_limited(root / name, err);
+    auto data = read_file_limited((root / name).string(), kMaxFileBytes, err);
     if (!data) return fail(o.dir, name, err);
     if (!hash.as_string() || sha256_hex(*data) != *hash.as_string())
       return fail(o.dir, name, "sha256 does not match bundle.json: the file was altered");

@@ -222,6 +222,7 @@ ApiError rate_limited(std::string message, std::string code) {
 }  // namespace sluice
 
 // ---- files.hpp ----
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -234,6 +235,22 @@ std::optional<std::string> read_file(const std::string& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+std::optional<std::string> read_file_limited(const std::string& path, size_t limit, std::string& error) {
+  std::error_code ec;
+  auto size = std::filesystem::file_size(path, ec);
+  if (ec) {
+    error = "cannot read: " + ec.message();
+    return std::nullopt;
+  }
+  if (size > limit) {
+    error = "larger than the " + std::to_string(limit >> 20) + " MiB limit";
+    return std::nullopt;
+  }
+  auto content = read_file(path);
+  if (!content) error = "cannot read";
+  return content;
 }
 }  // namespace sluice
 

@@ -6,6 +6,8 @@
 #include <random>
 #include <string>
 
+#include "core/hash.hpp"
+
 namespace sluice::drift {
 
 // ---- numeric features
@@ -44,14 +46,6 @@ double psi(const std::vector<double>& p, const std::vector<double>& q, double ep
 // ---- content sketches
 
 namespace {
-
-uint32_t fnv1a(std::string_view s, uint32_t h = 2166136261u) {
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 16777619u;
-  }
-  return h;
-}
 
 bool word_byte(unsigned char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c >= 0x80; }
 

@@ -76,12 +76,9 @@ class Loader {
   }
 
   std::string read_bounded(const std::string& file, size_t limit, const YAML::Node& where) const {
-    std::error_code ec;
-    auto size = fs::file_size(file, ec);
-    if (ec) fail(where, "cannot read " + file + ": " + ec.message());
-    if (size > limit) fail(where, file + " is larger than the " + std::to_string(limit >> 20) + " MiB limit");
-    auto content = read_file(file);
-    if (!content) fail(where, "cannot read " + file);
+    std::string err;
+    auto content = read_file_limited(file, limit, err);
+    if (!content) fail(where, file + ": " + err);
     return std::move(*content);
   }
 
@@ -1098,12 +1095,9 @@ class Loader {
   void load() {
     std::string text;
     {
-      std::error_code ec;
-      auto size = fs::file_size(path_, ec);
-      if (ec) throw SuiteError(path_ + ": cannot read: " + ec.message());
-      if (size > kMaxSuiteBytes) throw SuiteError(path_ + ": larger than the 8 MiB limit");
-      auto content = read_file(path_);
-      if (!content) throw SuiteError(path_ + ": cannot read");
+      std::string err;
+      auto content = read_file_limited(path_, kMaxSuiteBytes, err);
+      if (!content) throw SuiteError(path_ + ": " + err);
       text = std::move(*content);
     }
     YAML::Node root;

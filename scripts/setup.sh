@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 PKGS=(build-essential cmake ninja-build ccache pkg-config git
       libboost-dev libboost-system-dev libssl-dev libsimdjson-dev libyaml-cpp-dev
       libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev libmimalloc-dev
-      clang libclang-rt-14-dev
+      clang libclang-rt-14-dev python3
       nghttp2-client nginx-light curl procps openssl strace linux-perf
       prometheus postgresql libpq-dev redis-server libhiredis-dev libsqlite3-dev
       nodejs npm chromium)
